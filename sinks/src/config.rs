@@ -1,0 +1,128 @@
+//! What every sink config shares: the payload encoding, the retry policy,
+//! secrets that never print, and the trait the registry returns.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// The payload a sink receives (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// Base64 of the notification JSON, as OSS delivers to MNS.
+    #[default]
+    Base64,
+    /// The notification JSON itself.
+    Json,
+}
+
+/// A problem with one field of a sink table, found after parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldIssue {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldIssue {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        FieldIssue {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// A configured sink.
+pub trait SinkConfig: fmt::Debug + Send + Sync {
+    /// The registry name (`mns_topic`, …).
+    fn kind(&self) -> &'static str;
+    fn encoding(&self) -> Encoding;
+    /// Checks values serde cannot (ranges, URL shapes, lengths).
+    fn validate(&self) -> Vec<FieldIssue>;
+}
+
+/// A credential: usable by the sink, never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Retries of transient failures: exponential backoff with full jitter,
+/// then the dead-letter store (SPEC §5). `[sinks.NAME.retry]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 8,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 10_000,
+        }
+    }
+}
+
+impl RetryConfig {
+    pub fn validate(&self, issues: &mut Vec<FieldIssue>) {
+        if self.max_attempts == 0 {
+            issues.push(FieldIssue::new("retry.max_attempts", "must be at least 1"));
+        }
+        if self.initial_backoff_ms == 0 || self.initial_backoff_ms > self.max_backoff_ms {
+            issues.push(FieldIssue::new(
+                "retry.initial_backoff_ms",
+                "must be at least 1 and at most retry.max_backoff_ms",
+            ));
+        }
+    }
+}
+
+pub(crate) fn default_timeout_ms() -> u64 {
+    5_000
+}
+
+pub(crate) fn default_max_in_flight() -> usize {
+    64
+}
+
+/// `http://` or `https://` followed by a host.
+pub(crate) fn check_http_url(field: &'static str, url: &str, issues: &mut Vec<FieldIssue>) {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') => {}
+        _ => issues.push(FieldIssue::new(
+            field,
+            format!("{url:?} is not an http:// or https:// URL"),
+        )),
+    }
+}
+
+pub(crate) fn check_in_flight(n: usize, issues: &mut Vec<FieldIssue>) {
+    if n == 0 {
+        issues.push(FieldIssue::new("max_in_flight", "must be at least 1"));
+    }
+}

@@ -1,0 +1,91 @@
+//! ossnotify's sinks (SPEC §5): each sink's user-facing configuration, and the
+//! registry that maps a config `type` to it. Adding a sink means one module
+//! here and one line in [`REGISTRY`].
+
+pub mod config;
+pub mod file;
+pub mod http;
+pub mod kafka;
+pub mod mns;
+pub mod null;
+pub mod stdout;
+
+pub use config::{Encoding, FieldIssue, RetryConfig, Secret, SinkConfig};
+
+use serde::de::DeserializeOwned;
+
+/// One sink type: its config name and how to read its table.
+pub struct SinkKind {
+    pub name: &'static str,
+    parse: fn(toml::de::ValueDeserializer<'_>) -> Result<Box<dyn SinkConfig>, ParseError>,
+}
+
+/// A sink table that does not deserialize: the field path and toml's error
+/// (whose span points into the config text).
+#[derive(Debug)]
+pub struct ParseError {
+    pub path: String,
+    pub error: toml::de::Error,
+}
+
+fn parse<T: SinkConfig + DeserializeOwned + 'static>(
+    de: toml::de::ValueDeserializer<'_>,
+) -> Result<Box<dyn SinkConfig>, ParseError> {
+    serde_path_to_error::deserialize::<_, T>(de)
+        .map(|c| Box::new(c) as Box<dyn SinkConfig>)
+        .map_err(|e| ParseError {
+            path: e.path().to_string(),
+            error: e.into_inner(),
+        })
+}
+
+/// Every sink type, by its config name.
+pub static REGISTRY: &[SinkKind] = &[
+    SinkKind {
+        name: "mns_topic",
+        parse: parse::<mns::MnsTopicConfig>,
+    },
+    SinkKind {
+        name: "mns_queue",
+        parse: parse::<mns::MnsQueueConfig>,
+    },
+    SinkKind {
+        name: "http",
+        parse: parse::<http::HttpConfig>,
+    },
+    SinkKind {
+        name: "kafka",
+        parse: parse::<kafka::KafkaConfig>,
+    },
+    SinkKind {
+        name: "file",
+        parse: parse::<file::FileConfig>,
+    },
+    SinkKind {
+        name: "stdout",
+        parse: parse::<stdout::StdoutConfig>,
+    },
+    SinkKind {
+        name: "null",
+        parse: parse::<null::NullConfig>,
+    },
+];
+
+impl SinkKind {
+    pub fn find(name: &str) -> Option<&'static SinkKind> {
+        REGISTRY.iter().find(|k| k.name == name)
+    }
+
+    /// The names, for "expected one of …" messages.
+    pub fn names() -> Vec<&'static str> {
+        REGISTRY.iter().map(|k| k.name).collect()
+    }
+
+    /// Reads a sink table (without its `type` key) into this kind's config.
+    pub fn parse(
+        &self,
+        de: toml::de::ValueDeserializer<'_>,
+    ) -> Result<Box<dyn SinkConfig>, ParseError> {
+        (self.parse)(de)
+    }
+}

@@ -1,0 +1,153 @@
+//! `[sinks.NAME]` tables of `type = "mns_topic"` and `type = "mns_queue"`.
+
+use serde::Deserialize;
+
+use crate::config::{
+    check_http_url, check_in_flight, default_max_in_flight, default_timeout_ms, Encoding,
+    FieldIssue, RetryConfig, Secret, SinkConfig,
+};
+
+/// MNS's limit on a message body, and on a batch request's XML.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MnsTopicConfig {
+    /// `https://{account}.mns.{region}.aliyuncs.com`
+    pub endpoint: String,
+    pub topic: String,
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    /// `<MessageTag>`, at most 16 characters.
+    #[serde(default)]
+    pub message_tag: Option<String>,
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    #[serde(default = "default_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MnsQueueConfig {
+    pub endpoint: String,
+    pub queue: String,
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    /// Messages per request, 1..=16; 1 means SendMessage.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How long a batch waits to fill up.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+    #[serde(default)]
+    pub delay_seconds: Option<u32>,
+    #[serde(default)]
+    pub priority: Option<u32>,
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    #[serde(default = "default_timeout_ms")]
+    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+fn default_batch_size() -> usize {
+    16
+}
+
+fn default_linger_ms() -> u64 {
+    5
+}
+
+/// MNS names: a letter, then letters, digits and hyphens, 1 to 256 in all.
+fn check_name(field: &'static str, name: &str, issues: &mut Vec<FieldIssue>) {
+    let ok = (1..=256).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !ok {
+        issues.push(FieldIssue::new(
+            field,
+            format!(
+                "{name:?} is not an MNS name (a letter, then letters, digits or '-', at most 256)"
+            ),
+        ));
+    }
+}
+
+fn check_common(endpoint: &str, key_id: &str, secret: &Secret, issues: &mut Vec<FieldIssue>) {
+    check_http_url("endpoint", endpoint, issues);
+    if key_id.is_empty() {
+        issues.push(FieldIssue::new("access_key_id", "is empty"));
+    }
+    if secret.expose().is_empty() {
+        issues.push(FieldIssue::new("access_key_secret", "is empty"));
+    }
+}
+
+impl SinkConfig for MnsTopicConfig {
+    fn kind(&self) -> &'static str {
+        "mns_topic"
+    }
+    fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+    fn validate(&self) -> Vec<FieldIssue> {
+        let mut v = Vec::new();
+        check_common(
+            &self.endpoint,
+            &self.access_key_id,
+            &self.access_key_secret,
+            &mut v,
+        );
+        check_name("topic", &self.topic, &mut v);
+        if let Some(tag) = &self.message_tag {
+            if tag.is_empty() || tag.chars().count() > 16 {
+                v.push(FieldIssue::new("message_tag", "must be 1 to 16 characters"));
+            }
+        }
+        check_in_flight(self.max_in_flight, &mut v);
+        self.retry.validate(&mut v);
+        v
+    }
+}
+
+impl SinkConfig for MnsQueueConfig {
+    fn kind(&self) -> &'static str {
+        "mns_queue"
+    }
+    fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+    fn validate(&self) -> Vec<FieldIssue> {
+        let mut v = Vec::new();
+        check_common(
+            &self.endpoint,
+            &self.access_key_id,
+            &self.access_key_secret,
+            &mut v,
+        );
+        check_name("queue", &self.queue, &mut v);
+        if !(1..=16).contains(&self.batch_size) {
+            v.push(FieldIssue::new(
+                "batch_size",
+                "must be 1 to 16 (MNS's batch limit)",
+            ));
+        }
+        if self.delay_seconds.is_some_and(|d| d > 604_800) {
+            v.push(FieldIssue::new("delay_seconds", "must be 0 to 604800"));
+        }
+        if self.priority.is_some_and(|p| !(1..=16).contains(&p)) {
+            v.push(FieldIssue::new("priority", "must be 1 to 16"));
+        }
+        check_in_flight(self.max_in_flight, &mut v);
+        self.retry.validate(&mut v);
+        v
+    }
+}

@@ -1,0 +1,60 @@
+//! `${NAME}` interpolation in config strings, applied to parsed string values
+//! (never to the raw text, so a variable cannot inject TOML).
+
+/// Replaces every `${NAME}` with the variable's value; `$${` writes `${`.
+/// The error names the first variable that is not set.
+pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(t) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("${") {
+            let end = t
+                .find('}')
+                .ok_or_else(|| format!("unclosed \"${{\" in {s:?}"))?;
+            let name = &t[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("{name:?} is not an environment variable name"));
+            }
+            let value =
+                lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            out.push_str(&value);
+            rest = &t[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "A" => Some("1".into()),
+            "KEY_ID" => Some("LTAI".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn replaces_and_escapes() {
+        assert_eq!(interpolate("x${A}y${KEY_ID}", &env).unwrap(), "x1yLTAI");
+        assert_eq!(interpolate("cost $5 $${A}", &env).unwrap(), "cost $5 ${A}");
+        assert_eq!(interpolate("plain", &env).unwrap(), "plain");
+        assert_eq!(
+            interpolate("${NOPE}", &env).unwrap_err(),
+            "environment variable NOPE is not set"
+        );
+        assert!(interpolate("${A", &env).unwrap_err().contains("unclosed"));
+        assert!(interpolate("${a-b}", &env).is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! Reading a config: the main file, its `include`s and `rules_dir`, `${ENV}`
+//! in every value outside the rules, sinks through the sink registry.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::diagnostic::{Diagnostic, Location};
+use super::env::interpolate;
+use super::model::{Config, RawConfig, RawRule, RulesFile, SinkEntry};
+use super::validate::{validate, RuleSource};
+use ossnotify_sinks::SinkKind;
+
+/// What a successful load gives: the config and its warnings.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Loads and validates the config at `path`, with the process environment.
+/// On failure, every error found (with warnings after them).
+pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic::error(
+            None,
+            "",
+            format!("cannot read {}: {e}", path.display()),
+        )]
+    })?;
+    load_str(path, &text, &|name| std::env::var(name).ok())
+}
+
+/// A source text and the file it came from, for locations.
+pub(super) struct SourceText {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl SourceText {
+    pub fn location(&self, offset: usize) -> Location {
+        Location::at(&self.path, &self.text, offset)
+    }
+
+    pub fn toml_error(&self, field_prefix: &str, path: &str, e: &toml::de::Error) -> Diagnostic {
+        let field = join_path(field_prefix, path);
+        Diagnostic::error(
+            e.span().map(|s| self.location(s.start)),
+            field,
+            e.message().trim_end().to_owned(),
+        )
+    }
+}
+
+fn join_path(prefix: &str, path: &str) -> String {
+    let path = if path == "." { "" } else { path };
+    match (prefix.is_empty(), path.is_empty()) {
+        (true, _) => path.to_owned(),
+        (false, true) => prefix.to_owned(),
+        (false, false) if path.starts_with('[') => format!("{prefix}{path}"),
+        (false, false) => format!("{prefix}.{path}"),
+    }
+}
+
+/// Loads from text already in memory; `path` locates errors and includes.
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let main = SourceText {
+        path: path.to_path_buf(),
+        text: text.to_owned(),
+    };
+    let mut errors = Vec::new();
+    let mut doc = DeTable::parse(text).map_err(|e| vec![main.toml_error("", "", &e)])?;
+    let rules_value = doc.get_mut().remove("rules");
+    let sinks_value = doc.get_mut().remove("sinks");
+    interpolate_values(doc.get_mut(), "", &main, env, &mut errors);
+
+    let raw: Option<RawConfig> =
+        deserialize(toml::de::Deserializer::from(doc), &main, "", &mut errors);
+    let mut broken_sinks = Vec::new();
+    let sinks = match sinks_value {
+        Some(mut v) => {
+            if let DeValue::Table(t) = v.get_mut() {
+                interpolate_values(t, "sinks", &main, env, &mut errors);
+            }
+            read_sinks(v, &main, &mut errors, &mut broken_sinks)
+        }
+        None => Vec::new(),
+    };
+
+    let mut sources = vec![main];
+    let mut rules: Vec<(usize, RawRule)> = Vec::new();
+    if let Some(v) = rules_value {
+        let field = "rules";
+        if let Some(list) = deserialize::<Vec<RawRule>, _>(
+            ValueDeserializer::from(v),
+            &sources[0],
+            field,
+            &mut errors,
+        ) {
+            rules.extend(list.into_iter().map(|r| (0, r)));
+        }
+    }
+    if let Some(raw) = &raw {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut files: Vec<(PathBuf, Option<Location>)> = Vec::new();
+        for inc in &raw.include {
+            files.push((
+                base.join(inc.get_ref()),
+                Some(sources[0].location(inc.span().start)),
+            ));
+        }
+        if let Some(dir) = &raw.rules_dir {
+            let at = sources[0].location(dir.span().start);
+            match list_toml_files(&base.join(dir.get_ref())) {
+                Ok(found) => files.extend(found.into_iter().map(|f| (f, Some(at.clone())))),
+                Err(e) => errors.push(Diagnostic::error(Some(at), "rules_dir", e)),
+            }
+        }
+        for (file, at) in files {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    let src = SourceText { path: file, text };
+                    match DeTable::parse(&src.text) {
+                        Ok(doc) => {
+                            if let Some(f) = deserialize::<RulesFile, _>(
+                                toml::de::Deserializer::from(doc),
+                                &src,
+                                "",
+                                &mut errors,
+                            ) {
+                                let n = sources.len();
+                                rules.extend(f.rules.into_iter().map(|r| (n, r)));
+                            }
+                        }
+                        Err(e) => errors.push(src.toml_error("", "", &e)),
+                    }
+                    sources.push(src);
+                }
+                Err(e) => errors.push(Diagnostic::error(
+                    at,
+                    "include",
+                    format!("cannot read {}: {e}", file.display()),
+                )),
+            }
+        }
+    }
+    let Some(raw) = raw else {
+        return Err(errors);
+    };
+    let rule_sources = RuleSource { files: &sources };
+    validate(
+        path,
+        raw,
+        sinks,
+        &broken_sinks,
+        rules,
+        &rule_sources,
+        errors,
+    )
+}
+
+/// Deserializes with the failing field's path; records the error.
+fn deserialize<'de, T: DeserializeOwned, D: serde::Deserializer<'de, Error = toml::de::Error>>(
+    de: D,
+    src: &SourceText,
+    prefix: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            errors.push(src.toml_error(prefix, &path, e.inner()));
+            None
+        }
+    }
+}
+
+fn read_sinks(
+    value: Spanned<DeValue<'_>>,
+    src: &SourceText,
+    errors: &mut Vec<Diagnostic>,
+    broken: &mut Vec<String>,
+) -> Vec<(SinkEntry, Location)> {
+    let span = value.span();
+    let DeValue::Table(table) = value.into_inner() else {
+        errors.push(Diagnostic::error(
+            Some(src.location(span.start)),
+            "sinks",
+            "expected a table of sinks ([sinks.NAME])",
+        ));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, mut v) in table {
+        let name = name.into_inner().into_owned();
+        // Assume broken until it parses, so rules naming it are not also
+        // reported as naming an unknown sink.
+        broken.push(name.clone());
+        let field = format!("sinks.{name}");
+        let at = src.location(v.span().start);
+        let DeValue::Table(t) = v.get_mut() else {
+            errors.push(Diagnostic::error(Some(at), field, "expected a table"));
+            continue;
+        };
+        let Some(kind_value) = t.remove("type") else {
+            errors.push(Diagnostic::error(
+                Some(at),
+                format!("{field}.type"),
+                format!("missing; expected one of {}", SinkKind::names().join(", ")),
+            ));
+            continue;
+        };
+        let kind_at = src.location(kind_value.span().start);
+        let DeValue::String(kind) = kind_value.get_ref() else {
+            errors.push(Diagnostic::error(
+                Some(kind_at),
+                format!("{field}.type"),
+                "expected a string",
+            ));
+            continue;
+        };
+        let Some(kind) = SinkKind::find(kind) else {
+            errors.push(Diagnostic::error(
+                Some(kind_at),
+                format!("{field}.type"),
+                format!(
+                    "unknown sink type {:?}; expected one of {}",
+                    kind.as_ref(),
+                    SinkKind::names().join(", ")
+                ),
+            ));
+            continue;
+        };
+        let spans: Vec<(String, usize)> = t
+            .iter()
+            .map(|(k, v)| (k.get_ref().to_string(), v.span().start))
+            .collect();
+        match kind.parse(ValueDeserializer::from(v)) {
+            Ok(config) => {
+                for issue in config.validate() {
+                    let top = issue.field.split('.').next().unwrap_or(issue.field);
+                    let loc = spans
+                        .iter()
+                        .find(|(k, _)| k == top)
+                        .map(|(_, s)| src.location(*s))
+                        .unwrap_or_else(|| at.clone());
+                    errors.push(Diagnostic::error(
+                        Some(loc),
+                        format!("{field}.{}", issue.field),
+                        issue.message,
+                    ));
+                }
+                broken.pop();
+                out.push((SinkEntry { name, config }, at));
+            }
+            Err(e) => errors.push(src.toml_error(&field, &e.path, &e.error)),
+        }
+    }
+    out
+}
+
+fn interpolate_values(
+    table: &mut DeTable<'_>,
+    prefix: &str,
+    src: &SourceText,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    for (k, v) in table.iter_mut() {
+        let field = join_path(prefix, k.get_ref());
+        interpolate_value(v, &field, src, env, errors);
+    }
+}
+
+fn interpolate_value(
+    v: &mut Spanned<DeValue<'_>>,
+    field: &str,
+    src: &SourceText,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let start = v.span().start;
+    match v.get_mut() {
+        DeValue::String(s) if s.contains('$') => match interpolate(s, env) {
+            Ok(new) => *s = new.into(),
+            Err(e) => errors.push(Diagnostic::error(Some(src.location(start)), field, e)),
+        },
+        DeValue::Table(t) => interpolate_values(t, field, src, env, errors),
+        DeValue::Array(a) => {
+            for (i, item) in a.iter_mut().enumerate() {
+                interpolate_value(item, &format!("{field}[{i}]"), src, env, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn list_toml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}

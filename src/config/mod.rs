@@ -1,0 +1,15 @@
+//! The config file (SPEC §7): the serde model, loading (includes, `rules_dir`,
+//! `${ENV}`), and validation whose messages name file, line, column and field.
+
+mod diagnostic;
+mod env;
+mod load;
+mod model;
+mod validate;
+
+pub use diagnostic::{Diagnostic, Location, Severity};
+pub use load::{load, load_str};
+pub use model::{
+    Config, DeadLetterConfig, MetricsConfig, PipelineConfig, PolicyConfig, SinkEntry, SourceConfig,
+    SourceType,
+};

@@ -1,0 +1,188 @@
+//! The config's serde model. Unknown keys are errors everywhere.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::oplog::KeyEncoding;
+use crate::rules::{RegionPolicy, RuleSpec};
+use ossnotify_sinks::SinkConfig;
+
+/// A loaded, validated config.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub source: SourceConfig,
+    pub pipeline: PipelineConfig,
+    pub dead_letter: DeadLetterConfig,
+    pub metrics: MetricsConfig,
+    pub policy: PolicyConfig,
+    /// Sorted by name; a rule's `sinks` are indices into this list.
+    pub sinks: Vec<SinkEntry>,
+    pub rules: Vec<RuleSpec>,
+}
+
+impl Config {
+    pub fn region_policy(&self) -> RegionPolicy {
+        self.policy.region_policy()
+    }
+}
+
+#[derive(Debug)]
+pub struct SinkEntry {
+    pub name: String,
+    pub config: Box<dyn SinkConfig>,
+}
+
+/// The document minus `[sinks]` (read through the sink registry) and the
+/// rules (read on their own so that each file's errors name that file).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub source: Option<Spanned<SourceConfig>>,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    #[serde(default)]
+    pub dead_letter: DeadLetterConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Files of `[[rules]]`, relative to this file.
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    /// A directory whose `*.toml` files hold `[[rules]]`, read in name order.
+    #[serde(default)]
+    pub rules_dir: Option<Spanned<String>>,
+}
+
+/// A file holding only rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RulesFile {
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    pub id: Spanned<String>,
+    pub bucket: Spanned<String>,
+    #[serde(default)]
+    pub region: Option<Spanned<String>>,
+    pub events: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub resources: Vec<Spanned<String>>,
+    pub sinks: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceType {
+    Kafka,
+    #[default]
+    Stdin,
+    File,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    #[serde(default, rename = "type")]
+    pub kind: SourceType,
+    #[serde(default)]
+    pub brokers: Option<String>,
+    #[serde(default)]
+    pub topics: Vec<String>,
+    #[serde(default)]
+    pub group_id: Option<String>,
+    #[serde(default)]
+    pub key_encoding: KeyEncoding,
+    /// For `type = "file"`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Any librdkafka consumer property.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// decode/match/encode threads
+    pub workers: usize,
+    /// Capacity of every bounded queue.
+    pub queue_capacity: usize,
+    /// How long SIGTERM waits for in-flight messages.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            workers: 2,
+            queue_capacity: 8192,
+            drain_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadLetterConfig {
+    pub path: PathBuf,
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        DeadLetterConfig {
+            path: PathBuf::from("dead-letter"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` for `/metrics`, `/health` and `/ready`; none when absent.
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    pub region_restrictions: bool,
+    pub unsupported_regions: Vec<String>,
+    pub all_wildcard_regions: Vec<String>,
+    pub allow_overlapping_rules: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        let p = RegionPolicy::default();
+        let mut unsupported: Vec<String> = p.unsupported_regions.into_iter().collect();
+        unsupported.sort();
+        let mut all: Vec<String> = p.all_wildcard_regions.into_iter().collect();
+        all.sort();
+        PolicyConfig {
+            region_restrictions: true,
+            unsupported_regions: unsupported,
+            all_wildcard_regions: all,
+            allow_overlapping_rules: false,
+        }
+    }
+}
+
+impl PolicyConfig {
+    pub fn region_policy(&self) -> RegionPolicy {
+        RegionPolicy {
+            enabled: self.region_restrictions,
+            unsupported_regions: self.unsupported_regions.iter().cloned().collect(),
+            all_wildcard_regions: self.all_wildcard_regions.iter().cloned().collect(),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The output (SPEC §4): OSS's notification JSON written straight into a
+//! reused buffer in OSS's key order, and its Base64.
+
+mod json;
+mod range;
+
+pub use json::write_json_string;
+pub use range::read_range;
+
+use crate::event::{EventType, ObjectRef, Operation};
+
+/// How a sink wants its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    #[default]
+    Base64,
+    Json,
+}
+
+/// Writes one notification (`{"events":[{…}]}`) for `obj` of `op`, as rule
+/// `rule_id` matched it, appending to `out`.
+pub fn write_notification(
+    out: &mut Vec<u8>,
+    op: &Operation<'_>,
+    obj: &ObjectRef<'_>,
+    rule_id: &str,
+) {
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"events\":[{\"eventName\":\"");
+    out.extend_from_slice(op.event_type.name().as_bytes());
+    out.extend_from_slice(b"\",\"eventSource\":\"acs:oss\",\"eventTime\":\"");
+    crate::oplog::time::write_utc(op.time_ms, out);
+    out.extend_from_slice(b"\",\"eventVersion\":\"1.0\",\"oss\":{\"bucket\":{\"arn\":\"acs:oss:");
+    json::write_escaped(out, op.region);
+    out.push(b':');
+    json::write_escaped(out, op.owner_id);
+    out.push(b':');
+    json::write_escaped(out, op.bucket);
+    out.extend_from_slice(b"\",\"name\":");
+    write_json_string(out, op.bucket);
+    out.extend_from_slice(b",\"ownerIdentity\":");
+    write_json_string(out, op.owner_id);
+    out.extend_from_slice(b"},\"object\":{\"deltaSize\":");
+    out.extend_from_slice(num.format(obj.delta_size).as_bytes());
+    out.extend_from_slice(b",\"eTag\":");
+    write_json_string(out, obj.etag);
+    out.extend_from_slice(b",\"key\":");
+    write_json_string(out, &obj.key);
+    match op.event_type {
+        EventType::AppendObject => {
+            out.extend_from_slice(b",\"position\":");
+            out.extend_from_slice(num.format(op.append_position).as_bytes());
+        }
+        EventType::GetObject => {
+            let (from, to) = read_range(op.range, obj.size);
+            out.extend_from_slice(b",\"readFrom\":");
+            out.extend_from_slice(num.format(from).as_bytes());
+            out.extend_from_slice(b",\"readTo\":");
+            out.extend_from_slice(num.format(to).as_bytes());
+        }
+        _ => {}
+    }
+    out.extend_from_slice(b",\"size\":");
+    out.extend_from_slice(num.format(obj.size).as_bytes());
+    out.extend_from_slice(b"},\"ossSchemaVersion\":\"1.0\",\"ruleId\":");
+    write_json_string(out, rule_id);
+    out.extend_from_slice(b"},\"region\":");
+    write_json_string(out, op.region);
+    out.extend_from_slice(b",\"requestParameters\":{\"sourceIPAddress\":");
+    write_json_string(out, op.client_ip);
+    out.extend_from_slice(b"},\"responseElements\":{\"requestId\":");
+    write_json_string(out, op.request_id);
+    out.extend_from_slice(b"},\"userIdentity\":{\"principalId\":");
+    write_json_string(out, op.requester_id);
+    out.push(b'}');
+    if let Some(vars) = op.x_vars {
+        out.extend_from_slice(b",\"xVars\":{");
+        for (i, (k, v)) in vars.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_string(out, k);
+            out.push(b':');
+            write_json_string(out, v);
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}]}");
+}
+
+/// Appends the standard, padded Base64 of `data` to `out`.
+pub fn write_base64(out: &mut Vec<u8>, data: &[u8]) {
+    let start = out.len();
+    let len = base64_simd::STANDARD.encoded_length(data.len());
+    out.resize(start + len, 0);
+    // Writes exactly `len` bytes into the slice just sized for them.
+    let _ = base64_simd::STANDARD.encode(data, base64_simd::Out::from_slice(&mut out[start..]));
+}
+
+/// Reusable buffers for encoding one message at a time on a worker thread.
+#[derive(Default)]
+pub struct Encoder {
+    json: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl Encoder {
+    /// The notification JSON of one event.
+    pub fn json(&mut self, op: &Operation<'_>, obj: &ObjectRef<'_>, rule_id: &str) -> &[u8] {
+        self.json.clear();
+        write_notification(&mut self.json, op, obj, rule_id);
+        &self.json
+    }
+
+    /// The payload a sink with `encoding` receives.
+    pub fn payload(
+        &mut self,
+        op: &Operation<'_>,
+        obj: &ObjectRef<'_>,
+        rule_id: &str,
+        encoding: Encoding,
+    ) -> &[u8] {
+        self.json.clear();
+        write_notification(&mut self.json, op, obj, rule_id);
+        match encoding {
+            Encoding::Json => &self.json,
+            Encoding::Base64 => {
+                self.payload.clear();
+                write_base64(&mut self.payload, &self.json);
+                &self.payload
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The hot path in one place: decode a record, map it to events, match the
+//! rules, encode each message. Used by `match`, the workers and the benches.
+
+use crate::encode::{write_base64, write_notification};
+use crate::event::{events_of, Outcome, Skip};
+use crate::oplog::{DecodeError, Decoder, KeyEncoding};
+use crate::rules::{CompiledRule, RuleIndex};
+
+/// One message to deliver: the notification of one event for one rule.
+pub struct Message<'a> {
+    pub rule: &'a CompiledRule,
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// The notification JSON.
+    pub json: &'a [u8],
+    /// Its Base64; empty unless the engine was told sinks want it.
+    pub base64: &'a [u8],
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Produced this many messages.
+    Matched(usize),
+    /// Valid, produced events, but no rule matched them; with the reason when
+    /// explaining.
+    NoMatch(Option<String>),
+    Skipped(Skip),
+    Invalid(DecodeError),
+}
+
+/// Per-thread state of the hot path; every buffer is reused.
+pub struct Engine {
+    decoder: Decoder,
+    matches: Vec<u32>,
+    json: Vec<u8>,
+    base64: Vec<u8>,
+    key_encoding: KeyEncoding,
+    want_base64: bool,
+    explain: bool,
+}
+
+impl Engine {
+    pub fn new(key_encoding: KeyEncoding, want_base64: bool) -> Self {
+        Engine {
+            decoder: Decoder::default(),
+            matches: Vec::with_capacity(8),
+            json: Vec::with_capacity(1024),
+            base64: Vec::with_capacity(1400),
+            key_encoding,
+            want_base64,
+            explain: false,
+        }
+    }
+
+    /// Compute why records matched nothing (slow; for `match --explain`).
+    pub fn with_explain(mut self, explain: bool) -> Self {
+        self.explain = explain;
+        self
+    }
+
+    /// Processes one record, calling `emit` for every message, in event then
+    /// rule order.
+    pub fn process(
+        &mut self,
+        index: &RuleIndex,
+        line: &[u8],
+        mut emit: impl FnMut(Message<'_>),
+    ) -> RecordOutcome {
+        let rec = match self.decoder.decode(line) {
+            Ok(r) => r,
+            Err(e) => return RecordOutcome::Invalid(e),
+        };
+        let op = match events_of(&rec, self.key_encoding) {
+            Outcome::Events(op) => op,
+            Outcome::Skipped(s) => return RecordOutcome::Skipped(s),
+            Outcome::Invalid(e) => return RecordOutcome::Invalid(e),
+        };
+        let mut sent = 0;
+        let mut why = None;
+        for obj in op.objects() {
+            index.matches(
+                op.bucket,
+                op.region,
+                op.event_type,
+                &obj.key,
+                &mut self.matches,
+            );
+            if self.matches.is_empty() && self.explain && why.is_none() {
+                why = Some(index.explain(op.bucket, op.region, op.event_type, &obj.key));
+            }
+            for &r in &self.matches {
+                let rule = index.rule(r);
+                self.json.clear();
+                write_notification(&mut self.json, &op, &obj, &rule.id);
+                self.base64.clear();
+                if self.want_base64 {
+                    write_base64(&mut self.base64, &self.json);
+                }
+                emit(Message {
+                    rule,
+                    bucket: op.bucket,
+                    key: &obj.key,
+                    json: &self.json,
+                    base64: &self.base64,
+                });
+                sent += 1;
+            }
+        }
+        if sent == 0 {
+            RecordOutcome::NoMatch(why)
+        } else {
+            RecordOutcome::Matched(sent)
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! ossnotify: object-storage operation logs in, OSS event notifications out.
+//!
+//! The data takes one road, and the modules follow it:
+//! [`oplog`] decodes a record, [`event`] maps its operation to event types,
+//! [`rules`] finds the matching rules in a compiled index, [`encode`] writes
+//! the notification JSON and its Base64; [`config`] loads and validates what
+//! drives them, and [`dry_run`] is `ossnotify match`.
+
+pub mod config;
+pub mod dry_run;
+pub mod encode;
+pub mod engine;
+pub mod event;
+pub mod oplog;
+pub mod rules;

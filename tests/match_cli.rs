@@ -1,0 +1,183 @@
+//! `ossnotify match`: SPEC §8's output lines, `--explain`, exit codes.
+
+mod support;
+
+use support::{repo, run, text};
+
+fn demo(args: &[&str]) -> std::process::Output {
+    let cfg = repo("configs/demo.toml");
+    let input = repo("configs/demo-oplogs.ndjson");
+    let mut all = vec![
+        "match",
+        "-c",
+        cfg.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    run(&all, b"")
+}
+
+#[test]
+fn demo_messages_in_order_with_rule_and_sinks() {
+    let out = demo(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|l| {
+            let e = &l["message"]["events"][0];
+            (
+                l["ruleId"].as_str().unwrap().to_owned(),
+                e["eventName"].as_str().unwrap().to_owned(),
+                e["oss"]["object"]["key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        (
+            "photo-uploads",
+            "ObjectCreated:PutObject",
+            "uploads/cat.jpg",
+        ),
+        (
+            "photo-downloads",
+            "ObjectDownloaded:GetObject",
+            "public/banner.png",
+        ),
+        (
+            "photo-deletes",
+            "ObjectRemoved:DeleteObjects",
+            "uploads/old1.jpg",
+        ),
+        (
+            "photo-deletes",
+            "ObjectRemoved:DeleteObjects",
+            "uploads/old2.jpg",
+        ),
+        (
+            "log-writes",
+            "ObjectCreated:AppendObject",
+            "app/2024-05-01.log",
+        ),
+        (
+            "log-replication",
+            "ObjectReplication:ObjectCreated",
+            "app/日志.log",
+        ),
+        (
+            "photo-uploads",
+            "ObjectCreated:CompleteMultipartUpload",
+            "uploads/big \"raw\".png",
+        ),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(summary, want);
+    for l in &lines {
+        assert_eq!(l["sinks"], serde_json::json!(["console"]));
+        assert_eq!(l["message"]["events"][0]["oss"]["ruleId"], l["ruleId"]);
+    }
+    // The ruleId/sinks/message order of SPEC §8, compact.
+    assert!(text(&out.stdout).starts_with("{\"ruleId\":\"photo-uploads\",\"sinks\":[\"console\"],\"message\":{\"events\":[{\"eventName\":"));
+    let e = &lines[1]["message"]["events"][0];
+    assert_eq!(e["oss"]["object"]["readFrom"], 0);
+    assert_eq!(e["oss"]["object"]["readTo"], 1024);
+    assert_eq!(e["eventTime"], "2024-05-01T02:00:01.000Z");
+    assert_eq!(
+        lines[4]["message"]["events"][0]["oss"]["object"]["position"],
+        8192
+    );
+    assert_eq!(
+        lines[4]["message"]["events"][0]["xVars"]["x:source"],
+        "web-7"
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("configs/demo-oplogs.ndjson:9: invalid record: field `request_id`: required field is missing"), "{stderr}");
+    assert!(
+        stderr.contains("configs/demo-oplogs.ndjson:11: invalid record: not valid JSON"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(
+            "match: 11 records: 7 messages, 1 without a matching rule, 2 skipped, 2 invalid\n"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no message"), "explain is off: {stderr}");
+}
+
+#[test]
+fn explain_says_why_nothing_matched() {
+    let out = demo(&["--explain"]);
+    let stderr = text(&out.stderr);
+    for want in [
+        ":3: no message: skipped: operation \"HeadObject\" produces no event",
+        ":4: no message: key \"uploads/notes.txt\" matches no resource of the rules of bucket \"photos-shenzhen\" for ObjectCreated:PutObject (photo-uploads)",
+        ":6: no message: skipped: http_status 403 is not 2xx",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in {stderr}");
+    }
+}
+
+#[test]
+fn explain_names_the_region_policy() {
+    let d = support::Dir::new();
+    let cfg = d.write(
+        "c.toml",
+        "[sinks.s]\ntype = \"stdout\"\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:All\"]\nsinks = [\"s\"]\n",
+    );
+    let rec = |loc: &str| {
+        format!("{{\"time\":0,\"operation\":\"PutObject\",\"bucket\":\"b\",\"object\":\"k\",\"bucket_location\":\"{loc}\",\"owner_id\":\"o\",\"request_id\":\"r\",\"http_status\":200}}\n")
+    };
+    let input = format!(
+        "{}{}{}",
+        rec("oss-cn-hangzhou"),
+        rec("oss-me-east-1"),
+        rec("oss-us-west-1")
+    );
+    let out = run(
+        &["match", "-c", cfg.to_str().unwrap(), "--explain"],
+        input.as_bytes(),
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("<stdin>:1: no message: rules all subscribe to ObjectCreated:PutObject only through ObjectCreated:All, which the region policy applies only in [policy] all_wildcard_regions; the bucket's region is cn-hangzhou"), "{stderr}");
+    assert!(
+        stderr.contains("<stdin>:2: no message: region me-east-1 gets no notifications"),
+        "{stderr}"
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("\"region\":\"us-west-1\""));
+}
+
+#[test]
+fn exit_codes() {
+    let cfg = repo("configs/demo.toml");
+    let out = run(
+        &[
+            "match",
+            "-c",
+            cfg.to_str().unwrap(),
+            "/nonexistent/input.ndjson",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read /nonexistent/input.ndjson"));
+    let out = run(&["match", "-c", "/nonexistent/config.toml"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    // Only invalid records: still success.
+    let out = run(
+        &["match", "-c", cfg.to_str().unwrap(), "-"],
+        b"garbage\n{}\n",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).ends_with(
+        "match: 2 records: 0 messages, 0 without a matching rule, 0 skipped, 2 invalid\n"
+    ));
+}
