@@ -13,3 +13,4 @@ pub mod engine;
 pub mod event;
 pub mod oplog;
 pub mod rules;
+pub mod synth;

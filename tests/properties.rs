@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use ossnotify::encode::write_notification;
 use ossnotify::event::{events_of, EventPattern, EventType, Outcome, ALL_EVENT_TYPES};
 use ossnotify::oplog::{Decoder, KeyEncoding};
-use ossnotify::rules::{Pattern, RegionPolicy, RuleIndex, RuleSpec};
+use ossnotify::rules::{Layout, Lookup, Pattern, RegionPolicy, RuleIndex, RuleSpec};
 
 const OPERATIONS: &[&str] = &[
     "PutObject",
@@ -188,12 +188,30 @@ proptest! {
         ), 1..40),
     ) {
         let policy = if policy_on { RegionPolicy::default() } else { RegionPolicy::off() };
-        let index = RuleIndex::build(rules.clone(), policy.clone());
+        // Both layouts: hashed pattern lengths (the default) and tries.
+        for layout in [Layout::default(), Layout::tries_only(), Layout { max_prefix_lengths: 2, max_suffix_lengths: 1 }] {
+        let index = RuleIndex::build_with(rules.clone(), policy.clone(), layout);
         let mut got = Vec::new();
-        for (bucket, region, t, key) in queries {
-            index.matches(bucket, region, t, &key, &mut got);
-            let want = linear_scan(&rules, &policy, bucket, region, t, &key);
+        let mut all_wanted = Vec::new();
+        for (bucket, region, t, key) in &queries {
+            index.matches(bucket, region, *t, key, &mut got);
+            let want = linear_scan(&rules, &policy, bucket, region, *t, key);
             prop_assert_eq!(&got, &want, "bucket {} region {} {} key {:?}", bucket, region, t, key);
+            all_wanted.push(want);
+        }
+        // The batched lookup gives the same answers.
+        let lookups: Vec<Lookup> = queries
+            .iter()
+            .map(|(bucket, region, event, key)| Lookup { bucket, region, event: *event, key })
+            .collect();
+        let (mut out, mut ends) = (Vec::new(), Vec::new());
+        index.matches_batch(&lookups, &mut out, &mut ends);
+        prop_assert_eq!(ends.len(), lookups.len());
+        let mut start = 0;
+        for (i, want) in all_wanted.iter().enumerate() {
+            prop_assert_eq!(&out[start..ends[i] as usize], &want[..]);
+            start = ends[i] as usize;
+        }
         }
     }
 }

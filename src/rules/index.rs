@@ -1,20 +1,40 @@
 //! The compiled rule index: immutable, shared by every worker without locks,
-//! swapped whole on reload. Per bucket: a hash map of exact names, a prefix
-//! trie (whose entries may also carry a suffix, for `p*s`), a suffix trie and
-//! the rules that match every key; each rule carries its event-type masks.
+//! swapped whole on reload.
+//!
+//! A lookup must cost the same with ten rules or a million, and at a million
+//! the index no longer fits in cache, so the layout is about cache lines:
+//!
+//! - an open-addressed table of buckets, one 128-byte slot each, holding the
+//!   bucket's name (OSS names are at most 63 bytes), the union of its rules'
+//!   event types, and the distinct lengths of its prefix and suffix patterns;
+//! - one global open-addressed table of patterns keyed by (bucket, side,
+//!   bytes) — side is exact name, prefix (`p*`, `p*s`, `*` as the empty
+//!   prefix) or suffix (`*s`) — whose 32-byte slots hold short patterns
+//!   inline for verification and point at their entries;
+//! - entries carrying the rule's event masks and region inline, so deciding
+//!   a match needs no trip to the rule table.
+//!
+//! A lookup hashes the key's prefix (and suffix) at each length the bucket
+//! uses: three dependent cache lines (bucket, pattern, entry), which
+//! [`RuleIndex::matches_batch`] prefetches in stages for many lookups at
+//! once. A bucket whose patterns have more distinct lengths than a slot
+//! holds uses radix tries instead, so the cost stays bounded by the key's
+//! length either way.
 
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHasher};
 
-use super::pattern::Pattern;
+use super::pattern::{Pattern, MAX_RESOURCE_BYTES};
 use super::policy::RegionPolicy;
-use super::trie::Trie;
+use super::prefetch;
+use super::trie::{Arena, TrieRef};
 use super::RuleSpec;
 use crate::event::{EventMask, EventType};
 
-/// A rule as the index keeps it.
+/// A rule as the index keeps it (what messages and `--explain` need).
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
     pub id: Box<str>,
@@ -27,50 +47,498 @@ pub struct CompiledRule {
     pub sinks: Box<[u32]>,
 }
 
-#[derive(Debug, Default)]
-struct BucketIndex {
-    /// Every rule of the bucket, in config order (for `--explain`).
-    rules: Box<[u32]>,
-    /// Union of the rules' types: most lookups stop here.
-    mask: EventMask,
-    exact: FxHashMap<Box<str>, Box<[u32]>>,
-    /// Values index `tails`.
-    prefix: Trie,
-    tails: Box<[Tail]>,
-    /// Values are rule numbers.
-    suffix: Trie,
-    any: Box<[u32]>,
+/// One lookup: which rules match this event?
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    pub bucket: &'a str,
+    pub region: &'a str,
+    pub event: EventType,
+    pub key: &'a str,
 }
 
-/// A prefix-trie entry: the rule, and the suffix a `p*s` pattern also needs.
-#[derive(Debug)]
-struct Tail {
+/// How an index is laid out; the default is what production uses, the
+/// others exist so tests can force each code path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Most distinct prefix lengths a bucket may have and still be hashed.
+    pub max_prefix_lengths: usize,
+    /// Most distinct suffix lengths, likewise.
+    pub max_suffix_lengths: usize,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            max_prefix_lengths: MAX_PREFIX_LENS,
+            max_suffix_lengths: MAX_SUFFIX_LENS,
+        }
+    }
+}
+
+impl Layout {
+    /// Every bucket on tries.
+    pub fn tries_only() -> Layout {
+        Layout {
+            max_prefix_lengths: 0,
+            max_suffix_lengths: 0,
+        }
+    }
+}
+
+const EMPTY: u32 = u32::MAX;
+/// Region id of an entry whose rule has no region.
+const ANY_REGION: u32 = u32::MAX;
+/// Region id of a record region no rule names.
+const UNKNOWN_REGION: u32 = u32::MAX - 1;
+/// Lookups whose memory misses are overlapped at once (measured best of
+/// 8, 16, 32 and 64 on the benchmark machine).
+const GROUP: usize = 16;
+const MAX_PREFIX_LENS: usize = 6;
+const MAX_SUFFIX_LENS: usize = 2;
+/// Longest bucket name a slot holds; longer ones are in `bytes`.
+const INLINE_NAME: usize = 24;
+/// Pattern bytes kept in a pattern slot; the rest is in `bytes`.
+const INLINE_PATTERN: usize = 12;
+
+/// Which table side a pattern is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Side {
+    Exact = 1,
+    Prefix = 2,
+    Suffix = 3,
+}
+
+/// A bucket's header, in one cache line: finding a bucket costs one miss.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Slot {
+    hash: u64,
+    /// Union of the rules' types: most lookups stop here.
+    mask: EventMask,
+    /// The bucket's number: part of its patterns' hash, and its place in
+    /// `buckets`.
+    id: u32,
+    /// `EMPTY`: hashed; else the bucket's tries in `tries`.
+    tries: u32,
+    /// The name's length; `FREE_LEN` marks a free slot.
+    name_len: u8,
+    has_exact: bool,
+    n_prefix: u8,
+    n_suffix: u8,
+    prefix_lens: [u16; MAX_PREFIX_LENS],
+    suffix_lens: [u16; MAX_SUFFIX_LENS],
+    /// The name if it fits; else where it is in `bytes` (first 4 bytes).
+    name: [u8; INLINE_NAME],
+}
+
+/// `name_len` of a free slot (no bucket name is this long: OSS allows 63).
+const FREE_LEN: u8 = u8::MAX;
+
+const FREE: Slot = Slot {
+    hash: 0,
+    mask: EventMask::EMPTY,
+    id: 0,
+    tries: EMPTY,
+    name_len: FREE_LEN,
+    has_exact: false,
+    n_prefix: 0,
+    n_suffix: 0,
+    prefix_lens: [0; MAX_PREFIX_LENS],
+    suffix_lens: [0; MAX_SUFFIX_LENS],
+    name: [0; INLINE_NAME],
+};
+
+impl Slot {
+    #[inline]
+    fn is_free(&self) -> bool {
+        self.name_len == FREE_LEN
+    }
+}
+
+/// What only `--explain` needs of a bucket, kept out of the hot slot.
+#[derive(Debug, Clone, Copy)]
+struct BucketInfo {
+    /// The bucket's rules, in config order, in `bucket_rules`.
+    rules_start: u32,
+    rules_len: u32,
+}
+
+/// One (bucket, side, pattern) and its entries.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+struct PatternSlot {
+    hash: u64,
+    entries_start: u32,
+    /// 0 for a free slot.
+    entries_len: u32,
+    /// Bytes past `INLINE_PATTERN`, in `bytes`.
+    rest_start: u32,
+    len: u16,
+    inline: [u8; INLINE_PATTERN - 2],
+}
+
+/// The tries of a bucket with too many distinct pattern lengths to hash.
+#[derive(Debug, Clone, Copy)]
+struct Tries {
+    prefix: Option<TrieRef>,
+    suffix: Option<TrieRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    /// `p*` (and `*`, as the empty prefix): any key the walk reaches.
+    Prefix,
+    /// An exact name (on tries: the walk must have consumed the whole key).
+    Exact,
+    /// `p*s`: the key must also end with the suffix and be long enough.
+    PrefixSuffix,
+    /// `*s`.
+    Suffix,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
     rule: u32,
-    suffix: Option<Box<str>>,
+    direct: EventMask,
+    via_all: EventMask,
+    region: u32,
+    kind: EntryKind,
+    /// The suffix of a `p*s`, in `bytes`.
+    suffix_start: u32,
+    suffix_len: u32,
+}
+
+/// What the policy says of one record region, computed once per lookup.
+#[derive(Debug, Clone, Copy)]
+struct RegionView {
+    id: u32,
+    notifies: bool,
+    all_ok: bool,
 }
 
 /// The immutable index of one rule set.
 #[derive(Debug)]
 pub struct RuleIndex {
     rules: Vec<CompiledRule>,
-    buckets: FxHashMap<Box<str>, BucketIndex>,
+    slots: Vec<Slot>,
+    slot_mask: usize,
+    patterns: Vec<PatternSlot>,
+    pattern_mask: usize,
+    entries: Vec<Entry>,
+    /// Long pattern tails and `p*s` suffixes.
+    bytes: Vec<u8>,
+    arena: Arena,
+    tries: Vec<Tries>,
+    buckets: Vec<BucketInfo>,
+    bucket_rules: Vec<u32>,
+    regions: FxHashMap<Box<str>, u32>,
     policy: RegionPolicy,
+}
+
+#[inline]
+fn hash_name(name: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(name.as_bytes());
+    h.finish()
+}
+
+#[inline]
+fn hash_pattern(bucket: u32, side: Side, bytes: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_u32(bucket);
+    h.write_u8(side as u8);
+    h.write(bytes);
+    h.finish()
+}
+
+/// The key bytes a probe at (side, len) looks up.
+#[inline]
+fn probe_bytes(key: &[u8], side: Side, len: usize) -> &[u8] {
+    match side {
+        Side::Exact => key,
+        Side::Prefix => &key[..len],
+        Side::Suffix => &key[key.len() - len..],
+    }
+}
+
+/// One pattern-table probe of a lookup: which side, how many key bytes, and
+/// their hash.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    side: Side,
+    len: u16,
+    hash: u64,
+}
+
+const NO_PROBE: Probe = Probe {
+    side: Side::Exact,
+    len: 0,
+    hash: 0,
+};
+
+/// The probes of one lookup: at most one exact, one per prefix length and
+/// one per suffix length.
+#[derive(Debug, Clone, Copy)]
+struct Probes {
+    buf: [Probe; 1 + MAX_PREFIX_LENS + MAX_SUFFIX_LENS],
+    n: usize,
+}
+
+impl Probes {
+    const EMPTY: Probes = Probes {
+        buf: [NO_PROBE; 1 + MAX_PREFIX_LENS + MAX_SUFFIX_LENS],
+        n: 0,
+    };
+    #[inline]
+    fn push(&mut self, p: Probe) {
+        self.buf[self.n] = p;
+        self.n += 1;
+    }
+    #[inline]
+    fn as_slice(&self) -> &[Probe] {
+        &self.buf[..self.n]
+    }
+}
+
+/// Pattern slots a lookup found: (entries start, entries count, matched length).
+#[derive(Debug, Clone, Copy)]
+struct Hits {
+    buf: [(u32, u32, u32); 1 + MAX_PREFIX_LENS + MAX_SUFFIX_LENS],
+    n: usize,
+}
+
+/// One group's state between the stages of a batched lookup.
+struct Group<'s> {
+    hashes: [u64; GROUP],
+    found: [Option<&'s Slot>; GROUP],
+    views: [RegionView; GROUP],
+    probes: [Probes; GROUP],
+    hits: [Hits; GROUP],
+}
+
+impl Group<'_> {
+    const EMPTY: Group<'static> = Group {
+        hashes: [0; GROUP],
+        found: [None; GROUP],
+        views: [RegionView {
+            id: 0,
+            notifies: false,
+            all_ok: false,
+        }; GROUP],
+        probes: [Probes::EMPTY; GROUP],
+        hits: [Hits {
+            buf: [(0, 0, 0); 1 + MAX_PREFIX_LENS + MAX_SUFFIX_LENS],
+            n: 0,
+        }; GROUP],
+    };
+}
+
+/// Distinct values, ascending.
+fn distinct_lengths(mut v: Vec<u16>) -> Vec<u16> {
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 impl RuleIndex {
     /// Compiles validated rules. Rule numbers are positions in `specs`.
     pub fn build(specs: Vec<RuleSpec>, policy: RegionPolicy) -> RuleIndex {
-        let mut by_bucket: FxHashMap<Box<str>, Vec<u32>> = FxHashMap::default();
-        let mut rules = Vec::with_capacity(specs.len());
-        for (i, spec) in specs.into_iter().enumerate() {
-            let (direct, via_all) = spec.masks();
-            match by_bucket.get_mut(spec.bucket.as_str()) {
-                Some(list) => list.push(i as u32),
-                None => {
-                    by_bucket.insert(spec.bucket.into_boxed_str(), vec![i as u32]);
+        Self::build_with(specs, policy, Layout::default())
+    }
+
+    /// [`RuleIndex::build`] with a chosen layout (tests use it to force the
+    /// trie path).
+    pub fn build_with(specs: Vec<RuleSpec>, policy: RegionPolicy, layout: Layout) -> RuleIndex {
+        let mut by_bucket: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
+        for (i, s) in specs.iter().enumerate() {
+            by_bucket
+                .entry(s.bucket.as_str())
+                .or_default()
+                .push(i as u32);
+        }
+        let mut names: Vec<&str> = by_bucket.keys().copied().collect();
+        names.sort_unstable();
+
+        let mut regions: FxHashMap<Box<str>, u32> = FxHashMap::default();
+        for s in &specs {
+            if let Some(r) = &s.region {
+                let n = regions.len() as u32;
+                regions.entry(r.as_str().into()).or_insert(n);
+            }
+        }
+        let masks: Vec<(EventMask, EventMask)> = specs.iter().map(RuleSpec::masks).collect();
+
+        let capacity = (names.len() * 2).next_power_of_two().max(16);
+        let mut slots = vec![FREE; capacity];
+        let slot_mask = capacity - 1;
+        let mut entries: Vec<Entry> = Vec::with_capacity(specs.len());
+        let mut bytes = Vec::new();
+        let mut arena = Arena::default();
+        let mut tries = Vec::new();
+        let mut buckets = Vec::with_capacity(names.len());
+        let mut bucket_rules = Vec::with_capacity(specs.len());
+        // (hash, side bytes…) of every hashed pattern group, placed at the end.
+        let mut groups: Vec<(u64, u32, u32, Vec<u8>)> = Vec::new();
+        let any = Pattern::Any;
+        for (id, name) in names.iter().enumerate() {
+            let members = &by_bucket[name];
+            let mut mask = EventMask::EMPTY;
+            // (side, pattern bytes, entry)
+            let mut items: Vec<(Side, &[u8], Entry)> = Vec::new();
+            for &r in members {
+                let spec = &specs[r as usize];
+                let (direct, via_all) = masks[r as usize];
+                mask = mask.union(direct).union(via_all);
+                let region = spec
+                    .region
+                    .as_deref()
+                    .map_or(ANY_REGION, |reg| regions[reg]);
+                let resources: &[Pattern] = if spec.resources.is_empty() {
+                    std::slice::from_ref(&any)
+                } else {
+                    &spec.resources
+                };
+                for p in resources {
+                    let mut e = Entry {
+                        rule: r,
+                        direct,
+                        via_all,
+                        region,
+                        kind: EntryKind::Prefix,
+                        suffix_start: 0,
+                        suffix_len: 0,
+                    };
+                    let item = match p {
+                        Pattern::Exact(x) => {
+                            e.kind = EntryKind::Exact;
+                            (Side::Exact, x.as_bytes())
+                        }
+                        Pattern::Prefix(x) => (Side::Prefix, x.as_bytes()),
+                        Pattern::Any => (Side::Prefix, &b""[..]),
+                        Pattern::PrefixSuffix(x, s) => {
+                            e.kind = EntryKind::PrefixSuffix;
+                            e.suffix_start = bytes.len() as u32;
+                            e.suffix_len = s.len() as u32;
+                            bytes.extend_from_slice(s.as_bytes());
+                            (Side::Prefix, x.as_bytes())
+                        }
+                        Pattern::Suffix(s) => {
+                            e.kind = EntryKind::Suffix;
+                            (Side::Suffix, s.as_bytes())
+                        }
+                    };
+                    items.push((item.0, item.1, e));
                 }
             }
-            rules.push(CompiledRule {
+            let lens = |side: Side| {
+                distinct_lengths(
+                    items
+                        .iter()
+                        .filter(|i| i.0 == side)
+                        .map(|i| i.1.len().min(u16::MAX as usize) as u16)
+                        .collect(),
+                )
+            };
+            let prefix_lens = lens(Side::Prefix);
+            let suffix_lens = lens(Side::Suffix);
+            let too_long = items.iter().any(|i| i.1.len() > MAX_RESOURCE_BYTES);
+            let mut slot = FREE;
+            if prefix_lens.len() > layout.max_prefix_lengths
+                || suffix_lens.len() > layout.max_suffix_lengths
+                || too_long
+            {
+                slot.tries = tries.len() as u32;
+                tries.push(build_tries(&items, &mut arena, &mut entries));
+            } else {
+                slot.n_prefix = prefix_lens.len() as u8;
+                slot.prefix_lens[..prefix_lens.len()].copy_from_slice(&prefix_lens);
+                slot.n_suffix = suffix_lens.len() as u8;
+                slot.suffix_lens[..suffix_lens.len()].copy_from_slice(&suffix_lens);
+                slot.has_exact = items.iter().any(|i| i.0 == Side::Exact);
+                // One group per (side, bytes), its entries contiguous.
+                items.sort_by(|a, b| (a.0 as u8, a.1).cmp(&(b.0 as u8, b.1)));
+                let mut i = 0;
+                while i < items.len() {
+                    let (side, pat, _) = items[i];
+                    let n = items[i..]
+                        .iter()
+                        .take_while(|x| x.0 == side && x.1 == pat)
+                        .count();
+                    let start = entries.len() as u32;
+                    entries.extend(items[i..i + n].iter().map(|x| x.2));
+                    groups.push((
+                        hash_pattern(id as u32, side, pat),
+                        start,
+                        n as u32,
+                        pat.to_vec(),
+                    ));
+                    i += n;
+                }
+            }
+            buckets.push(BucketInfo {
+                rules_start: bucket_rules.len() as u32,
+                rules_len: members.len() as u32,
+            });
+            bucket_rules.extend_from_slice(members);
+            slot.hash = hash_name(name);
+            slot.mask = mask;
+            slot.id = id as u32;
+            if name.len() <= INLINE_NAME {
+                slot.name_len = name.len() as u8;
+                slot.name[..name.len()].copy_from_slice(name.as_bytes());
+            } else {
+                // Longer than any OSS name (63): kept whole in `bytes`.
+                slot.name_len = (INLINE_NAME + 1) as u8;
+                slot.name[..4].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
+                slot.name[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(name.as_bytes());
+            }
+            let mut s = slot.hash as usize & slot_mask;
+            while !slots[s].is_free() {
+                s = (s + 1) & slot_mask;
+            }
+            slots[s] = slot;
+        }
+
+        let pcap = (groups.len() * 2).next_power_of_two().max(16);
+        let pattern_mask = pcap - 1;
+        let mut patterns = vec![
+            PatternSlot {
+                hash: 0,
+                entries_start: 0,
+                entries_len: 0,
+                rest_start: 0,
+                len: 0,
+                inline: [0; INLINE_PATTERN - 2],
+            };
+            pcap
+        ];
+        for (h, start, n, pat) in groups {
+            let keep = pat.len().min(INLINE_PATTERN - 2);
+            let mut ps = PatternSlot {
+                hash: h,
+                entries_start: start,
+                entries_len: n,
+                rest_start: bytes.len() as u32,
+                len: pat.len() as u16,
+                inline: [0; INLINE_PATTERN - 2],
+            };
+            ps.inline[..keep].copy_from_slice(&pat[..keep]);
+            bytes.extend_from_slice(&pat[keep..]);
+            let mut s = h as usize & pattern_mask;
+            while patterns[s].entries_len != 0 {
+                s = (s + 1) & pattern_mask;
+            }
+            patterns[s] = ps;
+        }
+        arena.shrink_to_fit();
+        bytes.shrink_to_fit();
+
+        let rules = specs
+            .into_iter()
+            .zip(masks)
+            .map(|(spec, (direct, via_all))| CompiledRule {
                 id: spec.id.into_boxed_str(),
                 region: spec.region.map(String::into_boxed_str),
                 direct,
@@ -81,18 +549,36 @@ impl RuleIndex {
                     spec.resources.into_boxed_slice()
                 },
                 sinks: spec.sinks.into_boxed_slice(),
-            });
-        }
-        let mut buckets = FxHashMap::with_capacity_and_hasher(by_bucket.len(), Default::default());
-        for (name, members) in by_bucket {
-            let b = build_bucket(&rules, members);
-            buckets.insert(name, b);
-        }
+            })
+            .collect();
         RuleIndex {
             rules,
+            slots,
+            slot_mask,
+            patterns,
+            pattern_mask,
+            entries,
+            bytes,
+            arena,
+            tries,
             buckets,
+            bucket_rules,
+            regions,
             policy,
         }
+    }
+
+    /// The name of the bucket in slot `b`.
+    #[inline]
+    fn bucket_name<'s>(&'s self, b: &'s Slot) -> &'s [u8] {
+        let len = b.name_len as usize;
+        if len <= INLINE_NAME {
+            return &b.name[..len];
+        }
+        let word = |i: usize| {
+            u32::from_le_bytes([b.name[i], b.name[i + 1], b.name[i + 2], b.name[i + 3]]) as usize
+        };
+        &self.bytes[word(0)..word(0) + word(4)]
     }
 
     pub fn rule(&self, n: u32) -> &CompiledRule {
@@ -107,52 +593,325 @@ impl RuleIndex {
         &self.policy
     }
 
-    /// Numbers of the rules that match, ascending (config order), each once.
-    /// `out` is cleared first; reuse it to avoid allocating.
     #[inline]
-    pub fn matches(&self, bucket: &str, region: &str, t: EventType, key: &str, out: &mut Vec<u32>) {
-        out.clear();
-        if !self.policy.notifies(region) {
-            return;
+    fn region_view(&self, region: &str) -> RegionView {
+        RegionView {
+            id: self.regions.get(region).copied().unwrap_or(UNKNOWN_REGION),
+            notifies: self.policy.notifies(region),
+            all_ok: self.policy.all_wildcards_apply(region),
         }
-        let Some(b) = self.buckets.get(bucket) else {
-            return;
-        };
-        if !b.mask.contains(t) {
-            return;
-        }
-        let all_ok = self.policy.all_wildcards_apply(region);
-        let accept = |r: u32| {
-            let rule = &self.rules[r as usize];
-            (rule.direct.contains(t) || (all_ok && rule.via_all.contains(t)))
-                && rule.region.as_deref().is_none_or(|rr| rr == region)
-        };
-        if !b.exact.is_empty() {
-            if let Some(list) = b.exact.get(key) {
-                out.extend(list.iter().copied().filter(|r| accept(*r)));
+    }
+
+    /// The bucket named `name`, whose hash is `h`.
+    #[inline]
+    fn find_bucket(&self, h: u64, name: &str) -> Option<&Slot> {
+        let mut s = h as usize & self.slot_mask;
+        loop {
+            let slot = &self.slots[s];
+            if slot.is_free() {
+                return None;
             }
+            if slot.hash == h && self.bucket_name(slot) == name.as_bytes() {
+                return Some(slot);
+            }
+            s = (s + 1) & self.slot_mask;
         }
-        let kb = key.as_bytes();
-        b.prefix.for_each_match(kb, |v, plen| {
-            let tail = &b.tails[v as usize];
-            if let Some(s) = &tail.suffix {
-                if kb.len() < plen + s.len() || !kb.ends_with(s.as_bytes()) {
-                    return;
+    }
+
+    /// The probes a lookup of `key` in (hashed) bucket `b` makes.
+    #[inline]
+    fn probes(&self, b: &Slot, key: &[u8]) -> Probes {
+        let mut out = Probes::EMPTY;
+        if b.has_exact {
+            out.push(Probe {
+                side: Side::Exact,
+                len: 0,
+                hash: hash_pattern(b.id, Side::Exact, key),
+            });
+        }
+        for &l in &b.prefix_lens[..b.n_prefix as usize] {
+            if l as usize > key.len() {
+                break;
+            }
+            out.push(Probe {
+                side: Side::Prefix,
+                len: l,
+                hash: hash_pattern(b.id, Side::Prefix, &key[..l as usize]),
+            });
+        }
+        for &l in &b.suffix_lens[..b.n_suffix as usize] {
+            if l as usize > key.len() {
+                break;
+            }
+            out.push(Probe {
+                side: Side::Suffix,
+                len: l,
+                hash: hash_pattern(b.id, Side::Suffix, &key[key.len() - l as usize..]),
+            });
+        }
+        out
+    }
+
+    /// The pattern slot a probe finds, if its bytes really are there.
+    #[inline]
+    fn resolve(&self, p: &Probe, key: &[u8]) -> Option<&PatternSlot> {
+        let want = probe_bytes(key, p.side, p.len as usize);
+        let mut s = p.hash as usize & self.pattern_mask;
+        loop {
+            let ps = &self.patterns[s];
+            if ps.entries_len == 0 {
+                return None;
+            }
+            if ps.hash == p.hash && ps.len as usize == want.len() {
+                let keep = want.len().min(INLINE_PATTERN - 2);
+                let rest =
+                    &self.bytes[ps.rest_start as usize..ps.rest_start as usize + want.len() - keep];
+                if ps.inline[..keep] == want[..keep] && rest == &want[keep..] {
+                    return Some(ps);
                 }
             }
-            if accept(tail.rule) {
-                out.push(tail.rule);
+            s = (s + 1) & self.pattern_mask;
+        }
+    }
+
+    /// Whether entry `v`, whose fixed part matched `plen` key bytes, matches
+    /// in full; its rule if so.
+    #[inline]
+    fn accepts(&self, v: u32, plen: u32, rv: RegionView, t: EventType, kb: &[u8]) -> Option<u32> {
+        let e = &self.entries[v as usize];
+        let fits = match e.kind {
+            EntryKind::Exact => plen as usize == kb.len(),
+            EntryKind::PrefixSuffix => {
+                let s =
+                    &self.bytes[e.suffix_start as usize..(e.suffix_start + e.suffix_len) as usize];
+                kb.len() >= plen as usize + s.len() && kb.ends_with(s)
             }
-        });
-        b.suffix.for_each_match(kb, |r, _| {
-            if accept(r) {
-                out.push(r);
+            EntryKind::Prefix | EntryKind::Suffix => true,
+        };
+        (fits
+            && (e.direct.contains(t) || (rv.all_ok && e.via_all.contains(t)))
+            && (e.region == ANY_REGION || e.region == rv.id))
+            .then_some(e.rule)
+    }
+
+    /// Calls `f(entry, matched_len)` for every candidate entry of a
+    /// bucket on tries.
+    #[inline]
+    fn walk_tries(&self, b: &Slot, key: &[u8], mut f: impl FnMut(u32, u32)) {
+        let t = &self.tries[b.tries as usize];
+        if let Some(trie) = t.prefix {
+            self.arena.for_each_match(trie, key, |v, n| f(v, n as u32));
+        }
+        if let Some(trie) = t.suffix {
+            self.arena.for_each_match(trie, key, |v, n| f(v, n as u32));
+        }
+    }
+
+    /// Appends the rules of bucket `b` that match to `out` (unsorted).
+    #[inline]
+    fn collect(&self, b: &Slot, rv: RegionView, t: EventType, key: &str, out: &mut Vec<u32>) {
+        let kb = key.as_bytes();
+        if b.tries != EMPTY {
+            self.walk_tries(b, kb, |v, n| {
+                if let Some(r) = self.accepts(v, n, rv, t, kb) {
+                    out.push(r);
+                }
+            });
+            return;
+        }
+        for p in self.probes(b, kb).as_slice() {
+            if let Some(ps) = self.resolve(p, kb) {
+                let plen = if p.side == Side::Exact {
+                    kb.len() as u32
+                } else {
+                    p.len as u32
+                };
+                for v in ps.entries_start..ps.entries_start + ps.entries_len {
+                    if let Some(r) = self.accepts(v, plen, rv, t, kb) {
+                        out.push(r);
+                    }
+                }
             }
-        });
-        out.extend(b.any.iter().copied().filter(|r| accept(*r)));
-        if out.len() > 1 {
-            out.sort_unstable();
-            out.dedup();
+        }
+    }
+}
+
+/// Builds the tries of one bucket, appending its entries in trie order.
+fn build_tries(
+    items: &[(Side, &[u8], Entry)],
+    arena: &mut Arena,
+    entries: &mut Vec<Entry>,
+) -> Tries {
+    let mut side = |pick: &dyn Fn(Side) -> bool, reversed: bool| {
+        let list: Vec<(&[u8], u32)> = items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| pick(i.0))
+            .map(|(n, i)| (i.1, n as u32))
+            .collect();
+        arena
+            .add_trie(list, reversed, entries.len() as u32)
+            .map(|b| {
+                entries.extend(b.order.iter().map(|&i| items[i as usize].2));
+                b.trie
+            })
+    };
+    Tries {
+        prefix: side(&|s| s != Side::Suffix, false),
+        suffix: side(&|s| s == Side::Suffix, true),
+    }
+}
+
+/// Sorts `out[start..]` and drops repeats (a rule reached by two of its
+/// resources gives one message).
+#[inline]
+fn sort_dedup_from(out: &mut Vec<u32>, start: usize) {
+    if out.len() - start > 1 {
+        out[start..].sort_unstable();
+        let mut w = start + 1;
+        for r in start + 1..out.len() {
+            if out[r] != out[w - 1] {
+                out[w] = out[r];
+                w += 1;
+            }
+        }
+        out.truncate(w);
+    }
+}
+
+impl RuleIndex {
+    /// Numbers of the rules that match, ascending (config order), each once.
+    /// `out` is cleared first; reuse it to avoid allocating.
+    pub fn matches(&self, bucket: &str, region: &str, t: EventType, key: &str, out: &mut Vec<u32>) {
+        out.clear();
+        let rv = self.region_view(region);
+        if !rv.notifies {
+            return;
+        }
+        if let Some(b) = self.find_bucket(hash_name(bucket), bucket) {
+            if b.mask.contains(t) {
+                self.collect(b, rv, t, key, out);
+                sort_dedup_from(out, 0);
+            }
+        }
+    }
+
+    /// Many lookups at once, their memory misses overlapped: lookups go in
+    /// groups through four stages (bucket slot; pattern slots; entries;
+    /// decision), each stage prefetching what the next one reads for the
+    /// whole group before any of it is needed. The rules of `lookups[i]` are
+    /// `out[ends[i-1]..ends[i]]` (from 0 for the first), as
+    /// [`RuleIndex::matches`] would give them.
+    pub fn matches_batch(&self, lookups: &[Lookup<'_>], out: &mut Vec<u32>, ends: &mut Vec<u32>) {
+        out.clear();
+        ends.clear();
+        let mut st = Group::EMPTY;
+        for group in lookups.chunks(GROUP) {
+            // Stage 1: hash the bucket names; fetch their slots.
+            for (i, l) in group.iter().enumerate() {
+                let h = hash_name(l.bucket);
+                st.hashes[i] = h;
+                prefetch::line(&self.slots[h as usize & self.slot_mask]);
+            }
+            self.find_group(&mut st, group);
+            self.resolve_group(&mut st, group);
+            self.decide(&st, group, out, ends);
+        }
+    }
+
+    /// Stage 2: find the buckets; hash each key at the lengths its bucket
+    /// uses; fetch those pattern slots (or a trie's first nodes).
+    fn find_group<'s>(&'s self, st: &mut Group<'s>, group: &[Lookup<'_>]) {
+        let mut last_region: Option<(&str, RegionView)> = None;
+        for (i, l) in group.iter().enumerate() {
+            st.found[i] = None;
+            st.probes[i].n = 0;
+            let rv = match last_region {
+                Some((r, v)) if r == l.region => v,
+                _ => {
+                    let v = self.region_view(l.region);
+                    last_region = Some((l.region, v));
+                    v
+                }
+            };
+            st.views[i] = rv;
+            if !rv.notifies {
+                continue;
+            }
+            let Some(b) = self.find_bucket(st.hashes[i], l.bucket) else {
+                continue;
+            };
+            if !b.mask.contains(l.event) {
+                continue;
+            }
+            st.found[i] = Some(b);
+            if b.tries == EMPTY {
+                st.probes[i] = self.probes(b, l.key.as_bytes());
+                for p in st.probes[i].as_slice() {
+                    prefetch::line(&self.patterns[p.hash as usize & self.pattern_mask]);
+                }
+            } else {
+                let t = &self.tries[b.tries as usize];
+                for trie in [t.prefix, t.suffix].into_iter().flatten() {
+                    self.arena.prefetch(trie);
+                }
+            }
+        }
+    }
+
+    /// Stage 3: resolve the probes; fetch the entries they point at.
+    fn resolve_group(&self, st: &mut Group<'_>, group: &[Lookup<'_>]) {
+        for (i, l) in group.iter().enumerate() {
+            st.hits[i].n = 0;
+            if st.found[i].is_none_or(|b| b.tries != EMPTY) {
+                continue;
+            }
+            let kb = l.key.as_bytes();
+            let probes = st.probes[i];
+            for p in probes.as_slice() {
+                if let Some(ps) = self.resolve(p, kb) {
+                    prefetch::line(&self.entries[ps.entries_start as usize]);
+                    let plen = if p.side == Side::Exact {
+                        kb.len() as u32
+                    } else {
+                        p.len as u32
+                    };
+                    let h = &mut st.hits[i];
+                    h.buf[h.n] = (ps.entries_start, ps.entries_len, plen);
+                    h.n += 1;
+                }
+            }
+        }
+    }
+
+    /// Stage 4: decide, appending each lookup's rules in order.
+    fn decide(
+        &self,
+        st: &Group<'_>,
+        group: &[Lookup<'_>],
+        out: &mut Vec<u32>,
+        ends: &mut Vec<u32>,
+    ) {
+        for (i, l) in group.iter().enumerate() {
+            let start = out.len();
+            if let Some(b) = st.found[i] {
+                let rv = st.views[i];
+                if b.tries != EMPTY {
+                    self.collect(b, rv, l.event, l.key, out);
+                } else {
+                    let kb = l.key.as_bytes();
+                    let h = &st.hits[i];
+                    for &(es, en, plen) in &h.buf[..h.n] {
+                        for v in es..es + en {
+                            if let Some(r) = self.accepts(v, plen, rv, l.event, kb) {
+                                out.push(r);
+                            }
+                        }
+                    }
+                }
+            }
+            sort_dedup_from(out, start);
+            ends.push(out.len() as u32);
         }
     }
 
@@ -164,12 +923,15 @@ impl RuleIndex {
                 "region {region} gets no notifications (region policy: [policy] unsupported_regions)"
             );
         }
-        let Some(b) = self.buckets.get(bucket) else {
+        let Some(b) = self.find_bucket(hash_name(bucket), bucket) else {
             return format!("no rule is for bucket {bucket:?}");
         };
-        let rules: Vec<&CompiledRule> = b.rules.iter().map(|r| self.rule(*r)).collect();
-        let typed: Vec<&CompiledRule> = rules
-            .into_iter()
+        let info = self.buckets[b.id as usize];
+        let members = &self.bucket_rules
+            [info.rules_start as usize..(info.rules_start + info.rules_len) as usize];
+        let typed: Vec<&CompiledRule> = members
+            .iter()
+            .map(|r| self.rule(*r))
             .filter(|r| r.direct.union(r.via_all).contains(t))
             .collect();
         if typed.is_empty() {
@@ -208,7 +970,7 @@ impl RuleIndex {
         )
     }
 
-    /// Approximate heap bytes of the index (rules, tries, maps).
+    /// Heap bytes of the index (rules, tables, tries, entries).
     pub fn heap_bytes(&self) -> usize {
         let rules: usize = self
             .rules
@@ -226,76 +988,21 @@ impl RuleIndex {
                         .sum::<usize>()
             })
             .sum();
-        let buckets: usize = self
-            .buckets
-            .iter()
-            .map(|(k, b)| {
-                k.len()
-                    + std::mem::size_of::<BucketIndex>()
-                    + b.rules.len() * 4
-                    + b.exact
-                        .iter()
-                        .map(|(k, v)| k.len() + 40 + v.len() * 4)
-                        .sum::<usize>()
-                    + b.prefix.heap_bytes()
-                    + b.suffix.heap_bytes()
-                    + b.tails.len() * std::mem::size_of::<Tail>()
-                    + b.any.len() * 4
-            })
-            .sum();
-        rules + buckets
+        rules
+            + self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.patterns.capacity() * std::mem::size_of::<PatternSlot>()
+            + self.bytes.capacity()
+            + self.arena.heap_bytes()
+            + self.tries.capacity() * std::mem::size_of::<Tries>()
+            + self.buckets.capacity() * std::mem::size_of::<BucketInfo>()
+            + self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.bucket_rules.capacity() * 4
     }
 }
 
 fn ids(rules: &[&CompiledRule]) -> String {
     let v: Vec<&str> = rules.iter().map(|r| &*r.id).collect();
     v.join(", ")
-}
-
-fn build_bucket(rules: &[CompiledRule], members: Vec<u32>) -> BucketIndex {
-    let mut b = BucketIndex::default();
-    let mut exact: FxHashMap<Box<str>, Vec<u32>> = FxHashMap::default();
-    let mut prefix_entries: Vec<(&[u8], u32)> = Vec::new();
-    let mut tails = Vec::new();
-    let mut suffix_entries: Vec<(&[u8], u32)> = Vec::new();
-    let mut any = Vec::new();
-    for &r in &members {
-        let rule = &rules[r as usize];
-        b.mask = b.mask.union(rule.direct).union(rule.via_all);
-        for p in rule.resources.iter() {
-            match p {
-                Pattern::Exact(e) => exact.entry(e.clone()).or_default().push(r),
-                Pattern::Prefix(pre) => {
-                    prefix_entries.push((pre.as_bytes(), tails.len() as u32));
-                    tails.push(Tail {
-                        rule: r,
-                        suffix: None,
-                    });
-                }
-                Pattern::PrefixSuffix(pre, suf) => {
-                    prefix_entries.push((pre.as_bytes(), tails.len() as u32));
-                    tails.push(Tail {
-                        rule: r,
-                        suffix: Some(suf.clone()),
-                    });
-                }
-                Pattern::Suffix(suf) => suffix_entries.push((suf.as_bytes(), r)),
-                Pattern::Any => any.push(r),
-            }
-        }
-    }
-    b.exact = exact
-        .into_iter()
-        .map(|(k, v)| (k, v.into_boxed_slice()))
-        .collect();
-    b.exact.shrink_to_fit();
-    b.prefix = Trie::build(prefix_entries, false);
-    b.tails = tails.into_boxed_slice();
-    b.suffix = Trie::build(suffix_entries, true);
-    any.dedup();
-    b.any = any.into_boxed_slice();
-    b.rules = members.into_boxed_slice();
-    b
 }
 
 /// The index the workers read: a pointer swapped atomically on reload, read

@@ -5,9 +5,10 @@ mod index;
 mod overlap;
 mod pattern;
 mod policy;
+mod prefetch;
 mod trie;
 
-pub use index::{CompiledRule, RuleIndex, SharedIndex};
+pub use index::{CompiledRule, Layout, Lookup, RuleIndex, SharedIndex};
 pub use overlap::{find_overlaps, Overlap};
 pub use pattern::Pattern;
 pub use policy::RegionPolicy;

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+/// OSS object keys are at most 1023 bytes; a longer resource matches nothing.
+pub const MAX_RESOURCE_BYTES: usize = 1023;
+
 /// A compiled resource pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Pattern {
@@ -22,6 +25,12 @@ impl Pattern {
     pub fn parse(s: &str) -> Result<Pattern, String> {
         if s.is_empty() {
             return Err("empty resource; use \"*\" for every object".into());
+        }
+        if s.len() > MAX_RESOURCE_BYTES {
+            return Err(format!(
+                "resource is {} bytes; object keys (and so resources) are at most {MAX_RESOURCE_BYTES}",
+                s.len()
+            ));
         }
         let mut parts = s.splitn(3, '*');
         let head = parts.next().unwrap_or("");

@@ -1,15 +1,15 @@
 //! The region policy of OSS's service notes (SPEC §2).
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 /// Where notifications are sent at all, and where the seed's `:All`
 /// wildcards take effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionPolicy {
     pub enabled: bool,
-    pub unsupported_regions: HashSet<String>,
+    pub unsupported_regions: FxHashSet<String>,
     /// `"*"` in the list means every region.
-    pub all_wildcard_regions: HashSet<String>,
+    pub all_wildcard_regions: FxHashSet<String>,
 }
 
 pub const DEFAULT_UNSUPPORTED: &[&str] =
