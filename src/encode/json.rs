@@ -21,11 +21,29 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Whether any byte of `b` must be escaped. Branch-free per 16-byte chunk
+/// so the compiler vectorizes it; most strings need no escaping at all.
+#[inline]
+fn needs_escape(b: &[u8]) -> bool {
+    let hit = |c: u8| (c < 0x20) | (c == b'"') | (c == b'\\');
+    let mut chunks = b.chunks_exact(16);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |acc, &c| acc | hit(c)) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&c| hit(c))
+}
+
 /// Appends the escaped contents of `s`, without quotes. Non-ASCII stays
 /// UTF-8, which RFC 8259 allows and keeps messages small.
 #[inline]
 pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    if !needs_escape(bytes) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if !NEEDS_ESCAPE[b as usize] {

@@ -1,10 +1,9 @@
 //! Splitting a payload into records and decoding each with simd-json, reusing
 //! the parser's buffers between records.
 
-use serde::de::DeserializeSeed;
-use simd_json::ErrorType;
+use simd_json::{ErrorType, Tape, INPUT_PADDING};
 
-use super::record::{FieldError, OpRecord, RecordSeed};
+use super::record::{from_tape, OpRecord};
 
 /// Records larger than this are refused rather than parsed (SPEC §1: huge
 /// values must not take the process down).
@@ -41,11 +40,13 @@ impl DecodeError {
     }
 }
 
-/// Decodes records one at a time; keeps its buffers between calls so the
-/// hot path does not allocate for parsing.
+/// Decodes records one at a time; keeps its buffers (the padded copy of the
+/// record, simd-json's scratch, the tape) between calls so the hot path does
+/// not allocate.
 pub struct Decoder {
     scratch: Vec<u8>,
     buffers: simd_json::Buffers,
+    tape: Option<Tape<'static>>,
 }
 
 impl Default for Decoder {
@@ -53,6 +54,7 @@ impl Default for Decoder {
         Decoder {
             scratch: Vec::with_capacity(4096),
             buffers: simd_json::Buffers::new(4096),
+            tape: Some(Tape(Vec::with_capacity(256))),
         }
     }
 }
@@ -64,38 +66,35 @@ impl Decoder {
         if line.len() > MAX_RECORD_BYTES {
             return Err(DecodeError::TooLarge { len: line.len() });
         }
-        self.scratch.clear();
-        self.scratch.extend_from_slice(line);
-        let mut field_error: Option<FieldError> = None;
-        let result =
-            simd_json::Deserializer::from_slice_with_buffers(&mut self.scratch, &mut self.buffers)
-                .and_then(|mut de| {
-                    RecordSeed {
-                        error: &mut field_error,
-                    }
-                    .deserialize(&mut de)
-                });
-        result.map_err(|e| match field_error {
-            Some(f) => DecodeError::Field {
-                field: f.field,
-                reason: f.reason,
-            },
-            None => match e.error() {
-                ErrorType::InvalidUtf8 => DecodeError::InvalidUtf8,
-                ErrorType::ExpectedMap | ErrorType::Unexpected(..) => DecodeError::NotAnObject,
-                ErrorType::Serde(msg) if msg.starts_with("invalid type") => {
-                    DecodeError::NotAnObject
-                }
-                ErrorType::Serde(msg) => DecodeError::NotJson {
-                    reason: msg.clone(),
-                    at: e.index(),
+        let Decoder {
+            scratch,
+            buffers,
+            tape,
+        } = self;
+        scratch.clear();
+        scratch.extend_from_slice(line);
+        // Padded here so simd-json need not copy the record again.
+        scratch.resize(line.len() + INPUT_PADDING, 0);
+        let mut t: Tape<'d> = tape.take().unwrap_or_else(Tape::null).reset();
+        let parsed = simd_json::fill_tape_padded(scratch, line.len(), buffers, &mut t);
+        let result = match parsed {
+            Ok(()) => from_tape(t.as_value()).map_err(|e| match e {
+                Some(f) => DecodeError::Field {
+                    field: f.field,
+                    reason: f.reason,
                 },
+                None => DecodeError::NotAnObject,
+            }),
+            Err(e) => Err(match e.error() {
+                ErrorType::InvalidUtf8 => DecodeError::InvalidUtf8,
                 other => DecodeError::NotJson {
                     reason: describe(other),
                     at: e.index(),
                 },
-            },
-        })
+            }),
+        };
+        *tape = Some(t.reset());
+        result
     }
 }
 

@@ -1,9 +1,9 @@
 //! `OpRecord`: the fields of SPEC §1 as they arrive, with SLS's conventions
 //! (numbers as decimal strings, `"-"` for absent) folded in while decoding.
 
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use simd_json::prelude::*;
+use simd_json::tape::Value;
+use simd_json::ValueType;
 
 use super::time;
 
@@ -51,124 +51,71 @@ pub struct FieldError {
     pub reason: String,
 }
 
-/// Deserializes an [`OpRecord`], leaving a precise [`FieldError`] in `error`
-/// when a field is wrong (serde's own error type only carries a string).
-pub(super) struct RecordSeed<'s> {
-    pub error: &'s mut Option<FieldError>,
-}
-
-impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
-    type Value = OpRecord<'de>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<OpRecord<'de>, D::Error> {
-        d.deserialize_map(RecordVisitor { error: self.error })
-    }
-}
-
-struct RecordVisitor<'s> {
-    error: &'s mut Option<FieldError>,
-}
-
-impl<'de> Visitor<'de> for RecordVisitor<'_> {
-    type Value = OpRecord<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OpRecord<'de>, A::Error> {
-        let mut r = OpRecord::default();
-        let mut unix_seconds = None;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            let key = key.0;
-            let result = match key {
-                "objects" => map.next_value_seed(ObjectsSeed)?.map(|v| r.objects = v),
-                "x_vars" => map.next_value_seed(XVarsSeed)?.map(|v| r.x_vars = v),
-                _ => {
-                    let known = KNOWN_SCALARS.contains(&key);
-                    if !known {
-                        map.next_value::<IgnoredAny>()?;
-                        continue;
-                    }
-                    let v = map.next_value::<Scalar<'de>>()?;
-                    set_scalar(&mut r, &mut unix_seconds, key, v)
-                }
-            };
-            if let Err((path, reason)) = result {
-                let field = if path.is_empty() {
-                    key.to_owned()
-                } else {
-                    format!("{key}{path}")
-                };
-                *self.error = Some(FieldError { field, reason });
-                return Err(de::Error::custom("invalid field"));
-            }
+/// Reads a record from a parsed simd-json tape: one pass over the top-level
+/// object, SLS's conventions folded in.
+pub(super) fn from_tape<'t, 'i>(v: Value<'t, 'i>) -> Result<OpRecord<'i>, Option<FieldError>> {
+    let obj = v.as_object().ok_or(None)?;
+    let mut r = OpRecord::default();
+    let mut unix_seconds = None;
+    for (key, val) in obj.iter() {
+        let result = match key {
+            "objects" => objects(val).map(|o| r.objects = o),
+            "x_vars" => x_vars(val).map(|x| r.x_vars = x),
+            _ => set_scalar(&mut r, &mut unix_seconds, key, val),
+        };
+        if let Err((path, reason)) = result {
+            return Err(Some(FieldError {
+                field: format!("{key}{path}"),
+                reason,
+            }));
         }
-        if r.time_ms.is_none() {
-            r.time_ms = unix_seconds;
-        }
-        Ok(r)
     }
+    if r.time_ms.is_none() {
+        r.time_ms = unix_seconds;
+    }
+    Ok(r)
 }
-
-const KNOWN_SCALARS: &[&str] = &[
-    "time",
-    "__time__",
-    "operation",
-    "bucket",
-    "object",
-    "bucket_location",
-    "owner_id",
-    "requester_id",
-    "client_ip",
-    "request_id",
-    "http_status",
-    "object_size",
-    "delta_data_size",
-    "etag",
-    "append_position",
-    "range",
-    "replication",
-    "overwrite",
-    "live_channel",
-];
 
 /// (path below the field, reason)
 type FieldResult = Result<(), (String, String)>;
 
-fn set_scalar<'de>(
-    r: &mut OpRecord<'de>,
+fn set_scalar<'i>(
+    r: &mut OpRecord<'i>,
     unix_seconds: &mut Option<i64>,
     key: &str,
-    v: Scalar<'de>,
+    val: Value<'_, 'i>,
 ) -> FieldResult {
     let no_path = |reason: String| (String::new(), reason);
+    // Real logs carry many fields ossnotify does not read: their values are
+    // never looked at.
+    let v = || scalar(val);
     match key {
-        "time" => r.time_ms = v.time().map_err(no_path)?,
+        "time" => r.time_ms = v().time().map_err(no_path)?,
         "__time__" => {
-            *unix_seconds = v
+            *unix_seconds = v()
                 .int::<i64>()
                 .map_err(no_path)?
                 .map(|s| s.saturating_mul(1000))
         }
-        "operation" => r.operation = v.str().map_err(no_path)?,
-        "bucket" => r.bucket = v.str().map_err(no_path)?,
-        "object" => r.object = v.str().map_err(no_path)?,
-        "bucket_location" => r.bucket_location = v.str().map_err(no_path)?,
-        "owner_id" => r.owner_id = v.str().map_err(no_path)?,
-        "requester_id" => r.requester_id = v.str().map_err(no_path)?,
-        "client_ip" => r.client_ip = v.str().map_err(no_path)?,
-        "request_id" => r.request_id = v.str().map_err(no_path)?,
-        "http_status" => r.http_status = v.int::<u16>().map_err(no_path)?,
-        "object_size" => r.object_size = v.int::<u64>().map_err(no_path)?,
-        "delta_data_size" => r.delta_data_size = v.int::<i64>().map_err(no_path)?,
-        "etag" => r.etag = v.str().map_err(no_path)?.map(strip_quotes),
-        "append_position" => r.append_position = v.int::<u64>().map_err(no_path)?,
-        "range" => r.range = v.str().map_err(no_path)?,
-        "replication" => r.replication = v.bool().map_err(no_path)?.unwrap_or(false),
-        "overwrite" => r.overwrite = v.bool().map_err(no_path)?.unwrap_or(false),
-        "live_channel" => r.live_channel = v.bool().map_err(no_path)?.unwrap_or(false),
-        _ => unreachable!("KNOWN_SCALARS and set_scalar list the same fields"),
+        "operation" => r.operation = v().str().map_err(no_path)?,
+        "bucket" => r.bucket = v().str().map_err(no_path)?,
+        "object" => r.object = v().str().map_err(no_path)?,
+        "bucket_location" => r.bucket_location = v().str().map_err(no_path)?,
+        "owner_id" => r.owner_id = v().str().map_err(no_path)?,
+        "requester_id" => r.requester_id = v().str().map_err(no_path)?,
+        "client_ip" => r.client_ip = v().str().map_err(no_path)?,
+        "request_id" => r.request_id = v().str().map_err(no_path)?,
+        "http_status" => r.http_status = v().int::<u16>().map_err(no_path)?,
+        "object_size" => r.object_size = v().int::<u64>().map_err(no_path)?,
+        "delta_data_size" => r.delta_data_size = v().int::<i64>().map_err(no_path)?,
+        "etag" => r.etag = v().str().map_err(no_path)?.map(strip_quotes),
+        "append_position" => r.append_position = v().int::<u64>().map_err(no_path)?,
+        "range" => r.range = v().str().map_err(no_path)?,
+        "replication" => r.replication = v().bool().map_err(no_path)?.unwrap_or(false),
+        "overwrite" => r.overwrite = v().bool().map_err(no_path)?.unwrap_or(false),
+        "live_channel" => r.live_channel = v().bool().map_err(no_path)?.unwrap_or(false),
+        // Unknown fields are ignored (SPEC §1).
+        _ => {}
     }
     Ok(())
 }
@@ -182,29 +129,10 @@ fn strip_quotes(s: &str) -> &str {
     }
 }
 
-/// A map key, borrowed from the buffer.
-struct Key<'de>(&'de str);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(v))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// Any JSON value, reduced to what a scalar field can use.
 #[derive(Debug, Clone, Copy)]
-enum Scalar<'de> {
-    Str(&'de str),
+enum Scalar<'i> {
+    Str(&'i str),
     U(u64),
     I(i64),
     F,
@@ -214,7 +142,20 @@ enum Scalar<'de> {
     Object,
 }
 
-impl<'de> Scalar<'de> {
+fn scalar<'i>(v: Value<'_, 'i>) -> Scalar<'i> {
+    match v.value_type() {
+        ValueType::Null => Scalar::Null,
+        ValueType::Bool => Scalar::Bool(v.as_bool().unwrap_or(false)),
+        ValueType::I64 => v.as_i64().map_or(Scalar::F, Scalar::I),
+        ValueType::U64 => v.as_u64().map_or(Scalar::F, Scalar::U),
+        ValueType::String => v.into_string().map_or(Scalar::Null, Scalar::Str),
+        ValueType::Array => Scalar::Array,
+        ValueType::Object => Scalar::Object,
+        _ => Scalar::F,
+    }
+}
+
+impl<'i> Scalar<'i> {
     fn kind(&self) -> &'static str {
         match self {
             Scalar::Str(_) => "a string",
@@ -227,7 +168,7 @@ impl<'de> Scalar<'de> {
         }
     }
 
-    fn str(self) -> Result<Option<&'de str>, String> {
+    fn str(self) -> Result<Option<&'i str>, String> {
         match self {
             Scalar::Str("-") | Scalar::Null => Ok(None),
             Scalar::Str(s) => Ok(Some(s)),
@@ -282,299 +223,71 @@ fn parse_decimal(s: &str) -> Option<i128> {
     s.parse().ok()
 }
 
-impl<'de> de::Deserialize<'de> for Scalar<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarVisitor)
-    }
-}
-
-struct ScalarVisitor;
-
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Str(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::U(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::I(v))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::F)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Bool(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Array)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Object)
-    }
-}
-
-/// The value of a field that either fits or yields (path, reason); the
-/// outer `Result` is the parser's own error.
+/// The value of a field that either fits or yields (path, reason).
 type Nested<T> = Result<T, (String, String)>;
 
-struct ObjectsSeed;
-
-impl<'de> DeserializeSeed<'de> for ObjectsSeed {
-    type Value = Nested<Option<Vec<BatchObject<'de>>>>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(ObjectsVisitor)
-    }
-}
-
-struct ObjectsVisitor;
-
-impl<'de> Visitor<'de> for ObjectsVisitor {
-    type Value = Nested<Option<Vec<BatchObject<'de>>>>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of objects")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Ok(None))
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(if v == "-" {
-            Ok(None)
-        } else {
-            Err((String::new(), "expected an array, found a string".into()))
-        })
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        let mut failure = None;
-        while let Some(el) = seq.next_element::<Element<'de>>()? {
-            if failure.is_some() {
-                continue; // keep consuming so the parser stays in step
-            }
-            match el.0 {
-                Ok(o) => out.push(o),
-                Err((path, reason)) => failure = Some((format!("[{}]{path}", out.len()), reason)),
-            }
-        }
-        Ok(match failure {
-            Some(f) => Err(f),
-            None => Ok(Some(out)),
-        })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Err((
-            String::new(),
-            "expected an array, found an object".into(),
-        )))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            "expected an array, found an integer".into(),
-        )))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            "expected an array, found an integer".into(),
-        )))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            "expected an array, found a number".into(),
-        )))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            "expected an array, found a boolean".into(),
-        )))
-    }
-}
-
-/// One `objects` element.
-struct Element<'de>(Nested<BatchObject<'de>>);
-
-impl<'de> de::Deserialize<'de> for Element<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ElementVisitor)
-    }
-}
-
-struct ElementVisitor;
-
-impl<'de> Visitor<'de> for ElementVisitor {
-    type Value = Element<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object {\"key\", \"size\", \"etag\"}")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Element<'de>, A::Error> {
-        let mut key = None;
-        let mut size = None;
-        let mut etag = None;
-        let mut failure: Option<(String, String)> = None;
-        while let Some(k) = map.next_key::<Key<'de>>()? {
-            let field = k.0;
-            if !matches!(field, "key" | "size" | "etag") {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            let v = map.next_value::<Scalar<'de>>()?;
-            if failure.is_some() {
-                continue;
-            }
-            let r = match field {
-                "key" => v.str().map(|s| key = s),
-                "size" => v.int::<u64>().map(|n| size = n),
-                _ => v.str().map(|s| etag = s.map(strip_quotes)),
-            };
-            if let Err(reason) = r {
-                failure = Some((format!(".{field}"), reason));
-            }
-        }
-        if let Some(f) = failure {
-            return Ok(Element(Err(f)));
-        }
-        Ok(Element(match key {
-            Some(key) => Ok(BatchObject { key, size, etag }),
-            None => Err((".key".into(), "required field is missing".into())),
-        }))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Element(Err((
-            String::new(),
-            "expected an object, found an array".into(),
-        ))))
-    }
-    fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Element<'de>, E> {
-        Ok(Element(Err((
-            String::new(),
-            "expected an object, found a string".into(),
-        ))))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Element<'de>, E> {
-        Ok(Element(Err((
-            String::new(),
-            "expected an object, found an integer".into(),
-        ))))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Element<'de>, E> {
-        Ok(Element(Err((
-            String::new(),
-            "expected an object, found an integer".into(),
-        ))))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Element<'de>, E> {
-        Ok(Element(Err((
-            String::new(),
-            "expected an object, found a number".into(),
-        ))))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Element<'de>, E> {
-        Ok(Element(Err((
-            String::new(),
-            "expected an object, found a boolean".into(),
-        ))))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Element<'de>, E> {
-        Ok(Element(Err((
-            String::new(),
-            "expected an object, found null".into(),
-        ))))
-    }
-}
-
-struct XVarsSeed;
-
-impl<'de> DeserializeSeed<'de> for XVarsSeed {
-    type Value = Nested<Option<Vec<(&'de str, &'de str)>>>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(XVarsVisitor)
-    }
-}
-
-struct XVarsVisitor;
-
-impl<'de> Visitor<'de> for XVarsVisitor {
-    type Value = Nested<Option<Vec<(&'de str, &'de str)>>>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object of strings")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Ok(None))
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(if v == "-" {
-            Ok(None)
-        } else {
-            Err((String::new(), "expected an object, found a string".into()))
-        })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut vars = Vec::with_capacity(map.size_hint().unwrap_or(2));
-        let mut failure = None;
-        while let Some(k) = map.next_key::<Key<'de>>()? {
-            let v = map.next_value::<Scalar<'de>>()?;
-            match v {
-                Scalar::Str(s) => vars.push((k.0, s)),
-                other if failure.is_none() => {
-                    failure = Some((
-                        format!(".{}", k.0),
-                        format!("expected a string, found {}", other.kind()),
-                    ))
+fn objects<'i>(v: Value<'_, 'i>) -> Nested<Option<Vec<BatchObject<'i>>>> {
+    let Some(list) = v.as_array() else {
+        return match scalar(v) {
+            Scalar::Null | Scalar::Str("-") => Ok(None),
+            other => Err((
+                String::new(),
+                format!("expected an array, found {}", other.kind()),
+            )),
+        };
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (n, el) in list.iter().enumerate() {
+        let at = |field: &str, reason: String| (format!("[{n}]{field}"), reason);
+        let Some(obj) = el.as_object() else {
+            return Err(at(
+                "",
+                format!("expected an object, found {}", scalar(el).kind()),
+            ));
+        };
+        let mut o = BatchObject::default();
+        let mut has_key = false;
+        for (k, val) in obj.iter() {
+            let v = scalar(val);
+            match k {
+                "key" => {
+                    o.key = v.str().map_err(|r| at(".key", r))?.unwrap_or("");
+                    has_key = matches!(v, Scalar::Str(s) if s != "-");
                 }
+                "size" => o.size = v.int::<u64>().map_err(|r| at(".size", r))?,
+                "etag" => o.etag = v.str().map_err(|r| at(".etag", r))?.map(strip_quotes),
                 _ => {}
             }
         }
-        Ok(match failure {
-            Some(f) => Err(f),
-            None => Ok(Some(vars)),
-        })
+        if !has_key {
+            return Err(at(".key", "required field is missing".into()));
+        }
+        out.push(o);
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Err((
-            String::new(),
-            "expected an object, found an array".into(),
-        )))
+    Ok(Some(out))
+}
+
+fn x_vars<'i>(v: Value<'_, 'i>) -> Nested<Option<Vec<(&'i str, &'i str)>>> {
+    let Some(obj) = v.as_object() else {
+        return match scalar(v) {
+            Scalar::Null | Scalar::Str("-") => Ok(None),
+            other => Err((
+                String::new(),
+                format!("expected an object, found {}", other.kind()),
+            )),
+        };
+    };
+    let mut vars = Vec::with_capacity(obj.len());
+    for (k, val) in obj.iter() {
+        match scalar(val) {
+            Scalar::Str(s) => vars.push((k, s)),
+            other => {
+                return Err((
+                    format!(".{k}"),
+                    format!("expected a string, found {}", other.kind()),
+                ))
+            }
+        }
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            "expected an object, found an integer".into(),
-        )))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            "expected an object, found an integer".into(),
-        )))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            "expected an object, found a number".into(),
-        )))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err((
-            String::new(),
-            "expected an object, found a boolean".into(),
-        )))
-    }
+    Ok(Some(vars))
 }

@@ -232,7 +232,10 @@ pub struct RuleIndex {
     tries: Vec<Tries>,
     buckets: Vec<BucketInfo>,
     bucket_rules: Vec<u32>,
-    regions: FxHashMap<Box<str>, u32>,
+    /// Every region a rule or the policy names, with what the policy says
+    /// of it; other regions get `other_region`.
+    regions: FxHashMap<Box<str>, RegionView>,
+    other_region: RegionView,
     policy: RegionPolicy,
 }
 
@@ -368,6 +371,35 @@ impl RuleIndex {
             }
         }
         let masks: Vec<(EventMask, EventMask)> = specs.iter().map(RuleSpec::masks).collect();
+        let mut views: FxHashMap<Box<str>, RegionView> = regions
+            .iter()
+            .map(|(r, id)| {
+                let v = RegionView {
+                    id: *id,
+                    notifies: policy.notifies(r),
+                    all_ok: policy.all_wildcards_apply(r),
+                };
+                (r.clone(), v)
+            })
+            .collect();
+        for r in policy
+            .unsupported_regions
+            .iter()
+            .chain(&policy.all_wildcard_regions)
+        {
+            views.entry(r.as_str().into()).or_insert(RegionView {
+                id: UNKNOWN_REGION,
+                notifies: policy.notifies(r),
+                all_ok: policy.all_wildcards_apply(r),
+            });
+        }
+        // A region nobody names is not unsupported, and takes `:All` only
+        // where the policy is off or lists "*".
+        let other_region = RegionView {
+            id: UNKNOWN_REGION,
+            notifies: true,
+            all_ok: !policy.enabled || policy.all_wildcard_regions.contains("*"),
+        };
 
         let capacity = (names.len() * 2).next_power_of_two().max(16);
         let mut slots = vec![FREE; capacity];
@@ -563,7 +595,8 @@ impl RuleIndex {
             tries,
             buckets,
             bucket_rules,
-            regions,
+            regions: views,
+            other_region,
             policy,
         }
     }
@@ -595,11 +628,10 @@ impl RuleIndex {
 
     #[inline]
     fn region_view(&self, region: &str) -> RegionView {
-        RegionView {
-            id: self.regions.get(region).copied().unwrap_or(UNKNOWN_REGION),
-            notifies: self.policy.notifies(region),
-            all_ok: self.policy.all_wildcards_apply(region),
-        }
+        self.regions
+            .get(region)
+            .copied()
+            .unwrap_or(self.other_region)
     }
 
     /// The bucket named `name`, whose hash is `h`.
