@@ -271,3 +271,36 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The fuzz target's property on stable: arbitrary bytes never panic the
+    /// hot path, and anything emitted is JSON.
+    #[test]
+    fn arbitrary_bytes_never_panic_the_engine(
+        data in prop::collection::vec(any::<u8>(), 0..400),
+        json_like in "\\{(\"[a-z_]{1,12}\":(\"[^\"]{0,12}\"|[0-9-]{1,22}|null|true|\\[\\]|\\{\\}),?){0,8}\\}",
+    ) {
+        let index = RuleIndex::build(
+            ossnotify::synth::Workload { buckets: 2, rules_per_bucket: 4, ruled_bucket_percent: 100, seed: 3 }.rules(),
+            RegionPolicy::default(),
+        );
+        let mut engine = ossnotify::engine::Engine::new(KeyEncoding::Url, true);
+        for input in [&data[..], json_like.as_bytes()] {
+            for (_, line) in ossnotify::oplog::Lines::new(input) {
+                engine.process(&index, line, |m| {
+                    assert!(serde_json::from_slice::<serde_json::Value>(m.json).is_ok());
+                });
+            }
+        }
+    }
+
+    /// Arbitrary config text gives a config or located errors, never a panic.
+    #[test]
+    fn arbitrary_config_text_never_panics(
+        text in "(\\[\\[?[a-z._-]{1,12}\\]\\]?\n|[a-z_]{1,10} = (\"[^\"\n]{0,10}\"|[0-9]{1,4}|\\[\\]|true)\n){0,10}",
+    ) {
+        let _ = ossnotify::config::load_str(std::path::Path::new("p.toml"), &text, &|_| None);
+    }
+}

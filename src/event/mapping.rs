@@ -337,11 +337,11 @@ mod tests {
         serde_json::to_vec(&v).unwrap()
     }
 
-    /// (event type, [(key, size, delta, etag)]) or the skip/invalid reason.
-    fn run(
-        patch: serde_json::Value,
-        enc: KeyEncoding,
-    ) -> Result<(EventType, Vec<(String, u64, i64, String)>), String> {
+    /// (key, size, delta, etag) of one event.
+    type Obj = (String, u64, i64, String);
+
+    /// (event type, objects) or the skip/invalid reason.
+    fn run(patch: serde_json::Value, enc: KeyEncoding) -> Result<(EventType, Vec<Obj>), String> {
         let line = with(patch);
         let mut d = Decoder::default();
         let rec = d.decode(&line).map_err(|e| format!("invalid: {e}"))?;
