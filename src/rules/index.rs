@@ -661,25 +661,19 @@ impl RuleIndex {
                 hash: hash_pattern(b.id, Side::Exact, key),
             });
         }
-        for &l in &b.prefix_lens[..b.n_prefix as usize] {
-            if l as usize > key.len() {
-                break;
+        let sides = [
+            (Side::Prefix, &b.prefix_lens[..b.n_prefix as usize]),
+            (Side::Suffix, &b.suffix_lens[..b.n_suffix as usize]),
+        ];
+        for (side, lens) in sides {
+            // Ascending: stop at the first length longer than the key.
+            for &l in lens.iter().take_while(|l| **l as usize <= key.len()) {
+                out.push(Probe {
+                    side,
+                    len: l,
+                    hash: hash_pattern(b.id, side, probe_bytes(key, side, l as usize)),
+                });
             }
-            out.push(Probe {
-                side: Side::Prefix,
-                len: l,
-                hash: hash_pattern(b.id, Side::Prefix, &key[..l as usize]),
-            });
-        }
-        for &l in &b.suffix_lens[..b.n_suffix as usize] {
-            if l as usize > key.len() {
-                break;
-            }
-            out.push(Probe {
-                side: Side::Suffix,
-                len: l,
-                hash: hash_pattern(b.id, Side::Suffix, &key[key.len() - l as usize..]),
-            });
         }
         out
     }
