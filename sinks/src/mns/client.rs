@@ -1,0 +1,438 @@
+//! One MNS endpoint over HTTP(S) with keep-alive: signs each attempt afresh,
+//! sends PublishMessage / SendMessage / BatchSendMessage, checks the
+//! returned `MessageBodyMD5`, and classifies failures for the retry policy.
+
+use std::time::{Duration, SystemTime};
+
+use super::sign::{self, MnsSigner, SignedParts, CONTENT_TYPE, MNS_VERSION};
+use super::xml::{self, BatchEntry, OutMessage, Response};
+use crate::config::{RetryConfig, Secret};
+
+/// Why an attempt failed, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth another attempt (network, timeout, 5xx, `TimeExpired`).
+    Transient { code: String, message: String },
+    /// MNS asked us to slow down: retry, backing off harder.
+    Throttled { code: String },
+    /// Will never succeed (bad credentials, no such topic/queue, bad request,
+    /// a message over 64 KB): straight to the dead-letter store.
+    Permanent {
+        code: String,
+        message: String,
+        request_id: String,
+    },
+}
+
+impl Failure {
+    pub fn code(&self) -> &str {
+        match self {
+            Failure::Transient { code, .. }
+            | Failure::Throttled { code }
+            | Failure::Permanent { code, .. } => code,
+        }
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Failure::Permanent { .. })
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transient { code, message } => write!(f, "{code}: {message}"),
+            Failure::Throttled { code } => write!(f, "{code}: throttled"),
+            Failure::Permanent {
+                code,
+                message,
+                request_id,
+            } => {
+                write!(f, "{code}: {message} (request id {request_id})")
+            }
+        }
+    }
+}
+
+/// Classifies an MNS error answer.
+fn classify(status: u16, code: String, message: String, request_id: String) -> Failure {
+    match code.as_str() {
+        "QpsLimitExceeded" => Failure::Throttled { code },
+        "InternalError" | "InternalServerError" | "ServiceUnavailable" | "TimeExpired" => {
+            Failure::Transient { code, message }
+        }
+        _ if status == 429 => Failure::Throttled { code },
+        _ if status >= 500 || status == 408 => Failure::Transient { code, message },
+        _ => Failure::Permanent {
+            code,
+            message,
+            request_id,
+        },
+    }
+}
+
+/// A client of one MNS endpoint (one account and region).
+#[derive(Debug, Clone)]
+pub struct MnsClient {
+    http: reqwest::Client,
+    endpoint: String,
+    signer: MnsSigner,
+}
+
+impl MnsClient {
+    pub fn new(
+        endpoint: &str,
+        key_id: &str,
+        secret: Secret,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        // HTTPS needs a crypto provider; ring is the one we build.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(MnsClient {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            signer: MnsSigner::new(key_id, secret),
+        })
+    }
+
+    /// One signed POST of `body` to `resource`; the parsed answer or why not.
+    async fn post(&self, resource: &str, body: String) -> Result<(u16, Response), Failure> {
+        let date = sign::http_date(SystemTime::now());
+        let md5 = sign::content_md5(body.as_bytes());
+        let headers = [("x-mns-version", MNS_VERSION)];
+        let auth = self.signer.authorization(&SignedParts {
+            verb: "POST",
+            content_md5: &md5,
+            content_type: CONTENT_TYPE,
+            date: &date,
+            headers: &headers,
+            resource,
+        });
+        let res = self
+            .http
+            .post(format!("{}{resource}", self.endpoint))
+            .header("Date", &date)
+            .header("Content-Type", CONTENT_TYPE)
+            .header("Content-MD5", &md5)
+            .header("x-mns-version", MNS_VERSION)
+            .header("Authorization", auth)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::Transient {
+                code: if e.is_timeout() {
+                    "Timeout".into()
+                } else {
+                    "NetworkError".into()
+                },
+                message: e.to_string(),
+            })?;
+        let status = res.status().as_u16();
+        let text = res.text().await.map_err(|e| Failure::Transient {
+            code: "NetworkError".into(),
+            message: e.to_string(),
+        })?;
+        match xml::parse_response(&text) {
+            Ok(Response::Error {
+                code,
+                message,
+                request_id,
+                ..
+            }) => Err(classify(status, code, message, request_id)),
+            Ok(r) => Ok((status, r)),
+            Err(e) if status >= 500 => Err(Failure::Transient {
+                code: format!("HTTP{status}"),
+                message: e,
+            }),
+            Err(e) => Err(Failure::Permanent {
+                code: format!("HTTP{status}"),
+                message: format!("unreadable answer: {e}"),
+                request_id: String::new(),
+            }),
+        }
+    }
+
+    /// PublishMessage, one attempt. The message id on success.
+    pub async fn publish(&self, topic: &str, m: &OutMessage) -> Result<String, Failure> {
+        let resource = format!("/topics/{topic}/messages");
+        match self.post(&resource, xml::message_request(m)).await? {
+            (
+                201,
+                Response::Sent {
+                    message_id,
+                    body_md5,
+                },
+            ) => {
+                check_md5(&m.body, &body_md5)?;
+                Ok(message_id)
+            }
+            (status, other) => Err(unexpected(status, other)),
+        }
+    }
+
+    /// SendMessage (one) or BatchSendMessage (several), one attempt. The
+    /// whole request may fail; otherwise each message has its own result.
+    pub async fn send(
+        &self,
+        queue: &str,
+        ms: &[OutMessage],
+    ) -> Result<Vec<Result<String, Failure>>, Failure> {
+        let resource = format!("/queues/{queue}/messages");
+        if let [m] = ms {
+            return match self.post(&resource, xml::message_request(m)).await? {
+                (
+                    201,
+                    Response::Sent {
+                        message_id,
+                        body_md5,
+                    },
+                ) => Ok(vec![check_md5(&m.body, &body_md5).map(|_| message_id)]),
+                (status, other) => Err(unexpected(status, other)),
+            };
+        }
+        match self.post(&resource, xml::batch_request(ms)).await? {
+            (_, Response::Batch(entries)) if entries.len() == ms.len() => Ok(entries
+                .into_iter()
+                .zip(ms)
+                .map(|(e, m)| match e {
+                    BatchEntry::Sent {
+                        message_id,
+                        body_md5,
+                    } => check_md5(&m.body, &body_md5).map(|_| message_id),
+                    BatchEntry::Failed { code, message } => {
+                        Err(classify(500, code, message, String::new()))
+                    }
+                })
+                .collect()),
+            (status, other) => Err(unexpected(status, other)),
+        }
+    }
+}
+
+fn check_md5(body: &str, returned: &str) -> Result<(), Failure> {
+    let sent = sign::md5_hex(body.as_bytes());
+    if returned.eq_ignore_ascii_case(&sent) {
+        Ok(())
+    } else {
+        Err(Failure::Transient {
+            code: "MessageBodyMD5Mismatch".into(),
+            message: format!("sent MD5 {sent}, MNS returned {returned:?}"),
+        })
+    }
+}
+
+fn unexpected(status: u16, r: Response) -> Failure {
+    Failure::Transient {
+        code: format!("HTTP{status}"),
+        message: format!("unexpected answer {r:?}"),
+    }
+}
+
+/// MNS's limits on one BatchSendMessage request.
+pub const MAX_BATCH_MESSAGES: usize = 16;
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Splits messages into consecutive batches of at most `max_count` (≤ 16)
+/// whose request XML stays within 64 KB. A message too large to send at
+/// all gets a batch of its own (and fails as `InvalidArgument`).
+pub fn batches(ms: &[OutMessage], max_count: usize) -> Vec<std::ops::Range<usize>> {
+    let max_count = max_count.clamp(1, MAX_BATCH_MESSAGES);
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = xml::batch_overhead();
+    for (i, m) in ms.iter().enumerate() {
+        let len = xml::batch_entry_len(m);
+        if i > start && (i - start == max_count || bytes + len > MAX_REQUEST_BYTES) {
+            out.push(start..i);
+            start = i;
+            bytes = xml::batch_overhead();
+        }
+        bytes += len;
+    }
+    if start < ms.len() {
+        out.push(start..ms.len());
+    }
+    out
+}
+
+/// Exponential backoff with full jitter (attempt 1 is the first retry);
+/// throttling backs off four times harder.
+pub fn backoff(cfg: &RetryConfig, attempt: u32, throttled: bool) -> Duration {
+    let base = cfg
+        .initial_backoff_ms
+        .saturating_mul(1 << attempt.min(20).saturating_sub(1));
+    let cap = base.saturating_mul(if throttled { 4 } else { 1 }).min(
+        cfg.max_backoff_ms
+            .saturating_mul(if throttled { 4 } else { 1 }),
+    );
+    Duration::from_millis(fastrand::u64(cap / 2..=cap.max(1)))
+}
+
+/// Publishes with retries; the message id, or the last failure once the
+/// failure is permanent or the attempts are spent.
+pub async fn publish_with_retry(
+    client: &MnsClient,
+    topic: &str,
+    m: &OutMessage,
+    retry: &RetryConfig,
+) -> Result<String, (Failure, u32)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.publish(topic, m).await {
+            Ok(id) => return Ok(id),
+            Err(f) if f.is_permanent() || attempt >= retry.max_attempts => {
+                return Err((f, attempt))
+            }
+            Err(f) => {
+                let throttled = matches!(f, Failure::Throttled { .. });
+                tokio::time::sleep(backoff(retry, attempt, throttled)).await;
+            }
+        }
+    }
+}
+
+/// Sends a batch with retries, re-sending only the entries that failed
+/// transiently. Per message: its id, or its last failure and attempt count.
+pub async fn send_with_retry(
+    client: &MnsClient,
+    queue: &str,
+    ms: &[OutMessage],
+    retry: &RetryConfig,
+) -> Vec<Result<String, (Failure, u32)>> {
+    let mut results: Vec<Option<Result<String, (Failure, u32)>>> = vec![None; ms.len()];
+    let mut pending: Vec<usize> = (0..ms.len()).collect();
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        attempt += 1;
+        let batch: Vec<OutMessage> = pending.iter().map(|&i| ms[i].clone()).collect();
+        let last = attempt >= retry.max_attempts;
+        let mut throttled = false;
+        let mut still = Vec::new();
+        match client.send(queue, &batch).await {
+            Ok(each) => {
+                for (&i, r) in pending.iter().zip(each) {
+                    match r {
+                        Ok(id) => results[i] = Some(Ok(id)),
+                        Err(f) if f.is_permanent() || last => results[i] = Some(Err((f, attempt))),
+                        Err(f) => {
+                            throttled |= matches!(f, Failure::Throttled { .. });
+                            still.push(i);
+                        }
+                    }
+                }
+            }
+            Err(f) if f.is_permanent() || last => {
+                for &i in &pending {
+                    results[i] = Some(Err((f.clone(), attempt)));
+                }
+            }
+            Err(f) => {
+                throttled = matches!(f, Failure::Throttled { .. });
+                still = pending.clone();
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(backoff(retry, attempt, throttled)).await;
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every message has a result"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified_by_code_then_status() {
+        let c = |s, code: &str| classify(s, code.into(), String::new(), String::new());
+        assert!(matches!(
+            c(503, "QpsLimitExceeded"),
+            Failure::Throttled { .. }
+        ));
+        assert!(matches!(
+            c(403, "QpsLimitExceeded"),
+            Failure::Throttled { .. }
+        ));
+        assert!(matches!(c(500, "InternalError"), Failure::Transient { .. }));
+        assert!(matches!(c(408, "TimeExpired"), Failure::Transient { .. }));
+        assert!(matches!(c(503, "Whatever"), Failure::Transient { .. }));
+        assert!(matches!(c(429, "TooMany"), Failure::Throttled { .. }));
+        for code in [
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId",
+            "AccessDenied",
+            "TopicNotExist",
+            "QueueNotExist",
+            "MalformedXML",
+            "InvalidArgument",
+        ] {
+            assert!(
+                c(if code.ends_with("NotExist") { 404 } else { 403 }, code).is_permanent(),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn batches_split_at_sixteen_and_at_64_kb() {
+        let small: Vec<OutMessage> = (0..40)
+            .map(|i| OutMessage {
+                body: format!("m{i}"),
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(batches(&small, 16), vec![0..16, 16..32, 32..40]);
+        assert_eq!(batches(&small, 5).len(), 8);
+        let big: Vec<OutMessage> = (0..20)
+            .map(|_| OutMessage {
+                body: "x".repeat(10_000),
+                ..Default::default()
+            })
+            .collect();
+        let b = batches(&big, 16);
+        assert!(b.iter().all(|r| r.len() == 6 || r.end == 20), "{b:?}");
+        for r in &b {
+            assert!(xml::batch_request(&big[r.clone()]).len() <= MAX_REQUEST_BYTES);
+        }
+        assert_eq!(b.iter().map(|r| r.len()).sum::<usize>(), 20);
+        let huge = vec![
+            OutMessage {
+                body: "y".repeat(70_000),
+                ..Default::default()
+            },
+            small[0].clone(),
+        ];
+        assert_eq!(batches(&huge, 16), vec![0..1, 1..2]);
+        assert!(batches(&[], 16).is_empty());
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let cfg = RetryConfig {
+            max_attempts: 8,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 1000,
+        };
+        for _ in 0..100 {
+            let d1 = backoff(&cfg, 1, false).as_millis();
+            assert!((50..=100).contains(&d1), "{d1}");
+            let d3 = backoff(&cfg, 3, false).as_millis();
+            assert!((200..=400).contains(&d3), "{d3}");
+            let d9 = backoff(&cfg, 9, false).as_millis();
+            assert!((500..=1000).contains(&d9), "{d9}");
+            let t = backoff(&cfg, 1, true).as_millis();
+            assert!((200..=400).contains(&t), "{t}");
+        }
+    }
+}

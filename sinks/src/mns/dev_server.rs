@@ -1,0 +1,433 @@
+//! `ossnotify mns-dev`: a local MNS endpoint for demos and tests. It
+//! implements PublishMessage, SendMessage and BatchSendMessage, verifies
+//! signatures exactly as MNS does (with the project's one signer), answers
+//! with MNS's XML, records what it accepted, and fails on command.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::sign::{self, SignedParts, MNS_VERSION};
+use super::xml::{self, BatchEntry};
+
+/// MNS's limit on one message body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// How `mns-dev` behaves.
+#[derive(Debug, Clone, Default)]
+pub struct DevConfig {
+    pub access_key_id: String,
+    pub access_key_secret: String,
+    pub topics: Vec<String>,
+    pub queues: Vec<String>,
+    /// Append every accepted message here, one JSON object per line.
+    pub record: Option<PathBuf>,
+    /// Share of requests (or batch entries) answered `500 InternalError`.
+    pub fail_rate: f64,
+    /// Answer every request `503 ServiceUnavailable` for this long after start.
+    pub fail_first: Duration,
+    /// Share of requests answered `QpsLimitExceeded`.
+    pub throttle_rate: f64,
+    /// Added to every answer.
+    pub latency: Duration,
+    /// Share of requests whose connection is closed without an answer.
+    pub drop_rate: f64,
+}
+
+/// One accepted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// `topic` or `queue`.
+    pub kind: &'static str,
+    pub name: String,
+    pub message_id: String,
+    pub body: String,
+    pub tag: Option<String>,
+}
+
+struct State {
+    cfg: DevConfig,
+    started: Instant,
+    next_id: AtomicU64,
+    accepted: Mutex<Vec<Accepted>>,
+    record: Option<Mutex<std::fs::File>>,
+    requests: AtomicU64,
+}
+
+/// A running `mns-dev`.
+pub struct DevServer {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DevServer {
+    /// Starts serving on `listener` (bind `127.0.0.1:0` for a free port).
+    pub fn start(cfg: DevConfig, listener: TcpListener) -> std::io::Result<DevServer> {
+        let record = match &cfg.record {
+            Some(p) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            )),
+            None => None,
+        };
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            cfg,
+            started: Instant::now(),
+            next_id: AtomicU64::new(1),
+            accepted: Mutex::new(Vec::new()),
+            record,
+            requests: AtomicU64::new(0),
+        });
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(st.clone(), req));
+                    // Errors here are clients going away, or drop_rate.
+                    let _ = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(DevServer { addr, state, task })
+    }
+
+    /// Everything accepted so far, in order.
+    pub fn accepted(&self) -> Vec<Accepted> {
+        self.state.accepted.lock().expect("not poisoned").clone()
+    }
+
+    /// Requests received so far (accepted or not).
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// Why a connection is closed without an answer (the drop fault).
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped on purpose (--drop-rate)")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+fn reply(status: StatusCode, body: String) -> Reply {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "text/xml;charset=utf-8")
+        .header("x-mns-request-id", "00000000000000000000DEV0")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Reply {
+    reply(
+        status,
+        xml::error_response(code, message, "00000000000000000000DEV0", "mns-dev"),
+    )
+}
+
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let cfg = &st.cfg;
+    if !cfg.latency.is_zero() {
+        tokio::time::sleep(cfg.latency).await;
+    }
+    if cfg.drop_rate > 0.0 && fastrand::f64() < cfg.drop_rate {
+        return Err(Dropped);
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, 1 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                "InvalidArgument",
+                "request body over 1 MiB",
+            ))
+        }
+    };
+    if st.started.elapsed() < cfg.fail_first {
+        return Ok(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "mns-dev: --fail-first-seconds",
+        ));
+    }
+    if cfg.throttle_rate > 0.0 && fastrand::f64() < cfg.throttle_rate {
+        return Ok(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "QpsLimitExceeded",
+            "mns-dev: --throttle-rate",
+        ));
+    }
+    if let Err(r) = authenticate(cfg, &parts, &body) {
+        return Ok(r);
+    }
+    let path = parts.uri.path();
+    let (kind, name) = match path.trim_matches('/').split('/').collect::<Vec<_>>()[..] {
+        ["topics", name, "messages"] => ("topic", name),
+        ["queues", name, "messages"] => ("queue", name),
+        _ => {
+            return Ok(error(
+                StatusCode::NOT_FOUND,
+                "InvalidArgument",
+                "mns-dev implements POST /topics/{t}/messages and POST /queues/{q}/messages",
+            ))
+        }
+    };
+    if parts.method != hyper::Method::POST {
+        return Ok(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "InvalidArgument",
+            "only POST is implemented",
+        ));
+    }
+    let known = match kind {
+        "topic" => cfg.topics.iter().any(|t| t == name),
+        _ => cfg.queues.iter().any(|q| q == name),
+    };
+    if !known {
+        return Ok(match kind {
+            "topic" => error(
+                StatusCode::NOT_FOUND,
+                "TopicNotExist",
+                "The topic you provided is not exist.",
+            ),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "QueueNotExist",
+                "The queue name you provided is not exist.",
+            ),
+        });
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "MalformedXML",
+            "body is not UTF-8",
+        ));
+    };
+    let messages = match xml::parse_request(text) {
+        Ok(m) if !m.is_empty() => m,
+        Ok(_) => return Ok(error(StatusCode::BAD_REQUEST, "MalformedXML", "no Message")),
+        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "MalformedXML", &e)),
+    };
+    let batch = text.contains("<Messages");
+    if kind == "topic" && (batch || messages.len() != 1) {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "MalformedXML",
+            "PublishMessage takes one Message",
+        ));
+    }
+    if messages.len() > 16 {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "a batch holds at most 16 messages",
+        ));
+    }
+    if let Some(m) = messages.iter().find(|m| m.body.len() > MAX_BODY) {
+        let why = format!(
+            "message body is {} bytes; the limit is {MAX_BODY}",
+            m.body.len()
+        );
+        return Ok(error(StatusCode::BAD_REQUEST, "InvalidArgument", &why));
+    }
+    if !batch {
+        if cfg.fail_rate > 0.0 && fastrand::f64() < cfg.fail_rate {
+            return Ok(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "mns-dev: --fail-rate",
+            ));
+        }
+        let m = &messages[0];
+        let id = accept(&st, kind, name, m);
+        return Ok(reply(
+            StatusCode::CREATED,
+            xml::sent_response(&id, &sign::md5_hex(m.body.as_bytes()).to_uppercase()),
+        ));
+    }
+    let mut any_failed = false;
+    let entries: Vec<BatchEntry> = messages
+        .iter()
+        .map(|m| {
+            if cfg.fail_rate > 0.0 && fastrand::f64() < cfg.fail_rate {
+                any_failed = true;
+                BatchEntry::Failed {
+                    code: "InternalError".into(),
+                    message: "mns-dev: --fail-rate".into(),
+                }
+            } else {
+                BatchEntry::Sent {
+                    message_id: accept(&st, kind, name, m),
+                    body_md5: sign::md5_hex(m.body.as_bytes()).to_uppercase(),
+                }
+            }
+        })
+        .collect();
+    // MNS answers a partly failed batch with 500 and the per-entry results.
+    let status = if any_failed {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(reply(status, xml::batch_response(&entries)))
+}
+
+fn accept(st: &State, kind: &'static str, name: &str, m: &xml::OutMessage) -> String {
+    let id = format!("{:016X}", st.next_id.fetch_add(1, Ordering::Relaxed));
+    let a = Accepted {
+        kind,
+        name: name.to_owned(),
+        message_id: id.clone(),
+        body: m.body.clone(),
+        tag: m.tag.clone(),
+    };
+    if let Some(file) = &st.record {
+        let line = serde_json::json!({
+            "kind": a.kind, "name": a.name, "message_id": a.message_id, "body": a.body, "tag": a.tag,
+        });
+        let mut f = file.lock().expect("not poisoned");
+        // A recording failure must not fail the request: MNS accepted it.
+        let _ = writeln!(f, "{line}");
+    }
+    st.accepted.lock().expect("not poisoned").push(a);
+    id
+}
+
+/// Checks the headers and signature as MNS does; the error reply if wrong.
+fn authenticate(
+    cfg: &DevConfig,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+) -> Result<(), Reply> {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    if header("x-mns-version") != MNS_VERSION {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "x-mns-version must be 2015-06-06",
+        ));
+    }
+    let date = header("date");
+    if date.is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "Date is missing",
+        ));
+    }
+    if let Ok(t) = httpdate::parse_http_date(date) {
+        let skew = t
+            .duration_since(std::time::SystemTime::now())
+            .or_else(|e| Ok::<_, Infallible>(e.duration()))
+            .unwrap_or_default();
+        if skew > Duration::from_secs(900) {
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "TimeExpired",
+                "Date is more than 15 minutes off",
+            ));
+        }
+    } else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "Date is not an RFC 1123 date",
+        ));
+    }
+    let md5 = header("content-md5");
+    if !md5.is_empty() && md5 != sign::content_md5(body) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidDigest",
+            "Content-MD5 does not match the body",
+        ));
+    }
+    let Some(auth) = header("authorization").strip_prefix("MNS ") else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Authorization must be MNS AccessKeyId:Signature",
+        ));
+    };
+    let (key_id, got) = auth.split_once(':').unwrap_or((auth, ""));
+    if key_id != cfg.access_key_id {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "InvalidAccessKeyId",
+            "The access key id you provided does not exist.",
+        ));
+    }
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    let resource = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let want = sign::signature(
+        &cfg.access_key_secret,
+        &sign::string_to_sign(&SignedParts {
+            verb: parts.method.as_str(),
+            content_md5: md5,
+            content_type: header("content-type"),
+            date,
+            headers: &headers,
+            resource,
+        }),
+    );
+    if got != want {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        ));
+    }
+    Ok(())
+}
