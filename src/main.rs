@@ -37,6 +37,43 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// A local MNS-compatible endpoint (PublishMessage, SendMessage, BatchSendMessage) for demos and tests.
+    MnsDev(MnsDevArgs),
+}
+
+#[derive(clap::Args)]
+struct MnsDevArgs {
+    /// Address to listen on, e.g. 127.0.0.1:9900.
+    #[arg(long, default_value = "127.0.0.1:9900")]
+    listen: String,
+    #[arg(long)]
+    access_key_id: String,
+    #[arg(long)]
+    access_key_secret: String,
+    /// Topics that exist, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "")]
+    topics: Vec<String>,
+    /// Queues that exist, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "")]
+    queues: Vec<String>,
+    /// Append every accepted message to this file, one JSON object per line.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Share (0..1) of requests, or batch entries, answered 500 InternalError.
+    #[arg(long, default_value_t = 0.0)]
+    fail_rate: f64,
+    /// Answer 503 to everything for this many seconds after start.
+    #[arg(long, default_value_t = 0)]
+    fail_first_seconds: u64,
+    /// Share (0..1) of requests answered QpsLimitExceeded.
+    #[arg(long, default_value_t = 0.0)]
+    throttle_rate: f64,
+    /// Milliseconds added to every answer.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share (0..1) of requests whose connection is closed without an answer.
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
 }
 
 /// SPEC §8's exit codes.
@@ -52,7 +89,91 @@ fn main() -> ExitCode {
             input,
             explain,
         } => dry_run(&config, input.as_deref(), explain),
+        Command::MnsDev(args) => mns_dev(args),
     }
+}
+
+/// SIGINT or SIGTERM.
+async fn wait_for_stop() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn mns_dev(a: MnsDevArgs) -> ExitCode {
+    use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+    for (flag, v) in [
+        ("--fail-rate", a.fail_rate),
+        ("--throttle-rate", a.throttle_rate),
+        ("--drop-rate", a.drop_rate),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            eprintln!("error: {flag} must be between 0 and 1, not {v}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    }
+    let nonempty = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let cfg = DevConfig {
+        access_key_id: a.access_key_id,
+        access_key_secret: a.access_key_secret,
+        topics: nonempty(a.topics),
+        queues: nonempty(a.queues),
+        record: a.record,
+        fail_rate: a.fail_rate,
+        fail_first: std::time::Duration::from_secs(a.fail_first_seconds),
+        throttle_rate: a.throttle_rate,
+        latency: std::time::Duration::from_millis(a.latency_ms),
+        drop_rate: a.drop_rate,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(&a.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", a.listen);
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        };
+        let topics = cfg.topics.join(",");
+        let queues = cfg.queues.join(",");
+        let server = match DevServer::start(cfg, listener) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot open the record file: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        };
+        // Tests and scripts wait for this line.
+        println!(
+            "mns-dev listening on {} (topics: {topics}; queues: {queues})",
+            server.endpoint()
+        );
+        wait_for_stop().await;
+        eprintln!(
+            "mns-dev: {} requests, {} messages accepted",
+            server.requests(),
+            server.accepted().len()
+        );
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_diagnostics(diags: &[config::Diagnostic]) {
