@@ -199,7 +199,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
         ));
     }
     if let Err(r) = authenticate(cfg, &parts, &body) {
-        return Ok(r);
+        return Ok(*r);
     }
     let path = parts.uri.path();
     let (kind, name) = match path.trim_matches('/').split('/').collect::<Vec<_>>()[..] {
@@ -340,7 +340,7 @@ fn authenticate(
     cfg: &DevConfig,
     parts: &hyper::http::request::Parts,
     body: &[u8],
-) -> Result<(), Reply> {
+) -> Result<(), Box<Reply>> {
     let header = |name: &str| {
         parts
             .headers
@@ -349,19 +349,19 @@ fn authenticate(
             .unwrap_or("")
     };
     if header("x-mns-version") != MNS_VERSION {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "InvalidArgument",
             "x-mns-version must be 2015-06-06",
-        ));
+        )));
     }
     let date = header("date");
     if date.is_empty() {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "InvalidArgument",
             "Date is missing",
-        ));
+        )));
     }
     if let Ok(t) = httpdate::parse_http_date(date) {
         let skew = t
@@ -369,41 +369,41 @@ fn authenticate(
             .or_else(|e| Ok::<_, Infallible>(e.duration()))
             .unwrap_or_default();
         if skew > Duration::from_secs(900) {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::REQUEST_TIMEOUT,
                 "TimeExpired",
                 "Date is more than 15 minutes off",
-            ));
+            )));
         }
     } else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "InvalidArgument",
             "Date is not an RFC 1123 date",
-        ));
+        )));
     }
     let md5 = header("content-md5");
     if !md5.is_empty() && md5 != sign::content_md5(body) {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "InvalidDigest",
             "Content-MD5 does not match the body",
-        ));
+        )));
     }
     let Some(auth) = header("authorization").strip_prefix("MNS ") else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "AccessDenied",
             "Authorization must be MNS AccessKeyId:Signature",
-        ));
+        )));
     };
     let (key_id, got) = auth.split_once(':').unwrap_or((auth, ""));
     if key_id != cfg.access_key_id {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "InvalidAccessKeyId",
             "The access key id you provided does not exist.",
-        ));
+        )));
     }
     let headers: Vec<(&str, &str)> = parts
         .headers
@@ -423,11 +423,11 @@ fn authenticate(
         }),
     );
     if got != want {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided.",
-        ));
+        )));
     }
     Ok(())
 }
