@@ -12,5 +12,6 @@ pub mod encode;
 pub mod engine;
 pub mod event;
 pub mod oplog;
+pub mod replay;
 pub mod rules;
 pub mod synth;

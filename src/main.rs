@@ -37,6 +37,11 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Re-send the dead-letter store through the config's sinks; delivered entries are removed.
+    Replay {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// A local MNS-compatible endpoint (PublishMessage, SendMessage, BatchSendMessage) for demos and tests.
     MnsDev(MnsDevArgs),
 }
@@ -90,6 +95,41 @@ fn main() -> ExitCode {
             explain,
         } => dry_run(&config, input.as_deref(), explain),
         Command::MnsDev(args) => mns_dev(args),
+        Command::Replay { config } => replay(&config),
+    }
+}
+
+fn replay(config_path: &Path) -> ExitCode {
+    let config = match load_for_run(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match rt.block_on(ossnotify::replay::replay(&config)) {
+        Ok(r) => {
+            println!(
+                "replay: {} delivered, {} still failing (kept), {} not replayable (kept)",
+                r.delivered, r.still_failing, r.kept
+            );
+            if r.still_failing == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 

@@ -39,6 +39,8 @@ pub trait SinkConfig: fmt::Debug + Send + Sync {
     fn encoding(&self) -> Encoding;
     /// Checks values serde cannot (ranges, URL shapes, lengths).
     fn validate(&self) -> Vec<FieldIssue>;
+    /// The sink itself, named `name` (its table key). Needs a tokio runtime.
+    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, String>;
 }
 
 /// A credential: usable by the sink, never shown by `Debug` or `Display`.
@@ -92,6 +94,20 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
+    /// The wait before retry number `attempt` (1 = the first retry):
+    /// exponential, capped, with jitter over its upper half; throttling
+    /// backs off four times harder.
+    pub fn backoff(&self, attempt: u32, throttled: bool) -> std::time::Duration {
+        let factor = if throttled { 4 } else { 1 };
+        let base = self
+            .initial_backoff_ms
+            .saturating_mul(1 << attempt.clamp(1, 21).saturating_sub(1));
+        let cap = base
+            .saturating_mul(factor)
+            .min(self.max_backoff_ms.saturating_mul(factor));
+        std::time::Duration::from_millis(fastrand::u64(cap / 2..=cap.max(1)))
+    }
+
     pub fn validate(&self, issues: &mut Vec<FieldIssue>) {
         if self.max_attempts == 0 {
             issues.push(FieldIssue::new("retry.max_attempts", "must be at least 1"));

@@ -8,6 +8,7 @@ use crate::config::{
     check_http_url, check_in_flight, default_max_in_flight, default_timeout_ms, Encoding,
     FieldIssue, RetryConfig, SinkConfig,
 };
+use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,6 +52,18 @@ impl SinkConfig for HttpConfig {
     fn encoding(&self) -> Encoding {
         self.encoding
     }
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(self.request_timeout_ms))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Box::new(HttpSink {
+            name: name.to_owned(),
+            http,
+            cfg: self.clone(),
+        }))
+    }
     fn validate(&self) -> Vec<FieldIssue> {
         let mut v = Vec::new();
         check_http_url("url", &self.url, &mut v);
@@ -60,5 +73,98 @@ impl SinkConfig for HttpConfig {
         check_in_flight(self.max_in_flight, &mut v);
         self.retry.validate(&mut v);
         v
+    }
+}
+
+impl HttpConfig {
+    fn content_type(&self) -> &'static str {
+        match (self.batch, self.encoding) {
+            (HttpBatching::Ndjson, _) => "application/x-ndjson",
+            (HttpBatching::Single, Encoding::Json) => "application/json",
+            (HttpBatching::Single, Encoding::Base64) => "text/plain",
+        }
+    }
+}
+
+pub struct HttpSink {
+    name: String,
+    http: reqwest::Client,
+    cfg: HttpConfig,
+}
+
+impl HttpSink {
+    /// One POST with retries; Ok, or the last error and attempts.
+    async fn post(&self, body: String) -> Result<(), (String, u32)> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .post(&self.cfg.url)
+                .header("Content-Type", self.cfg.content_type())
+                .body(body.clone());
+            for (k, v) in &self.cfg.headers {
+                req = req.header(k, v);
+            }
+            let (transient, throttled, error) = match req.send().await {
+                Ok(res) if res.status().is_success() => return Ok(()),
+                Ok(res) => {
+                    let s = res.status().as_u16();
+                    let text: String = res
+                        .text()
+                        .await
+                        .unwrap_or_default()
+                        .chars()
+                        .take(200)
+                        .collect();
+                    (
+                        s >= 500 || s == 408 || s == 429,
+                        s == 429,
+                        format!("HTTP {s}: {text}"),
+                    )
+                }
+                Err(e) => (true, false, format!("network: {e}")),
+            };
+            if !transient || attempt >= self.cfg.retry.max_attempts {
+                return Err((error, attempt));
+            }
+            tokio::time::sleep(self.cfg.retry.backoff(attempt, throttled)).await;
+        }
+    }
+}
+
+impl Sink for HttpSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_batch(&self) -> usize {
+        match self.cfg.batch {
+            HttpBatching::Single => 1,
+            HttpBatching::Ndjson => self.cfg.max_batch,
+        }
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.cfg.max_in_flight
+    }
+
+    fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(batch.len());
+            for group in batch.chunks(self.max_batch().max(1)) {
+                let body = group
+                    .iter()
+                    .map(|e| e.payload.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let outcome = match self.post(body).await {
+                    Ok(()) => Outcome::Delivered,
+                    Err((error, attempts)) => Outcome::Failed { error, attempts },
+                };
+                out.extend(std::iter::repeat_n(outcome, group.len()));
+            }
+            out
+        })
     }
 }

@@ -1,16 +1,21 @@
-//! ossnotify's sinks (SPEC §5): each sink's user-facing configuration, and the
-//! registry that maps a config `type` to it. Adding a sink means one module
+//! ossnotify's sinks (SPEC §5): each sink's user-facing configuration, its
+//! delivery behind the one [`Sink`] trait, the registry that maps a config
+//! `type` to it, and the dead-letter store. Adding a sink means one module
 //! here and one line in [`REGISTRY`].
 
 pub mod config;
+pub mod dead_letter;
 pub mod file;
 pub mod http;
 pub mod kafka;
 pub mod mns;
 pub mod null;
+pub mod sink;
 pub mod stdout;
 
 pub use config::{Encoding, FieldIssue, RetryConfig, Secret, SinkConfig};
+pub use dead_letter::{DeadLetter, DeadLetterStore};
+pub use sink::{Envelope, Outcome, Sink};
 
 use serde::de::DeserializeOwned;
 

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::config::{Encoding, FieldIssue, SinkConfig};
+use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,5 +18,26 @@ impl SinkConfig for NullConfig {
     }
     fn validate(&self) -> Vec<FieldIssue> {
         Vec::new()
+    }
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>, String> {
+        Ok(Box::new(NullSink {
+            name: name.to_owned(),
+        }))
+    }
+}
+
+pub struct NullSink {
+    name: String,
+}
+
+impl Sink for NullSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn max_batch(&self) -> usize {
+        4096
+    }
+    fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a> {
+        Box::pin(async move { vec![Outcome::Delivered; batch.len()] })
     }
 }

@@ -2,7 +2,10 @@
 
 use serde::Deserialize;
 
+use std::io::Write;
+
 use crate::config::{Encoding, FieldIssue, SinkConfig};
+use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,5 +23,44 @@ impl SinkConfig for StdoutConfig {
     }
     fn validate(&self) -> Vec<FieldIssue> {
         Vec::new()
+    }
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>, String> {
+        Ok(Box::new(StdoutSink {
+            name: name.to_owned(),
+        }))
+    }
+}
+
+pub struct StdoutSink {
+    name: String,
+}
+
+impl Sink for StdoutSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_batch(&self) -> usize {
+        512
+    }
+
+    fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a> {
+        Box::pin(async move {
+            let mut out = std::io::stdout().lock();
+            let written = batch
+                .iter()
+                .try_for_each(|e| writeln!(out, "{}", e.payload))
+                .and_then(|_| out.flush());
+            match written {
+                Ok(()) => vec![Outcome::Delivered; batch.len()],
+                Err(e) => vec![
+                    Outcome::Failed {
+                        error: format!("stdout: {e}"),
+                        attempts: 1
+                    };
+                    batch.len()
+                ],
+            }
+        })
     }
 }

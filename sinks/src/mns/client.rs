@@ -261,19 +261,6 @@ pub fn batches(ms: &[OutMessage], max_count: usize) -> Vec<std::ops::Range<usize
     out
 }
 
-/// Exponential backoff with full jitter (attempt 1 is the first retry);
-/// throttling backs off four times harder.
-pub fn backoff(cfg: &RetryConfig, attempt: u32, throttled: bool) -> Duration {
-    let base = cfg
-        .initial_backoff_ms
-        .saturating_mul(1 << attempt.min(20).saturating_sub(1));
-    let cap = base.saturating_mul(if throttled { 4 } else { 1 }).min(
-        cfg.max_backoff_ms
-            .saturating_mul(if throttled { 4 } else { 1 }),
-    );
-    Duration::from_millis(fastrand::u64(cap / 2..=cap.max(1)))
-}
-
 /// Publishes with retries; the message id, or the last failure once the
 /// failure is permanent or the attempts are spent.
 pub async fn publish_with_retry(
@@ -292,7 +279,7 @@ pub async fn publish_with_retry(
             }
             Err(f) => {
                 let throttled = matches!(f, Failure::Throttled { .. });
-                tokio::time::sleep(backoff(retry, attempt, throttled)).await;
+                tokio::time::sleep(retry.backoff(attempt, throttled)).await;
             }
         }
     }
@@ -340,7 +327,7 @@ pub async fn send_with_retry(
         }
         pending = still;
         if !pending.is_empty() {
-            tokio::time::sleep(backoff(retry, attempt, throttled)).await;
+            tokio::time::sleep(retry.backoff(attempt, throttled)).await;
         }
     }
     results
@@ -425,13 +412,13 @@ mod tests {
             max_backoff_ms: 1000,
         };
         for _ in 0..100 {
-            let d1 = backoff(&cfg, 1, false).as_millis();
+            let d1 = cfg.backoff(1, false).as_millis();
             assert!((50..=100).contains(&d1), "{d1}");
-            let d3 = backoff(&cfg, 3, false).as_millis();
+            let d3 = cfg.backoff(3, false).as_millis();
             assert!((200..=400).contains(&d3), "{d3}");
-            let d9 = backoff(&cfg, 9, false).as_millis();
+            let d9 = cfg.backoff(9, false).as_millis();
             assert!((500..=1000).contains(&d9), "{d9}");
-            let t = backoff(&cfg, 1, true).as_millis();
+            let t = cfg.backoff(1, true).as_millis();
             assert!((200..=400).contains(&t), "{t}");
         }
     }

@@ -92,6 +92,9 @@ fn check_common(endpoint: &str, key_id: &str, secret: &Secret, issues: &mut Vec<
 }
 
 impl SinkConfig for MnsTopicConfig {
+    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, String> {
+        Ok(Box::new(super::sink::MnsTopicSink::new(name, self)?))
+    }
     fn kind(&self) -> &'static str {
         "mns_topic"
     }
@@ -119,6 +122,9 @@ impl SinkConfig for MnsTopicConfig {
 }
 
 impl SinkConfig for MnsQueueConfig {
+    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, String> {
+        Ok(Box::new(super::sink::MnsQueueSink::new(name, self)?))
+    }
     fn kind(&self) -> &'static str {
         "mns_queue"
     }

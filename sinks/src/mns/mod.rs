@@ -5,6 +5,7 @@ pub mod client;
 pub mod config;
 pub mod dev_server;
 pub mod sign;
+pub mod sink;
 pub mod xml;
 
 pub use config::{MnsQueueConfig, MnsTopicConfig};

@@ -1,0 +1,166 @@
+//! The `mns_topic` and `mns_queue` sinks: the client plus the retry policy,
+//! one outcome per envelope.
+
+use std::time::Duration;
+
+use super::client::{self, batches, MnsClient, MAX_REQUEST_BYTES};
+use super::config::{MnsQueueConfig, MnsTopicConfig};
+use super::xml::OutMessage;
+use crate::config::RetryConfig;
+use crate::sink::{Delivery, Envelope, Outcome, Sink};
+
+/// MNS refuses bodies over 64 KB: such a message is never sent.
+fn too_large(e: &Envelope) -> Option<Outcome> {
+    (e.payload.len() > MAX_REQUEST_BYTES).then(|| Outcome::Failed {
+        error: format!(
+            "MessageTooLarge: {} bytes; MNS accepts at most {MAX_REQUEST_BYTES}",
+            e.payload.len()
+        ),
+        attempts: 0,
+    })
+}
+
+fn failed(f: client::Failure, attempts: u32) -> Outcome {
+    Outcome::Failed {
+        error: f.to_string(),
+        attempts,
+    }
+}
+
+pub struct MnsTopicSink {
+    name: String,
+    client: MnsClient,
+    topic: String,
+    tag: Option<String>,
+    retry: RetryConfig,
+    in_flight: usize,
+}
+
+impl MnsTopicSink {
+    pub fn new(name: &str, c: &MnsTopicConfig) -> Result<Self, String> {
+        Ok(MnsTopicSink {
+            name: name.to_owned(),
+            client: MnsClient::new(
+                &c.endpoint,
+                &c.access_key_id,
+                c.access_key_secret.clone(),
+                Duration::from_millis(c.request_timeout_ms),
+            )?,
+            topic: c.topic.clone(),
+            tag: c.message_tag.clone(),
+            retry: c.retry.clone(),
+            in_flight: c.max_in_flight,
+        })
+    }
+}
+
+impl Sink for MnsTopicSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(batch.len());
+            for e in batch {
+                if let Some(o) = too_large(e) {
+                    out.push(o);
+                    continue;
+                }
+                let m = OutMessage {
+                    body: e.payload.clone(),
+                    tag: self.tag.clone(),
+                    ..OutMessage::default()
+                };
+                out.push(
+                    match client::publish_with_retry(&self.client, &self.topic, &m, &self.retry)
+                        .await
+                    {
+                        Ok(_) => Outcome::Delivered,
+                        Err((f, n)) => failed(f, n),
+                    },
+                );
+            }
+            out
+        })
+    }
+}
+
+pub struct MnsQueueSink {
+    name: String,
+    client: MnsClient,
+    queue: String,
+    batch_size: usize,
+    delay_seconds: Option<u32>,
+    priority: Option<u32>,
+    retry: RetryConfig,
+    in_flight: usize,
+}
+
+impl MnsQueueSink {
+    pub fn new(name: &str, c: &MnsQueueConfig) -> Result<Self, String> {
+        Ok(MnsQueueSink {
+            name: name.to_owned(),
+            client: MnsClient::new(
+                &c.endpoint,
+                &c.access_key_id,
+                c.access_key_secret.clone(),
+                Duration::from_millis(c.request_timeout_ms),
+            )?,
+            queue: c.queue.clone(),
+            batch_size: c.batch_size,
+            delay_seconds: c.delay_seconds,
+            priority: c.priority,
+            retry: c.retry.clone(),
+            in_flight: c.max_in_flight,
+        })
+    }
+}
+
+impl Sink for MnsQueueSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_batch(&self) -> usize {
+        self.batch_size
+    }
+
+    fn max_in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a> {
+        Box::pin(async move {
+            let mut out: Vec<Option<Outcome>> = batch.iter().map(too_large).collect();
+            let sendable: Vec<usize> = (0..batch.len()).filter(|i| out[*i].is_none()).collect();
+            let ms: Vec<OutMessage> = sendable
+                .iter()
+                .map(|&i| OutMessage {
+                    body: batch[i].payload.clone(),
+                    delay_seconds: self.delay_seconds,
+                    priority: self.priority,
+                    tag: None,
+                })
+                .collect();
+            for r in batches(&ms, self.batch_size) {
+                let results =
+                    client::send_with_retry(&self.client, &self.queue, &ms[r.clone()], &self.retry)
+                        .await;
+                for (j, res) in r.zip(results) {
+                    out[sendable[j]] = Some(match res {
+                        Ok(_) => Outcome::Delivered,
+                        Err((f, n)) => failed(f, n),
+                    });
+                }
+            }
+            out.into_iter()
+                .map(|o| o.expect("every envelope has an outcome"))
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,43 @@
+//! The one trait every sink implements, and what goes through it.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// One message for one sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The payload in the sink's encoding (Base64 or JSON; both UTF-8).
+    pub payload: String,
+    pub rule_id: String,
+    /// `bucket/key`: the Kafka message key, and context in the dead-letter store.
+    pub key: String,
+}
+
+/// What became of one envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Given up: a permanent failure, or the attempts are spent. The caller
+    /// writes it to the dead-letter store.
+    Failed {
+        error: String,
+        attempts: u32,
+    },
+}
+
+pub type Delivery<'a> = Pin<Box<dyn Future<Output = Vec<Outcome>> + Send + 'a>>;
+
+/// A destination. `deliver` retries transient failures itself and returns
+/// one outcome per envelope, in order; it never panics on remote errors.
+pub trait Sink: Send + Sync {
+    fn name(&self) -> &str;
+    fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a>;
+    /// Envelopes per `deliver` call the sink makes best use of.
+    fn max_batch(&self) -> usize {
+        1
+    }
+    /// `deliver` calls that may run at once.
+    fn max_in_flight(&self) -> usize {
+        1
+    }
+}

@@ -1,0 +1,187 @@
+//! Permanent failures land in the dead-letter store; `ossnotify replay`
+//! delivers them once the destination exists, and loses nothing when it
+//! cannot. Against `mns-dev` over real sockets.
+
+mod support;
+
+use ossnotify::config;
+use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use ossnotify_sinks::{DeadLetter, DeadLetterStore, Envelope, Outcome};
+use std::path::Path;
+
+async fn mns_dev(topics: &[&str]) -> DevServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cfg = DevConfig {
+        access_key_id: "AK".into(),
+        access_key_secret: "SK".into(),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        ..DevConfig::default()
+    };
+    DevServer::start(cfg, listener).unwrap()
+}
+
+fn write_config(d: &support::Dir, endpoint: &str) -> std::path::PathBuf {
+    let dl = d.path("dead-letter");
+    d.write(
+        "c.toml",
+        &format!(
+            "[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_topic\"\nendpoint = \"{endpoint}\"\ntopic = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nrequest_timeout_ms = 1000\n\n[sinks.events.retry]\nmax_attempts = 2\ninitial_backoff_ms = 1\nmax_backoff_ms = 5\n",
+            dl.display()
+        ),
+    )
+}
+
+async fn run_replay(config: &Path) -> (i32, String) {
+    let config = config.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let out = support::run(&["replay", "-c", config.to_str().unwrap()], b"");
+        (
+            out.status.code().unwrap_or(-1),
+            support::text(&out.stdout) + &support::text(&out.stderr),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn envelopes() -> Vec<Envelope> {
+    (0..5)
+        .map(|i| Envelope {
+            payload: format!("eyJldmVudHMiOltdfQ{i}=="),
+            rule_id: "rule-a".into(),
+            key: format!("bucket/k{i}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_404_is_dead_lettered_and_replay_delivers_it() {
+    let d = support::Dir::new();
+    let missing = mns_dev(&[]).await;
+    let path = write_config(&d, &missing.endpoint());
+    let loaded = config::load(&path).unwrap().config;
+    let sink = loaded.sinks[0].config.build("events").unwrap();
+    let batch = envelopes();
+    let outcomes = sink.deliver(&batch).await;
+    // 404 TopicNotExist is permanent: one attempt, no retries.
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Failed { error, attempts: 1 } if error.starts_with("TopicNotExist"))), "{outcomes:?}");
+    assert_eq!(missing.requests(), 5);
+    let store = DeadLetterStore::open(&loaded.dead_letter.path).unwrap();
+    let entries: Vec<DeadLetter> = batch
+        .iter()
+        .zip(&outcomes)
+        .map(|(e, o)| match o {
+            Outcome::Failed { error, attempts } => {
+                DeadLetter::delivery("events", &e.rule_id, &e.key, &e.payload, *attempts, error)
+            }
+            Outcome::Delivered => unreachable!(),
+        })
+        .collect();
+    store.append(&entries).unwrap();
+    missing.stop();
+
+    // The topic exists now.
+    let server = mns_dev(&["oss-events"]).await;
+    let path = write_config(&d, &server.endpoint());
+    let (code, out) = run_replay(&path).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("replay: 5 delivered, 0 still failing (kept), 0 not replayable (kept)"),
+        "{out}"
+    );
+    let got: Vec<String> = server.accepted().into_iter().map(|a| a.body).collect();
+    assert_eq!(
+        got,
+        batch.iter().map(|e| e.payload.clone()).collect::<Vec<_>>()
+    );
+    assert!(store.read_all().unwrap().is_empty());
+    // Nothing left: a second replay sends nothing.
+    let (code, out) = run_replay(&path).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("replay: 0 delivered"), "{out}");
+    assert_eq!(server.accepted().len(), 5);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_that_cannot_deliver_keeps_every_entry() {
+    let d = support::Dir::new();
+    // Nothing listens here: every attempt is a network error.
+    let path = write_config(&d, "http://127.0.0.1:9");
+    let loaded = config::load(&path).unwrap().config;
+    let store = DeadLetterStore::open(&loaded.dead_letter.path).unwrap();
+    let before: Vec<DeadLetter> = envelopes()
+        .iter()
+        .map(|e| {
+            DeadLetter::delivery(
+                "events",
+                &e.rule_id,
+                &e.key,
+                &e.payload,
+                8,
+                "InternalError: earlier",
+            )
+        })
+        .chain(std::iter::once(DeadLetter {
+            kind: "invalid_record".into(),
+            sink: String::new(),
+            rule_id: String::new(),
+            key: String::new(),
+            payload: "{not json".into(),
+            attempts: 0,
+            error: "not valid JSON".into(),
+            source: "oss-oplog/0/17".into(),
+            time_ms: 1,
+        }))
+        .collect();
+    store.append(&before).unwrap();
+    let (code, out) = run_replay(&path).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("replay: 0 delivered, 5 still failing (kept), 1 not replayable (kept)"),
+        "{out}"
+    );
+    let after = store.read_all().unwrap();
+    assert_eq!(after.len(), 6);
+    let payloads = |v: &[DeadLetter]| {
+        let mut p: Vec<String> = v.iter().map(|e| e.payload.clone()).collect();
+        p.sort();
+        p
+    };
+    assert_eq!(payloads(&after), payloads(&before));
+    for e in after.iter().filter(|e| e.kind == "delivery") {
+        assert_eq!(e.attempts, 10, "8 before plus this replay's 2");
+        assert!(e.error.starts_with("NetworkError"), "{}", e.error);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_sink_appends_one_message_per_line() {
+    let d = support::Dir::new();
+    let out = d.path("events.ndjson");
+    let path = d.write(
+        "c.toml",
+        &format!(
+            "[sinks.archive]\ntype = \"file\"\npath = \"{}\"\nencoding = \"json\"\n",
+            out.display()
+        ),
+    );
+    let loaded = config::load(&path).unwrap().config;
+    let sink = loaded.sinks[0].config.build("archive").unwrap();
+    let batch = envelopes();
+    assert!(sink
+        .deliver(&batch[..2])
+        .await
+        .iter()
+        .all(|o| *o == Outcome::Delivered));
+    assert!(sink
+        .deliver(&batch[2..])
+        .await
+        .iter()
+        .all(|o| *o == Outcome::Delivered));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        batch.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>()
+    );
+}
