@@ -168,7 +168,7 @@ mod tests {
         let again = DeadLetterStore::open(dir.path()).unwrap();
         assert_eq!(again.read_all().unwrap(), vec![a.clone(), b.clone()]);
         store.replace_all(&[b.clone()]).unwrap();
-        store.append(&[a.clone()]).unwrap();
+        store.append(std::slice::from_ref(&a)).unwrap();
         assert_eq!(store.read_all().unwrap(), vec![b, a]);
         std::fs::write(store.path(), "{\"broken\n").unwrap();
         let err = store.read_all().unwrap_err().to_string();
