@@ -34,9 +34,17 @@ async fn start(hook: Arc<Hook>) -> String {
                     let hook = hook.clone();
                     async move {
                         let path = req.uri().path().to_owned();
-                        let h = |n: &str| req.headers().get(n).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                        let h = |n: &str| {
+                            req.headers()
+                                .get(n)
+                                .map(|v| v.to_str().unwrap().to_owned())
+                                .unwrap_or_default()
+                        };
                         let (ct, token) = (h("content-type"), h("x-token"));
-                        let body = String::from_utf8(req.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+                        let body = String::from_utf8(
+                            req.into_body().collect().await.unwrap().to_bytes().to_vec(),
+                        )
+                        .unwrap();
                         let status = if path == "/bad" {
                             400
                         } else if hook.fail_first.load(Ordering::SeqCst) > 0 {
@@ -46,10 +54,17 @@ async fn start(hook: Arc<Hook>) -> String {
                             hook.seen.lock().unwrap().push((path, ct, token, body));
                             200
                         };
-                        Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(Full::new(Bytes::from("ok"))).unwrap())
+                        Ok::<_, std::convert::Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from("ok")))
+                                .unwrap(),
+                        )
                     }
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -57,7 +72,13 @@ async fn start(hook: Arc<Hook>) -> String {
 }
 
 fn envelopes(n: usize) -> Vec<Envelope> {
-    (0..n).map(|i| Envelope { payload: format!("{{\"n\":{i}}}"), rule_id: "r".into(), key: "b/k".into() }).collect()
+    (0..n)
+        .map(|i| Envelope {
+            payload: format!("{{\"n\":{i}}}"),
+            rule_id: "r".into(),
+            key: "b/k".into(),
+        })
+        .collect()
 }
 
 fn config(toml_text: &str) -> HttpConfig {
@@ -77,16 +98,48 @@ async fn single_and_ndjson_batches_with_headers_and_retries() {
     hook.fail_first.store(2, Ordering::SeqCst);
     let out = single.deliver(&envelopes(3)).await;
     assert_eq!(out, vec![Outcome::Delivered; 3]);
-    let ndjson = config(&format!("url = \"{base}/many\"\nbatch = \"ndjson\"\nmax_batch = 4\n")).build("hook2").unwrap();
+    let ndjson = config(&format!(
+        "url = \"{base}/many\"\nbatch = \"ndjson\"\nmax_batch = 4\n"
+    ))
+    .build("hook2")
+    .unwrap();
     assert_eq!(ndjson.max_batch(), 4);
-    assert_eq!(ndjson.deliver(&envelopes(6)).await, vec![Outcome::Delivered; 6]);
+    assert_eq!(
+        ndjson.deliver(&envelopes(6)).await,
+        vec![Outcome::Delivered; 6]
+    );
     let seen = hook.seen.lock().unwrap().clone();
     let want: Vec<(String, String, String, String)> = vec![
-        ("/one".into(), "application/json".into(), "t0k".into(), "{\"n\":0}".into()),
-        ("/one".into(), "application/json".into(), "t0k".into(), "{\"n\":1}".into()),
-        ("/one".into(), "application/json".into(), "t0k".into(), "{\"n\":2}".into()),
-        ("/many".into(), "application/x-ndjson".into(), "".into(), "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n{\"n\":3}".into()),
-        ("/many".into(), "application/x-ndjson".into(), "".into(), "{\"n\":4}\n{\"n\":5}".into()),
+        (
+            "/one".into(),
+            "application/json".into(),
+            "t0k".into(),
+            "{\"n\":0}".into(),
+        ),
+        (
+            "/one".into(),
+            "application/json".into(),
+            "t0k".into(),
+            "{\"n\":1}".into(),
+        ),
+        (
+            "/one".into(),
+            "application/json".into(),
+            "t0k".into(),
+            "{\"n\":2}".into(),
+        ),
+        (
+            "/many".into(),
+            "application/x-ndjson".into(),
+            "".into(),
+            "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n{\"n\":3}".into(),
+        ),
+        (
+            "/many".into(),
+            "application/x-ndjson".into(),
+            "".into(),
+            "{\"n\":4}\n{\"n\":5}".into(),
+        ),
     ];
     assert_eq!(seen, want);
 }
@@ -95,7 +148,12 @@ async fn single_and_ndjson_batches_with_headers_and_retries() {
 async fn client_errors_are_permanent() {
     let hook = Arc::new(Hook::default());
     let base = start(hook.clone()).await;
-    let sink = config(&format!("url = \"{base}/bad\"\n")).build("hook").unwrap();
+    let sink = config(&format!("url = \"{base}/bad\"\n"))
+        .build("hook")
+        .unwrap();
     let out = sink.deliver(&envelopes(1)).await;
-    assert!(matches!(&out[0], Outcome::Failed { error, attempts: 1 } if error.starts_with("HTTP 400")), "{out:?}");
+    assert!(
+        matches!(&out[0], Outcome::Failed { error, attempts: 1 } if error.starts_with("HTTP 400")),
+        "{out:?}"
+    );
 }
