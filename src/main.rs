@@ -64,7 +64,7 @@ struct MnsDevArgs {
     /// Append every accepted message to this file, one JSON object per line.
     #[arg(long)]
     record: Option<PathBuf>,
-    /// Share (0..1) of requests, or batch entries, answered 500 InternalError.
+    /// Share (0..1) of requests answered 503 (of batch entries: failed with InternalError).
     #[arg(long, default_value_t = 0.0)]
     fail_rate: f64,
     /// Answer 503 to everything for this many seconds after start.

@@ -272,3 +272,45 @@ async fn permanent_errors_are_not_retried() {
     assert!(server.accepted().is_empty());
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_sink_bounds_its_requests_and_survives_503s() {
+    use ossnotify_sinks::{Envelope, Outcome, SinkConfig};
+    // 30 % of requests answered 503, each answer 20 ms late.
+    let server = start(DevConfig {
+        fail_rate: 0.3,
+        latency: Duration::from_millis(20),
+        ..cfg()
+    })
+    .await;
+    let toml_text = format!(
+        "endpoint = \"{}\"\ntopic = \"oss-events\"\naccess_key_id = \"LTAIdev\"\naccess_key_secret = \"dev-secret\"\nmax_in_flight = 8\n[retry]\nmax_attempts = 20\ninitial_backoff_ms = 1\nmax_backoff_ms = 10\n",
+        server.endpoint()
+    );
+    let cfg: ossnotify_sinks::mns::config::MnsTopicConfig = toml::from_str(&toml_text).unwrap();
+    let sink = cfg.build("events").unwrap();
+    assert_eq!((sink.max_batch(), sink.max_in_flight()), (8, 8));
+    let batch: Vec<Envelope> = bodies(64)
+        .into_iter()
+        .map(|b| Envelope {
+            payload: b,
+            rule_id: "r".into(),
+            key: "b/k".into(),
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
+    // Two concurrent calls share the sink's 8 permits.
+    let (a, b) = tokio::join!(sink.deliver(&batch[..32]), sink.deliver(&batch[32..]));
+    let elapsed = t0.elapsed();
+    assert!(a.iter().chain(&b).all(|o| *o == Outcome::Delivered));
+    assert_eq!(
+        counts(server.accepted().iter().map(|a| a.body.as_str())),
+        counts(batch.iter().map(|e| e.payload.as_str()))
+    );
+    // ≥ 64 requests of ≥ 20 ms each, at most 8 at a time: ≥ 160 ms.
+    assert!(
+        elapsed >= Duration::from_millis(160),
+        "{elapsed:?}: more than 8 requests ran at once"
+    );
+    server.stop();
+}

@@ -35,7 +35,8 @@ pub struct DevConfig {
     pub queues: Vec<String>,
     /// Append every accepted message here, one JSON object per line.
     pub record: Option<PathBuf>,
-    /// Share of requests (or batch entries) answered `500 InternalError`.
+    /// Share of requests answered `503 ServiceUnavailable` (of batch
+    /// entries: failed with `InternalError`, the batch answered 500).
     pub fail_rate: f64,
     /// Answer every request `503 ServiceUnavailable` for this long after start.
     pub fail_first: Duration,

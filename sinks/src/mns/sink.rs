@@ -34,6 +34,8 @@ pub struct MnsTopicSink {
     tag: Option<String>,
     retry: RetryConfig,
     in_flight: usize,
+    /// PublishMessage requests under way, across every `deliver` call.
+    permits: tokio::sync::Semaphore,
 }
 
 impl MnsTopicSink {
@@ -50,6 +52,7 @@ impl MnsTopicSink {
             tag: c.message_tag.clone(),
             retry: c.retry.clone(),
             in_flight: c.max_in_flight,
+            permits: tokio::sync::Semaphore::new(c.max_in_flight),
         })
     }
 }
@@ -59,34 +62,40 @@ impl Sink for MnsTopicSink {
         &self.name
     }
 
+    /// One message per request: a batch is published concurrently, at most
+    /// `max_in_flight` requests at a time across all calls.
+    fn max_batch(&self) -> usize {
+        self.in_flight
+    }
+
     fn max_in_flight(&self) -> usize {
         self.in_flight
     }
 
     fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a> {
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(batch.len());
-            for e in batch {
+        Box::pin(futures_util::future::join_all(batch.iter().map(
+            |e| async move {
                 if let Some(o) = too_large(e) {
-                    out.push(o);
-                    continue;
+                    return o;
                 }
                 let m = OutMessage {
                     body: e.payload.clone(),
                     tag: self.tag.clone(),
                     ..OutMessage::default()
                 };
-                out.push(
-                    match client::publish_with_retry(&self.client, &self.topic, &m, &self.retry)
-                        .await
-                    {
-                        Ok(_) => Outcome::Delivered,
-                        Err((f, n)) => failed(f, n),
-                    },
-                );
-            }
-            out
-        })
+                // The semaphore is never closed; an error would mean shutdown.
+                let Ok(_permit) = self.permits.acquire().await else {
+                    return Outcome::Failed {
+                        error: "Closed: sink is shutting down".into(),
+                        attempts: 0,
+                    };
+                };
+                match client::publish_with_retry(&self.client, &self.topic, &m, &self.retry).await {
+                    Ok(_) => Outcome::Delivered,
+                    Err((f, n)) => failed(f, n),
+                }
+            },
+        )))
     }
 }
 
@@ -99,6 +108,8 @@ pub struct MnsQueueSink {
     priority: Option<u32>,
     retry: RetryConfig,
     in_flight: usize,
+    /// Requests under way, across every `deliver` call.
+    permits: tokio::sync::Semaphore,
 }
 
 impl MnsQueueSink {
@@ -117,6 +128,7 @@ impl MnsQueueSink {
             priority: c.priority,
             retry: c.retry.clone(),
             in_flight: c.max_in_flight,
+            permits: tokio::sync::Semaphore::new(c.max_in_flight),
         })
     }
 }
@@ -126,8 +138,9 @@ impl Sink for MnsQueueSink {
         &self.name
     }
 
+    /// A whole request's worth for every permit: one call keeps them all busy.
     fn max_batch(&self) -> usize {
-        self.batch_size
+        self.batch_size * self.in_flight
     }
 
     fn max_in_flight(&self) -> usize {
@@ -147,10 +160,37 @@ impl Sink for MnsQueueSink {
                     tag: None,
                 })
                 .collect();
-            for r in batches(&ms, self.batch_size) {
-                let results =
-                    client::send_with_retry(&self.client, &self.queue, &ms[r.clone()], &self.retry)
-                        .await;
+            // Requests go out concurrently, at most `max_in_flight` at once.
+            let requests = batches(&ms, self.batch_size).into_iter().map(|r| {
+                let ms = &ms;
+                async move {
+                    let results = match self.permits.acquire().await {
+                        Ok(_permit) => {
+                            client::send_with_retry(
+                                &self.client,
+                                &self.queue,
+                                &ms[r.clone()],
+                                &self.retry,
+                            )
+                            .await
+                        }
+                        // The semaphore is never closed; an error would mean shutdown.
+                        Err(_) => (0..r.len())
+                            .map(|_| {
+                                Err((
+                                    client::Failure::Transient {
+                                        code: "Closed".into(),
+                                        message: "sink is shutting down".into(),
+                                    },
+                                    0,
+                                ))
+                            })
+                            .collect(),
+                    };
+                    (r, results)
+                }
+            });
+            for (r, results) in futures_util::future::join_all(requests).await {
                 for (j, res) in r.zip(results) {
                     out[sendable[j]] = Some(match res {
                         Ok(_) => Outcome::Delivered,

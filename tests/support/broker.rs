@@ -1,0 +1,53 @@
+//! The test broker: one tansu per test binary, started through
+//! `scripts/broker.sh` (shared with the demo and CI) and stopped when the
+//! test binary exits. `OSSNOTIFY_TEST_BROKERS` points the tests at a broker
+//! that is already running instead.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn script() -> PathBuf {
+    // This file is included from both crates' tests; the workspace root is
+    // where `scripts/` is.
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = if here.join("scripts").is_dir() {
+        here
+    } else {
+        here.parent().unwrap().to_path_buf()
+    };
+    root.join("scripts/broker.sh")
+}
+
+/// `host:port` of the broker, started on first use.
+pub fn brokers() -> &'static str {
+    static BROKERS: OnceLock<String> = OnceLock::new();
+    BROKERS.get_or_init(|| {
+        if let Ok(b) = std::env::var("OSSNOTIFY_TEST_BROKERS") {
+            return b;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let status = Command::new("bash")
+            .arg(script())
+            .args(["start", &port.to_string(), &std::process::id().to_string()])
+            .status()
+            .expect("run scripts/broker.sh");
+        assert!(status.success(), "scripts/broker.sh start failed");
+        format!("127.0.0.1:{port}")
+    })
+}
+
+/// Creates `name` with `partitions` partitions.
+pub fn create_topic(name: &str, partitions: u32) {
+    let port = brokers().rsplit(':').next().unwrap().to_owned();
+    let status = Command::new("bash")
+        .arg(script())
+        .args(["topic", &port, name, &partitions.to_string()])
+        .status()
+        .expect("run scripts/broker.sh");
+    assert!(status.success(), "creating topic {name} failed");
+}
