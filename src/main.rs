@@ -87,6 +87,14 @@ const EXIT_RUNTIME: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs on stderr; RUST_LOG overrides the level (default: info).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Match {

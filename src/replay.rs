@@ -62,6 +62,7 @@ pub async fn replay(config: &Config) -> Result<ReplayReport, String> {
                 match o {
                     Outcome::Delivered => report.delivered += 1,
                     Outcome::Failed { error, attempts } => {
+                        tracing::warn!(sink = %name, rule = %e.rule_id, key = %e.key, error = %error, "still failing: kept in the dead-letter store");
                         report.still_failing += 1;
                         let mut again = e.clone();
                         again.error = error;

@@ -6,7 +6,7 @@ mod support;
 
 use ossnotify::config;
 use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
-use ossnotify_sinks::{DeadLetter, DeadLetterStore, Envelope, Outcome};
+use ossnotify_sinks::{deliver_or_dead_letter, DeadLetter, DeadLetterStore, Envelope, Outcome};
 use std::path::Path;
 
 async fn mns_dev(topics: &[&str]) -> DevServer {
@@ -62,22 +62,29 @@ async fn permanent_404_is_dead_lettered_and_replay_delivers_it() {
     let loaded = config::load(&path).unwrap().config;
     let sink = loaded.sinks[0].config.build("events").unwrap();
     let batch = envelopes();
-    let outcomes = sink.deliver(&batch).await;
+    let store = DeadLetterStore::open(&loaded.dead_letter.path).unwrap();
+    let outcomes = deliver_or_dead_letter(sink.as_ref(), &batch, &store)
+        .await
+        .unwrap();
     // 404 TopicNotExist is permanent: one attempt, no retries.
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Failed { error, attempts: 1 } if error.starts_with("TopicNotExist"))), "{outcomes:?}");
     assert_eq!(missing.requests(), 5);
-    let store = DeadLetterStore::open(&loaded.dead_letter.path).unwrap();
-    let entries: Vec<DeadLetter> = batch
-        .iter()
-        .zip(&outcomes)
-        .map(|(e, o)| match o {
-            Outcome::Failed { error, attempts } => {
-                DeadLetter::delivery("events", &e.rule_id, &e.key, &e.payload, *attempts, error)
-            }
-            Outcome::Delivered => unreachable!(),
-        })
-        .collect();
-    store.append(&entries).unwrap();
+    let mut landed = store.read_all().unwrap();
+    landed.sort_by(|a, b| a.payload.cmp(&b.payload));
+    assert_eq!(landed.len(), 5);
+    for (e, d) in batch.iter().zip(&landed) {
+        assert_eq!(
+            (d.kind.as_str(), d.sink.as_str(), d.rule_id.as_str()),
+            ("delivery", "events", "rule-a")
+        );
+        assert_eq!((&d.key, &d.payload, d.attempts), (&e.key, &e.payload, 1));
+        assert!(
+            d.error
+                .starts_with("TopicNotExist: The topic you provided is not exist. (request id "),
+            "{}",
+            d.error
+        );
+    }
     missing.stop();
 
     // The topic exists now.

@@ -64,6 +64,44 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Delivers `batch` through `sink` and writes every envelope it gave up on
+/// to `store` (fsynced) before returning, logging each with its error (MNS
+/// code and request id included). The outcomes are then safe to acknowledge.
+pub async fn deliver_or_dead_letter(
+    sink: &dyn crate::Sink,
+    batch: &[crate::Envelope],
+    store: &DeadLetterStore,
+) -> io::Result<Vec<crate::Outcome>> {
+    let outcomes = sink.deliver(batch).await;
+    let failed: Vec<DeadLetter> = batch
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(e, o)| match o {
+            crate::Outcome::Failed { error, attempts } => {
+                tracing::warn!(
+                    sink = sink.name(),
+                    rule = %e.rule_id,
+                    key = %e.key,
+                    attempts,
+                    error = %error,
+                    "giving up on a message: dead-lettered"
+                );
+                Some(DeadLetter::delivery(
+                    sink.name(),
+                    &e.rule_id,
+                    &e.key,
+                    &e.payload,
+                    *attempts,
+                    error,
+                ))
+            }
+            crate::Outcome::Delivered => None,
+        })
+        .collect();
+    store.append(&failed)?;
+    Ok(outcomes)
+}
+
 /// The store in a directory.
 pub struct DeadLetterStore {
     path: PathBuf,

@@ -14,7 +14,7 @@ pub mod sink;
 pub mod stdout;
 
 pub use config::{Encoding, FieldIssue, RetryConfig, Secret, SinkConfig};
-pub use dead_letter::{DeadLetter, DeadLetterStore};
+pub use dead_letter::{deliver_or_dead_letter, DeadLetter, DeadLetterStore};
 pub use sink::{Envelope, Outcome, Sink};
 
 use serde::de::DeserializeOwned;
