@@ -86,12 +86,32 @@ impl MnsClient {
         secret: Secret,
         timeout: Duration,
     ) -> Result<Self, String> {
+        Self::with_roots(endpoint, key_id, secret, timeout, None)
+    }
+
+    /// Like [`MnsClient::new`], also trusting the PEM certificates in
+    /// `extra_roots` (a TLS-inspecting proxy's, a test CA).
+    pub fn with_roots(
+        endpoint: &str,
+        key_id: &str,
+        secret: Secret,
+        timeout: Duration,
+        extra_roots: Option<&[u8]>,
+    ) -> Result<Self, String> {
         // HTTPS needs a crypto provider; ring is the one we build.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
+            .tcp_nodelay(true);
+        if let Some(pem) = extra_roots {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("cannot read the CA certificates: {e}"))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(MnsClient {

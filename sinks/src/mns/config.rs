@@ -18,6 +18,9 @@ pub struct MnsTopicConfig {
     pub topic: String,
     pub access_key_id: String,
     pub access_key_secret: Secret,
+    /// Extra CA certificates (PEM) to trust, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// `<MessageTag>`, at most 16 characters.
     #[serde(default)]
     pub message_tag: Option<String>,
@@ -38,6 +41,9 @@ pub struct MnsQueueConfig {
     pub queue: String,
     pub access_key_id: String,
     pub access_key_secret: Secret,
+    /// Extra CA certificates (PEM) to trust, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Messages per request, 1..=16; 1 means SendMessage.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,

@@ -60,6 +60,7 @@ pub struct Accepted {
 }
 
 struct State {
+    scheme: &'static str,
     cfg: DevConfig,
     started: Instant,
     next_id: AtomicU64,
@@ -78,6 +79,23 @@ pub struct DevServer {
 impl DevServer {
     /// Starts serving on `listener` (bind `127.0.0.1:0` for a free port).
     pub fn start(cfg: DevConfig, listener: TcpListener) -> std::io::Result<DevServer> {
+        Self::start_with(cfg, listener, None)
+    }
+
+    /// Starts serving HTTPS with `tls` (endpoint `https://…`).
+    pub fn start_tls(
+        cfg: DevConfig,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<DevServer> {
+        Self::start_with(cfg, listener, Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
+    fn start_with(
+        cfg: DevConfig,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<DevServer> {
         let record = match &cfg.record {
             Some(p) => Some(Mutex::new(
                 std::fs::OpenOptions::new()
@@ -88,7 +106,9 @@ impl DevServer {
             None => None,
         };
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(State {
+            scheme,
             cfg,
             started: Instant::now(),
             next_id: AtomicU64::new(1),
@@ -103,13 +123,21 @@ impl DevServer {
                     continue;
                 };
                 let st = st.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(st.clone(), req));
+                    let http = http1::Builder::new().keep_alive(true).clone();
                     // Errors here are clients going away, or drop_rate.
-                    let _ = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
@@ -126,8 +154,9 @@ impl DevServer {
         self.state.requests.load(Ordering::Relaxed)
     }
 
+    /// `http://` or `https://` and the address.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.state.scheme, self.addr)
     }
 
     pub fn stop(self) {

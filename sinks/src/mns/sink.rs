@@ -9,6 +9,28 @@ use super::xml::OutMessage;
 use crate::config::RetryConfig;
 use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
+fn client_for(
+    endpoint: &str,
+    key_id: &str,
+    secret: &crate::Secret,
+    timeout_ms: u64,
+    ca_file: Option<&std::path::Path>,
+) -> Result<MnsClient, String> {
+    let roots = match ca_file {
+        Some(p) => Some(
+            std::fs::read(p).map_err(|e| format!("cannot read ca_file {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    MnsClient::with_roots(
+        endpoint,
+        key_id,
+        secret.clone(),
+        Duration::from_millis(timeout_ms),
+        roots.as_deref(),
+    )
+}
+
 /// MNS refuses bodies over 64 KB: such a message is never sent.
 fn too_large(e: &Envelope) -> Option<Outcome> {
     (e.payload.len() > MAX_REQUEST_BYTES).then(|| Outcome::Failed {
@@ -42,11 +64,12 @@ impl MnsTopicSink {
     pub fn new(name: &str, c: &MnsTopicConfig) -> Result<Self, String> {
         Ok(MnsTopicSink {
             name: name.to_owned(),
-            client: MnsClient::new(
+            client: client_for(
                 &c.endpoint,
                 &c.access_key_id,
-                c.access_key_secret.clone(),
-                Duration::from_millis(c.request_timeout_ms),
+                &c.access_key_secret,
+                c.request_timeout_ms,
+                c.ca_file.as_deref(),
             )?,
             topic: c.topic.clone(),
             tag: c.message_tag.clone(),
@@ -116,11 +139,12 @@ impl MnsQueueSink {
     pub fn new(name: &str, c: &MnsQueueConfig) -> Result<Self, String> {
         Ok(MnsQueueSink {
             name: name.to_owned(),
-            client: MnsClient::new(
+            client: client_for(
                 &c.endpoint,
                 &c.access_key_id,
-                c.access_key_secret.clone(),
-                Duration::from_millis(c.request_timeout_ms),
+                &c.access_key_secret,
+                c.request_timeout_ms,
+                c.ca_file.as_deref(),
             )?,
             queue: c.queue.clone(),
             batch_size: c.batch_size,
