@@ -107,20 +107,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// The tokio runtime for the commands that do I/O.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        })
+}
+
 fn replay(config_path: &Path) -> ExitCode {
     let config = match load_for_run(config_path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(ossnotify::replay::replay(&config)) {
         Ok(r) => {
@@ -182,15 +187,9 @@ fn mns_dev(a: MnsDevArgs) -> ExitCode {
         latency: std::time::Duration::from_millis(a.latency_ms),
         drop_rate: a.drop_rate,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(&a.listen).await {
