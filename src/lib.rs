@@ -12,6 +12,7 @@ pub mod encode;
 pub mod engine;
 pub mod event;
 pub mod oplog;
+pub mod pipeline;
 pub mod replay;
 pub mod rules;
 pub mod synth;

@@ -1,0 +1,210 @@
+//! At-least-once offset tracking (SPEC §6): a partition's offset N may be
+//! committed only when every message derived from records ≤ N has been
+//! accepted by its sink or written to the dead-letter store.
+//!
+//! Records of a partition arrive in offset order, so each partition keeps a
+//! queue of (offset, messages still pending); acknowledgements may come in
+//! any order, and the commit point advances over the completed front of the
+//! queue. Registering and acknowledging are O(1) amortized.
+
+use std::collections::{HashMap, VecDeque};
+
+/// The offsets of one partition.
+#[derive(Debug, Default, Clone)]
+pub struct PartitionOffsets {
+    /// Offset of `pending[0]`.
+    base: i64,
+    /// Messages still unacknowledged, per offset from `base` on (gaps in
+    /// the offsets, e.g. from compaction or transactions, count as done).
+    pending: VecDeque<u32>,
+    /// The next offset to read: what Kafka expects to be committed.
+    committed: Option<i64>,
+    /// Offsets registered but not yet committable.
+    in_flight_records: usize,
+}
+
+impl PartitionOffsets {
+    /// Records that the record at `offset` produced `messages` messages to
+    /// deliver (0: nothing to wait for). Offsets must increase.
+    pub fn register(&mut self, offset: i64, messages: u32) {
+        if self.pending.is_empty() && self.in_flight_records == 0 {
+            self.base = offset;
+        }
+        let next = self.base + self.pending.len() as i64;
+        assert!(
+            offset >= next,
+            "offsets of a partition must increase: {offset} after {}",
+            next - 1
+        );
+        // Offsets skipped by the broker have nothing to wait for.
+        for _ in next..offset {
+            self.pending.push_back(0);
+        }
+        self.pending.push_back(messages);
+        self.in_flight_records += 1;
+        self.advance();
+    }
+
+    /// One message of the record at `offset` is done (delivered or
+    /// dead-lettered).
+    pub fn ack(&mut self, offset: i64) {
+        let i = offset - self.base;
+        assert!(
+            i >= 0 && (i as usize) < self.pending.len() && self.pending[i as usize] > 0,
+            "ack for offset {offset} that has no pending message"
+        );
+        self.pending[i as usize] -= 1;
+        self.advance();
+    }
+
+    fn advance(&mut self) {
+        while let Some(0) = self.pending.front() {
+            self.pending.pop_front();
+            self.base += 1;
+            self.in_flight_records = self.in_flight_records.saturating_sub(1);
+            self.committed = Some(self.base);
+        }
+    }
+
+    /// The offset to commit (the next one to read), if any progress was made.
+    pub fn committable(&self) -> Option<i64> {
+        self.committed
+    }
+
+    /// Messages still unacknowledged.
+    pub fn pending_messages(&self) -> u64 {
+        self.pending.iter().map(|n| *n as u64).sum()
+    }
+}
+
+/// The offsets of every assigned partition, by (topic, partition).
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: HashMap<(String, i32), PartitionOffsets>,
+}
+
+impl OffsetTracker {
+    pub fn register(&mut self, topic: &str, partition: i32, offset: i64, messages: u32) {
+        self.partitions
+            .entry((topic.to_owned(), partition))
+            .or_default()
+            .register(offset, messages);
+    }
+
+    /// Acknowledges one message; a partition no longer assigned is ignored
+    /// (its records will be re-delivered to whoever owns it now).
+    pub fn ack(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(p) = self.partitions.get_mut(&(topic.to_owned(), partition)) {
+            p.ack(offset);
+        }
+    }
+
+    /// Forgets a revoked partition; returns what could still be committed
+    /// for it (commit it before the revocation completes).
+    pub fn revoke(&mut self, topic: &str, partition: i32) -> Option<i64> {
+        self.partitions
+            .remove(&(topic.to_owned(), partition))
+            .and_then(|p| p.committable())
+    }
+
+    /// (topic, partition, offset) for every partition with progress.
+    pub fn committable(&self) -> Vec<(String, i32, i64)> {
+        let mut v: Vec<_> = self
+            .partitions
+            .iter()
+            .filter_map(|((t, p), o)| o.committable().map(|c| (t.clone(), *p, c)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn pending_messages(&self) -> u64 {
+        self.partitions
+            .values()
+            .map(PartitionOffsets::pending_messages)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn commits_only_past_fully_acknowledged_records() {
+        let mut p = PartitionOffsets::default();
+        assert_eq!(p.committable(), None);
+        p.register(10, 2);
+        p.register(11, 0);
+        p.register(12, 1);
+        assert_eq!(p.committable(), None);
+        p.ack(12);
+        assert_eq!(p.committable(), None, "10 is still pending");
+        p.ack(10);
+        assert_eq!(p.committable(), None);
+        p.ack(10);
+        assert_eq!(
+            p.committable(),
+            Some(13),
+            "10, 11 and 12 are done: read 13 next"
+        );
+        p.register(20, 0); // a gap (compaction): nothing to wait for
+        assert_eq!(p.committable(), Some(21));
+        assert_eq!(p.pending_messages(), 0);
+    }
+
+    #[test]
+    fn revoked_partitions_are_forgotten() {
+        let mut t = OffsetTracker::default();
+        t.register("oplog", 0, 5, 1);
+        t.register("oplog", 1, 7, 0);
+        assert_eq!(t.committable(), vec![("oplog".into(), 1, 8)]);
+        assert_eq!(t.revoke("oplog", 0), None);
+        t.ack("oplog", 0, 5); // late ack for a revoked partition: ignored
+        assert_eq!(t.committable(), vec![("oplog".into(), 1, 8)]);
+        assert_eq!(t.pending_messages(), 0);
+    }
+
+    proptest! {
+        /// Whatever the order of acknowledgements, the commit point never
+        /// passes a record with an unacknowledged message, and reaches the
+        /// end once everything is acknowledged.
+        #[test]
+        fn never_passes_an_unacknowledged_message(
+            counts in prop::collection::vec(0u32..4, 1..60),
+            gaps in prop::collection::vec(0i64..3, 1..60),
+            seed in any::<u64>(),
+        ) {
+            let mut p = PartitionOffsets::default();
+            let mut offset = 100i64;
+            let mut acks = Vec::new();
+            let mut pending = std::collections::BTreeMap::new();
+            for (i, n) in counts.iter().enumerate() {
+                offset += gaps[i % gaps.len()];
+                p.register(offset, *n);
+                pending.insert(offset, *n);
+                acks.extend(std::iter::repeat_n(offset, *n as usize));
+                offset += 1;
+            }
+            // A deterministic shuffle of the acks.
+            let mut rng = crate::synth::Rng::new(seed);
+            for i in (1..acks.len()).rev() {
+                let j = rng.below(i as u64 + 1) as usize;
+                acks.swap(i, j);
+            }
+            for a in acks {
+                p.ack(a);
+                *pending.get_mut(&a).unwrap() -= 1;
+                if let Some(c) = p.committable() {
+                    let first_unfinished = pending.iter().find(|(_, n)| **n > 0).map(|(o, _)| *o);
+                    if let Some(u) = first_unfinished {
+                        prop_assert!(c <= u, "committed {c} past unacknowledged offset {u}");
+                    }
+                }
+            }
+            prop_assert_eq!(p.committable(), Some(offset));
+            prop_assert_eq!(p.pending_messages(), 0);
+        }
+    }
+}
