@@ -37,6 +37,11 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Run the pipeline. With a file or stdin source it exits 0 once the input has ended and every message is delivered or dead-lettered.
+    Run {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Re-send the dead-letter store through the config's sinks; delivered entries are removed.
     Replay {
         #[arg(short, long, value_name = "FILE")]
@@ -94,6 +99,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::Validate { config } => validate(&config),
@@ -104,6 +110,48 @@ fn main() -> ExitCode {
         } => dry_run(&config, input.as_deref(), explain),
         Command::MnsDev(args) => mns_dev(args),
         Command::Replay { config } => replay(&config),
+        Command::Run { config } => run(&config),
+    }
+}
+
+fn run(config_path: &Path) -> ExitCode {
+    use ossnotify::config::SourceType;
+    let config = match load_for_run(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (input, name): (Box<dyn io::BufRead + Send>, String) = match config.source.kind {
+        SourceType::Stdin => (Box::new(BufReader::new(io::stdin())), "<stdin>".into()),
+        SourceType::File => {
+            let path = config.source.path.clone().unwrap_or_default();
+            match std::fs::File::open(&path) {
+                Ok(f) => (
+                    Box::new(BufReader::with_capacity(1 << 16, f)),
+                    path.display().to_string(),
+                ),
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", path.display());
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            }
+        }
+        SourceType::Kafka => {
+            eprintln!("error: source.type = \"kafka\": the Kafka source is not built yet; use \"file\" or \"stdin\"");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    match ossnotify::pipeline::run_lines(&config, input, &name) {
+        Ok(s) => {
+            eprintln!(
+                "run: {} records ({} invalid, {} skipped, {} without a matching rule); {} messages: {} delivered, {} dead-lettered",
+                s.records, s.invalid, s.skipped, s.unmatched, s.messages, s.delivered, s.dead_lettered
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 

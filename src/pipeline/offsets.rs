@@ -2,12 +2,16 @@
 //! committed only when every message derived from records ≤ N has been
 //! accepted by its sink or written to the dead-letter store.
 //!
-//! Records of a partition arrive in offset order, so each partition keeps a
-//! queue of (offset, messages still pending); acknowledgements may come in
-//! any order, and the commit point advances over the completed front of the
-//! queue. Registering and acknowledging are O(1) amortized.
+//! Records of a partition are *seen* in offset order (by the source), their
+//! message counts *resolved* later by whichever worker processed them, and
+//! their messages *acknowledged* in any order; each partition keeps a queue
+//! of (offset, messages still pending), and the commit point advances over
+//! the completed front of the queue. Every step is O(1) amortized.
 
 use std::collections::{HashMap, VecDeque};
+
+/// The count of a record seen but not yet processed.
+const UNRESOLVED: u32 = u32::MAX;
 
 /// The offsets of one partition.
 #[derive(Debug, Default, Clone)]
@@ -24,6 +28,23 @@ pub struct PartitionOffsets {
 }
 
 impl PartitionOffsets {
+    /// The source read the record at `offset`; how many messages it yields
+    /// is not known yet. Offsets must increase.
+    pub fn see(&mut self, offset: i64) {
+        self.register(offset, UNRESOLVED);
+    }
+
+    /// The record at `offset` (already seen) yields `messages` messages.
+    pub fn resolve(&mut self, offset: i64, messages: u32) {
+        let i = offset - self.base;
+        assert!(
+            i >= 0 && (i as usize) < self.pending.len() && self.pending[i as usize] == UNRESOLVED,
+            "resolve for offset {offset} that was not seen, or was resolved already"
+        );
+        self.pending[i as usize] = messages;
+        self.advance();
+    }
+
     /// Records that the record at `offset` produced `messages` messages to
     /// deliver (0: nothing to wait for). Offsets must increase.
     pub fn register(&mut self, offset: i64, messages: u32) {
@@ -50,7 +71,10 @@ impl PartitionOffsets {
     pub fn ack(&mut self, offset: i64) {
         let i = offset - self.base;
         assert!(
-            i >= 0 && (i as usize) < self.pending.len() && self.pending[i as usize] > 0,
+            i >= 0
+                && (i as usize) < self.pending.len()
+                && self.pending[i as usize] > 0
+                && self.pending[i as usize] != UNRESOLVED,
             "ack for offset {offset} that has no pending message"
         );
         self.pending[i as usize] -= 1;
@@ -71,9 +95,12 @@ impl PartitionOffsets {
         self.committed
     }
 
-    /// Messages still unacknowledged.
+    /// Messages still unacknowledged (an unresolved record counts as one).
     pub fn pending_messages(&self) -> u64 {
-        self.pending.iter().map(|n| *n as u64).sum()
+        self.pending
+            .iter()
+            .map(|n| if *n == UNRESOLVED { 1 } else { *n as u64 })
+            .sum()
     }
 }
 
@@ -84,6 +111,19 @@ pub struct OffsetTracker {
 }
 
 impl OffsetTracker {
+    pub fn see(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.partitions
+            .entry((topic.to_owned(), partition))
+            .or_default()
+            .see(offset);
+    }
+
+    pub fn resolve(&mut self, topic: &str, partition: i32, offset: i64, messages: u32) {
+        if let Some(p) = self.partitions.get_mut(&(topic.to_owned(), partition)) {
+            p.resolve(offset, messages);
+        }
+    }
+
     pub fn register(&mut self, topic: &str, partition: i32, offset: i64, messages: u32) {
         self.partitions
             .entry((topic.to_owned(), partition))
@@ -152,6 +192,22 @@ mod tests {
         p.register(20, 0); // a gap (compaction): nothing to wait for
         assert_eq!(p.committable(), Some(21));
         assert_eq!(p.pending_messages(), 0);
+    }
+
+    #[test]
+    fn seen_records_block_the_commit_until_resolved() {
+        let mut p = PartitionOffsets::default();
+        p.see(0);
+        p.see(1);
+        p.see(2);
+        p.resolve(1, 0);
+        p.resolve(2, 1);
+        assert_eq!(p.committable(), None, "0 is not processed yet");
+        assert_eq!(p.pending_messages(), 2);
+        p.resolve(0, 0);
+        assert_eq!(p.committable(), Some(2));
+        p.ack(2);
+        assert_eq!(p.committable(), Some(3));
     }
 
     #[test]

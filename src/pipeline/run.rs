@@ -1,0 +1,409 @@
+//! `ossnotify run` over a file or stdin: the whole road from record to
+//! sink. A source thread reads records and tells the offset tracker what it
+//! saw; worker threads (bounded crossbeam channels) decode, match and encode,
+//! tell the tracker how many messages each record yields, and hand the
+//! messages to per-sink drivers on tokio (bounded channels: a slow sink
+//! slows the workers, which slow the source); the drivers batch, deliver or
+//! dead-letter, and acknowledge. Invalid records are fsynced into the
+//! dead-letter store with their line before they count as done.
+
+use std::io::BufRead;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use ossnotify_sinks::{
+    deliver_or_dead_letter, DeadLetter, DeadLetterStore, Encoding, Envelope, Outcome, Sink,
+};
+
+use super::offsets::OffsetTracker;
+use crate::config::Config;
+use crate::engine::{Engine, RecordOutcome};
+use crate::rules::{RuleIndex, SharedIndex};
+
+/// Where a record came from: a Kafka topic/partition/offset, or a file
+/// (partition 0) and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coord {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl std::fmt::Display for Coord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.partition < 0 {
+            write!(f, "{}:{}", self.topic, self.offset)
+        } else {
+            write!(f, "{}/{}/{}", self.topic, self.partition, self.offset)
+        }
+    }
+}
+
+enum Event {
+    Seen(Coord),
+    Resolved(Coord, u32),
+    Acked(Coord),
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub records: u64,
+    pub invalid: u64,
+    pub skipped: u64,
+    pub unmatched: u64,
+    pub messages: u64,
+    pub delivered: u64,
+    pub dead_lettered: u64,
+    /// Where the input is processed through, as the tracker would commit it.
+    pub committed: Vec<(String, i32, i64)>,
+}
+
+#[derive(Default)]
+struct Counters {
+    records: AtomicU64,
+    invalid: AtomicU64,
+    skipped: AtomicU64,
+    unmatched: AtomicU64,
+    messages: AtomicU64,
+    delivered: AtomicU64,
+    dead_lettered: AtomicU64,
+}
+
+struct Item {
+    envelope: Envelope,
+    coord: Coord,
+}
+
+/// How long a driver waits to fill a batch once it has a message.
+const LINGER: Duration = Duration::from_millis(5);
+/// Records per batch from the source to the workers.
+const SOURCE_BATCH: usize = 256;
+
+/// Runs `config` over the records of `input` (one per line, named
+/// `input_name` in errors) until the input ends and every message is
+/// delivered or dead-lettered.
+pub fn run_lines(
+    config: &Config,
+    input: Box<dyn BufRead + Send>,
+    input_name: &str,
+) -> Result<RunSummary, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let store = Arc::new(
+        DeadLetterStore::open(&config.dead_letter.path).map_err(|e| {
+            format!(
+                "cannot open the dead-letter store {}: {e}",
+                config.dead_letter.path.display()
+            )
+        })?,
+    );
+    let sinks: Vec<Arc<dyn Sink>> = {
+        let _guard = rt.enter();
+        config
+            .sinks
+            .iter()
+            .map(|s| s.config.build(&s.name).map(Arc::from))
+            .collect::<Result<_, _>>()?
+    };
+    let encodings: Vec<Encoding> = config.sinks.iter().map(|s| s.config.encoding()).collect();
+    let want_base64 = encodings.contains(&Encoding::Base64);
+    let index = SharedIndex::new(RuleIndex::build(
+        config.rules.clone(),
+        config.region_policy(),
+    ));
+    let counters = Arc::new(Counters::default());
+    let capacity = config.pipeline.queue_capacity;
+    let (events_tx, events_rx) = unbounded::<Event>();
+
+    // Sink drivers.
+    let mut sink_txs = Vec::new();
+    let mut drivers = Vec::new();
+    for sink in &sinks {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Item>(capacity);
+        sink_txs.push(tx);
+        drivers.push(rt.spawn(drive(
+            sink.clone(),
+            rx,
+            store.clone(),
+            events_tx.clone(),
+            counters.clone(),
+        )));
+    }
+
+    // Offset tracker.
+    let tracker = std::thread::spawn(move || track(events_rx));
+
+    // Workers.
+    let (batch_tx, batch_rx) = bounded::<Vec<(Coord, Vec<u8>)>>(config.pipeline.workers * 2);
+    let mut workers = Vec::new();
+    for _ in 0..config.pipeline.workers {
+        let w = Worker {
+            rx: batch_rx.clone(),
+            sinks: sink_txs.clone(),
+            encodings: encodings.clone(),
+            index: index.clone(),
+            store: store.clone(),
+            events: events_tx.clone(),
+            counters: counters.clone(),
+            engine: Engine::new(config.source.key_encoding, want_base64),
+        };
+        workers.push(std::thread::spawn(move || w.run()));
+    }
+    drop((batch_rx, sink_txs));
+
+    // The source, on this thread.
+    let topic: Arc<str> = Arc::from(input_name);
+    let read = read_lines(input, &topic, &batch_tx, &events_tx);
+    drop(batch_tx);
+    drop(events_tx);
+    for w in workers {
+        w.join()
+            .map_err(|_| "a worker thread panicked".to_owned())??;
+    }
+    for d in drivers {
+        rt.block_on(d)
+            .map_err(|e| format!("a sink driver failed: {e}"))??;
+    }
+    let committed = tracker
+        .join()
+        .map_err(|_| "the offset tracker panicked".to_owned())?;
+    read?;
+    let c = &counters;
+    Ok(RunSummary {
+        records: c.records.load(Ordering::Relaxed),
+        invalid: c.invalid.load(Ordering::Relaxed),
+        skipped: c.skipped.load(Ordering::Relaxed),
+        unmatched: c.unmatched.load(Ordering::Relaxed),
+        messages: c.messages.load(Ordering::Relaxed),
+        delivered: c.delivered.load(Ordering::Relaxed),
+        dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+        committed,
+    })
+}
+
+fn read_lines(
+    mut input: Box<dyn BufRead + Send>,
+    topic: &Arc<str>,
+    batches: &Sender<Vec<(Coord, Vec<u8>)>>,
+    events: &Sender<Event>,
+) -> Result<(), String> {
+    let mut batch = Vec::with_capacity(SOURCE_BATCH);
+    let mut line_no = 0i64;
+    loop {
+        let mut line = Vec::new();
+        let n = input
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("{topic}: read failed after line {line_no}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let coord = Coord {
+            topic: topic.clone(),
+            partition: -1,
+            offset: line_no,
+        };
+        // Seen before any worker can resolve it (one channel keeps the order).
+        let _ = events.send(Event::Seen(coord.clone()));
+        batch.push((coord, line));
+        if batch.len() == SOURCE_BATCH {
+            batches
+                .send(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(SOURCE_BATCH),
+                ))
+                .map_err(|_| "the workers stopped".to_owned())?;
+        }
+    }
+    if !batch.is_empty() {
+        batches
+            .send(batch)
+            .map_err(|_| "the workers stopped".to_owned())?;
+    }
+    Ok(())
+}
+
+struct Worker {
+    rx: Receiver<Vec<(Coord, Vec<u8>)>>,
+    sinks: Vec<tokio::sync::mpsc::Sender<Item>>,
+    encodings: Vec<Encoding>,
+    index: SharedIndex,
+    store: Arc<DeadLetterStore>,
+    events: Sender<Event>,
+    counters: Arc<Counters>,
+    engine: Engine,
+}
+
+impl Worker {
+    fn run(mut self) -> Result<(), String> {
+        let mut out: Vec<(u32, Envelope)> = Vec::new();
+        while let Ok(batch) = self.rx.recv() {
+            // One index per batch: a reload takes effect at the next one.
+            let index = self.index.load();
+            let mut invalid = Vec::new();
+            let mut resolved = Vec::with_capacity(batch.len());
+            let mut items: Vec<(u32, Item)> = Vec::new();
+            for (coord, payload) in batch {
+                self.counters.records.fetch_add(1, Ordering::Relaxed);
+                out.clear();
+                let encodings = &self.encodings;
+                let outcome = self.engine.process(&index, &payload, |m| {
+                    for &s in m.rule.sinks.iter() {
+                        let bytes = match encodings[s as usize] {
+                            Encoding::Json => m.json,
+                            Encoding::Base64 => m.base64,
+                        };
+                        out.push((
+                            s,
+                            Envelope {
+                                // The engine writes ASCII Base64 or UTF-8 JSON.
+                                payload: String::from_utf8_lossy(bytes).into_owned(),
+                                rule_id: m.rule.id.to_string(),
+                                key: format!("{}/{}", m.bucket, m.key),
+                            },
+                        ));
+                    }
+                });
+                match outcome {
+                    RecordOutcome::Invalid(e) => {
+                        self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+                        invalid.push(DeadLetter {
+                            kind: "invalid_record".into(),
+                            sink: String::new(),
+                            rule_id: String::new(),
+                            key: String::new(),
+                            payload: String::from_utf8_lossy(payload.trim_ascii_end()).into_owned(),
+                            attempts: 0,
+                            error: e.to_string(),
+                            source: coord.to_string(),
+                            time_ms: 0,
+                        });
+                    }
+                    RecordOutcome::Skipped(_) => {
+                        self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    RecordOutcome::NoMatch(_) => {
+                        self.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+                    }
+                    RecordOutcome::Matched(_) => {}
+                }
+                self.counters
+                    .messages
+                    .fetch_add(out.len() as u64, Ordering::Relaxed);
+                resolved.push((coord.clone(), out.len() as u32));
+                for (s, envelope) in out.drain(..) {
+                    items.push((
+                        s,
+                        Item {
+                            envelope,
+                            coord: coord.clone(),
+                        },
+                    ));
+                }
+            }
+            // Invalid records are durable before they count as done.
+            self.store
+                .append(&invalid)
+                .map_err(|e| format!("cannot write the dead-letter store: {e}"))?;
+            for (coord, n) in resolved {
+                let _ = self.events.send(Event::Resolved(coord, n));
+            }
+            for (s, item) in items {
+                // Blocks while the sink's queue is full: backpressure.
+                self.sinks[s as usize]
+                    .blocking_send(item)
+                    .map_err(|_| "a sink driver stopped".to_owned())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Feeds one sink: batches of up to `max_batch`, at most `max_in_flight`
+/// deliveries at once; every message ends delivered or dead-lettered, then
+/// acknowledged.
+async fn drive(
+    sink: Arc<dyn Sink>,
+    mut rx: tokio::sync::mpsc::Receiver<Item>,
+    store: Arc<DeadLetterStore>,
+    events: Sender<Event>,
+    counters: Arc<Counters>,
+) -> Result<(), String> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(sink.max_in_flight().max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let max = sink.max_batch().max(1);
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(item)) => batch.push(item),
+                _ => break,
+            }
+        }
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let (sink, store, events, counters) = (
+            sink.clone(),
+            store.clone(),
+            events.clone(),
+            counters.clone(),
+        );
+        tasks.spawn(async move {
+            let envelopes: Vec<Envelope> = batch.iter().map(|i| i.envelope.clone()).collect();
+            let outcomes = deliver_or_dead_letter(sink.as_ref(), &envelopes, &store)
+                .await
+                .map_err(|e| format!("cannot write the dead-letter store: {e}"))?;
+            drop(permit);
+            for (item, o) in batch.into_iter().zip(outcomes) {
+                match o {
+                    Outcome::Delivered => counters.delivered.fetch_add(1, Ordering::Relaxed),
+                    Outcome::Failed { .. } => {
+                        counters.dead_lettered.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+                let _ = events.send(Event::Acked(item.coord));
+            }
+            Ok::<(), String>(())
+        });
+        // Reap what has finished, keeping the set small.
+        while let Some(done) = tasks.try_join_next() {
+            done.map_err(|e| e.to_string())??;
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+/// Applies events to the offset tracker until every sender is gone; returns
+/// the final commit positions.
+fn track(events: Receiver<Event>) -> Vec<(String, i32, i64)> {
+    let mut t = OffsetTracker::default();
+    for e in events {
+        match e {
+            Event::Seen(c) => t.see(&c.topic, c.partition, c.offset),
+            Event::Resolved(c, n) => t.resolve(&c.topic, c.partition, c.offset, n),
+            Event::Acked(c) => t.ack(&c.topic, c.partition, c.offset),
+        }
+    }
+    debug_assert_eq!(
+        t.pending_messages(),
+        0,
+        "everything is acknowledged at the end"
+    );
+    t.committable()
+}
