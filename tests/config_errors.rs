@@ -273,12 +273,17 @@ fn env_interpolation_and_secrets_never_printed() {
 
 #[test]
 fn shipped_configs_are_valid() {
-    for name in ["configs/demo.toml", "configs/reference.toml"] {
+    for name in [
+        "configs/demo.toml",
+        "configs/demo-run.toml",
+        "configs/reference.toml",
+    ] {
         let out = support::bin()
             .args(["validate", "-c", support::repo(name).to_str().unwrap()])
             .env("MNS_ACCESS_KEY_ID", "id")
             .env("MNS_ACCESS_KEY_SECRET", "secret")
             .env("WEBHOOK_TOKEN", "token")
+            .env("OSSNOTIFY_DEMO_MNS", "http://127.0.0.1:9")
             .output()
             .unwrap();
         assert_eq!(
