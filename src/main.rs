@@ -116,16 +116,17 @@ fn main() -> ExitCode {
 
 fn run(config_path: &Path) -> ExitCode {
     use ossnotify::config::SourceType;
+    use ossnotify::pipeline::Input;
     let config = match load_for_run(config_path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (input, name): (Box<dyn io::BufRead + Send>, String) = match config.source.kind {
-        SourceType::Stdin => (Box::new(BufReader::new(io::stdin())), "<stdin>".into()),
+    let input = match config.source.kind {
+        SourceType::Stdin => Input::Lines(Box::new(BufReader::new(io::stdin())), "<stdin>".into()),
         SourceType::File => {
             let path = config.source.path.clone().unwrap_or_default();
             match std::fs::File::open(&path) {
-                Ok(f) => (
+                Ok(f) => Input::Lines(
                     Box::new(BufReader::with_capacity(1 << 16, f)),
                     path.display().to_string(),
                 ),
@@ -135,12 +136,24 @@ fn run(config_path: &Path) -> ExitCode {
                 }
             }
         }
-        SourceType::Kafka => {
-            eprintln!("error: source.type = \"kafka\": the Kafka source is not built yet; use \"file\" or \"stdin\"");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        SourceType::Kafka => Input::Kafka,
     };
-    match ossnotify::pipeline::run_lines(&config, input, &name) {
+    // SIGTERM/SIGINT: stop consuming, drain, commit, exit 0.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(wait_for_stop());
+                tracing::info!("stopping: draining in-flight messages");
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    match ossnotify::pipeline::run(&config, input, stop) {
         Ok(s) => {
             eprintln!(
                 "run: {} records ({} invalid, {} skipped, {} without a matching rule); {} messages: {} delivered, {} dead-lettered",

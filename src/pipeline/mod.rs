@@ -1,9 +1,10 @@
-//! The runtime (SPEC §6): offset tracking for at-least-once commits, and
-//! `run` over a file or stdin (workers, sink drivers, dead-lettering). The
-//! Kafka source, signals, reload and metrics come next.
+//! The runtime (SPEC §6): the Kafka source (or a file, or stdin), worker
+//! threads, sink drivers, dead-lettering, and offset tracking for
+//! at-least-once commits. Reload and metrics come next.
 
+mod kafka;
 mod offsets;
 mod run;
 
 pub use offsets::{OffsetTracker, PartitionOffsets};
-pub use run::{run_lines, Coord, RunSummary};
+pub use run::{run, Coord, Input, RunSummary};

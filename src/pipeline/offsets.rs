@@ -104,37 +104,67 @@ impl PartitionOffsets {
     }
 }
 
-/// The offsets of every assigned partition, by (topic, partition).
+/// The offsets of every assigned partition, by (topic, partition). Each
+/// assignment of a partition has an epoch: events of an earlier assignment
+/// (acks still in flight when the partition was revoked and assigned again)
+/// are ignored, since their records are read again anyway.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    partitions: HashMap<(String, i32), PartitionOffsets>,
+    partitions: HashMap<(String, i32), (u64, PartitionOffsets)>,
 }
 
 impl OffsetTracker {
-    pub fn see(&mut self, topic: &str, partition: i32, offset: i64) {
-        self.partitions
-            .entry((topic.to_owned(), partition))
-            .or_default()
-            .see(offset);
+    /// The partition's state if `epoch` is its current assignment; a newer
+    /// epoch starts it afresh, an older one is ignored.
+    fn current(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        epoch: u64,
+        create: bool,
+    ) -> Option<&mut PartitionOffsets> {
+        let key = (topic.to_owned(), partition);
+        match self.partitions.get(&key) {
+            Some((e, _)) if *e == epoch => {}
+            Some((e, _)) if *e > epoch => return None,
+            _ if !create => return None,
+            _ => {
+                self.partitions
+                    .insert(key.clone(), (epoch, PartitionOffsets::default()));
+            }
+        }
+        self.partitions.get_mut(&key).map(|(_, p)| p)
     }
 
-    pub fn resolve(&mut self, topic: &str, partition: i32, offset: i64, messages: u32) {
-        if let Some(p) = self.partitions.get_mut(&(topic.to_owned(), partition)) {
+    pub fn see(&mut self, topic: &str, partition: i32, epoch: u64, offset: i64) {
+        if let Some(p) = self.current(topic, partition, epoch, true) {
+            p.see(offset);
+        }
+    }
+
+    pub fn resolve(&mut self, topic: &str, partition: i32, epoch: u64, offset: i64, messages: u32) {
+        if let Some(p) = self.current(topic, partition, epoch, false) {
             p.resolve(offset, messages);
         }
     }
 
-    pub fn register(&mut self, topic: &str, partition: i32, offset: i64, messages: u32) {
-        self.partitions
-            .entry((topic.to_owned(), partition))
-            .or_default()
-            .register(offset, messages);
+    pub fn register(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        epoch: u64,
+        offset: i64,
+        messages: u32,
+    ) {
+        if let Some(p) = self.current(topic, partition, epoch, true) {
+            p.register(offset, messages);
+        }
     }
 
-    /// Acknowledges one message; a partition no longer assigned is ignored
-    /// (its records will be re-delivered to whoever owns it now).
-    pub fn ack(&mut self, topic: &str, partition: i32, offset: i64) {
-        if let Some(p) = self.partitions.get_mut(&(topic.to_owned(), partition)) {
+    /// Acknowledges one message; a partition no longer assigned (or assigned
+    /// again since) is ignored: its records are read again by its owner.
+    pub fn ack(&mut self, topic: &str, partition: i32, epoch: u64, offset: i64) {
+        if let Some(p) = self.current(topic, partition, epoch, false) {
             p.ack(offset);
         }
     }
@@ -144,7 +174,7 @@ impl OffsetTracker {
     pub fn revoke(&mut self, topic: &str, partition: i32) -> Option<i64> {
         self.partitions
             .remove(&(topic.to_owned(), partition))
-            .and_then(|p| p.committable())
+            .and_then(|(_, p)| p.committable())
     }
 
     /// (topic, partition, offset) for every partition with progress.
@@ -152,7 +182,7 @@ impl OffsetTracker {
         let mut v: Vec<_> = self
             .partitions
             .iter()
-            .filter_map(|((t, p), o)| o.committable().map(|c| (t.clone(), *p, c)))
+            .filter_map(|((t, p), (_, o))| o.committable().map(|c| (t.clone(), *p, c)))
             .collect();
         v.sort();
         v
@@ -161,7 +191,7 @@ impl OffsetTracker {
     pub fn pending_messages(&self) -> u64 {
         self.partitions
             .values()
-            .map(PartitionOffsets::pending_messages)
+            .map(|(_, p)| p.pending_messages())
             .sum()
     }
 }
@@ -213,13 +243,28 @@ mod tests {
     #[test]
     fn revoked_partitions_are_forgotten() {
         let mut t = OffsetTracker::default();
-        t.register("oplog", 0, 5, 1);
-        t.register("oplog", 1, 7, 0);
+        t.register("oplog", 0, 1, 5, 1);
+        t.register("oplog", 1, 1, 7, 0);
         assert_eq!(t.committable(), vec![("oplog".into(), 1, 8)]);
         assert_eq!(t.revoke("oplog", 0), None);
-        t.ack("oplog", 0, 5); // late ack for a revoked partition: ignored
+        t.ack("oplog", 0, 1, 5); // late ack for a revoked partition: ignored
         assert_eq!(t.committable(), vec![("oplog".into(), 1, 8)]);
         assert_eq!(t.pending_messages(), 0);
+    }
+
+    #[test]
+    fn acks_of_an_earlier_assignment_do_not_count() {
+        let mut t = OffsetTracker::default();
+        t.see("oplog", 0, 1, 5);
+        t.resolve("oplog", 0, 1, 5, 1);
+        t.revoke("oplog", 0);
+        // Assigned again: offset 5 is read again, with one message pending.
+        t.see("oplog", 0, 2, 5);
+        t.resolve("oplog", 0, 2, 5, 1);
+        t.ack("oplog", 0, 1, 5); // the first assignment's ack arrives late
+        assert_eq!(t.committable(), vec![], "5 is still pending in epoch 2");
+        t.ack("oplog", 0, 2, 5);
+        assert_eq!(t.committable(), vec![("oplog".into(), 0, 6)]);
     }
 
     proptest! {

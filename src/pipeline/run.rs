@@ -8,7 +8,7 @@
 //! dead-letter store with their line before they count as done.
 
 use std::io::BufRead;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ use crate::rules::{RuleIndex, SharedIndex};
 pub struct Coord {
     pub topic: Arc<str>,
     pub partition: i32,
+    /// Which assignment of the partition read it (see `OffsetTracker`).
+    pub epoch: u64,
     pub offset: i64,
 }
 
@@ -41,10 +43,22 @@ impl std::fmt::Display for Coord {
     }
 }
 
-enum Event {
+pub(super) enum Event {
     Seen(Coord),
     Resolved(Coord, u32),
     Acked(Coord),
+    /// Partitions being revoked: give them up, reply with what is done.
+    Revoke(Vec<(String, i32)>, Sender<Vec<(String, i32, i64)>>),
+}
+
+pub(super) type Batch = Vec<(Coord, Vec<u8>)>;
+
+/// Where the records come from.
+pub enum Input {
+    /// One record per line (a file, stdin), named in errors.
+    Lines(Box<dyn BufRead + Send>, String),
+    /// The configured Kafka source.
+    Kafka,
 }
 
 /// What a run did.
@@ -82,14 +96,10 @@ const LINGER: Duration = Duration::from_millis(5);
 /// Records per batch from the source to the workers.
 const SOURCE_BATCH: usize = 256;
 
-/// Runs `config` over the records of `input` (one per line, named
-/// `input_name` in errors) until the input ends and every message is
-/// delivered or dead-lettered.
-pub fn run_lines(
-    config: &Config,
-    input: Box<dyn BufRead + Send>,
-    input_name: &str,
-) -> Result<RunSummary, String> {
+/// Runs `config` over `input`: lines until they end, or Kafka until `stop`;
+/// then drains (every message delivered or dead-lettered, within
+/// `[pipeline] drain_timeout_ms`) and commits.
+pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSummary, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -136,11 +146,19 @@ pub fn run_lines(
         )));
     }
 
-    // Offset tracker.
-    let tracker = std::thread::spawn(move || track(events_rx));
+    // The Kafka consumer, if any: the tracker commits through it.
+    let consumer = match &input {
+        Input::Kafka => Some(super::kafka::connect(&config.source, events_tx.clone())?),
+        Input::Lines(..) => None,
+    };
+    let latest = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tracker = {
+        let (consumer, latest) = (consumer.clone(), latest.clone());
+        std::thread::spawn(move || track(events_rx, consumer.as_deref(), &latest))
+    };
 
     // Workers.
-    let (batch_tx, batch_rx) = bounded::<Vec<(Coord, Vec<u8>)>>(config.pipeline.workers * 2);
+    let (batch_tx, batch_rx) = bounded::<Batch>(config.pipeline.workers * 2);
     let mut workers = Vec::new();
     for _ in 0..config.pipeline.workers {
         let w = Worker {
@@ -158,8 +176,37 @@ pub fn run_lines(
     drop((batch_rx, sink_txs));
 
     // The source, on this thread.
-    let topic: Arc<str> = Arc::from(input_name);
-    let read = read_lines(input, &topic, &batch_tx, &events_tx);
+    let read = match input {
+        Input::Lines(reader, name) => {
+            let topic: Arc<str> = Arc::from(name.as_str());
+            read_lines(reader, &topic, &batch_tx, &events_tx, &stop)
+        }
+        Input::Kafka => {
+            let c = consumer.as_ref().expect("connected above");
+            let r = super::kafka::consume(c, &stop, &batch_tx, &events_tx);
+            // Past the drain deadline: commit what is done and leave (the
+            // rest is read again after a restart).
+            let (deadline, c, latest) = (
+                Duration::from_millis(config.pipeline.drain_timeout_ms),
+                c.clone(),
+                latest.clone(),
+            );
+            std::thread::spawn(move || {
+                std::thread::sleep(deadline);
+                let done = latest.lock().map(|l| l.clone()).unwrap_or_default();
+                if let Some(list) = super::kafka::commit_list(&done) {
+                    let _ = rdkafka::consumer::Consumer::commit(
+                        c.as_ref(),
+                        &list,
+                        rdkafka::consumer::CommitMode::Sync,
+                    );
+                }
+                tracing::warn!("drain deadline reached: committed what was done, exiting");
+                std::process::exit(0);
+            });
+            r
+        }
+    };
     drop(batch_tx);
     drop(events_tx);
     for w in workers {
@@ -190,12 +237,13 @@ pub fn run_lines(
 fn read_lines(
     mut input: Box<dyn BufRead + Send>,
     topic: &Arc<str>,
-    batches: &Sender<Vec<(Coord, Vec<u8>)>>,
+    batches: &Sender<Batch>,
     events: &Sender<Event>,
+    stop: &AtomicBool,
 ) -> Result<(), String> {
     let mut batch = Vec::with_capacity(SOURCE_BATCH);
     let mut line_no = 0i64;
-    loop {
+    while !stop.load(Ordering::SeqCst) {
         let mut line = Vec::new();
         let n = input
             .read_until(b'\n', &mut line)
@@ -210,6 +258,7 @@ fn read_lines(
         let coord = Coord {
             topic: topic.clone(),
             partition: -1,
+            epoch: 0,
             offset: line_no,
         };
         // Seen before any worker can resolve it (one channel keeps the order).
@@ -233,7 +282,7 @@ fn read_lines(
 }
 
 struct Worker {
-    rx: Receiver<Vec<(Coord, Vec<u8>)>>,
+    rx: Receiver<Batch>,
     sinks: Vec<tokio::sync::mpsc::Sender<Item>>,
     encodings: Vec<Encoding>,
     index: SharedIndex,
@@ -253,48 +302,57 @@ impl Worker {
             let mut resolved = Vec::with_capacity(batch.len());
             let mut items: Vec<(u32, Item)> = Vec::new();
             for (coord, payload) in batch {
-                self.counters.records.fetch_add(1, Ordering::Relaxed);
                 out.clear();
-                let encodings = &self.encodings;
-                let outcome = self.engine.process(&index, &payload, |m| {
-                    for &s in m.rule.sinks.iter() {
-                        let bytes = match encodings[s as usize] {
-                            Encoding::Json => m.json,
-                            Encoding::Base64 => m.base64,
-                        };
-                        out.push((
-                            s,
-                            Envelope {
-                                // The engine writes ASCII Base64 or UTF-8 JSON.
-                                payload: String::from_utf8_lossy(bytes).into_owned(),
-                                rule_id: m.rule.id.to_string(),
-                                key: format!("{}/{}", m.bucket, m.key),
-                            },
-                        ));
+                // A Kafka message may hold several records, one per line.
+                for (line_no, line) in crate::oplog::Lines::new(&payload) {
+                    self.counters.records.fetch_add(1, Ordering::Relaxed);
+                    let encodings = &self.encodings;
+                    let outcome = self.engine.process(&index, line, |m| {
+                        for &s in m.rule.sinks.iter() {
+                            let bytes = match encodings[s as usize] {
+                                Encoding::Json => m.json,
+                                Encoding::Base64 => m.base64,
+                            };
+                            out.push((
+                                s,
+                                Envelope {
+                                    // The engine writes ASCII Base64 or UTF-8 JSON.
+                                    payload: String::from_utf8_lossy(bytes).into_owned(),
+                                    rule_id: m.rule.id.to_string(),
+                                    key: format!("{}/{}", m.bucket, m.key),
+                                },
+                            ));
+                        }
+                    });
+                    match outcome {
+                        RecordOutcome::Invalid(e) => {
+                            self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+                            let source = if coord.partition < 0 {
+                                coord.to_string()
+                            } else {
+                                format!("{coord} line {line_no}")
+                            };
+                            invalid.push(DeadLetter {
+                                kind: "invalid_record".into(),
+                                sink: String::new(),
+                                rule_id: String::new(),
+                                key: String::new(),
+                                payload: String::from_utf8_lossy(line.trim_ascii_end())
+                                    .into_owned(),
+                                attempts: 0,
+                                error: e.to_string(),
+                                source,
+                                time_ms: 0,
+                            });
+                        }
+                        RecordOutcome::Skipped(_) => {
+                            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        RecordOutcome::NoMatch(_) => {
+                            self.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+                        }
+                        RecordOutcome::Matched(_) => {}
                     }
-                });
-                match outcome {
-                    RecordOutcome::Invalid(e) => {
-                        self.counters.invalid.fetch_add(1, Ordering::Relaxed);
-                        invalid.push(DeadLetter {
-                            kind: "invalid_record".into(),
-                            sink: String::new(),
-                            rule_id: String::new(),
-                            key: String::new(),
-                            payload: String::from_utf8_lossy(payload.trim_ascii_end()).into_owned(),
-                            attempts: 0,
-                            error: e.to_string(),
-                            source: coord.to_string(),
-                            time_ms: 0,
-                        });
-                    }
-                    RecordOutcome::Skipped(_) => {
-                        self.counters.skipped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    RecordOutcome::NoMatch(_) => {
-                        self.counters.unmatched.fetch_add(1, Ordering::Relaxed);
-                    }
-                    RecordOutcome::Matched(_) => {}
                 }
                 self.counters
                     .messages
@@ -389,21 +447,52 @@ async fn drive(
     Ok(())
 }
 
-/// Applies events to the offset tracker until every sender is gone; returns
-/// the final commit positions.
-fn track(events: Receiver<Event>) -> Vec<(String, i32, i64)> {
+/// Applies events to the offset tracker until every sender is gone,
+/// committing through `consumer` (if any) every half second and at the end;
+/// `latest` always holds what is committable. Returns the final positions.
+fn track(
+    events: Receiver<Event>,
+    consumer: Option<&super::kafka::KafkaConsumer>,
+    latest: &std::sync::Mutex<Vec<(String, i32, i64)>>,
+) -> Vec<(String, i32, i64)> {
+    use rdkafka::consumer::{CommitMode, Consumer};
     let mut t = OffsetTracker::default();
-    for e in events {
-        match e {
-            Event::Seen(c) => t.see(&c.topic, c.partition, c.offset),
-            Event::Resolved(c, n) => t.resolve(&c.topic, c.partition, c.offset, n),
-            Event::Acked(c) => t.ack(&c.topic, c.partition, c.offset),
+    let mut last_commit = std::time::Instant::now();
+    let mut committed: Vec<(String, i32, i64)> = Vec::new();
+    let commit = |t: &OffsetTracker, mode: CommitMode, committed: &mut Vec<(String, i32, i64)>| {
+        let now = t.committable();
+        if let Ok(mut l) = latest.lock() {
+            l.clone_from(&now);
+        }
+        if let (Some(c), true) = (consumer, now != *committed) {
+            if let Some(list) = super::kafka::commit_list(&now) {
+                match c.commit(&list, mode) {
+                    Ok(()) => *committed = now,
+                    Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+                }
+            }
+        }
+    };
+    loop {
+        match events.recv_timeout(Duration::from_millis(500)) {
+            Ok(Event::Seen(c)) => t.see(&c.topic, c.partition, c.epoch, c.offset),
+            Ok(Event::Resolved(c, n)) => t.resolve(&c.topic, c.partition, c.epoch, c.offset, n),
+            Ok(Event::Acked(c)) => t.ack(&c.topic, c.partition, c.epoch, c.offset),
+            Ok(Event::Revoke(parts, reply)) => {
+                let done = parts
+                    .iter()
+                    .filter_map(|(topic, p)| t.revoke(topic, *p).map(|o| (topic.clone(), *p, o)))
+                    .collect();
+                let _ = reply.send(done);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if last_commit.elapsed() >= Duration::from_millis(500) {
+            commit(&t, CommitMode::Async, &mut committed);
+            last_commit = std::time::Instant::now();
         }
     }
-    debug_assert_eq!(
-        t.pending_messages(),
-        0,
-        "everything is acknowledged at the end"
-    );
+    commit(&t, CommitMode::Sync, &mut committed);
     t.committable()
 }

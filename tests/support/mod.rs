@@ -69,3 +69,4 @@ pub fn validate(config: &Path) -> (i32, String) {
     let out = run(&["validate", "-c", config.to_str().unwrap()], b"");
     (out.status.code().unwrap_or(-1), text(&out.stdout))
 }
+pub mod broker;
