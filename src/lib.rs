@@ -11,6 +11,7 @@ pub mod dry_run;
 pub mod encode;
 pub mod engine;
 pub mod event;
+pub mod loadgen;
 pub mod oplog;
 pub mod pipeline;
 pub mod replay;

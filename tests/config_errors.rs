@@ -284,6 +284,7 @@ fn shipped_configs_are_valid() {
             .env("MNS_ACCESS_KEY_SECRET", "secret")
             .env("WEBHOOK_TOKEN", "token")
             .env("OSSNOTIFY_DEMO_MNS", "http://127.0.0.1:9")
+            .env("OSSNOTIFY_DEMO_BROKERS", "127.0.0.1:9")
             .output()
             .unwrap();
         assert_eq!(

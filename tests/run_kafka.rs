@@ -90,6 +90,7 @@ key_encoding = "url"
 [pipeline]
 workers = 2
 queue_capacity = 16
+drain_timeout_ms = 600000
 
 [dead_letter]
 path = "{dl}"
@@ -143,6 +144,7 @@ access_key_secret = "SK"
         .status()
         .unwrap()
         .success());
+    let stopped = Instant::now();
     let status = tokio::task::spawn_blocking(move || {
         let s = child.wait().unwrap();
         let mut err = String::new();
@@ -152,6 +154,20 @@ access_key_secret = "SK"
     .await
     .unwrap();
     assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    // The drain ends by itself, long before its deadline.
+    assert!(!status.1.contains("drain deadline"), "{}", status.1);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(20),
+        "drain took {:?}",
+        stopped.elapsed()
+    );
+    assert!(
+        status
+            .1
+            .contains(&format!("messages: {expected} delivered")),
+        "{}",
+        status.1
+    );
 
     let got = counts(server.accepted().into_iter().map(|a| {
         let json = base64::engine::general_purpose::STANDARD

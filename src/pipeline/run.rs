@@ -49,6 +49,9 @@ pub(super) enum Event {
     Acked(Coord),
     /// Partitions being revoked: give them up, reply with what is done.
     Revoke(Vec<(String, i32)>, Sender<Vec<(String, i32, i64)>>),
+    /// Workers and sinks are done: commit a last time and stop. (The Kafka
+    /// consumer's context holds a sender, so disconnection never comes.)
+    Finish,
 }
 
 pub(super) type Batch = Vec<(Coord, Vec<u8>)>;
@@ -208,7 +211,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         }
     };
     drop(batch_tx);
-    drop(events_tx);
+    let finish = events_tx;
     for w in workers {
         w.join()
             .map_err(|_| "a worker thread panicked".to_owned())??;
@@ -217,6 +220,8 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         rt.block_on(d)
             .map_err(|e| format!("a sink driver failed: {e}"))??;
     }
+    let _ = finish.send(Event::Finish);
+    drop(finish);
     let committed = tracker
         .join()
         .map_err(|_| "the offset tracker panicked".to_owned())?;
@@ -485,8 +490,8 @@ fn track(
                     .collect();
                 let _ = reply.send(done);
             }
+            Ok(Event::Finish) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
         if last_commit.elapsed() >= Duration::from_millis(500) {
             commit(&t, CommitMode::Async, &mut committed);

@@ -1,0 +1,118 @@
+//! `ossnotify loadgen`: writes operation logs to Kafka or a file, synthetic
+//! (`synth::Workload`) or the lines of an input file, at a chosen rate, with
+//! a progress bar.
+
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+use crate::synth::{Rng, Workload};
+
+/// Where records go.
+pub enum Target {
+    Kafka { brokers: String, topic: String },
+    File(std::path::PathBuf),
+}
+
+/// What to write.
+pub struct LoadSpec {
+    pub target: Target,
+    /// Records to write; with `input`, the input's lines are cycled.
+    pub records: u64,
+    /// Records per second; 0 is as fast as possible.
+    pub rate: u64,
+    /// Lines of this file instead of synthetic records.
+    pub input: Option<std::path::PathBuf>,
+    pub seed: u64,
+}
+
+enum Writer {
+    Kafka(BaseProducer, String),
+    File(std::io::BufWriter<std::fs::File>),
+}
+
+/// Writes the records; returns how many were written.
+pub fn generate(spec: &LoadSpec) -> Result<u64, String> {
+    let lines: Option<Vec<String>> = match &spec.input {
+        Some(p) => {
+            let f =
+                std::fs::File::open(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let v: Vec<String> = std::io::BufReader::new(f)
+                .lines()
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            Some(v.into_iter().filter(|l| !l.trim().is_empty()).collect())
+        }
+        None => None,
+    };
+    let mut writer = match &spec.target {
+        Target::Kafka { brokers, topic } => Writer::Kafka(
+            ClientConfig::new()
+                .set("bootstrap.servers", brokers)
+                .set("linger.ms", "5")
+                .create()
+                .map_err(|e| format!("cannot create the Kafka producer: {e}"))?,
+            topic.clone(),
+        ),
+        Target::File(p) => Writer::File(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+        )),
+    };
+    let workload = Workload {
+        seed: spec.seed,
+        ..Workload::standard()
+    };
+    let mut rng = Rng::new(spec.seed);
+    let bar = indicatif::ProgressBar::new(spec.records);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    for i in 0..spec.records {
+        let record = match &lines {
+            Some(l) if !l.is_empty() => l[(i as usize) % l.len()].clone().into_bytes(),
+            Some(_) => return Err("the input file has no records".into()),
+            None => workload.record(&mut rng, i),
+        };
+        let key = i.to_string();
+        match &mut writer {
+            Writer::Kafka(p, topic) => loop {
+                match p.send(BaseRecord::to(topic).key(&key).payload(&record)) {
+                    Ok(()) => break,
+                    // The local queue is full: let it drain.
+                    Err((_, _)) => {
+                        p.poll(Duration::from_millis(10));
+                    }
+                }
+            },
+            Writer::File(f) => {
+                f.write_all(&record).map_err(|e| e.to_string())?;
+                f.write_all(b"\n").map_err(|e| e.to_string())?;
+            }
+        }
+        if spec.rate > 0 {
+            // Keep to the rate: sleep until this record's due time.
+            let due = Duration::from_secs_f64((i + 1) as f64 / spec.rate as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        if i % 1024 == 0 {
+            bar.set_position(i);
+            if let Writer::Kafka(p, _) = &writer {
+                p.poll(Duration::ZERO);
+            }
+        }
+    }
+    match &mut writer {
+        Writer::Kafka(p, _) => p
+            .flush(Duration::from_secs(30))
+            .map_err(|e| format!("cannot flush to Kafka: {e}"))?,
+        Writer::File(f) => f.flush().map_err(|e| e.to_string())?,
+    }
+    bar.finish_and_clear();
+    Ok(spec.records)
+}
