@@ -228,3 +228,240 @@ access_key_secret = "SK"
     );
     server.stop();
 }
+
+/// Produces the demo logs `copies` times (one record per message) to a new
+/// topic; returns (messages produced, corpus path, config path, expected).
+fn setup(
+    d: &support::Dir,
+    topic: &str,
+    copies: usize,
+    endpoint: &str,
+    group: &str,
+) -> (usize, std::path::PathBuf, BTreeMap<String, usize>) {
+    let brokers = support::broker::brokers().to_owned();
+    support::broker::create_topic(topic, 3);
+    let demo = std::fs::read_to_string(support::repo("configs/demo-oplogs.ndjson")).unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let mut corpus = String::new();
+    let mut n = 0;
+    for _ in 0..copies {
+        for line in demo.lines() {
+            corpus.push_str(line);
+            corpus.push('\n');
+            let key = format!("k{n}");
+            loop {
+                match producer.send(BaseRecord::to(topic).key(&key).payload(line)) {
+                    Ok(()) => break,
+                    Err(_) => {
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+            n += 1;
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let corpus_path = d.write("corpus.ndjson", &corpus);
+    let cfg = d.write(
+        "kafka.toml",
+        &format!(
+            "rules_dir = \"{rules}\"\n\n[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{group}\"\nkey_encoding = \"url\"\n\n[source.librdkafka]\n\"session.timeout.ms\" = \"10000\"\n\"max.poll.interval.ms\" = \"30000\"\n\n[pipeline]\nworkers = 2\nqueue_capacity = 8\ndrain_timeout_ms = 600000\n\n[dead_letter]\npath = \"{dl}\"\n\n[sinks.console]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 4\nmax_in_flight = 2\n[sinks.console.retry]\nmax_attempts = 1000\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\n",
+            rules = support::repo("configs/rules.d").display(),
+            dl = d.path("dead-letter").display(),
+        ),
+    );
+    let out = support::run(
+        &[
+            "match",
+            "-c",
+            cfg.to_str().unwrap(),
+            corpus_path.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let want = counts(support::text(&out.stdout).lines().map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["message"].to_string()
+    }));
+    (n, cfg, want)
+}
+
+fn received(server: &DevServer) -> BTreeMap<String, usize> {
+    counts(server.accepted().into_iter().map(|a| {
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(&a.body)
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&json)
+            .unwrap()
+            .to_string()
+    }))
+}
+
+/// Every wanted message arrived at least as often as wanted.
+fn covers(got: &BTreeMap<String, usize>, want: &BTreeMap<String, usize>) -> bool {
+    want.iter()
+        .all(|(m, n)| got.get(m).copied().unwrap_or(0) >= *n)
+}
+
+fn committed_total(group: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", support::broker::brokers())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition(topic, p);
+    }
+    let c = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    c.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum()
+}
+
+async fn mns(latency_ms: u64, fail_first_s: u64) -> DevServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    DevServer::start(
+        DevConfig {
+            access_key_id: "AK".into(),
+            access_key_secret: "SK".into(),
+            queues: vec!["oss-events".into()],
+            latency: Duration::from_millis(latency_ms),
+            fail_first: Duration::from_secs(fail_first_s),
+            ..DevConfig::default()
+        },
+        listener,
+    )
+    .unwrap()
+}
+
+async fn wait_for(server: &DevServer, want: &BTreeMap<String, usize>, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !covers(&received(server), want) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn stop(mut child: std::process::Child) -> (Option<i32>, String) {
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    tokio::task::spawn_blocking(move || {
+        let s = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        (s.code(), err)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_then_restart_loses_nothing() {
+    let d = support::Dir::new();
+    // Slow answers, so the kill lands mid-stream.
+    let server = mns(15, 0).await;
+    let (n, cfg, want) = setup(&d, "oplog-kill", 30, &server.endpoint(), "ossnotify-kill");
+    let total: usize = want.values().sum();
+    let spawn = || {
+        support::bin()
+            .args(["run", "-c", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.accepted().len() < total / 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        server.accepted().len() >= total / 3,
+        "the first run made no progress"
+    );
+    assert!(Command::new("kill")
+        .args(["-KILL", &first.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let _ = first.wait();
+    let at_kill = server.accepted().len();
+    assert!(
+        at_kill < total,
+        "killed too late to test anything: {at_kill}/{total}"
+    );
+    // Committed offsets never pass an unacknowledged message: what was
+    // committed at the kill is at most what had arrived.
+    let committed_at_kill = committed_total("ossnotify-kill", "oplog-kill");
+    assert!((committed_at_kill as usize) <= n);
+
+    // The second run re-reads the uncommitted tail (tansu holds the dead
+    // member's partitions until max.poll.interval.ms).
+    let second = spawn();
+    wait_for(&server, &want, 180).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (code, err) = stop(second).await;
+    assert_eq!(code, Some(0), "{err}");
+    let got = received(&server);
+    assert!(
+        covers(&got, &want),
+        "lost messages after kill -9: got {} of {total}",
+        got.values().sum::<usize>()
+    );
+    assert_eq!(committed_total("ossnotify-kill", "oplog-kill") as usize, n);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_down_then_back_loses_nothing_and_pauses() {
+    let d = support::Dir::new();
+    // mns-dev answers 503 to everything for the first 8 s.
+    let server = mns(0, 8).await;
+    // More records than the bounded queues hold, so the source must pause.
+    let (n, cfg, want) = setup(&d, "oplog-down", 250, &server.endpoint(), "ossnotify-down");
+    let child = support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // While the sink is down, memory stays bounded.
+    let mut peak_kib = 0u64;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(7) {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(v) = status.lines().find(|l| l.starts_with("VmRSS:")) {
+                peak_kib = peak_kib.max(v.split_whitespace().nth(1).unwrap().parse().unwrap());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        peak_kib < 200 * 1024,
+        "RSS reached {peak_kib} KiB while the sink was down"
+    );
+    wait_for(&server, &want, 180).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (code, err) = stop(child).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("workers are full: pausing consumption"),
+        "{err}"
+    );
+    assert!(covers(&received(&server), &want));
+    assert_eq!(committed_total("ossnotify-down", "oplog-down") as usize, n);
+    server.stop();
+}

@@ -169,6 +169,10 @@ fn send(
     };
     let paused = consumer.assignment().ok();
     if let Some(p) = &paused {
+        tracing::info!(
+            partitions = p.count(),
+            "workers are full: pausing consumption"
+        );
         let _ = consumer.pause(p);
     }
     loop {
@@ -188,6 +192,7 @@ fn send(
         }
     }
     if let Some(p) = &paused {
+        tracing::info!("resuming consumption");
         let _ = consumer.resume(p);
     }
     Ok(Vec::with_capacity(BATCH))
