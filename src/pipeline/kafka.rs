@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Sender, TrySendError};
+use crossbeam_channel::{bounded, SendTimeoutError, Sender};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
@@ -121,7 +121,7 @@ pub fn consume(
             }
             Some(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
             Some(Ok(m)) => {
-                push(consumer, &m, events, &mut batch, &mut topics);
+                push(consumer, &m, &mut batch, &mut topics);
                 if batch.len() >= BATCH {
                     batch = send(consumer, stop, batches, events, batch, &mut topics)?;
                 }
@@ -134,7 +134,6 @@ pub fn consume(
 fn push(
     consumer: &KafkaConsumer,
     m: &rdkafka::message::BorrowedMessage<'_>,
-    events: &Sender<Event>,
     batch: &mut Batch,
     topics: &mut std::collections::HashMap<String, Arc<str>>,
 ) {
@@ -148,12 +147,14 @@ fn push(
         epoch: consumer.context().epoch.load(Ordering::SeqCst),
         offset: m.offset(),
     };
-    let _ = events.send(Event::Seen(coord.clone()));
     batch.push((coord, m.payload().unwrap_or_default().to_vec()));
 }
 
-/// Hands a batch to the workers; while they are full, pauses the assigned
-/// partitions and keeps polling (staying in the group) until there is room.
+/// Hands a batch to the workers. Workers are briefly full all the time at
+/// full speed: wait for room up to a second (librdkafka heartbeats from its
+/// own thread, and `max.poll.interval.ms` allows far longer). Longer than
+/// that means a stalled sink: pause the assigned partitions and keep
+/// polling (staying in the group, fetching nothing) until there is room.
 fn send(
     consumer: &KafkaConsumer,
     stop: &AtomicBool,
@@ -162,10 +163,22 @@ fn send(
     batch: Batch,
     topics: &mut std::collections::HashMap<String, Arc<str>>,
 ) -> Result<Batch, String> {
-    let mut batch = match batches.try_send(batch) {
+    // Every record is announced to the tracker once, before any worker can
+    // see it: the ones not announced yet go right before each hand-over.
+    let mut announced = 0;
+    let mut announce = |batch: &Batch| {
+        if announced < batch.len() {
+            let _ = events.send(Event::Seen(
+                batch[announced..].iter().map(|(c, _)| c.clone()).collect(),
+            ));
+            announced = batch.len();
+        }
+    };
+    announce(&batch);
+    let mut batch = match batches.send_timeout(batch, Duration::from_secs(1)) {
         Ok(()) => return Ok(Vec::with_capacity(BATCH)),
-        Err(TrySendError::Disconnected(_)) => return Err("the workers stopped".into()),
-        Err(TrySendError::Full(b)) => b,
+        Err(SendTimeoutError::Disconnected(_)) => return Err("the workers stopped".into()),
+        Err(SendTimeoutError::Timeout(b)) => b,
     };
     let paused = consumer.assignment().ok();
     if let Some(p) = &paused {
@@ -177,13 +190,14 @@ fn send(
     }
     loop {
         // Records fetched before the pause may still come: keep them.
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            push(consumer, &m, events, &mut batch, topics);
+        if let Some(Ok(m)) = consumer.poll(Duration::ZERO) {
+            push(consumer, &m, &mut batch, topics);
         }
-        match batches.try_send(batch) {
+        announce(&batch);
+        match batches.send_timeout(batch, Duration::from_millis(100)) {
             Ok(()) => break,
-            Err(TrySendError::Disconnected(_)) => return Err("the workers stopped".into()),
-            Err(TrySendError::Full(b)) => batch = b,
+            Err(SendTimeoutError::Disconnected(_)) => return Err("the workers stopped".into()),
+            Err(SendTimeoutError::Timeout(b)) => batch = b,
         }
         if stop.load(Ordering::SeqCst) {
             // Not handed over: never resolved, so never committed; read again

@@ -44,9 +44,13 @@ impl std::fmt::Display for Coord {
 }
 
 pub(super) enum Event {
-    Seen(Coord),
-    Resolved(Coord, u32),
-    Acked(Coord),
+    /// Records read, in offset order per partition (sent before any worker
+    /// can see them: one channel keeps the order).
+    Seen(Vec<Coord>),
+    /// How many messages each record yields.
+    Resolved(Vec<(Coord, u32)>),
+    /// One message each, delivered or dead-lettered.
+    Acked(Vec<Coord>),
     /// Partitions being revoked: give them up, reply with what is done.
     Revoke(Vec<(String, i32)>, Sender<Vec<(String, i32, i64)>>),
     /// Workers and sinks are done: commit a last time and stop. (The Kafka
@@ -266,10 +270,10 @@ fn read_lines(
             epoch: 0,
             offset: line_no,
         };
-        // Seen before any worker can resolve it (one channel keeps the order).
-        let _ = events.send(Event::Seen(coord.clone()));
         batch.push((coord, line));
         if batch.len() == SOURCE_BATCH {
+            // Seen before any worker can resolve them (one channel keeps the order).
+            let _ = events.send(Event::Seen(batch.iter().map(|(c, _)| c.clone()).collect()));
             batches
                 .send(std::mem::replace(
                     &mut batch,
@@ -279,6 +283,7 @@ fn read_lines(
         }
     }
     if !batch.is_empty() {
+        let _ = events.send(Event::Seen(batch.iter().map(|(c, _)| c.clone()).collect()));
         batches
             .send(batch)
             .map_err(|_| "the workers stopped".to_owned())?;
@@ -377,9 +382,7 @@ impl Worker {
             self.store
                 .append(&invalid)
                 .map_err(|e| format!("cannot write the dead-letter store: {e}"))?;
-            for (coord, n) in resolved {
-                let _ = self.events.send(Event::Resolved(coord, n));
-            }
+            let _ = self.events.send(Event::Resolved(resolved));
             for (s, item) in items {
                 // Blocks while the sink's queue is full: backpressure.
                 self.sinks[s as usize]
@@ -430,6 +433,7 @@ async fn drive(
                 .await
                 .map_err(|e| format!("cannot write the dead-letter store: {e}"))?;
             drop(permit);
+            let mut acked = Vec::with_capacity(batch.len());
             for (item, o) in batch.into_iter().zip(outcomes) {
                 match o {
                     Outcome::Delivered => counters.delivered.fetch_add(1, Ordering::Relaxed),
@@ -437,8 +441,9 @@ async fn drive(
                         counters.dead_lettered.fetch_add(1, Ordering::Relaxed)
                     }
                 };
-                let _ = events.send(Event::Acked(item.coord));
+                acked.push(item.coord);
             }
+            let _ = events.send(Event::Acked(acked));
             Ok::<(), String>(())
         });
         // Reap what has finished, keeping the set small.
@@ -480,9 +485,21 @@ fn track(
     };
     loop {
         match events.recv_timeout(Duration::from_millis(500)) {
-            Ok(Event::Seen(c)) => t.see(&c.topic, c.partition, c.epoch, c.offset),
-            Ok(Event::Resolved(c, n)) => t.resolve(&c.topic, c.partition, c.epoch, c.offset, n),
-            Ok(Event::Acked(c)) => t.ack(&c.topic, c.partition, c.epoch, c.offset),
+            Ok(Event::Seen(v)) => {
+                for c in v {
+                    t.see(&c.topic, c.partition, c.epoch, c.offset);
+                }
+            }
+            Ok(Event::Resolved(v)) => {
+                for (c, n) in v {
+                    t.resolve(&c.topic, c.partition, c.epoch, c.offset, n);
+                }
+            }
+            Ok(Event::Acked(v)) => {
+                for c in v {
+                    t.ack(&c.topic, c.partition, c.epoch, c.offset);
+                }
+            }
             Ok(Event::Revoke(parts, reply)) => {
                 let done = parts
                     .iter()
