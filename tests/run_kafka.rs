@@ -465,3 +465,104 @@ async fn sink_down_then_back_loses_nothing_and_pauses() {
     assert_eq!(committed_total("ossnotify-down", "oplog-down") as usize, n);
     server.stop();
 }
+
+fn produce_demo(topic: &str) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", support::broker::brokers())
+        .create()
+        .unwrap();
+    let demo = std::fs::read_to_string(support::repo("configs/demo-oplogs.ndjson")).unwrap();
+    for (i, line) in demo.lines().enumerate() {
+        producer
+            .send(BaseRecord::to(topic).key(&i.to_string()).payload(line))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+async fn wait_count(server: &DevServer, n: usize, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while server.accepted().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_takes_effect_and_bad_edits_are_refused() {
+    let d = support::Dir::new();
+    let server = mns(0, 0).await;
+    support::broker::create_topic("oplog-reload", 1);
+    let base = format!(
+        "[source]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"oplog-reload\"]\ngroup_id = \"ossnotify-reload\"\nkey_encoding = \"url\"\n[source.librdkafka]\n\"session.timeout.ms\" = \"10000\"\n\"max.poll.interval.ms\" = \"30000\"\n[dead_letter]\npath = \"{}\"\n[sinks.console]\ntype = \"mns_queue\"\nendpoint = \"{}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\n",
+        support::broker::brokers(),
+        d.path("dead-letter").display(),
+        server.endpoint()
+    );
+    let uploads = "[[rules]]\nid = \"photo-uploads\"\nbucket = \"photos-shenzhen\"\nevents = [\"ObjectCreated:*\"]\nresources = [\"uploads/*.jpg\", \"uploads/*.png\"]\nsinks = [\"console\"]\n";
+    let logs = "[[rules]]\nid = \"log-writes\"\nbucket = \"app-logs-hk\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"console\"]\n";
+    let cfg = d.write("reload.toml", &format!("{base}{uploads}"));
+    let child = support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let rules_seen = |server: &DevServer| -> Vec<String> {
+        server
+            .accepted()
+            .iter()
+            .map(|a| {
+                let json = base64::engine::general_purpose::STANDARD
+                    .decode(&a.body)
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+                v["events"][0]["oss"]["ruleId"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+
+    // 1. One rule: its two uploads.
+    produce_demo("oplog-reload");
+    wait_count(&server, 2, 120).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rules_seen(&server), vec!["photo-uploads"; 2]);
+
+    // 2. Edit the file: a second rule, no restart.
+    d.write("reload.toml", &format!("{base}{uploads}{logs}"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    produce_demo("oplog-reload");
+    wait_count(&server, 5, 60).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = rules_seen(&server);
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(
+        seen.iter().filter(|r| *r == "log-writes").count(),
+        1,
+        "{seen:?}"
+    );
+
+    // 3. A broken edit is refused; the running rules keep working.
+    d.write("reload.toml", &format!("{base}{uploads}{logs}[[rules]]\nid = \"bad\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nresources = [\"a*b*\"]\nsinks = [\"console\"]\n"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    produce_demo("oplog-reload");
+    wait_count(&server, 8, 60).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = rules_seen(&server);
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert_eq!(
+        seen.iter().filter(|r| *r == "log-writes").count(),
+        2,
+        "{seen:?}"
+    );
+
+    let (code, err) = stop(child).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("reloaded"), "{err}");
+    assert!(
+        err.contains("reload refused, the running rules stay")
+            && err.contains("more than one '*' in \"a*b*\""),
+        "{err}"
+    );
+    server.stop();
+}

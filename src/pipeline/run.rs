@@ -134,6 +134,14 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         config.rules.clone(),
         config.region_policy(),
     ));
+    // SIGHUP or an edit of the config file: new rules, swapped in atomically.
+    let reloader = super::reload::watch(
+        config.path.clone(),
+        config.sinks.iter().map(|s| s.name.clone()).collect(),
+        index.clone(),
+        stop.clone(),
+        Arc::new(super::reload::ReloadCounters::default()),
+    );
     let counters = Arc::new(Counters::default());
     let capacity = config.pipeline.queue_capacity;
     let (events_tx, events_rx) = unbounded::<Event>();
@@ -224,6 +232,9 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         rt.block_on(d)
             .map_err(|e| format!("a sink driver failed: {e}"))??;
     }
+    // A batch input ends by itself: stop the reload watcher too.
+    stop.store(true, Ordering::SeqCst);
+    let _ = reloader.join();
     let _ = finish.send(Event::Finish);
     drop(finish);
     let committed = tracker
