@@ -566,3 +566,59 @@ async fn reload_takes_effect_and_bad_edits_are_refused() {
     );
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_in_one_group_share_the_partitions() {
+    let d = support::Dir::new();
+    let server = mns(0, 0).await;
+    let (n, cfg, want) = setup(
+        &d,
+        "oplog-scale",
+        100,
+        &server.endpoint(),
+        "ossnotify-scale",
+    );
+    let spawn = || {
+        support::bin()
+            .args(["run", "-c", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn();
+    let b = spawn();
+    wait_for(&server, &want, 240).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (code_a, err_a) = stop(a).await;
+    let (code_b, err_b) = stop(b).await;
+    assert_eq!((code_a, code_b), (Some(0), Some(0)), "{err_a}\n{err_b}");
+    assert!(
+        covers(&received(&server), &want),
+        "together they deliver everything"
+    );
+    // Each took part: both were assigned partitions and both read records.
+    let records = |err: &str| -> u64 {
+        err.lines()
+            .find_map(|l| l.strip_prefix("run: "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        err_a.contains("partitions assigned") && err_b.contains("partitions assigned"),
+        "{err_a}\n{err_b}"
+    );
+    assert!(
+        records(&err_a) > 0 && records(&err_b) > 0,
+        "a: {}, b: {}",
+        records(&err_a),
+        records(&err_b)
+    );
+    assert!((records(&err_a) + records(&err_b)) as usize >= n);
+    assert_eq!(
+        committed_total("ossnotify-scale", "oplog-scale") as usize,
+        n
+    );
+    server.stop();
+}
