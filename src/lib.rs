@@ -17,3 +17,4 @@ pub mod pipeline;
 pub mod replay;
 pub mod rules;
 pub mod synth;
+pub mod telemetry;

@@ -71,6 +71,11 @@ async fn kafka_to_mns_with_commits_and_sigterm() {
         listener,
     )
     .unwrap();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = d.write(
         "kafka.toml",
         &format!(
@@ -95,6 +100,9 @@ drain_timeout_ms = 600000
 [dead_letter]
 path = "{dl}"
 
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
 [sinks.console]
 type = "mns_queue"
 endpoint = "{endpoint}"
@@ -104,7 +112,8 @@ access_key_secret = "SK"
 "#,
             rules = support::repo("configs/rules.d").display(),
             dl = d.path("dead-letter").display(),
-            endpoint = server.endpoint()
+            endpoint = server.endpoint(),
+            metrics_port = metrics_port,
         ),
     );
 
@@ -137,8 +146,30 @@ access_key_secret = "SK"
     while server.accepted().len() < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Let the tracker commit, then stop.
+    // Let the tracker commit and publish, then look at the endpoints.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let health = http_get(metrics_port, "/health");
+    assert!(
+        health.starts_with("HTTP/1.0 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
+    let ready = http_get(metrics_port, "/ready");
+    assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
+    let m = http_get(metrics_port, "/metrics");
+    for want in [
+        format!("ossnotify_messages_total{{sink=\"console\",outcome=\"delivered\"}} {expected}"),
+        format!(
+            "ossnotify_records_total{{outcome=\"invalid\"}} {}",
+            2 * COPIES
+        ),
+        "ossnotify_pending_messages 0".to_owned(),
+        "ossnotify_sink_delivery_seconds_count{sink=\"console\"}".to_owned(),
+        "ossnotify_committed_offset{topic=\"oplog-e2e\",partition=\"0\"}".to_owned(),
+        "ossnotify_reloads_total{result=\"refused\"} 0".to_owned(),
+    ] {
+        assert!(m.contains(&want), "missing {want:?} in:\n{m}");
+    }
+    assert!(!m.contains("rule"), "no per-rule series");
     assert!(Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -621,4 +652,14 @@ async fn two_processes_in_one_group_share_the_partitions() {
         n
     );
     server.stop();
+}
+
+/// A plain HTTP/1.0 GET on loopback: the whole answer.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }

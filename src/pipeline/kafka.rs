@@ -22,6 +22,8 @@ pub struct SourceContext {
     events: Sender<Event>,
     /// Bumped on every assignment (see `OffsetTracker`'s epochs).
     epoch: AtomicU64,
+    /// `/ready`: partitions are assigned.
+    ready: Arc<AtomicBool>,
 }
 
 impl ClientContext for SourceContext {}
@@ -54,6 +56,7 @@ impl ConsumerContext for SourceContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             self.epoch.fetch_add(1, Ordering::SeqCst);
+            self.ready.store(true, Ordering::SeqCst);
             tracing::info!(partitions = tpl.count(), "partitions assigned");
         }
     }
@@ -76,7 +79,11 @@ pub type KafkaConsumer = BaseConsumer<SourceContext>;
 /// Creates the consumer and subscribes: a new group starts from the earliest
 /// offset unless `auto.offset.reset` says otherwise; offsets are committed
 /// by us, never automatically.
-pub fn connect(cfg: &SourceConfig, events: Sender<Event>) -> Result<Arc<KafkaConsumer>, String> {
+pub fn connect(
+    cfg: &SourceConfig,
+    events: Sender<Event>,
+    ready: Arc<AtomicBool>,
+) -> Result<Arc<KafkaConsumer>, String> {
     let mut cc = ClientConfig::new();
     cc.set(
         "bootstrap.servers",
@@ -91,6 +98,7 @@ pub fn connect(cfg: &SourceConfig, events: Sender<Event>) -> Result<Arc<KafkaCon
     let ctx = SourceContext {
         events,
         epoch: AtomicU64::new(0),
+        ready,
     };
     let consumer: KafkaConsumer = cc
         .create_with_context(ctx)

@@ -93,6 +93,14 @@ struct Counters {
     dead_lettered: AtomicU64,
 }
 
+/// One sink's counts.
+#[derive(Default)]
+struct SinkStats {
+    name: String,
+    delivered: AtomicU64,
+    dead_lettered: AtomicU64,
+}
+
 struct Item {
     envelope: Envelope,
     coord: Coord,
@@ -135,12 +143,28 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         config.region_policy(),
     ));
     // SIGHUP or an edit of the config file: new rules, swapped in atomically.
+    let reloads = Arc::new(super::reload::ReloadCounters::default());
     let reloader = super::reload::watch(
         config.path.clone(),
         config.sinks.iter().map(|s| s.name.clone()).collect(),
         index.clone(),
         stop.clone(),
-        Arc::new(super::reload::ReloadCounters::default()),
+        reloads.clone(),
+    );
+    // /metrics, /health, /ready.
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(listen) = &config.metrics.listen {
+        rt.block_on(crate::telemetry::serve(listen, ready.clone()))?;
+    }
+    let sink_stats: Arc<Vec<SinkStats>> = Arc::new(
+        config
+            .sinks
+            .iter()
+            .map(|s| SinkStats {
+                name: s.name.clone(),
+                ..SinkStats::default()
+            })
+            .collect(),
     );
     let counters = Arc::new(Counters::default());
     let capacity = config.pipeline.queue_capacity;
@@ -149,27 +173,38 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     // Sink drivers.
     let mut sink_txs = Vec::new();
     let mut drivers = Vec::new();
-    for sink in &sinks {
+    for (i, sink) in sinks.iter().enumerate() {
         let (tx, rx) = tokio::sync::mpsc::channel::<Item>(capacity);
         sink_txs.push(tx);
+        let stats = (counters.clone(), sink_stats.clone(), i);
         drivers.push(rt.spawn(drive(
             sink.clone(),
             rx,
             store.clone(),
             events_tx.clone(),
-            counters.clone(),
+            stats,
         )));
     }
 
     // The Kafka consumer, if any: the tracker commits through it.
     let consumer = match &input {
-        Input::Kafka => Some(super::kafka::connect(&config.source, events_tx.clone())?),
-        Input::Lines(..) => None,
+        Input::Kafka => Some(super::kafka::connect(
+            &config.source,
+            events_tx.clone(),
+            ready.clone(),
+        )?),
+        Input::Lines(..) => {
+            ready.store(true, Ordering::SeqCst);
+            None
+        }
     };
     let latest = Arc::new(std::sync::Mutex::new(Vec::new()));
     let tracker = {
         let (consumer, latest) = (consumer.clone(), latest.clone());
-        std::thread::spawn(move || track(events_rx, consumer.as_deref(), &latest))
+        let (counters, sink_stats, reloads) =
+            (counters.clone(), sink_stats.clone(), reloads.clone());
+        let publish = move |t: &OffsetTracker| publish(t, &counters, &sink_stats, &reloads);
+        std::thread::spawn(move || track(events_rx, consumer.as_deref(), &latest, publish))
     };
 
     // Workers.
@@ -413,7 +448,7 @@ async fn drive(
     mut rx: tokio::sync::mpsc::Receiver<Item>,
     store: Arc<DeadLetterStore>,
     events: Sender<Event>,
-    counters: Arc<Counters>,
+    (counters, sink_stats, me): (Arc<Counters>, Arc<Vec<SinkStats>>, usize),
 ) -> Result<(), String> {
     let permits = Arc::new(tokio::sync::Semaphore::new(sink.max_in_flight().max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -432,26 +467,26 @@ async fn drive(
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
-        let (sink, store, events, counters) = (
-            sink.clone(),
-            store.clone(),
-            events.clone(),
-            counters.clone(),
-        );
+        let (sink, store, events) = (sink.clone(), store.clone(), events.clone());
+        let (counters, sink_stats) = (counters.clone(), sink_stats.clone());
         tasks.spawn(async move {
             let envelopes: Vec<Envelope> = batch.iter().map(|i| i.envelope.clone()).collect();
+            let started = std::time::Instant::now();
             let outcomes = deliver_or_dead_letter(sink.as_ref(), &envelopes, &store)
                 .await
                 .map_err(|e| format!("cannot write the dead-letter store: {e}"))?;
+            metrics::histogram!(crate::telemetry::DELIVERY_SECONDS, "sink" => sink.name().to_owned())
+                .record(started.elapsed().as_secs_f64());
             drop(permit);
+            let stats = &sink_stats[me];
             let mut acked = Vec::with_capacity(batch.len());
             for (item, o) in batch.into_iter().zip(outcomes) {
-                match o {
-                    Outcome::Delivered => counters.delivered.fetch_add(1, Ordering::Relaxed),
-                    Outcome::Failed { .. } => {
-                        counters.dead_lettered.fetch_add(1, Ordering::Relaxed)
-                    }
+                let (all, mine) = match o {
+                    Outcome::Delivered => (&counters.delivered, &stats.delivered),
+                    Outcome::Failed { .. } => (&counters.dead_lettered, &stats.dead_lettered),
                 };
+                all.fetch_add(1, Ordering::Relaxed);
+                mine.fetch_add(1, Ordering::Relaxed);
                 acked.push(item.coord);
             }
             let _ = events.send(Event::Acked(acked));
@@ -475,6 +510,7 @@ fn track(
     events: Receiver<Event>,
     consumer: Option<&super::kafka::KafkaConsumer>,
     latest: &std::sync::Mutex<Vec<(String, i32, i64)>>,
+    mut publish: impl FnMut(&OffsetTracker),
 ) -> Vec<(String, i32, i64)> {
     use rdkafka::consumer::{CommitMode, Consumer};
     let mut t = OffsetTracker::default();
@@ -523,9 +559,51 @@ fn track(
         }
         if last_commit.elapsed() >= Duration::from_millis(500) {
             commit(&t, CommitMode::Async, &mut committed);
+            publish(&t);
             last_commit = std::time::Instant::now();
         }
     }
     commit(&t, CommitMode::Sync, &mut committed);
+    publish(&t);
     t.committable()
+}
+
+/// Publishes every count as a metric (counters as absolute values: the
+/// hot path only bumps atomics).
+fn publish(
+    t: &OffsetTracker,
+    c: &Counters,
+    sinks: &[SinkStats],
+    reloads: &super::reload::ReloadCounters,
+) {
+    use crate::telemetry::{COMMITTED, MESSAGES, PENDING, RECORDS, RELOADS};
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let (records, invalid, skipped, unmatched) = (
+        get(&c.records),
+        get(&c.invalid),
+        get(&c.skipped),
+        get(&c.unmatched),
+    );
+    let matched = records.saturating_sub(invalid + skipped + unmatched);
+    for (outcome, v) in [
+        ("matched", matched),
+        ("unmatched", unmatched),
+        ("skipped", skipped),
+        ("invalid", invalid),
+    ] {
+        metrics::counter!(RECORDS, "outcome" => outcome).absolute(v);
+    }
+    for s in sinks {
+        metrics::counter!(MESSAGES, "sink" => s.name.clone(), "outcome" => "delivered")
+            .absolute(get(&s.delivered));
+        metrics::counter!(MESSAGES, "sink" => s.name.clone(), "outcome" => "dead_lettered")
+            .absolute(get(&s.dead_lettered));
+    }
+    metrics::gauge!(PENDING).set(t.pending_messages() as f64);
+    for (topic, partition, offset) in t.committable() {
+        metrics::gauge!(COMMITTED, "topic" => topic, "partition" => partition.to_string())
+            .set(offset as f64);
+    }
+    metrics::counter!(RELOADS, "result" => "ok").absolute(get(&reloads.succeeded));
+    metrics::counter!(RELOADS, "result" => "refused").absolute(get(&reloads.failed));
 }

@@ -1,0 +1,78 @@
+//! Metrics and health (SPEC §7 `[metrics] listen`): a Prometheus text
+//! endpoint at `/metrics`, `/health` (the process is up) and `/ready` (the
+//! pipeline is consuming). Metric names live here, in one place. No label
+//! is per rule: a million rules must not mean a million series.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub const RECORDS: &str = "ossnotify_records_total";
+pub const MESSAGES: &str = "ossnotify_messages_total";
+pub const DELIVERY_SECONDS: &str = "ossnotify_sink_delivery_seconds";
+pub const PENDING: &str = "ossnotify_pending_messages";
+pub const COMMITTED: &str = "ossnotify_committed_offset";
+pub const RELOADS: &str = "ossnotify_reloads_total";
+
+/// Installs the process-wide recorder (once) and returns its handle.
+pub fn recorder() -> Option<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .clone()
+}
+
+/// Serves `/metrics`, `/health` and `/ready` on `listen` from the current
+/// tokio runtime.
+pub async fn serve(listen: &str, ready: Arc<AtomicBool>) -> Result<(), String> {
+    let handle = recorder().ok_or("cannot install the metrics recorder")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("[metrics] listen = {listen:?}: {e}"))?;
+    tracing::info!(listen, "metrics at /metrics, health at /health and /ready");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (handle, ready) = (handle.clone(), ready.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (status, body) = match req.uri().path() {
+                        "/metrics" => (StatusCode::OK, handle.render()),
+                        "/health" => (StatusCode::OK, "ok\n".to_owned()),
+                        "/ready" if ready.load(Ordering::SeqCst) => {
+                            (StatusCode::OK, "ready\n".to_owned())
+                        }
+                        "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned()),
+                        _ => (
+                            StatusCode::NOT_FOUND,
+                            "see /metrics, /health, /ready\n".to_owned(),
+                        ),
+                    };
+                    async move {
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .header("Content-Type", "text/plain; version=0.0.4")
+                                .body(Full::new(Bytes::from(body)))
+                                .expect("static parts"),
+                        )
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(())
+}
