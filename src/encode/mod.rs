@@ -9,14 +9,6 @@ pub use range::read_range;
 
 use crate::event::{EventType, ObjectRef, Operation};
 
-/// How a sink wants its payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Encoding {
-    #[default]
-    Base64,
-    Json,
-}
-
 /// Writes one notification (`{"events":[{…}]}`) for `obj` of `op`, as rule
 /// `rule_id` matched it, appending to `out`.
 pub fn write_notification(
@@ -95,40 +87,4 @@ pub fn write_base64(out: &mut Vec<u8>, data: &[u8]) {
     out.resize(start + len, 0);
     // Writes exactly `len` bytes into the slice just sized for them.
     let _ = base64_simd::STANDARD.encode(data, base64_simd::Out::from_slice(&mut out[start..]));
-}
-
-/// Reusable buffers for encoding one message at a time on a worker thread.
-#[derive(Default)]
-pub struct Encoder {
-    json: Vec<u8>,
-    payload: Vec<u8>,
-}
-
-impl Encoder {
-    /// The notification JSON of one event.
-    pub fn json(&mut self, op: &Operation<'_>, obj: &ObjectRef<'_>, rule_id: &str) -> &[u8] {
-        self.json.clear();
-        write_notification(&mut self.json, op, obj, rule_id);
-        &self.json
-    }
-
-    /// The payload a sink with `encoding` receives.
-    pub fn payload(
-        &mut self,
-        op: &Operation<'_>,
-        obj: &ObjectRef<'_>,
-        rule_id: &str,
-        encoding: Encoding,
-    ) -> &[u8] {
-        self.json.clear();
-        write_notification(&mut self.json, op, obj, rule_id);
-        match encoding {
-            Encoding::Json => &self.json,
-            Encoding::Base64 => {
-                self.payload.clear();
-                write_base64(&mut self.payload, &self.json);
-                &self.payload
-            }
-        }
-    }
 }
