@@ -131,17 +131,11 @@ async fn replay_that_cannot_deliver_keeps_every_entry() {
                 "InternalError: earlier",
             )
         })
-        .chain(std::iter::once(DeadLetter {
-            kind: "invalid_record".into(),
-            sink: String::new(),
-            rule_id: String::new(),
-            key: String::new(),
-            payload: "{not json".into(),
-            attempts: 0,
-            error: "not valid JSON".into(),
-            source: "oss-oplog/0/17".into(),
-            time_ms: 1,
-        }))
+        .chain(std::iter::once(DeadLetter::invalid_record(
+            "{not json",
+            "not valid JSON",
+            "oss-oplog/0/17",
+        )))
         .collect();
     store.append(&before).unwrap();
     let (code, out) = run_replay(&path).await;

@@ -58,6 +58,23 @@ impl DeadLetter {
     }
 }
 
+impl DeadLetter {
+    /// An input record that could not be decoded, with where it came from.
+    pub fn invalid_record(payload: &str, error: &str, source: &str) -> Self {
+        DeadLetter {
+            kind: "invalid_record".into(),
+            sink: String::new(),
+            rule_id: String::new(),
+            key: String::new(),
+            payload: payload.into(),
+            attempts: 0,
+            error: error.into(),
+            source: source.into(),
+            time_ms: now_ms(),
+        }
+    }
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

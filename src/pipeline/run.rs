@@ -388,18 +388,11 @@ impl Worker {
                             } else {
                                 format!("{coord} line {line_no}")
                             };
-                            invalid.push(DeadLetter {
-                                kind: "invalid_record".into(),
-                                sink: String::new(),
-                                rule_id: String::new(),
-                                key: String::new(),
-                                payload: String::from_utf8_lossy(line.trim_ascii_end())
-                                    .into_owned(),
-                                attempts: 0,
-                                error: e.to_string(),
-                                source,
-                                time_ms: 0,
-                            });
+                            invalid.push(DeadLetter::invalid_record(
+                                &String::from_utf8_lossy(line.trim_ascii_end()),
+                                &e.to_string(),
+                                &source,
+                            ));
                         }
                         RecordOutcome::Skipped(_) => {
                             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
