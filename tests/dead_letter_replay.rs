@@ -5,20 +5,9 @@
 mod support;
 
 use ossnotify::config;
-use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use ossnotify_sinks::mns::dev_server::DevConfig;
 use ossnotify_sinks::{deliver_or_dead_letter, DeadLetter, DeadLetterStore, Envelope, Outcome};
 use std::path::Path;
-
-async fn mns_dev(topics: &[&str]) -> DevServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let cfg = DevConfig {
-        access_key_id: "AK".into(),
-        access_key_secret: "SK".into(),
-        topics: topics.iter().map(|t| t.to_string()).collect(),
-        ..DevConfig::default()
-    };
-    DevServer::start(cfg, listener).unwrap()
-}
 
 fn write_config(d: &support::Dir, endpoint: &str) -> std::path::PathBuf {
     let dl = d.path("dead-letter");
@@ -57,7 +46,11 @@ fn envelopes() -> Vec<Envelope> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_404_is_dead_lettered_and_replay_delivers_it() {
     let d = support::Dir::new();
-    let missing = mns_dev(&[]).await;
+    let missing = support::mns_dev(DevConfig {
+        topics: vec![],
+        ..support::dev_config()
+    })
+    .await;
     let path = write_config(&d, &missing.endpoint());
     let loaded = config::load(&path).unwrap().config;
     let sink = loaded.sinks[0].config.build("events").unwrap();
@@ -88,7 +81,7 @@ async fn permanent_404_is_dead_lettered_and_replay_delivers_it() {
     missing.stop();
 
     // The topic exists now.
-    let server = mns_dev(&["oss-events"]).await;
+    let server = support::mns_dev(support::dev_config()).await;
     let path = write_config(&d, &server.endpoint());
     let (code, out) = run_replay(&path).await;
     assert_eq!(code, 0, "{out}");

@@ -9,7 +9,6 @@ mod support;
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
-use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
 use ossnotify_sinks::DeadLetterStore;
 
 fn config(d: &support::Dir, endpoint: &str) -> std::path::PathBuf {
@@ -110,17 +109,7 @@ fn predicted(config: &std::path::Path) -> BTreeSet<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_delivers_what_match_predicts_and_dead_letters_the_rest() {
     let d = support::Dir::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = DevServer::start(
-        DevConfig {
-            access_key_id: "AK".into(),
-            access_key_secret: "SK".into(),
-            topics: vec!["oss-events".into()],
-            ..DevConfig::default()
-        },
-        listener,
-    )
-    .unwrap();
+    let server = support::mns_dev(support::dev_config()).await;
     let cfg = config(&d, &server.endpoint());
     let want = predicted(&cfg);
     assert!(want.iter().any(|(s, _)| s == "gone") && want.iter().any(|(s, _)| s == "events"));

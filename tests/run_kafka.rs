@@ -60,17 +60,7 @@ async fn kafka_to_mns_with_commits_and_sigterm() {
     producer.flush(Duration::from_secs(10)).unwrap();
     let corpus_path = d.write("corpus.ndjson", &corpus);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = DevServer::start(
-        DevConfig {
-            access_key_id: "AK".into(),
-            access_key_secret: "SK".into(),
-            queues: vec!["oss-events".into()],
-            ..DevConfig::default()
-        },
-        listener,
-    )
-    .unwrap();
+    let server = support::mns_dev(support::dev_config()).await;
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -360,19 +350,12 @@ fn committed_total(group: &str, topic: &str) -> i64 {
 }
 
 async fn mns(latency_ms: u64, fail_first_s: u64) -> DevServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    DevServer::start(
-        DevConfig {
-            access_key_id: "AK".into(),
-            access_key_secret: "SK".into(),
-            queues: vec!["oss-events".into()],
-            latency: Duration::from_millis(latency_ms),
-            fail_first: Duration::from_secs(fail_first_s),
-            ..DevConfig::default()
-        },
-        listener,
-    )
-    .unwrap()
+    support::mns_dev(DevConfig {
+        latency: Duration::from_millis(latency_ms),
+        fail_first: Duration::from_secs(fail_first_s),
+        ..support::dev_config()
+    })
+    .await
 }
 
 async fn wait_for(server: &DevServer, want: &BTreeMap<String, usize>, secs: u64) {

@@ -70,3 +70,22 @@ pub fn validate(config: &Path) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text(&out.stdout))
 }
 pub mod broker;
+
+/// The tests' mns-dev settings: key "AK"/"SK", topic and queue "oss-events".
+pub fn dev_config() -> ossnotify_sinks::mns::dev_server::DevConfig {
+    ossnotify_sinks::mns::dev_server::DevConfig {
+        access_key_id: "AK".into(),
+        access_key_secret: "SK".into(),
+        topics: vec!["oss-events".into()],
+        queues: vec!["oss-events".into()],
+        ..Default::default()
+    }
+}
+
+/// mns-dev on a free loopback port.
+pub async fn mns_dev(
+    cfg: ossnotify_sinks::mns::dev_server::DevConfig,
+) -> ossnotify_sinks::mns::dev_server::DevServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    ossnotify_sinks::mns::dev_server::DevServer::start(cfg, listener).unwrap()
+}
