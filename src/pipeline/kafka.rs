@@ -145,10 +145,15 @@ fn push(
     batch: &mut Batch,
     topics: &mut std::collections::HashMap<String, Arc<str>>,
 ) {
-    let topic = topics
-        .entry(m.topic().to_owned())
-        .or_insert_with(|| Arc::from(m.topic()))
-        .clone();
+    // Looked up by &str first: no allocation per message once interned.
+    let topic = match topics.get(m.topic()) {
+        Some(t) => t.clone(),
+        None => {
+            let t: Arc<str> = Arc::from(m.topic());
+            topics.insert(m.topic().to_owned(), t.clone());
+            t
+        }
+    };
     let coord = Coord {
         topic,
         partition: m.partition(),
