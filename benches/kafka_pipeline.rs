@@ -5,9 +5,9 @@
 //! `cargo bench --bench kafka_pipeline`
 //!
 //! The pipeline's rate is measured between its first and last offset
-//! commits, so tansu's consumer-group join (which can take ~25 s) is not
-//! counted; commits come every 0.5 s, so use enough records for that to be
-//! small.
+//! commits (every 100 ms here), so tansu's consumer-group join (which can
+//! take ~25 s) is not counted. Both phases also report the CPU they used,
+//! ours and the broker's: on 2 cores the broker's share bounds the rest.
 
 #[path = "../tests/support/broker.rs"]
 mod broker;
@@ -20,25 +20,63 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-const RECORDS: u64 = 2_000_000;
+/// As in the `ossnotify` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const RECORDS: u64 = 3_000_000;
 const TOPIC: &str = "bench-oplog";
 
-fn committed(c: &BaseConsumer) -> i64 {
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition(TOPIC, p);
+/// The sum of the committed offsets the pipeline reports on its /metrics
+/// (a plain HTTP GET: a Kafka client polling the group's offsets instead
+/// kept a core busy and skewed the result).
+fn committed(metrics: &str) -> i64 {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(metrics) else {
+        return 0;
+    };
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.lines()
+        .filter(|l| l.starts_with("ossnotify_committed_offset{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as i64
+}
+
+/// CPU seconds (user + system) of process `pid` so far.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 12th.
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// CPU used by us and by the broker from `since` on, in cores.
+struct CpuClock {
+    broker: String,
+    at: (Instant, f64, f64),
+}
+
+impl CpuClock {
+    fn start(broker: &str) -> CpuClock {
+        let b = broker.to_owned();
+        let at = (Instant::now(), cpu_seconds("self"), cpu_seconds(&b));
+        CpuClock { broker: b, at }
     }
-    c.committed_offsets(tpl, Duration::from_secs(10))
-        .map(|l| {
-            l.elements()
-                .iter()
-                .map(|e| match e.offset() {
-                    Offset::Offset(o) => o,
-                    _ => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+    fn cores(&self) -> (f64, f64) {
+        let wall = self.at.0.elapsed().as_secs_f64();
+        (
+            (cpu_seconds("self") - self.at.1) / wall,
+            (cpu_seconds(&self.broker) - self.at.2) / wall,
+        )
+    }
 }
 
 fn main() {
@@ -58,12 +96,25 @@ fn main() {
     .unwrap();
     println!("produced {RECORDS} synthetic records in {:.1} s; machine: 2-core VM, tansu in memory on loopback", t.elapsed().as_secs_f64());
 
-    // Bare consumer: assigned every partition, counts records.
-    let bare: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+    let port = brokers.rsplit(':').next().unwrap();
+    let broker_pid = std::fs::read_to_string(format!(
+        "{}/.tools/tansu-{port}.pid",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .map(|s| s.trim().to_owned())
+    .unwrap_or_default();
+
+    // Bare consumer: assigned every partition, counts records; the
+    // pipeline's consumer settings.
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &brokers)
         .set("group.id", "bench-bare")
-        .create()
-        .unwrap();
+        .set("enable.auto.commit", "false")
+        .set("statistics.interval.ms", "5000");
+    for (k, v) in ossnotify::pipeline::FETCH_DEFAULTS {
+        cc.set(*k, *v);
+    }
+    let bare: BaseConsumer = cc.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..3 {
         tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
@@ -74,18 +125,28 @@ fn main() {
     let deadline = Instant::now() + Duration::from_secs(300);
     while n < RECORDS && Instant::now() < deadline {
         if let Some(Ok(_)) = bare.poll(Duration::from_millis(100)) {
-            first.get_or_insert_with(Instant::now);
+            first.get_or_insert_with(|| (Instant::now(), CpuClock::start(&broker_pid)));
             n += 1;
         }
     }
-    let bare_rate = n as f64 / first.unwrap().elapsed().as_secs_f64();
-    println!("bare rdkafka consumer: {n} records, {bare_rate:.0} records/s");
+    let (t0, cpu) = first.unwrap();
+    let bare_rate = n as f64 / t0.elapsed().as_secs_f64();
+    let (ours, theirs) = cpu.cores();
+    println!("bare rdkafka consumer: {n} records, {bare_rate:.0} records/s; CPU: {ours:.2} cores here, {theirs:.2} in the broker");
     drop(bare);
 
     // The pipeline, in this process, with 10k rules and a null sink.
     let dir = tempfile::tempdir().unwrap();
+    let workers: usize = std::env::var("OSSNOTIFY_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
     let mut text = format!(
-        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-pipeline\"\n\n[pipeline]\nworkers = 2\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.discard]\ntype = \"null\"\n",
+        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-pipeline\"\n\n[pipeline]\nworkers = {workers}\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.discard]\ntype = \"null\"\n",
         dir.path().join("dl").display()
     );
     for r in ossnotify::synth::Workload::standard().rules() {
@@ -112,22 +173,22 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let runner = {
         let stop = stop.clone();
-        std::thread::spawn(move || {
-            ossnotify::pipeline::run(&config, ossnotify::pipeline::Input::Kafka, stop)
-        })
+        // Named as `ossnotify run`'s main thread would be: the source runs on it.
+        std::thread::Builder::new()
+            .name("ossnotify-source".into())
+            .spawn(move || {
+                ossnotify::pipeline::run(&config, ossnotify::pipeline::Input::Kafka, stop)
+            })
+            .unwrap()
     };
-    // One monitor, reused: creating consumers in a loop would steal CPU.
-    let monitor: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "bench-pipeline")
-        .create()
-        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
     let (mut start, mut last) = (None, (0i64, Instant::now()));
+    let mut cpu = None;
     while Instant::now() < deadline {
-        let c = committed(&monitor);
+        let c = committed(&metrics);
         if c > 0 && start.is_none() {
             start = Some((c, Instant::now()));
+            cpu = Some(CpuClock::start(&broker_pid));
         }
         if c > last.0 {
             last = (c, Instant::now());
@@ -135,14 +196,15 @@ fn main() {
         if c as u64 >= RECORDS {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let (ours, theirs) = cpu.expect("the pipeline committed something").cores();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let summary = runner.join().unwrap().unwrap();
     let (c0, t0) = start.expect("the pipeline committed something");
     let rate = (last.0 - c0) as f64 / (last.1 - t0).as_secs_f64();
     println!(
-        "pipeline (Kafka → 10k rules → null sink, 2 workers): {} records ({} messages), {rate:.0} records/s",
+        "pipeline (Kafka → 10k rules → null sink, {workers} workers): {} records ({} messages), {rate:.0} records/s; CPU: {ours:.2} cores here, {theirs:.2} in the broker",
         summary.records, summary.messages
     );
     println!("pipeline / bare consumer = {:.3}", rate / bare_rate);

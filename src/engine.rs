@@ -53,6 +53,12 @@ impl Engine {
         }
     }
 
+    /// Whether messages need their Base64 (some sink wants it): a reload
+    /// can change the sinks.
+    pub fn set_want_base64(&mut self, want: bool) {
+        self.want_base64 = want;
+    }
+
     /// Compute why records matched nothing (slow; for `match --explain`).
     pub fn with_explain(mut self, explain: bool) -> Self {
         self.explain = explain;

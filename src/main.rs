@@ -115,6 +115,12 @@ struct MnsDevArgs {
 const EXIT_INVALID: u8 = 1;
 const EXIT_RUNTIME: u8 = 2;
 
+/// Threads free what other threads allocated all the time here (batches,
+/// envelopes, librdkafka's buffers); mimalloc handles that without glibc's
+/// per-arena lock contention.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs on stderr; RUST_LOG overrides the level (default: info).

@@ -21,6 +21,10 @@ pub const DELIVERY_SECONDS: &str = "ossnotify_sink_delivery_seconds";
 pub const PENDING: &str = "ossnotify_pending_messages";
 pub const COMMITTED: &str = "ossnotify_committed_offset";
 pub const RELOADS: &str = "ossnotify_reloads_total";
+pub const QUEUE_DEPTH: &str = "ossnotify_queue_depth";
+pub const CONSUMER_LAG: &str = "ossnotify_consumer_lag";
+/// Counted by the sinks themselves.
+pub const RETRIES: &str = ossnotify_sinks::RETRIES;
 
 /// Installs the process-wide recorder (once) and returns its handle.
 pub fn recorder() -> Option<PrometheusHandle> {

@@ -61,11 +61,7 @@ async fn kafka_to_mns_with_commits_and_sigterm() {
     let corpus_path = d.write("corpus.ndjson", &corpus);
 
     let server = support::mns_dev(support::dev_config()).await;
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let metrics_port = free_port();
     let cfg = d.write(
         "kafka.toml",
         &format!(
@@ -81,6 +77,7 @@ key_encoding = "url"
 [source.librdkafka]
 "session.timeout.ms" = "10000"
 "max.poll.interval.ms" = "30000"
+"statistics.interval.ms" = "500"
 
 [pipeline]
 workers = 2
@@ -156,6 +153,9 @@ access_key_secret = "SK"
         "ossnotify_sink_delivery_seconds_count{sink=\"console\"}".to_owned(),
         "ossnotify_committed_offset{topic=\"oplog-e2e\",partition=\"0\"}".to_owned(),
         "ossnotify_reloads_total{result=\"refused\"} 0".to_owned(),
+        "ossnotify_queue_depth{queue=\"workers\"} 0".to_owned(),
+        "ossnotify_queue_depth{queue=\"sink:console\"} 0".to_owned(),
+        "ossnotify_consumer_lag{topic=\"oplog-e2e\",partition=\"0\"}".to_owned(),
     ] {
         assert!(m.contains(&want), "missing {want:?} in:\n{m}");
     }
@@ -445,6 +445,12 @@ async fn sink_down_then_back_loses_nothing_and_pauses() {
     let server = mns(0, 8).await;
     // More records than the bounded queues hold, so the source must pause.
     let (n, cfg, want) = setup(&d, "oplog-down", 250, &server.endpoint(), "ossnotify-down");
+    let metrics_port = free_port();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+    ));
+    std::fs::write(&cfg, text).unwrap();
     let child = support::bin()
         .args(["run", "-c", cfg.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -469,6 +475,15 @@ async fn sink_down_then_back_loses_nothing_and_pauses() {
     );
     wait_for(&server, &want, 180).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every 503 was a retry, counted.
+    let m = http_get(metrics_port, "/metrics");
+    let retries: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("ossnotify_sink_retries_total{sink=\"console\"} "))
+        .unwrap_or_else(|| panic!("no retry count in:\n{m}"))
+        .parse()
+        .unwrap();
+    assert!(retries >= 10.0, "{retries} retries");
     let (code, err) = stop(child).await;
     assert_eq!(code, Some(0), "{err}");
     assert!(
@@ -570,14 +585,52 @@ async fn reload_takes_effect_and_bad_edits_are_refused() {
         "{seen:?}"
     );
 
+    // 4. A new sink, and the log rule moved to it, without a restart: the
+    // MNS sink keeps running (its table did not change).
+    let archive = d.path("archive.ndjson");
+    let moved = logs.replace(
+        "sinks = [\"console\"]",
+        &format!(
+            "sinks = [\"archive\"]\n[sinks.archive]\ntype = \"file\"\npath = \"{}\"\nencoding = \"json\"\n",
+            archive.display()
+        ),
+    );
+    d.write("reload.toml", &format!("{base}{uploads}{moved}"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    produce_demo("oplog-reload");
+    wait_count(&server, 10, 60).await;
+    let t0 = Instant::now();
+    let archived = loop {
+        let text = std::fs::read_to_string(&archive).unwrap_or_default();
+        if text.lines().count() >= 1 || t0.elapsed() > Duration::from_secs(30) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = rules_seen(&server);
+    assert_eq!(seen.len(), 10, "{seen:?}");
+    assert_eq!(
+        seen[8..],
+        ["photo-uploads", "photo-uploads"],
+        "the MNS sink gets only the photo rule now"
+    );
+    let lines: Vec<serde_json::Value> = archived
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{archived}");
+    assert_eq!(lines[0]["events"][0]["oss"]["ruleId"], "log-writes");
+
     let (code, err) = stop(child).await;
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("reloaded"), "{err}");
     assert!(
-        err.contains("reload refused, the running rules stay")
+        err.contains("reload refused, the running rules and sinks stay")
             && err.contains("more than one '*' in \"a*b*\""),
         "{err}"
     );
+    assert!(!err.contains("sink changed"), "{err}");
     server.stop();
 }
 
@@ -638,6 +691,14 @@ async fn two_processes_in_one_group_share_the_partitions() {
 }
 
 /// A plain HTTP/1.0 GET on loopback: the whole answer.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

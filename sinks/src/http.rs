@@ -128,6 +128,7 @@ impl HttpSink {
             if !transient || attempt >= self.cfg.retry.max_attempts {
                 return Err((error, attempt));
             }
+            crate::count_retries(&self.name, 1);
             tokio::time::sleep(self.cfg.retry.backoff(attempt, throttled)).await;
         }
     }

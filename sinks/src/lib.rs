@@ -19,6 +19,16 @@ pub use sink::{Envelope, Outcome, Sink};
 
 use serde::de::DeserializeOwned;
 
+/// The metric counting retries (attempts after the first), labelled `sink`.
+pub const RETRIES: &str = "ossnotify_sink_retries_total";
+
+/// Counts `n` retries of the sink `name`.
+pub fn count_retries(name: &str, n: u64) {
+    if n > 0 {
+        metrics::counter!(RETRIES, "sink" => name.to_owned()).increment(n);
+    }
+}
+
 /// One sink type: its config name and how to read its table.
 pub struct SinkKind {
     pub name: &'static str,

@@ -238,6 +238,9 @@ fn read_sinks(
             ));
             continue;
         };
+        // What the table says, spans and key order aside: a reload keeps a
+        // running sink whose fingerprint did not change.
+        let fingerprint = format!("{}{}", kind.name, canonical_table(t));
         let spans: Vec<(String, usize)> = t
             .iter()
             .map(|(k, v)| (k.get_ref().to_string(), v.span().start))
@@ -258,7 +261,14 @@ fn read_sinks(
                     ));
                 }
                 broken.pop();
-                out.push((SinkEntry { name, config }, at));
+                out.push((
+                    SinkEntry {
+                        name,
+                        config,
+                        fingerprint,
+                    },
+                    at,
+                ));
             }
             Err(e) => errors.push(src.toml_error(&field, &e.path, &e.error)),
         }
@@ -311,4 +321,29 @@ fn list_toml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// A value as text with sorted keys and no spans: equal for equal meaning.
+fn canonical(v: &DeValue<'_>) -> String {
+    match v {
+        DeValue::String(s) => format!("{s:?}"),
+        DeValue::Integer(i) => i.to_string(),
+        DeValue::Float(f) => f.to_string(),
+        DeValue::Boolean(b) => b.to_string(),
+        DeValue::Datetime(d) => d.to_string(),
+        DeValue::Array(a) => {
+            let items: Vec<String> = a.iter().map(|x| canonical(x.get_ref())).collect();
+            format!("[{}]", items.join(","))
+        }
+        DeValue::Table(t) => canonical_table(t),
+    }
+}
+
+fn canonical_table(t: &DeTable<'_>) -> String {
+    let mut items: Vec<String> = t
+        .iter()
+        .map(|(k, x)| format!("{:?}={}", k.get_ref(), canonical(x.get_ref())))
+        .collect();
+    items.sort();
+    format!("{{{}}}", items.join(","))
 }

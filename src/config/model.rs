@@ -28,12 +28,24 @@ impl Config {
     pub fn region_policy(&self) -> RegionPolicy {
         self.policy.region_policy()
     }
+
+    /// What a reload cannot change ([source], [pipeline], [dead_letter],
+    /// [metrics]), as comparable text.
+    pub fn fixed_parts(&self) -> String {
+        format!(
+            "{:?}{:?}{:?}{:?}",
+            self.source, self.pipeline, self.dead_letter, self.metrics
+        )
+    }
 }
 
 #[derive(Debug)]
 pub struct SinkEntry {
     pub name: String,
     pub config: Box<dyn SinkConfig>,
+    /// The table's meaning as text (type included, spans left out): equal
+    /// fingerprints mean a reload can keep the running sink.
+    pub fingerprint: String,
 }
 
 /// The document minus `[sinks]` (read through the sink registry) and the
@@ -115,10 +127,13 @@ pub struct SourceConfig {
 pub struct PipelineConfig {
     /// decode/match/encode threads
     pub workers: usize,
-    /// Capacity of every bounded queue.
+    /// Records queued for the workers, and records' messages queued per
+    /// sink (both in batches of 256 records, at least one).
     pub queue_capacity: usize,
     /// How long SIGTERM waits for in-flight messages.
     pub drain_timeout_ms: u64,
+    /// How often offsets are committed (and metrics published).
+    pub commit_interval_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -127,6 +142,7 @@ impl Default for PipelineConfig {
             workers: 2,
             queue_capacity: 8192,
             drain_timeout_ms: 30_000,
+            commit_interval_ms: 500,
         }
     }
 }

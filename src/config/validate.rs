@@ -47,6 +47,13 @@ pub(super) fn validate(
             "must be at least 1",
         ));
     }
+    if raw.pipeline.commit_interval_ms == 0 {
+        errors.push(Diagnostic::error(
+            None,
+            "pipeline.commit_interval_ms",
+            "must be at least 1",
+        ));
+    }
     if raw.pipeline.queue_capacity == 0 {
         errors.push(Diagnostic::error(
             None,

@@ -12,11 +12,9 @@ use crossbeam_channel::{bounded, SendTimeoutError, Sender};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
-use super::run::{Batch, Coord, Event};
+use super::batch::{Batch, Coord, Topics};
+use super::run::{Event, SOURCE_BATCH as BATCH};
 use crate::config::SourceConfig;
-
-/// Records per batch from the source to the workers.
-const BATCH: usize = 256;
 
 pub struct SourceContext {
     events: Sender<Event>,
@@ -24,9 +22,24 @@ pub struct SourceContext {
     epoch: AtomicU64,
     /// `/ready`: partitions are assigned.
     ready: Arc<AtomicBool>,
+    topics: Arc<Topics>,
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): the
+    /// consumer lag per partition, as librdkafka computes it from the
+    /// broker's high watermark and our position.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::gauge!(crate::telemetry::CONSUMER_LAG, "topic" => topic.clone(), "partition" => partition.to_string())
+                        .set(p.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -76,6 +89,15 @@ pub fn commit_list(done: &[(String, i32, i64)]) -> Option<TopicPartitionList> {
 
 pub type KafkaConsumer = BaseConsumer<SourceContext>;
 
+/// Fetch sizes for throughput (any can be overridden in
+/// `[source.librdkafka]`): one fetch request is outstanding per broker, so
+/// with librdkafka's 1 MiB per partition a busy broker's latency, not the
+/// pipeline, would set the pace.
+pub const FETCH_DEFAULTS: &[(&str, &str)] = &[
+    ("max.partition.fetch.bytes", "8388608"),
+    ("fetch.queue.backoff.ms", "10"),
+];
+
 /// Creates the consumer and subscribes: a new group starts from the earliest
 /// offset unless `auto.offset.reset` says otherwise; offsets are committed
 /// by us, never automatically.
@@ -83,6 +105,7 @@ pub fn connect(
     cfg: &SourceConfig,
     events: Sender<Event>,
     ready: Arc<AtomicBool>,
+    topics: Arc<Topics>,
 ) -> Result<Arc<KafkaConsumer>, String> {
     let mut cc = ClientConfig::new();
     cc.set(
@@ -91,7 +114,12 @@ pub fn connect(
     )
     .set("group.id", cfg.group_id.as_deref().unwrap_or_default())
     .set("enable.auto.commit", "false")
-    .set("auto.offset.reset", "earliest");
+    .set("auto.offset.reset", "earliest")
+    // For the consumer-lag metric.
+    .set("statistics.interval.ms", "5000");
+    for (k, v) in FETCH_DEFAULTS {
+        cc.set(*k, *v);
+    }
     for (k, v) in &cfg.librdkafka {
         cc.set(k, v);
     }
@@ -99,6 +127,7 @@ pub fn connect(
         events,
         epoch: AtomicU64::new(0),
         ready,
+        topics,
     };
     let consumer: KafkaConsumer = cc
         .create_with_context(ctx)
@@ -118,8 +147,8 @@ pub fn consume(
     batches: &Sender<Batch>,
     events: &Sender<Event>,
 ) -> Result<(), String> {
-    let mut batch: Batch = Vec::with_capacity(BATCH);
-    let mut topics: std::collections::HashMap<String, Arc<str>> = Default::default();
+    let mut batch = Batch::with_capacity(BATCH);
+    let mut topics = TopicIds::default();
     while !stop.load(Ordering::SeqCst) {
         match consumer.poll(Duration::from_millis(100)) {
             None => {
@@ -139,28 +168,34 @@ pub fn consume(
     Ok(())
 }
 
+/// The source's own copy of topic ids: no lock, no allocation per message.
+#[derive(Default)]
+struct TopicIds(Vec<(Box<str>, u32)>);
+
+impl TopicIds {
+    fn get(&mut self, consumer: &KafkaConsumer, name: &str) -> u32 {
+        if let Some((_, id)) = self.0.iter().find(|(n, _)| &**n == name) {
+            return *id;
+        }
+        let id = consumer.context().topics.id(name);
+        self.0.push((name.into(), id));
+        id
+    }
+}
+
 fn push(
     consumer: &KafkaConsumer,
     m: &rdkafka::message::BorrowedMessage<'_>,
     batch: &mut Batch,
-    topics: &mut std::collections::HashMap<String, Arc<str>>,
+    topics: &mut TopicIds,
 ) {
-    // Looked up by &str first: no allocation per message once interned.
-    let topic = match topics.get(m.topic()) {
-        Some(t) => t.clone(),
-        None => {
-            let t: Arc<str> = Arc::from(m.topic());
-            topics.insert(m.topic().to_owned(), t.clone());
-            t
-        }
-    };
     let coord = Coord {
-        topic,
+        topic: topics.get(consumer, m.topic()),
         partition: m.partition(),
-        epoch: consumer.context().epoch.load(Ordering::SeqCst),
+        epoch: consumer.context().epoch.load(Ordering::Relaxed),
         offset: m.offset(),
     };
-    batch.push((coord, m.payload().unwrap_or_default().to_vec()));
+    batch.push(coord, m.payload().unwrap_or_default());
 }
 
 /// Hands a batch to the workers. Workers are briefly full all the time at
@@ -174,22 +209,20 @@ fn send(
     batches: &Sender<Batch>,
     events: &Sender<Event>,
     batch: Batch,
-    topics: &mut std::collections::HashMap<String, Arc<str>>,
+    topics: &mut TopicIds,
 ) -> Result<Batch, String> {
     // Every record is announced to the tracker once, before any worker can
     // see it: the ones not announced yet go right before each hand-over.
     let mut announced = 0;
     let mut announce = |batch: &Batch| {
         if announced < batch.len() {
-            let _ = events.send(Event::Seen(
-                batch[announced..].iter().map(|(c, _)| c.clone()).collect(),
-            ));
+            let _ = events.send(Event::Seen(batch.coords()[announced..].to_vec()));
             announced = batch.len();
         }
     };
     announce(&batch);
     let mut batch = match batches.send_timeout(batch, Duration::from_secs(1)) {
-        Ok(()) => return Ok(Vec::with_capacity(BATCH)),
+        Ok(()) => return Ok(Batch::with_capacity(BATCH)),
         Err(SendTimeoutError::Disconnected(_)) => return Err("the workers stopped".into()),
         Err(SendTimeoutError::Timeout(b)) => b,
     };
@@ -215,12 +248,12 @@ fn send(
         if stop.load(Ordering::SeqCst) {
             // Not handed over: never resolved, so never committed; read again
             // after a restart.
-            return Ok(Vec::with_capacity(BATCH));
+            return Ok(Batch::with_capacity(BATCH));
         }
     }
     if let Some(p) = &paused {
         tracing::info!("resuming consumption");
         let _ = consumer.resume(p);
     }
-    Ok(Vec::with_capacity(BATCH))
+    Ok(Batch::with_capacity(BATCH))
 }

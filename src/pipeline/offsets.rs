@@ -110,30 +110,46 @@ impl PartitionOffsets {
 /// are ignored, since their records are read again anyway.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    partitions: HashMap<(String, i32), (u64, PartitionOffsets)>,
+    /// By topic, then partition: looking a topic up by `&str` allocates
+    /// nothing (this runs for every record, several times).
+    partitions: HashMap<String, HashMap<i32, (u64, PartitionOffsets)>>,
 }
 
 impl OffsetTracker {
-    /// The partition's state if `epoch` is its current assignment; a newer
-    /// epoch starts it afresh, an older one is ignored.
-    fn current(
+    /// The partition's state if `epoch` is its current assignment; with
+    /// `create`, a partition not known yet or a newer epoch starts afresh.
+    /// An older epoch is ignored.
+    pub fn current(
         &mut self,
         topic: &str,
         partition: i32,
         epoch: u64,
         create: bool,
     ) -> Option<&mut PartitionOffsets> {
-        let key = (topic.to_owned(), partition);
-        match self.partitions.get(&key) {
-            Some((e, _)) if *e == epoch => {}
-            Some((e, _)) if *e > epoch => return None,
-            _ if !create => return None,
-            _ => {
-                self.partitions
-                    .insert(key.clone(), (epoch, PartitionOffsets::default()));
+        if !self.partitions.contains_key(topic) {
+            if !create {
+                return None;
             }
+            self.partitions.insert(topic.to_owned(), HashMap::new());
         }
-        self.partitions.get_mut(&key).map(|(_, p)| p)
+        let parts = self.partitions.get_mut(topic)?;
+        let slot = match parts.entry(partition) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let slot = o.into_mut();
+                if slot.0 > epoch || (slot.0 < epoch && !create) {
+                    return None;
+                }
+                if slot.0 < epoch {
+                    *slot = (epoch, PartitionOffsets::default());
+                }
+                slot
+            }
+            std::collections::hash_map::Entry::Vacant(_) if !create => return None,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((epoch, PartitionOffsets::default()))
+            }
+        };
+        Some(&mut slot.1)
     }
 
     pub fn see(&mut self, topic: &str, partition: i32, epoch: u64, offset: i64) {
@@ -173,7 +189,8 @@ impl OffsetTracker {
     /// for it (commit it before the revocation completes).
     pub fn revoke(&mut self, topic: &str, partition: i32) -> Option<i64> {
         self.partitions
-            .remove(&(topic.to_owned(), partition))
+            .get_mut(topic)?
+            .remove(&partition)
             .and_then(|(_, p)| p.committable())
     }
 
@@ -182,7 +199,11 @@ impl OffsetTracker {
         let mut v: Vec<_> = self
             .partitions
             .iter()
-            .filter_map(|((t, p), (_, o))| o.committable().map(|c| (t.clone(), *p, c)))
+            .flat_map(|(t, parts)| {
+                parts
+                    .iter()
+                    .filter_map(move |(p, (_, o))| o.committable().map(|c| (t.clone(), *p, c)))
+            })
             .collect();
         v.sort();
         v
@@ -191,6 +212,7 @@ impl OffsetTracker {
     pub fn pending_messages(&self) -> u64 {
         self.partitions
             .values()
+            .flat_map(|parts| parts.values())
             .map(|(_, p)| p.pending_messages())
             .sum()
     }

@@ -1,18 +1,16 @@
-//! Hot reload of the rules: on SIGHUP, or when the config file's
-//! modification time changes, the config is loaded and validated again, a
-//! new index is compiled off the hot path and swapped in atomically (workers
-//! pick it up at their next batch). A config that fails validation is
-//! refused and logged; the running rules stay. Sinks are not rebuilt yet: a
-//! reload that changes the set of sinks is refused too (rules address sinks
-//! by position).
+//! Hot reload: on SIGHUP, or when the config file's modification time
+//! changes, the config is loaded and validated again and handed to the
+//! runtime, which compiles the new rules, builds new or changed sinks off
+//! the hot path and swaps both in atomically (workers pick them up at their
+//! next batch). A config that fails validation, or whose sinks cannot be
+//! built, is refused, logged and counted; the running rules and sinks stay.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config;
-use crate::rules::{RuleIndex, SharedIndex};
+use crate::config::{self, Config};
 
 /// Reload outcomes so far.
 #[derive(Debug, Default)]
@@ -22,10 +20,10 @@ pub struct ReloadCounters {
 }
 
 /// Watches for reload triggers until `stop`.
+/// `apply` puts a loaded, valid config into effect (or says why not).
 pub fn watch(
     path: PathBuf,
-    sink_names: Vec<String>,
-    index: SharedIndex,
+    apply: impl Fn(&Config) -> Result<(), String> + Send + 'static,
     stop: Arc<AtomicBool>,
     counters: Arc<ReloadCounters>,
 ) -> std::thread::JoinHandle<()> {
@@ -69,41 +67,29 @@ pub fn watch(
                 continue;
             }
             seen = now;
-            match load(&path, &sink_names) {
-                Ok(new) => {
-                    let n = new.rules().len();
-                    index.swap(new);
+            match load(&path).and_then(|new| apply(&new).map(|()| new.rules.len())) {
+                Ok(n) => {
                     counters.succeeded.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(rules = n, config = %path.display(), "reloaded");
                 }
                 Err(why) => {
                     counters.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(config = %path.display(), "reload refused, the running rules stay: {why}");
+                    tracing::error!(config = %path.display(), "reload refused, the running rules and sinks stay: {why}");
                 }
             }
         }
     })
 }
 
-fn load(path: &std::path::Path, sink_names: &[String]) -> Result<RuleIndex, String> {
-    let loaded = config::load(path).map_err(|diags| {
-        diags
-            .iter()
-            .filter(|d| d.severity == config::Severity::Error)
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
-    let names: Vec<String> = loaded.config.sinks.iter().map(|s| s.name.clone()).collect();
-    if names != sink_names {
-        return Err(format!(
-            "the sinks changed ({} → {}); changing sinks needs a restart for now",
-            sink_names.join(","),
-            names.join(",")
-        ));
-    }
-    Ok(RuleIndex::build(
-        loaded.config.rules.clone(),
-        loaded.config.region_policy(),
-    ))
+fn load(path: &std::path::Path) -> Result<Config, String> {
+    config::load(path)
+        .map(|loaded| loaded.config)
+        .map_err(|diags| {
+            diags
+                .iter()
+                .filter(|d| d.severity == config::Severity::Error)
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
 }

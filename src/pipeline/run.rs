@@ -12,36 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use ossnotify_sinks::{
-    deliver_or_dead_letter, DeadLetter, DeadLetterStore, Encoding, Envelope, Outcome, Sink,
-};
+use ossnotify_sinks::{DeadLetter, DeadLetterStore, Encoding, Envelope};
 
+use super::batch::{Batch, Coord, Topics};
 use super::offsets::OffsetTracker;
+use super::routing::{Drivers, Item, Routing};
 use crate::config::Config;
 use crate::engine::{Engine, RecordOutcome};
-use crate::rules::{RuleIndex, SharedIndex};
-
-/// Where a record came from: a Kafka topic/partition/offset, or a file
-/// (partition 0) and line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Coord {
-    pub topic: Arc<str>,
-    pub partition: i32,
-    /// Which assignment of the partition read it (see `OffsetTracker`).
-    pub epoch: u64,
-    pub offset: i64,
-}
-
-impl std::fmt::Display for Coord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.partition < 0 {
-            write!(f, "{}:{}", self.topic, self.offset)
-        } else {
-            write!(f, "{}/{}/{}", self.topic, self.partition, self.offset)
-        }
-    }
-}
 
 pub(super) enum Event {
     /// Records read, in offset order per partition (sent before any worker
@@ -57,8 +36,6 @@ pub(super) enum Event {
     /// consumer's context holds a sender, so disconnection never comes.)
     Finish,
 }
-
-pub(super) type Batch = Vec<(Coord, Vec<u8>)>;
 
 /// Where the records come from.
 pub enum Input {
@@ -83,33 +60,45 @@ pub struct RunSummary {
 }
 
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     records: AtomicU64,
     invalid: AtomicU64,
     skipped: AtomicU64,
     unmatched: AtomicU64,
     messages: AtomicU64,
-    delivered: AtomicU64,
-    dead_lettered: AtomicU64,
+    pub delivered: AtomicU64,
+    pub dead_lettered: AtomicU64,
 }
 
-/// One sink's counts.
+/// A worker's counts for one batch, added to the shared counters once per
+/// batch (shared atomics bumped per record would bounce between cores).
 #[derive(Default)]
-struct SinkStats {
-    name: String,
-    delivered: AtomicU64,
-    dead_lettered: AtomicU64,
+struct Tally {
+    records: u64,
+    invalid: u64,
+    skipped: u64,
+    unmatched: u64,
+    messages: u64,
 }
 
-struct Item {
-    envelope: Envelope,
-    coord: Coord,
+impl Tally {
+    fn add_to(&self, c: &Counters) {
+        for (n, a) in [
+            (self.records, &c.records),
+            (self.invalid, &c.invalid),
+            (self.skipped, &c.skipped),
+            (self.unmatched, &c.unmatched),
+            (self.messages, &c.messages),
+        ] {
+            if n > 0 {
+                a.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
-/// How long a driver waits to fill a batch once it has a message.
-const LINGER: Duration = Duration::from_millis(5);
 /// Records per batch from the source to the workers.
-const SOURCE_BATCH: usize = 256;
+pub(super) const SOURCE_BATCH: usize = 256;
 
 /// Runs `config` over `input`: lines until they end, or Kafka until `stop`;
 /// then drains (every message delivered or dead-lettered, within
@@ -117,6 +106,7 @@ const SOURCE_BATCH: usize = 256;
 pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSummary, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name("ossnotify-io")
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -128,63 +118,43 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
             )
         })?,
     );
-    let sinks: Vec<Arc<dyn Sink>> = {
-        let _guard = rt.enter();
-        config
-            .sinks
-            .iter()
-            .map(|s| s.config.build(&s.name).map(Arc::from))
-            .collect::<Result<_, _>>()?
-    };
-    let encodings: Vec<Encoding> = config.sinks.iter().map(|s| s.config.encoding()).collect();
-    let want_base64 = encodings.contains(&Encoding::Base64);
-    let index = SharedIndex::new(RuleIndex::build(
-        config.rules.clone(),
-        config.region_policy(),
-    ));
-    // SIGHUP or an edit of the config file: new rules, swapped in atomically.
-    let reloads = Arc::new(super::reload::ReloadCounters::default());
-    let reloader = super::reload::watch(
-        config.path.clone(),
-        config.sinks.iter().map(|s| s.name.clone()).collect(),
-        index.clone(),
-        stop.clone(),
-        reloads.clone(),
-    );
     // /metrics, /health, /ready.
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(listen) = &config.metrics.listen {
         rt.block_on(crate::telemetry::serve(listen, ready.clone()))?;
     }
-    let sink_stats: Arc<Vec<SinkStats>> = Arc::new(
-        config
-            .sinks
-            .iter()
-            .map(|s| SinkStats {
-                name: s.name.clone(),
-                ..SinkStats::default()
-            })
-            .collect(),
-    );
     let counters = Arc::new(Counters::default());
-    let capacity = config.pipeline.queue_capacity;
+    let topics = Arc::new(Topics::default());
     let (events_tx, events_rx) = unbounded::<Event>();
 
-    // Sink drivers.
-    let mut sink_txs = Vec::new();
-    let mut drivers = Vec::new();
-    for (i, sink) in sinks.iter().enumerate() {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Item>(capacity);
-        sink_txs.push(tx);
-        let stats = (counters.clone(), sink_stats.clone(), i);
-        drivers.push(rt.spawn(drive(
-            sink.clone(),
-            rx,
-            store.clone(),
-            events_tx.clone(),
-            stats,
-        )));
-    }
+    // The rules and the sinks they address, with a driver per sink.
+    let drivers = Arc::new(Drivers::new(
+        rt.handle().clone(),
+        store.clone(),
+        events_tx.clone(),
+        counters.clone(),
+        config.pipeline.queue_capacity,
+    ));
+    let routing = Arc::new(ArcSwap::from_pointee(drivers.routing(config)?));
+    // SIGHUP or an edit of the config file: new rules and sinks, swapped in
+    // atomically.
+    let reloads = Arc::new(super::reload::ReloadCounters::default());
+    let reload_stop = Arc::new(AtomicBool::new(false));
+    let reloader = {
+        let (drivers, routing, running) = (drivers.clone(), routing.clone(), config.fixed_parts());
+        super::reload::watch(
+            config.path.clone(),
+            move |new: &Config| {
+                if new.fixed_parts() != running {
+                    tracing::warn!("[source], [pipeline], [dead_letter] and [metrics] changed: those changes take effect at the next start");
+                }
+                routing.store(Arc::new(drivers.routing(new)?));
+                Ok(())
+            },
+            reload_stop.clone(),
+            reloads.clone(),
+        )
+    };
 
     // The Kafka consumer, if any: the tracker commits through it.
     let consumer = match &input {
@@ -192,44 +162,76 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
             &config.source,
             events_tx.clone(),
             ready.clone(),
+            topics.clone(),
         )?),
         Input::Lines(..) => {
             ready.store(true, Ordering::SeqCst);
             None
         }
     };
+    // `queue_capacity` records, in batches; a few per worker at most (more
+    // only adds latency).
+    let batches =
+        (config.pipeline.queue_capacity / SOURCE_BATCH).clamp(1, config.pipeline.workers * 4);
+    let (batch_tx, batch_rx) = bounded::<Batch>(batches);
     let latest = Arc::new(std::sync::Mutex::new(Vec::new()));
     let tracker = {
-        let (consumer, latest) = (consumer.clone(), latest.clone());
-        let (counters, sink_stats, reloads) =
-            (counters.clone(), sink_stats.clone(), reloads.clone());
-        let publish = move |t: &OffsetTracker| publish(t, &counters, &sink_stats, &reloads);
-        std::thread::spawn(move || track(events_rx, consumer.as_deref(), &latest, publish))
+        let (consumer, latest, topics) = (consumer.clone(), latest.clone(), topics.clone());
+        let interval = config.pipeline.commit_interval_ms;
+        let publish = {
+            let (counters, drivers, reloads, routing, batches) = (
+                counters.clone(),
+                drivers.clone(),
+                reloads.clone(),
+                routing.clone(),
+                batch_rx.clone(),
+            );
+            move |t: &OffsetTracker| {
+                publish(t, &counters, &drivers, &reloads);
+                publish_queues(&batches, &routing.load());
+            }
+        };
+        std::thread::Builder::new()
+            .name("ossnotify-offsets".into())
+            .spawn(move || {
+                track(
+                    events_rx,
+                    consumer.as_deref(),
+                    &topics,
+                    &latest,
+                    Duration::from_millis(interval),
+                    publish,
+                )
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?
     };
 
     // Workers.
-    let (batch_tx, batch_rx) = bounded::<Batch>(config.pipeline.workers * 2);
     let mut workers = Vec::new();
-    for _ in 0..config.pipeline.workers {
+    for i in 0..config.pipeline.workers {
         let w = Worker {
             rx: batch_rx.clone(),
-            sinks: sink_txs.clone(),
-            encodings: encodings.clone(),
-            index: index.clone(),
+            routing: routing.clone(),
+            topics: topics.clone(),
             store: store.clone(),
             events: events_tx.clone(),
             counters: counters.clone(),
-            engine: Engine::new(config.source.key_encoding, want_base64),
+            engine: Engine::new(config.source.key_encoding, false),
         };
-        workers.push(std::thread::spawn(move || w.run()));
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("ossnotify-worker-{i}"))
+                .spawn(move || w.run())
+                .map_err(|e| format!("cannot start a thread: {e}"))?,
+        );
     }
-    drop((batch_rx, sink_txs));
+    drop(batch_rx);
 
     // The source, on this thread.
     let read = match input {
         Input::Lines(reader, name) => {
-            let topic: Arc<str> = Arc::from(name.as_str());
-            read_lines(reader, &topic, &batch_tx, &events_tx, &stop)
+            let topic = topics.id(&name);
+            read_lines(reader, topic, &name, &batch_tx, &events_tx, &stop)
         }
         Input::Kafka => {
             let c = consumer.as_ref().expect("connected above");
@@ -263,13 +265,21 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         w.join()
             .map_err(|_| "a worker thread panicked".to_owned())??;
     }
-    for d in drivers {
+    // No more reloads; then close every sink queue (the routing held the
+    // last senders) and let the drivers finish.
+    reload_stop.store(true, Ordering::SeqCst);
+    let _ = reloader.join();
+    drivers.close();
+    routing.store(Arc::new(Routing {
+        index: crate::rules::RuleIndex::build(Vec::new(), config.region_policy()),
+        sinks: Vec::new(),
+        want_base64: false,
+    }));
+    let handles = std::mem::take(&mut *drivers.handles.lock().expect("not poisoned"));
+    for d in handles {
         rt.block_on(d)
             .map_err(|e| format!("a sink driver failed: {e}"))??;
     }
-    // A batch input ends by itself: stop the reload watcher too.
-    stop.store(true, Ordering::SeqCst);
-    let _ = reloader.join();
     let _ = finish.send(Event::Finish);
     drop(finish);
     let committed = tracker
@@ -291,18 +301,27 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
 
 fn read_lines(
     mut input: Box<dyn BufRead + Send>,
-    topic: &Arc<str>,
+    topic: u32,
+    name: &str,
     batches: &Sender<Batch>,
     events: &Sender<Event>,
     stop: &AtomicBool,
 ) -> Result<(), String> {
-    let mut batch = Vec::with_capacity(SOURCE_BATCH);
+    let mut batch = Batch::with_capacity(SOURCE_BATCH);
+    let mut line = Vec::new();
     let mut line_no = 0i64;
+    let hand_over = |batch: Batch| {
+        // Seen before any worker can resolve them (one channel keeps the order).
+        let _ = events.send(Event::Seen(batch.coords().to_vec()));
+        batches
+            .send(batch)
+            .map_err(|_| "the workers stopped".to_owned())
+    };
     while !stop.load(Ordering::SeqCst) {
-        let mut line = Vec::new();
+        line.clear();
         let n = input
             .read_until(b'\n', &mut line)
-            .map_err(|e| format!("{topic}: read failed after line {line_no}: {e}"))?;
+            .map_err(|e| format!("{name}: read failed after line {line_no}: {e}"))?;
         if n == 0 {
             break;
         }
@@ -311,37 +330,29 @@ fn read_lines(
             continue;
         }
         let coord = Coord {
-            topic: topic.clone(),
+            topic,
             partition: -1,
             epoch: 0,
             offset: line_no,
         };
-        batch.push((coord, line));
+        batch.push(coord, &line);
         if batch.len() == SOURCE_BATCH {
-            // Seen before any worker can resolve them (one channel keeps the order).
-            let _ = events.send(Event::Seen(batch.iter().map(|(c, _)| c.clone()).collect()));
-            batches
-                .send(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(SOURCE_BATCH),
-                ))
-                .map_err(|_| "the workers stopped".to_owned())?;
+            hand_over(std::mem::replace(
+                &mut batch,
+                Batch::with_capacity(SOURCE_BATCH),
+            ))?;
         }
     }
     if !batch.is_empty() {
-        let _ = events.send(Event::Seen(batch.iter().map(|(c, _)| c.clone()).collect()));
-        batches
-            .send(batch)
-            .map_err(|_| "the workers stopped".to_owned())?;
+        hand_over(batch)?;
     }
     Ok(())
 }
 
 struct Worker {
     rx: Receiver<Batch>,
-    sinks: Vec<tokio::sync::mpsc::Sender<Item>>,
-    encodings: Vec<Encoding>,
-    index: SharedIndex,
+    routing: Arc<ArcSwap<Routing>>,
+    topics: Arc<Topics>,
     store: Arc<DeadLetterStore>,
     events: Sender<Event>,
     counters: Arc<Counters>,
@@ -352,28 +363,33 @@ impl Worker {
     fn run(mut self) -> Result<(), String> {
         let mut out: Vec<(u32, Envelope)> = Vec::new();
         while let Ok(batch) = self.rx.recv() {
-            // One index per batch: a reload takes effect at the next one.
-            let index = self.index.load();
+            // One routing per batch: a reload takes effect at the next one.
+            let routing = self.routing.load_full();
+            self.engine.set_want_base64(routing.want_base64);
+            let mut tally = Tally::default();
             let mut invalid = Vec::new();
             let mut resolved = Vec::with_capacity(batch.len());
-            let mut items: Vec<(u32, Item)> = Vec::new();
-            for (coord, payload) in batch {
+            let mut chunks: Vec<Vec<Item>> = routing.sinks.iter().map(|_| Vec::new()).collect();
+            for (coord, payload) in batch.iter() {
                 out.clear();
                 // A Kafka message may hold several records, one per line.
-                for (line_no, line) in crate::oplog::Lines::new(&payload) {
-                    self.counters.records.fetch_add(1, Ordering::Relaxed);
-                    let encodings = &self.encodings;
-                    let outcome = self.engine.process(&index, line, |m| {
+                for (line_no, line) in crate::oplog::Lines::new(payload) {
+                    tally.records += 1;
+                    let sinks = &routing.sinks;
+                    let outcome = self.engine.process(&routing.index, line, |m| {
                         for &s in m.rule.sinks.iter() {
-                            let bytes = match encodings[s as usize] {
+                            let bytes = match sinks[s as usize].encoding {
                                 Encoding::Json => m.json,
                                 Encoding::Base64 => m.base64,
                             };
                             out.push((
                                 s,
                                 Envelope {
-                                    // The engine writes ASCII Base64 or UTF-8 JSON.
-                                    payload: String::from_utf8_lossy(bytes).into_owned(),
+                                    // The engine writes ASCII Base64 or UTF-8 JSON
+                                    // (checked anyway: no `unsafe` for this).
+                                    payload: String::from_utf8(bytes.to_vec()).unwrap_or_else(
+                                        |e| String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                                    ),
                                     rule_id: m.rule.id.to_string(),
                                     key: format!("{}/{}", m.bucket, m.key),
                                 },
@@ -382,11 +398,11 @@ impl Worker {
                     });
                     match outcome {
                         RecordOutcome::Invalid(e) => {
-                            self.counters.invalid.fetch_add(1, Ordering::Relaxed);
+                            tally.invalid += 1;
                             let source = if coord.partition < 0 {
-                                coord.to_string()
+                                self.topics.describe(&coord)
                             } else {
-                                format!("{coord} line {line_no}")
+                                format!("{} line {line_no}", self.topics.describe(&coord))
                             };
                             invalid.push(DeadLetter::invalid_record(
                                 &String::from_utf8_lossy(line.trim_ascii_end()),
@@ -394,115 +410,46 @@ impl Worker {
                                 &source,
                             ));
                         }
-                        RecordOutcome::Skipped(_) => {
-                            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
-                        }
-                        RecordOutcome::NoMatch(_) => {
-                            self.counters.unmatched.fetch_add(1, Ordering::Relaxed);
-                        }
+                        RecordOutcome::Skipped(_) => tally.skipped += 1,
+                        RecordOutcome::NoMatch(_) => tally.unmatched += 1,
                         RecordOutcome::Matched(_) => {}
                     }
                 }
-                self.counters
-                    .messages
-                    .fetch_add(out.len() as u64, Ordering::Relaxed);
-                resolved.push((coord.clone(), out.len() as u32));
+                tally.messages += out.len() as u64;
+                resolved.push((coord, out.len() as u32));
                 for (s, envelope) in out.drain(..) {
-                    items.push((
-                        s,
-                        Item {
-                            envelope,
-                            coord: coord.clone(),
-                        },
-                    ));
+                    chunks[s as usize].push(Item { envelope, coord });
                 }
             }
+            tally.add_to(&self.counters);
             // Invalid records are durable before they count as done.
             self.store
                 .append(&invalid)
                 .map_err(|e| format!("cannot write the dead-letter store: {e}"))?;
             let _ = self.events.send(Event::Resolved(resolved));
-            for (s, item) in items {
-                // Blocks while the sink's queue is full: backpressure.
-                self.sinks[s as usize]
-                    .blocking_send(item)
-                    .map_err(|_| "a sink driver stopped".to_owned())?;
+            for (queue, chunk) in routing.sinks.iter().zip(chunks) {
+                if !chunk.is_empty() {
+                    // Blocks while the sink's queue is full: backpressure.
+                    queue
+                        .tx
+                        .blocking_send(chunk)
+                        .map_err(|_| format!("the driver of sink {} stopped", queue.name))?;
+                }
             }
         }
         Ok(())
     }
 }
 
-/// Feeds one sink: batches of up to `max_batch`, at most `max_in_flight`
-/// deliveries at once; every message ends delivered or dead-lettered, then
-/// acknowledged.
-async fn drive(
-    sink: Arc<dyn Sink>,
-    mut rx: tokio::sync::mpsc::Receiver<Item>,
-    store: Arc<DeadLetterStore>,
-    events: Sender<Event>,
-    (counters, sink_stats, me): (Arc<Counters>, Arc<Vec<SinkStats>>, usize),
-) -> Result<(), String> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(sink.max_in_flight().max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let max = sink.max_batch().max(1);
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while batch.len() < max {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(item)) => batch.push(item),
-                _ => break,
-            }
-        }
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        let (sink, store, events) = (sink.clone(), store.clone(), events.clone());
-        let (counters, sink_stats) = (counters.clone(), sink_stats.clone());
-        tasks.spawn(async move {
-            let envelopes: Vec<Envelope> = batch.iter().map(|i| i.envelope.clone()).collect();
-            let started = std::time::Instant::now();
-            let outcomes = deliver_or_dead_letter(sink.as_ref(), &envelopes, &store)
-                .await
-                .map_err(|e| format!("cannot write the dead-letter store: {e}"))?;
-            metrics::histogram!(crate::telemetry::DELIVERY_SECONDS, "sink" => sink.name().to_owned())
-                .record(started.elapsed().as_secs_f64());
-            drop(permit);
-            let stats = &sink_stats[me];
-            let mut acked = Vec::with_capacity(batch.len());
-            for (item, o) in batch.into_iter().zip(outcomes) {
-                let (all, mine) = match o {
-                    Outcome::Delivered => (&counters.delivered, &stats.delivered),
-                    Outcome::Failed { .. } => (&counters.dead_lettered, &stats.dead_lettered),
-                };
-                all.fetch_add(1, Ordering::Relaxed);
-                mine.fetch_add(1, Ordering::Relaxed);
-                acked.push(item.coord);
-            }
-            let _ = events.send(Event::Acked(acked));
-            Ok::<(), String>(())
-        });
-        // Reap what has finished, keeping the set small.
-        while let Some(done) = tasks.try_join_next() {
-            done.map_err(|e| e.to_string())??;
-        }
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.map_err(|e| e.to_string())??;
-    }
-    Ok(())
-}
-
 /// Applies events to the offset tracker until every sender is gone,
-/// committing through `consumer` (if any) every half second and at the end;
+/// committing through `consumer` (if any) every `interval` and at the end;
 /// `latest` always holds what is committable. Returns the final positions.
 fn track(
     events: Receiver<Event>,
     consumer: Option<&super::kafka::KafkaConsumer>,
+    topics: &Topics,
     latest: &std::sync::Mutex<Vec<(String, i32, i64)>>,
+    interval: Duration,
     mut publish: impl FnMut(&OffsetTracker),
 ) -> Vec<(String, i32, i64)> {
     use rdkafka::consumer::{CommitMode, Consumer};
@@ -523,21 +470,45 @@ fn track(
             }
         }
     };
+    // Topic names by id, copied here once each (the lock is not taken per record).
+    let mut names: Vec<Arc<str>> = Vec::new();
+    let mut name = |id: u32| -> Arc<str> {
+        while names.len() <= id as usize {
+            names.push(topics.name(names.len() as u32));
+        }
+        names[id as usize].clone()
+    };
     loop {
-        match events.recv_timeout(Duration::from_millis(500)) {
+        match events.recv_timeout(interval) {
+            // One partition lookup per run of records of the same partition.
             Ok(Event::Seen(v)) => {
-                for c in v {
-                    t.see(&c.topic, c.partition, c.epoch, c.offset);
+                for run in v.chunk_by(same_partition) {
+                    if let Some(p) =
+                        t.current(&name(run[0].topic), run[0].partition, run[0].epoch, true)
+                    {
+                        run.iter().for_each(|c| p.see(c.offset));
+                    }
                 }
             }
             Ok(Event::Resolved(v)) => {
-                for (c, n) in v {
-                    t.resolve(&c.topic, c.partition, c.epoch, c.offset, n);
+                for run in v.chunk_by(|a, b| same_partition(&a.0, &b.0)) {
+                    if let Some(p) = t.current(
+                        &name(run[0].0.topic),
+                        run[0].0.partition,
+                        run[0].0.epoch,
+                        false,
+                    ) {
+                        run.iter().for_each(|(c, n)| p.resolve(c.offset, *n));
+                    }
                 }
             }
             Ok(Event::Acked(v)) => {
-                for c in v {
-                    t.ack(&c.topic, c.partition, c.epoch, c.offset);
+                for run in v.chunk_by(same_partition) {
+                    if let Some(p) =
+                        t.current(&name(run[0].topic), run[0].partition, run[0].epoch, false)
+                    {
+                        run.iter().for_each(|c| p.ack(c.offset));
+                    }
                 }
             }
             Ok(Event::Revoke(parts, reply)) => {
@@ -550,7 +521,7 @@ fn track(
             Ok(Event::Finish) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
         }
-        if last_commit.elapsed() >= Duration::from_millis(500) {
+        if last_commit.elapsed() >= interval {
             commit(&t, CommitMode::Async, &mut committed);
             publish(&t);
             last_commit = std::time::Instant::now();
@@ -561,12 +532,16 @@ fn track(
     t.committable()
 }
 
+fn same_partition(a: &Coord, b: &Coord) -> bool {
+    (a.topic, a.partition, a.epoch) == (b.topic, b.partition, b.epoch)
+}
+
 /// Publishes every count as a metric (counters as absolute values: the
 /// hot path only bumps atomics).
 fn publish(
     t: &OffsetTracker,
     c: &Counters,
-    sinks: &[SinkStats],
+    drivers: &Drivers,
     reloads: &super::reload::ReloadCounters,
 ) {
     use crate::telemetry::{COMMITTED, MESSAGES, PENDING, RECORDS, RELOADS};
@@ -586,11 +561,17 @@ fn publish(
     ] {
         metrics::counter!(RECORDS, "outcome" => outcome).absolute(v);
     }
-    for s in sinks {
-        metrics::counter!(MESSAGES, "sink" => s.name.clone(), "outcome" => "delivered")
-            .absolute(get(&s.delivered));
-        metrics::counter!(MESSAGES, "sink" => s.name.clone(), "outcome" => "dead_lettered")
-            .absolute(get(&s.dead_lettered));
+    // Per sink name, summed over its replaced incarnations.
+    let mut per_sink: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for s in drivers.stats.lock().expect("not poisoned").iter() {
+        let e = per_sink.entry(s.name.clone()).or_default();
+        e.0 += get(&s.delivered);
+        e.1 += get(&s.dead_lettered);
+    }
+    for (name, (delivered, dead)) in per_sink {
+        metrics::counter!(MESSAGES, "sink" => name.clone(), "outcome" => "delivered")
+            .absolute(delivered);
+        metrics::counter!(MESSAGES, "sink" => name, "outcome" => "dead_lettered").absolute(dead);
     }
     metrics::gauge!(PENDING).set(t.pending_messages() as f64);
     for (topic, partition, offset) in t.committable() {
@@ -599,4 +580,14 @@ fn publish(
     }
     metrics::counter!(RELOADS, "result" => "ok").absolute(get(&reloads.succeeded));
     metrics::counter!(RELOADS, "result" => "refused").absolute(get(&reloads.failed));
+}
+
+/// Queue depths: batches waiting for a worker, chunks waiting for each sink.
+fn publish_queues(batches: &Receiver<Batch>, routing: &Routing) {
+    use crate::telemetry::QUEUE_DEPTH;
+    metrics::gauge!(QUEUE_DEPTH, "queue" => "workers").set(batches.len() as f64);
+    for s in &routing.sinks {
+        let depth = s.tx.max_capacity() - s.tx.capacity();
+        metrics::gauge!(QUEUE_DEPTH, "queue" => format!("sink:{}", s.name)).set(depth as f64);
+    }
 }

@@ -22,9 +22,7 @@
 //! length either way.
 
 use std::hash::Hasher;
-use std::sync::Arc;
 
-use arc_swap::{ArcSwap, Guard};
 use rustc_hash::{FxHashMap, FxHasher};
 
 use super::pattern::{Pattern, MAX_RESOURCE_BYTES};
@@ -1029,26 +1027,4 @@ impl RuleIndex {
 fn ids(rules: &[&CompiledRule]) -> String {
     let v: Vec<&str> = rules.iter().map(|r| &*r.id).collect();
     v.join(", ")
-}
-
-/// The index the workers read: a pointer swapped atomically on reload, read
-/// without locks.
-#[derive(Debug, Clone)]
-pub struct SharedIndex(Arc<ArcSwap<RuleIndex>>);
-
-impl SharedIndex {
-    pub fn new(index: RuleIndex) -> Self {
-        SharedIndex(Arc::new(ArcSwap::from_pointee(index)))
-    }
-
-    /// The current index; cheap, lock-free.
-    #[inline]
-    pub fn load(&self) -> Guard<Arc<RuleIndex>> {
-        self.0.load()
-    }
-
-    /// Replaces the index; readers see the old one until their next `load`.
-    pub fn swap(&self, index: RuleIndex) {
-        self.0.store(Arc::new(index));
-    }
 }

@@ -8,7 +8,7 @@ mod policy;
 mod prefetch;
 mod trie;
 
-pub use index::{CompiledRule, Layout, Lookup, RuleIndex, SharedIndex};
+pub use index::{CompiledRule, Layout, Lookup, RuleIndex};
 pub use overlap::{find_overlaps, Overlap};
 pub use pattern::Pattern;
 pub use policy::RegionPolicy;

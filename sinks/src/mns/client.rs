@@ -77,6 +77,8 @@ pub struct MnsClient {
     http: reqwest::Client,
     endpoint: String,
     signer: MnsSigner,
+    /// The sink this client serves, for the retry metric.
+    sink: std::sync::Arc<str>,
 }
 
 impl MnsClient {
@@ -118,7 +120,14 @@ impl MnsClient {
             http,
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             signer: MnsSigner::new(key_id, secret),
+            sink: std::sync::Arc::from(""),
         })
+    }
+
+    /// Names the sink this client serves (its retries are counted under it).
+    pub fn for_sink(mut self, name: &str) -> Self {
+        self.sink = std::sync::Arc::from(name);
+        self
     }
 
     /// One signed POST of `body` to `resource`; the parsed answer or why not.
@@ -299,6 +308,7 @@ pub async fn publish_with_retry(
             }
             Err(f) => {
                 let throttled = matches!(f, Failure::Throttled { .. });
+                crate::count_retries(&client.sink, 1);
                 tokio::time::sleep(retry.backoff(attempt, throttled)).await;
             }
         }
@@ -347,6 +357,8 @@ pub async fn send_with_retry(
         }
         pending = still;
         if !pending.is_empty() {
+            // Counted per message re-sent.
+            crate::count_retries(&client.sink, pending.len() as u64);
             tokio::time::sleep(retry.backoff(attempt, throttled)).await;
         }
     }

@@ -70,7 +70,8 @@ impl MnsTopicSink {
                 &c.access_key_secret,
                 c.request_timeout_ms,
                 c.ca_file.as_deref(),
-            )?,
+            )?
+            .for_sink(name),
             topic: c.topic.clone(),
             tag: c.message_tag.clone(),
             retry: c.retry.clone(),
@@ -145,7 +146,8 @@ impl MnsQueueSink {
                 &c.access_key_secret,
                 c.request_timeout_ms,
                 c.ca_file.as_deref(),
-            )?,
+            )?
+            .for_sink(name),
             queue: c.queue.clone(),
             batch_size: c.batch_size,
             delay_seconds: c.delay_seconds,

@@ -1,0 +1,136 @@
+//! What moves between the pipeline's threads: record coordinates (small and
+//! `Copy`, so no reference count is touched per record on any thread) and
+//! batches of payloads (one allocation per batch, not per record).
+
+use std::sync::{Arc, RwLock};
+
+/// Where a record came from: a Kafka topic/partition/offset, or a file
+/// (partition -1) and line. The topic is an id in [`Topics`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coord {
+    pub topic: u32,
+    pub partition: i32,
+    /// Which assignment of the partition read it (see `OffsetTracker`).
+    pub epoch: u64,
+    pub offset: i64,
+}
+
+/// Topic names by id, shared by the source (which adds them) and everyone
+/// who names a record (dead-letter entries, commits). Topics are few and
+/// added rarely, so a lock is fine here; the hot path never takes it.
+#[derive(Debug, Default)]
+pub struct Topics(RwLock<Vec<Arc<str>>>);
+
+impl Topics {
+    /// The id of `name`, added if new.
+    pub fn id(&self, name: &str) -> u32 {
+        let found = |v: &Vec<Arc<str>>| v.iter().position(|t| &**t == name);
+        if let Some(i) = found(&self.0.read().expect("not poisoned")) {
+            return i as u32;
+        }
+        let mut v = self.0.write().expect("not poisoned");
+        match found(&v) {
+            Some(i) => i as u32,
+            None => {
+                v.push(Arc::from(name));
+                (v.len() - 1) as u32
+            }
+        }
+    }
+
+    pub fn name(&self, id: u32) -> Arc<str> {
+        self.0.read().expect("not poisoned")[id as usize].clone()
+    }
+
+    /// `topic/partition/offset`, or `file:line`.
+    pub fn describe(&self, c: &Coord) -> String {
+        let topic = self.name(c.topic);
+        if c.partition < 0 {
+            format!("{topic}:{}", c.offset)
+        } else {
+            format!("{topic}/{}/{}", c.partition, c.offset)
+        }
+    }
+}
+
+/// Records from the source to a worker: their coordinates and payloads,
+/// the payloads back to back in one buffer.
+#[derive(Debug, Default)]
+pub struct Batch {
+    coords: Vec<Coord>,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    pub fn with_capacity(records: usize) -> Batch {
+        Batch {
+            coords: Vec::with_capacity(records),
+            bytes: Vec::with_capacity(records * 768),
+            ends: Vec::with_capacity(records),
+        }
+    }
+
+    pub fn push(&mut self, coord: Coord, payload: &[u8]) {
+        self.coords.push(coord);
+        self.bytes.extend_from_slice(payload);
+        self.ends.push(self.bytes.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.coords.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.coords.is_empty()
+    }
+
+    pub fn coords(&self) -> &[Coord] {
+        &self.coords
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Coord, &[u8])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        self.coords
+            .iter()
+            .zip(starts.zip(self.ends.iter()))
+            .map(|(c, (s, &e))| (*c, &self.bytes[s..e]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_gives_back_each_payload_with_its_coordinate() {
+        let topics = Topics::default();
+        let (a, b) = (topics.id("logs"), topics.id("other"));
+        assert_eq!((a, b, topics.id("logs")), (0, 1, 0));
+        let mut batch = Batch::with_capacity(2);
+        let c = |topic, offset| Coord {
+            topic,
+            partition: 2,
+            epoch: 1,
+            offset,
+        };
+        batch.push(c(a, 7), b"{\"x\":1}");
+        batch.push(c(b, 3), b"");
+        batch.push(c(a, 8), b"z");
+        let got: Vec<(Coord, &[u8])> = batch.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                (c(a, 7), &b"{\"x\":1}"[..]),
+                (c(b, 3), &b""[..]),
+                (c(a, 8), &b"z"[..])
+            ]
+        );
+        assert_eq!(topics.describe(&c(b, 3)), "other/2/3");
+        let file = Coord {
+            partition: -1,
+            ..c(a, 12)
+        };
+        assert_eq!(topics.describe(&file), "logs:12");
+    }
+}
