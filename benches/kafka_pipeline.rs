@@ -149,21 +149,7 @@ fn main() {
         "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-pipeline\"\n\n[pipeline]\nworkers = {workers}\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.discard]\ntype = \"null\"\n",
         dir.path().join("dl").display()
     );
-    for r in ossnotify::synth::Workload::standard().rules() {
-        let events: Vec<String> = r
-            .events
-            .iter()
-            .map(|e| format!("\"{}\"", event_name(e)))
-            .collect();
-        let res: Vec<String> = r.resources.iter().map(|p| format!("\"{p}\"")).collect();
-        text.push_str(&format!(
-            "[[rules]]\nid = \"{}\"\nbucket = \"{}\"\nevents = [{}]\nresources = [{}]\nsinks = [\"discard\"]\n",
-            r.id,
-            r.bucket,
-            events.join(", "),
-            res.join(", ")
-        ));
-    }
+    text.push_str(&ossnotify::synth::Workload::standard().rules_toml("discard"));
     let path = dir.path().join("bench.toml");
     std::fs::File::create(&path)
         .unwrap()
@@ -208,14 +194,4 @@ fn main() {
         summary.records, summary.messages
     );
     println!("pipeline / bare consumer = {:.3}", rate / bare_rate);
-}
-
-/// The event name a rule wrote (the synthetic rules use specific names and `Category:*`).
-fn event_name(e: &ossnotify::event::EventPattern) -> String {
-    use ossnotify::event::EventPattern;
-    match e {
-        EventPattern::Specific(t) => t.name().to_owned(),
-        EventPattern::All(c) => format!("{}:All", c.name()),
-        EventPattern::Star(c) => format!("{}:*", c.name()),
-    }
 }

@@ -89,6 +89,23 @@ impl Workload {
         rules
     }
 
+    /// The rules as config text (`[[rules]]` tables), all sent to `sink`.
+    pub fn rules_toml(&self, sink: &str) -> String {
+        let mut text = String::new();
+        for r in self.rules() {
+            let events: Vec<String> = r.events.iter().map(|e| format!("\"{e}\"")).collect();
+            let res: Vec<String> = r.resources.iter().map(|p| format!("\"{p}\"")).collect();
+            text.push_str(&format!(
+                "[[rules]]\nid = \"{}\"\nbucket = \"{}\"\nevents = [{}]\nresources = [{}]\nsinks = [\"{sink}\"]\n",
+                r.id,
+                r.bucket,
+                events.join(", "),
+                res.join(", ")
+            ));
+        }
+        text
+    }
+
     /// `n` records as NDJSON lines (no trailing newline in each).
     pub fn records(&self, n: usize) -> Vec<Vec<u8>> {
         let mut rng = Rng::new(self.seed);

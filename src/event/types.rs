@@ -157,6 +157,18 @@ pub enum EventPattern {
     Star(Category),
 }
 
+/// The name as a rule writes it (`ObjectCreated:PutObject`,
+/// `ObjectCreated:All`, `ObjectCreated:*`).
+impl std::fmt::Display for EventPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventPattern::Specific(t) => f.write_str(t.name()),
+            EventPattern::All(c) => write!(f, "{}:All", c.name()),
+            EventPattern::Star(c) => write!(f, "{}:*", c.name()),
+        }
+    }
+}
+
 impl EventPattern {
     /// Parses a rule's event name; the error says what is accepted.
     pub fn parse(s: &str) -> Result<EventPattern, String> {

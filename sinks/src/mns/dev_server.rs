@@ -57,6 +57,8 @@ pub struct Accepted {
     pub message_id: String,
     pub body: String,
     pub tag: Option<String>,
+    /// When it was accepted (for latency measurements).
+    pub received: std::time::SystemTime,
 }
 
 struct State {
@@ -352,10 +354,12 @@ fn accept(st: &State, kind: &'static str, name: &str, m: &xml::OutMessage) -> St
         message_id: id.clone(),
         body: m.body.clone(),
         tag: m.tag.clone(),
+        received: std::time::SystemTime::now(),
     };
     if let Some(file) = &st.record {
         let line = serde_json::json!({
             "kind": a.kind, "name": a.name, "message_id": a.message_id, "body": a.body, "tag": a.tag,
+            "received_ms": a.received.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
         });
         let mut f = file.lock().expect("not poisoned");
         // A recording failure must not fail the request: MNS accepted it.

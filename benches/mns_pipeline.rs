@@ -1,0 +1,241 @@
+//! Load harness (not criterion): Kafka → `ossnotify run` (the release
+//! binary, in its own process) → the `mns_queue` sink → mns-dev (in this
+//! process), with the 10k rules of the engine benchmark, against the test
+//! broker (tansu, in memory, on loopback). All on one 2-core VM.
+//!
+//! `cargo bench --bench mns_pipeline`
+//!
+//! 1. Sustained rate: a backlog of records is produced first, then read
+//!    through the whole pipeline; records/s between the first and the last
+//!    offset commit (every 100 ms), as the pipeline's /metrics reports them.
+//! 2. Latency at half that rate: records produced at a steady 50 % of it,
+//!    each carrying its sequence number as its request id; latency is the
+//!    time from the producer's send call to mns-dev accepting the message.
+//! 3. The pipeline's peak RSS (VmHWM) over both.
+
+#[path = "../tests/support/broker.rs"]
+mod broker;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine as _;
+use ossnotify::synth::{Rng, Workload};
+use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+const TOPIC: &str = "bench-mns";
+const BACKLOG: u64 = 600_000;
+const HALF_LOAD_SECONDS: f64 = 20.0;
+
+/// A synthetic record whose request id is `seq` (24 hex digits, as OSS's).
+fn record(w: &Workload, rng: &mut Rng, seq: u64) -> Vec<u8> {
+    let mut r = w.record(rng, seq);
+    let tag = b"\"request_id\":\"";
+    let at = r
+        .windows(tag.len())
+        .position(|x| x == tag)
+        .expect("synthetic records have a request id")
+        + tag.len();
+    r[at..at + 24].copy_from_slice(format!("{seq:024X}").as_bytes());
+    r
+}
+
+/// The sequence number in a notification's request id.
+fn seq_of(body: &str) -> Option<u64> {
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    let text = String::from_utf8(json).ok()?;
+    let at = text.find("\"requestId\":\"")? + 13;
+    u64::from_str_radix(text.get(at..at + 24)?, 16).ok()
+}
+
+fn send(p: &BaseProducer, payload: &[u8]) {
+    let mut rec = BaseRecord::<(), [u8]>::to(TOPIC).payload(payload);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                p.poll(Duration::from_millis(1));
+                rec = back;
+            }
+        }
+    }
+}
+
+/// The sum of the committed offsets on the pipeline's /metrics.
+fn committed(metrics: &str) -> i64 {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(metrics) else {
+        return 0;
+    };
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.lines()
+        .filter(|l| l.starts_with("ossnotify_committed_offset{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as i64
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        DevServer::start(
+            DevConfig {
+                access_key_id: "AK".into(),
+                access_key_secret: "SK".into(),
+                queues: vec!["oss-events".into()],
+                ..Default::default()
+            },
+            listener,
+        )
+        .unwrap()
+    });
+    let brokers = broker::brokers().to_owned();
+    broker::create_topic(TOPIC, 3);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "1")
+        .create()
+        .unwrap();
+    let w = Workload::standard();
+    let mut rng = Rng::new(7);
+    for seq in 0..BACKLOG {
+        send(&producer, &record(&w, &mut rng, seq));
+        if seq % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    println!("machine: 2-core VM; tansu in memory, mns-dev and the pipeline on loopback; backlog of {BACKLOG} synthetic records produced");
+
+    // The pipeline, its own process.
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
+    let mut text = format!(
+        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-mns\"\n\n[source.librdkafka]\n\"fetch.wait.max.ms\" = \"20\"\n\n[pipeline]\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_queue\"\nendpoint = \"{}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n",
+        dir.path().join("dl").display(),
+        server.endpoint()
+    );
+    text.push_str(&w.rules_toml("events"));
+    let cfg = dir.path().join("bench.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ossnotify"))
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+
+    // 1. Sustained rate over the backlog.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (mut start, mut last) = (None, (0i64, Instant::now()));
+    while Instant::now() < deadline {
+        let c = committed(&metrics);
+        if c > 0 && start.is_none() {
+            start = Some((c, Instant::now()));
+        }
+        if c > last.0 {
+            last = (c, Instant::now());
+        }
+        if c as u64 >= BACKLOG {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (c0, t0) = start.expect("the pipeline committed something");
+    let max_rate = (last.0 - c0) as f64 / (last.1 - t0).as_secs_f64();
+    let backlog_messages = server.accepted().len();
+    println!(
+        "sustained: {max_rate:.0} records/s ({backlog_messages} messages accepted by mns-dev for {BACKLOG} records)"
+    );
+
+    // 2. Half of that rate, steadily, with the send time of every record.
+    // `OSSNOTIFY_BENCH_LOAD` picks another fraction of the sustained rate.
+    let load: f64 = std::env::var("OSSNOTIFY_BENCH_LOAD")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0.5);
+    let rate = max_rate * load;
+    let total = (rate * HALF_LOAD_SECONDS) as u64;
+    let mut sent_at: Vec<SystemTime> = Vec::with_capacity(total as usize);
+    let t = Instant::now();
+    for i in 0..total {
+        let due = t + Duration::from_secs_f64(i as f64 / rate);
+        let now = Instant::now();
+        if due > now {
+            producer.poll(due - now);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        sent_at.push(SystemTime::now());
+        send(&producer, &record(&w, &mut rng, BACKLOG + i));
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let want = BACKLOG + total;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (committed(&metrics) as u64) < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut lat: Vec<f64> = server
+        .accepted()
+        .iter()
+        .filter_map(|a| {
+            let seq = seq_of(&a.body)?.checked_sub(BACKLOG)?;
+            let sent = sent_at.get(seq as usize)?;
+            Some(a.received.duration_since(*sent).ok()?.as_secs_f64() * 1000.0)
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let q = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
+    println!(
+        "at {:.0} % ({rate:.0} records/s for {HALF_LOAD_SECONDS} s, {total} records, {} messages): latency from produce to mns-dev accept p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        load * 100.0,
+        lat.len(),
+        q(0.5),
+        q(0.99),
+        q(1.0)
+    );
+
+    // 3. Peak RSS, then a clean stop.
+    let hwm = vm_hwm_kib(child.id());
+    println!("pipeline peak RSS (VmHWM): {:.1} MiB", hwm as f64 / 1024.0);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "ossnotify run exited with {status}");
+    server.stop();
+}
