@@ -11,6 +11,9 @@
 
 #[path = "../tests/support/broker.rs"]
 mod broker;
+mod common;
+
+use common::committed;
 
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
@@ -26,26 +29,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const RECORDS: u64 = 3_000_000;
 const TOPIC: &str = "bench-oplog";
-
-/// The sum of the committed offsets the pipeline reports on its /metrics
-/// (a plain HTTP GET: a Kafka client polling the group's offsets instead
-/// kept a core busy and skewed the result).
-fn committed(metrics: &str) -> i64 {
-    use std::io::Read;
-    let Ok(mut s) = std::net::TcpStream::connect(metrics) else {
-        return 0;
-    };
-    let _ = write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text.lines()
-        .filter(|l| l.starts_with("ossnotify_committed_offset{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as i64
-}
 
 /// CPU seconds (user + system) of process `pid` so far.
 fn cpu_seconds(pid: &str) -> f64 {

@@ -15,8 +15,10 @@
 
 #[path = "../tests/support/broker.rs"]
 mod broker;
+mod common;
 
-use std::io::Write;
+use common::committed;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -64,24 +66,6 @@ fn send(p: &BaseProducer, payload: &[u8]) {
             }
         }
     }
-}
-
-/// The sum of the committed offsets on the pipeline's /metrics.
-fn committed(metrics: &str) -> i64 {
-    use std::io::Read;
-    let Ok(mut s) = std::net::TcpStream::connect(metrics) else {
-        return 0;
-    };
-    let _ = write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text.lines()
-        .filter(|l| l.starts_with("ossnotify_committed_offset{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as i64
 }
 
 fn vm_hwm_kib(pid: u32) -> u64 {

@@ -1,0 +1,22 @@
+//! What the load harnesses share.
+
+use std::io::{Read, Write};
+
+/// The sum of the committed offsets the pipeline reports on its /metrics
+/// (a plain HTTP GET: a Kafka client polling the group's offsets instead
+/// kept a core busy and skewed the result).
+pub fn committed(metrics: &str) -> i64 {
+    let Ok(mut s) = std::net::TcpStream::connect(metrics) else {
+        return 0;
+    };
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.lines()
+        .filter(|l| l.starts_with("ossnotify_committed_offset{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as i64
+}
