@@ -9,17 +9,20 @@
 //!   event types, and the distinct lengths of its prefix and suffix patterns;
 //! - one global open-addressed table of patterns keyed by (bucket, side,
 //!   bytes) — side is exact name, prefix (`p*`, `p*s`, `*` as the empty
-//!   prefix) or suffix (`*s`) — whose 32-byte slots hold short patterns
-//!   inline for verification and point at their entries;
+//!   prefix) or suffix (`*s`) — whose 64-byte slots hold short patterns
+//!   inline for verification and, when the pattern has one rule (the usual
+//!   case), that rule's entry itself, else point at their entries;
 //! - entries carrying the rule's event masks and region inline, so deciding
 //!   a match needs no trip to the rule table.
 //!
 //! A lookup hashes the key's prefix (and suffix) at each length the bucket
-//! uses: three dependent cache lines (bucket, pattern, entry), which
+//! uses: two dependent cache lines (bucket, pattern; a third, the entries,
+//! only for patterns shared by several rules), which
 //! [`RuleIndex::matches_batch`] prefetches in stages for many lookups at
 //! once. A bucket whose patterns have more distinct lengths than a slot
 //! holds uses radix tries instead, so the cost stays bounded by the key's
-//! length either way.
+//! length either way. The two big tables ask for transparent huge pages:
+//! at a million rules every random access would otherwise miss the TLB.
 
 use std::hash::Hasher;
 
@@ -96,7 +99,9 @@ const MAX_SUFFIX_LENS: usize = 2;
 /// Longest bucket name a slot holds; longer ones are in `bytes`.
 const INLINE_NAME: usize = 24;
 /// Pattern bytes kept in a pattern slot; the rest is in `bytes`.
-const INLINE_PATTERN: usize = 12;
+const INLINE_PATTERN: usize = 16;
+/// Longest `p*s` suffix a pattern slot's inline entry holds.
+const INLINE_SUFFIX: usize = 7;
 
 /// Which table side a pattern is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,9 +167,11 @@ struct BucketInfo {
     rules_len: u32,
 }
 
-/// One (bucket, side, pattern) and its entries.
+/// One (bucket, side, pattern) and its entries, in one cache line. Most
+/// patterns have one entry: it is copied in (`one`), suffix and all, so
+/// deciding the match needs no further miss.
 #[derive(Debug, Clone, Copy)]
-#[repr(C, align(32))]
+#[repr(C, align(64))]
 struct PatternSlot {
     hash: u64,
     entries_start: u32,
@@ -173,8 +180,46 @@ struct PatternSlot {
     /// Bytes past `INLINE_PATTERN`, in `bytes`.
     rest_start: u32,
     len: u16,
-    inline: [u8; INLINE_PATTERN - 2],
+    /// `one` is the only entry, with its whole suffix in `one_suffix`.
+    has_one: bool,
+    one_suffix_len: u8,
+    one_kind: EntryKind,
+    one_suffix: [u8; INLINE_SUFFIX],
+    inline: [u8; INLINE_PATTERN],
+    one: OneEntry,
 }
+
+/// An [`Entry`] inside its pattern slot (its kind and suffix beside it).
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct OneEntry {
+    rule: u32,
+    direct: EventMask,
+    via_all: EventMask,
+    region: u32,
+}
+
+// One cache line, not two.
+const _: () = assert!(std::mem::size_of::<PatternSlot>() == 64);
+
+const FREE_PATTERN: PatternSlot = PatternSlot {
+    hash: 0,
+    entries_start: 0,
+    entries_len: 0,
+    rest_start: 0,
+    len: 0,
+    has_one: false,
+    one_suffix_len: 0,
+    one_kind: EntryKind::Prefix,
+    one_suffix: [0; INLINE_SUFFIX],
+    inline: [0; INLINE_PATTERN],
+    one: OneEntry {
+        rule: 0,
+        direct: EventMask::EMPTY,
+        via_all: EventMask::EMPTY,
+        region: 0,
+    },
+};
 
 /// The tries of a bucket with too many distinct pattern lengths to hash.
 #[derive(Debug, Clone, Copy)]
@@ -184,6 +229,7 @@ struct Tries {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum EntryKind {
     /// `p*` (and `*`, as the empty prefix): any key the walk reaches.
     Prefix,
@@ -272,6 +318,17 @@ struct Probe {
     hash: u64,
 }
 
+impl Probe {
+    /// Key bytes the pattern's fixed part covers when found.
+    #[inline]
+    fn matched(&self, key: &[u8]) -> u32 {
+        match self.side {
+            Side::Exact => key.len() as u32,
+            _ => self.len as u32,
+        }
+    }
+}
+
 const NO_PROBE: Probe = Probe {
     side: Side::Exact,
     len: 0,
@@ -302,10 +359,10 @@ impl Probes {
     }
 }
 
-/// Pattern slots a lookup found: (entries start, entries count, matched length).
+/// Pattern slots a lookup found: (slot in `patterns`, matched length).
 #[derive(Debug, Clone, Copy)]
 struct Hits {
-    buf: [(u32, u32, u32); 1 + MAX_PREFIX_LENS + MAX_SUFFIX_LENS],
+    buf: [(u32, u32); 1 + MAX_PREFIX_LENS + MAX_SUFFIX_LENS],
     n: usize,
 }
 
@@ -329,7 +386,7 @@ impl Group<'_> {
         }; GROUP],
         probes: [Probes::EMPTY; GROUP],
         hits: [Hits {
-            buf: [(0, 0, 0); 1 + MAX_PREFIX_LENS + MAX_SUFFIX_LENS],
+            buf: [(0, 0); 1 + MAX_PREFIX_LENS + MAX_SUFFIX_LENS],
             n: 0,
         }; GROUP],
     };
@@ -400,7 +457,7 @@ impl RuleIndex {
         };
 
         let capacity = (names.len() * 2).next_power_of_two().max(16);
-        let mut slots = vec![FREE; capacity];
+        let mut slots = prefetch::huge_vec(capacity, FREE);
         let slot_mask = capacity - 1;
         let mut entries: Vec<Entry> = Vec::with_capacity(specs.len());
         let mut bytes = Vec::new();
@@ -533,29 +590,34 @@ impl RuleIndex {
 
         let pcap = (groups.len() * 2).next_power_of_two().max(16);
         let pattern_mask = pcap - 1;
-        let mut patterns = vec![
-            PatternSlot {
-                hash: 0,
-                entries_start: 0,
-                entries_len: 0,
-                rest_start: 0,
-                len: 0,
-                inline: [0; INLINE_PATTERN - 2],
-            };
-            pcap
-        ];
+        let mut patterns = prefetch::huge_vec(pcap, FREE_PATTERN);
         for (h, start, n, pat) in groups {
-            let keep = pat.len().min(INLINE_PATTERN - 2);
+            let keep = pat.len().min(INLINE_PATTERN);
             let mut ps = PatternSlot {
                 hash: h,
                 entries_start: start,
                 entries_len: n,
                 rest_start: bytes.len() as u32,
                 len: pat.len() as u16,
-                inline: [0; INLINE_PATTERN - 2],
+                ..FREE_PATTERN
             };
             ps.inline[..keep].copy_from_slice(&pat[..keep]);
             bytes.extend_from_slice(&pat[keep..]);
+            let e = entries[start as usize];
+            if n == 1 && e.suffix_len as usize <= INLINE_SUFFIX {
+                ps.has_one = true;
+                ps.one = OneEntry {
+                    rule: e.rule,
+                    direct: e.direct,
+                    via_all: e.via_all,
+                    region: e.region,
+                };
+                ps.one_kind = e.kind;
+                ps.one_suffix_len = e.suffix_len as u8;
+                ps.one_suffix[..e.suffix_len as usize].copy_from_slice(
+                    &bytes[e.suffix_start as usize..(e.suffix_start + e.suffix_len) as usize],
+                );
+            }
             let mut s = h as usize & pattern_mask;
             while patterns[s].entries_len != 0 {
                 s = (s + 1) & pattern_mask;
@@ -676,9 +738,10 @@ impl RuleIndex {
         out
     }
 
-    /// The pattern slot a probe finds, if its bytes really are there.
+    /// The pattern slot a probe finds (its place in `patterns`), if its
+    /// bytes really are there.
     #[inline]
-    fn resolve(&self, p: &Probe, key: &[u8]) -> Option<&PatternSlot> {
+    fn resolve(&self, p: &Probe, key: &[u8]) -> Option<usize> {
         let want = probe_bytes(key, p.side, p.len as usize);
         let mut s = p.hash as usize & self.pattern_mask;
         loop {
@@ -687,11 +750,11 @@ impl RuleIndex {
                 return None;
             }
             if ps.hash == p.hash && ps.len as usize == want.len() {
-                let keep = want.len().min(INLINE_PATTERN - 2);
+                let keep = want.len().min(INLINE_PATTERN);
                 let rest =
                     &self.bytes[ps.rest_start as usize..ps.rest_start as usize + want.len() - keep];
                 if ps.inline[..keep] == want[..keep] && rest == &want[keep..] {
-                    return Some(ps);
+                    return Some(s);
                 }
             }
             s = (s + 1) & self.pattern_mask;
@@ -703,19 +766,36 @@ impl RuleIndex {
     #[inline]
     fn accepts(&self, v: u32, plen: u32, rv: RegionView, t: EventType, kb: &[u8]) -> Option<u32> {
         let e = &self.entries[v as usize];
-        let fits = match e.kind {
-            EntryKind::Exact => plen as usize == kb.len(),
-            EntryKind::PrefixSuffix => {
-                let s =
-                    &self.bytes[e.suffix_start as usize..(e.suffix_start + e.suffix_len) as usize];
-                kb.len() >= plen as usize + s.len() && kb.ends_with(s)
-            }
-            EntryKind::Prefix | EntryKind::Suffix => true,
+        let one = OneEntry {
+            rule: e.rule,
+            direct: e.direct,
+            via_all: e.via_all,
+            region: e.region,
         };
-        (fits
-            && (e.direct.contains(t) || (rv.all_ok && e.via_all.contains(t)))
-            && (e.region == ANY_REGION || e.region == rv.id))
-            .then_some(e.rule)
+        let suffix = &self.bytes[e.suffix_start as usize..(e.suffix_start + e.suffix_len) as usize];
+        accepts(&one, e.kind, suffix, plen, rv, t, kb)
+    }
+
+    /// The rules a found pattern slot gives: its inline entry decided on
+    /// the spot, or its entries.
+    #[inline]
+    fn accept_slot(
+        &self,
+        ps: &PatternSlot,
+        plen: u32,
+        rv: RegionView,
+        t: EventType,
+        kb: &[u8],
+        out: &mut Vec<u32>,
+    ) {
+        if ps.has_one {
+            let suffix = &ps.one_suffix[..ps.one_suffix_len as usize];
+            out.extend(accepts(&ps.one, ps.one_kind, suffix, plen, rv, t, kb));
+            return;
+        }
+        for v in ps.entries_start..ps.entries_start + ps.entries_len {
+            out.extend(self.accepts(v, plen, rv, t, kb));
+        }
     }
 
     /// Calls `f(entry, matched_len)` for every candidate entry of a
@@ -744,20 +824,34 @@ impl RuleIndex {
             return;
         }
         for p in self.probes(b, kb).as_slice() {
-            if let Some(ps) = self.resolve(p, kb) {
-                let plen = if p.side == Side::Exact {
-                    kb.len() as u32
-                } else {
-                    p.len as u32
-                };
-                for v in ps.entries_start..ps.entries_start + ps.entries_len {
-                    if let Some(r) = self.accepts(v, plen, rv, t, kb) {
-                        out.push(r);
-                    }
-                }
+            if let Some(s) = self.resolve(p, kb) {
+                self.accept_slot(&self.patterns[s], p.matched(kb), rv, t, kb, out);
             }
         }
     }
+}
+
+/// Whether entry `e` (of `kind`, with its `p*s` suffix), whose fixed part
+/// matched `plen` key bytes, matches in full; its rule if so.
+#[inline]
+fn accepts(
+    e: &OneEntry,
+    kind: EntryKind,
+    suffix: &[u8],
+    plen: u32,
+    rv: RegionView,
+    t: EventType,
+    kb: &[u8],
+) -> Option<u32> {
+    let fits = match kind {
+        EntryKind::Exact => plen as usize == kb.len(),
+        EntryKind::PrefixSuffix => kb.len() >= plen as usize + suffix.len() && kb.ends_with(suffix),
+        EntryKind::Prefix | EntryKind::Suffix => true,
+    };
+    (fits
+        && (e.direct.contains(t) || (rv.all_ok && e.via_all.contains(t)))
+        && (e.region == ANY_REGION || e.region == rv.id))
+        .then_some(e.rule)
 }
 
 /// Builds the tries of one bucket, appending its entries in trie order.
@@ -893,15 +987,13 @@ impl RuleIndex {
             let kb = l.key.as_bytes();
             let probes = st.probes[i];
             for p in probes.as_slice() {
-                if let Some(ps) = self.resolve(p, kb) {
-                    prefetch::line(&self.entries[ps.entries_start as usize]);
-                    let plen = if p.side == Side::Exact {
-                        kb.len() as u32
-                    } else {
-                        p.len as u32
-                    };
+                if let Some(s) = self.resolve(p, kb) {
+                    let ps = &self.patterns[s];
+                    if !ps.has_one {
+                        prefetch::line(&self.entries[ps.entries_start as usize]);
+                    }
                     let h = &mut st.hits[i];
-                    h.buf[h.n] = (ps.entries_start, ps.entries_len, plen);
+                    h.buf[h.n] = (s as u32, p.matched(kb));
                     h.n += 1;
                 }
             }
@@ -925,12 +1017,8 @@ impl RuleIndex {
                 } else {
                     let kb = l.key.as_bytes();
                     let h = &st.hits[i];
-                    for &(es, en, plen) in &h.buf[..h.n] {
-                        for v in es..es + en {
-                            if let Some(r) = self.accepts(v, plen, rv, l.event, kb) {
-                                out.push(r);
-                            }
-                        }
+                    for &(s, plen) in &h.buf[..h.n] {
+                        self.accept_slot(&self.patterns[s as usize], plen, rv, l.event, kb, out);
                     }
                 }
             }
