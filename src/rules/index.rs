@@ -96,8 +96,6 @@ const UNKNOWN_REGION: u32 = u32::MAX - 1;
 const GROUP: usize = 16;
 const MAX_PREFIX_LENS: usize = 6;
 const MAX_SUFFIX_LENS: usize = 2;
-/// Longest bucket name a slot holds; longer ones are in `bytes`.
-const INLINE_NAME: usize = 24;
 /// Pattern bytes kept in a pattern slot; the rest is in `bytes`.
 const INLINE_PATTERN: usize = 16;
 /// Longest `p*s` suffix a pattern slot's inline entry holds.
@@ -112,50 +110,53 @@ enum Side {
     Suffix = 3,
 }
 
-/// A bucket's header, in one cache line: finding a bucket costs one miss.
+/// A bucket's header in 32 bytes: the table of them stays small enough to
+/// live in cache at a million rules (8 MiB for 100k buckets). The name is
+/// elsewhere (`names`): it is compared only once a rule matched, or at
+/// once when another bucket shares the hash (`shared_hash`).
 #[derive(Debug, Clone, Copy)]
-#[repr(C, align(64))]
+#[repr(C, align(32))]
 struct Slot {
     hash: u64,
     /// Union of the rules' types: most lookups stop here.
     mask: EventMask,
     /// The bucket's number: part of its patterns' hash, and its place in
-    /// `buckets`.
+    /// `buckets` and `names`; `EMPTY` marks a free slot.
     id: u32,
     /// `EMPTY`: hashed; else the bucket's tries in `tries`.
     tries: u32,
-    /// The name's length; `FREE_LEN` marks a free slot.
-    name_len: u8,
     has_exact: bool,
     n_prefix: u8,
     n_suffix: u8,
-    prefix_lens: [u16; MAX_PREFIX_LENS],
-    suffix_lens: [u16; MAX_SUFFIX_LENS],
-    /// The name if it fits; else where it is in `bytes` (first 4 bytes).
-    name: [u8; INLINE_NAME],
+    /// Another bucket of the index has the same hash.
+    shared_hash: bool,
+    prefix_lens: [u8; MAX_PREFIX_LENS],
+    suffix_lens: [u8; MAX_SUFFIX_LENS],
 }
 
-/// `name_len` of a free slot (no bucket name is this long: OSS allows 63).
-const FREE_LEN: u8 = u8::MAX;
+const _: () = assert!(std::mem::size_of::<Slot>() == 32);
+
+/// Longest pattern a hashed bucket takes (lengths are kept in a byte);
+/// buckets with longer patterns use tries.
+const MAX_HASHED_LEN: usize = u8::MAX as usize;
 
 const FREE: Slot = Slot {
     hash: 0,
     mask: EventMask::EMPTY,
-    id: 0,
+    id: EMPTY,
     tries: EMPTY,
-    name_len: FREE_LEN,
     has_exact: false,
     n_prefix: 0,
     n_suffix: 0,
+    shared_hash: false,
     prefix_lens: [0; MAX_PREFIX_LENS],
     suffix_lens: [0; MAX_SUFFIX_LENS],
-    name: [0; INLINE_NAME],
 };
 
 impl Slot {
     #[inline]
     fn is_free(&self) -> bool {
-        self.name_len == FREE_LEN
+        self.id == EMPTY
     }
 }
 
@@ -275,6 +276,8 @@ pub struct RuleIndex {
     arena: Arena,
     tries: Vec<Tries>,
     buckets: Vec<BucketInfo>,
+    /// Each bucket's name in `bytes` (start, length), by bucket number.
+    names: Vec<(u32, u32)>,
     bucket_rules: Vec<u32>,
     /// Every region a rule or the policy names, with what the policy says
     /// of it; other regions get `other_region`.
@@ -457,6 +460,10 @@ impl RuleIndex {
         };
 
         let capacity = (names.len() * 2).next_power_of_two().max(16);
+        let mut hash_counts: FxHashMap<u64, u32> = FxHashMap::default();
+        for name in &names {
+            *hash_counts.entry(hash_name(name)).or_default() += 1;
+        }
         let mut slots = prefetch::huge_vec(capacity, FREE);
         let slot_mask = capacity - 1;
         let mut entries: Vec<Entry> = Vec::with_capacity(specs.len());
@@ -464,6 +471,7 @@ impl RuleIndex {
         let mut arena = Arena::default();
         let mut tries = Vec::new();
         let mut buckets = Vec::with_capacity(names.len());
+        let mut name_spans = Vec::with_capacity(names.len());
         let mut bucket_rules = Vec::with_capacity(specs.len());
         // (hash, side bytes…) of every hashed pattern group, placed at the end.
         let mut groups: Vec<(u64, u32, u32, Vec<u8>)> = Vec::new();
@@ -529,7 +537,9 @@ impl RuleIndex {
             };
             let prefix_lens = lens(Side::Prefix);
             let suffix_lens = lens(Side::Suffix);
-            let too_long = items.iter().any(|i| i.1.len() > MAX_RESOURCE_BYTES);
+            let too_long = items.iter().any(|i| {
+                i.1.len() > MAX_RESOURCE_BYTES || (i.0 != Side::Exact && i.1.len() > MAX_HASHED_LEN)
+            });
             let mut slot = FREE;
             if prefix_lens.len() > layout.max_prefix_lengths
                 || suffix_lens.len() > layout.max_suffix_lengths
@@ -539,9 +549,13 @@ impl RuleIndex {
                 tries.push(build_tries(&items, &mut arena, &mut entries));
             } else {
                 slot.n_prefix = prefix_lens.len() as u8;
-                slot.prefix_lens[..prefix_lens.len()].copy_from_slice(&prefix_lens);
+                for (to, from) in slot.prefix_lens.iter_mut().zip(&prefix_lens) {
+                    *to = *from as u8;
+                }
                 slot.n_suffix = suffix_lens.len() as u8;
-                slot.suffix_lens[..suffix_lens.len()].copy_from_slice(&suffix_lens);
+                for (to, from) in slot.suffix_lens.iter_mut().zip(&suffix_lens) {
+                    *to = *from as u8;
+                }
                 slot.has_exact = items.iter().any(|i| i.0 == Side::Exact);
                 // One group per (side, bytes), its entries contiguous.
                 items.sort_by(|a, b| (a.0 as u8, a.1).cmp(&(b.0 as u8, b.1)));
@@ -571,16 +585,9 @@ impl RuleIndex {
             slot.hash = hash_name(name);
             slot.mask = mask;
             slot.id = id as u32;
-            if name.len() <= INLINE_NAME {
-                slot.name_len = name.len() as u8;
-                slot.name[..name.len()].copy_from_slice(name.as_bytes());
-            } else {
-                // Longer than any OSS name (63): kept whole in `bytes`.
-                slot.name_len = (INLINE_NAME + 1) as u8;
-                slot.name[..4].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
-                slot.name[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
-                bytes.extend_from_slice(name.as_bytes());
-            }
+            slot.shared_hash = hash_counts[&slot.hash] > 1;
+            name_spans.push((bytes.len() as u32, name.len() as u32));
+            bytes.extend_from_slice(name.as_bytes());
             let mut s = slot.hash as usize & slot_mask;
             while !slots[s].is_free() {
                 s = (s + 1) & slot_mask;
@@ -654,6 +661,7 @@ impl RuleIndex {
             arena,
             tries,
             buckets,
+            names: name_spans,
             bucket_rules,
             regions: views,
             other_region,
@@ -663,15 +671,9 @@ impl RuleIndex {
 
     /// The name of the bucket in slot `b`.
     #[inline]
-    fn bucket_name<'s>(&'s self, b: &'s Slot) -> &'s [u8] {
-        let len = b.name_len as usize;
-        if len <= INLINE_NAME {
-            return &b.name[..len];
-        }
-        let word = |i: usize| {
-            u32::from_le_bytes([b.name[i], b.name[i + 1], b.name[i + 2], b.name[i + 3]]) as usize
-        };
-        &self.bytes[word(0)..word(0) + word(4)]
+    fn bucket_name(&self, b: &Slot) -> &[u8] {
+        let (start, len) = self.names[b.id as usize];
+        &self.bytes[start as usize..(start + len) as usize]
     }
 
     pub fn rule(&self, n: u32) -> &CompiledRule {
@@ -694,20 +696,32 @@ impl RuleIndex {
             .unwrap_or(self.other_region)
     }
 
-    /// The bucket named `name`, whose hash is `h`.
+    /// The bucket named `name`, whose hash is `h`. Unless `verify`, the
+    /// name is compared only where two buckets share the hash: the caller
+    /// then checks it (with [`RuleIndex::is_named`]) before trusting a
+    /// match, which saves reading the name for every lookup that matches
+    /// nothing.
     #[inline]
-    fn find_bucket(&self, h: u64, name: &str) -> Option<&Slot> {
+    fn find_bucket(&self, h: u64, name: &str, verify: bool) -> Option<&Slot> {
         let mut s = h as usize & self.slot_mask;
         loop {
             let slot = &self.slots[s];
             if slot.is_free() {
                 return None;
             }
-            if slot.hash == h && self.bucket_name(slot) == name.as_bytes() {
+            if slot.hash == h
+                && ((!verify && !slot.shared_hash) || self.bucket_name(slot) == name.as_bytes())
+            {
                 return Some(slot);
             }
             s = (s + 1) & self.slot_mask;
         }
+    }
+
+    /// Whether bucket `b` is really `name` (see [`RuleIndex::find_bucket`]).
+    #[inline]
+    fn is_named(&self, b: &Slot, name: &str) -> bool {
+        b.shared_hash || self.bucket_name(b) == name.as_bytes()
     }
 
     /// The probes a lookup of `key` in (hashed) bucket `b` makes.
@@ -730,7 +744,7 @@ impl RuleIndex {
             for &l in lens.iter().take_while(|l| **l as usize <= key.len()) {
                 out.push(Probe {
                     side,
-                    len: l,
+                    len: l as u16,
                     hash: hash_pattern(b.id, side, probe_bytes(key, side, l as usize)),
                 });
             }
@@ -906,9 +920,12 @@ impl RuleIndex {
         if !rv.notifies {
             return;
         }
-        if let Some(b) = self.find_bucket(hash_name(bucket), bucket) {
+        if let Some(b) = self.find_bucket(hash_name(bucket), bucket, false) {
             if b.mask.contains(t) {
                 self.collect(b, rv, t, key, out);
+                if !out.is_empty() && !self.is_named(b, bucket) {
+                    out.clear();
+                }
                 sort_dedup_from(out, 0);
             }
         }
@@ -956,7 +973,7 @@ impl RuleIndex {
             if !rv.notifies {
                 continue;
             }
-            let Some(b) = self.find_bucket(st.hashes[i], l.bucket) else {
+            let Some(b) = self.find_bucket(st.hashes[i], l.bucket, false) else {
                 continue;
             };
             if !b.mask.contains(l.event) {
@@ -997,6 +1014,10 @@ impl RuleIndex {
                     h.n += 1;
                 }
             }
+            // A candidate: its bucket's name will be compared.
+            if let (true, Some(b)) = (st.hits[i].n > 0, st.found[i]) {
+                prefetch::line(&self.bytes[self.names[b.id as usize].0 as usize]);
+            }
         }
     }
 
@@ -1021,6 +1042,9 @@ impl RuleIndex {
                         self.accept_slot(&self.patterns[s as usize], plen, rv, l.event, kb, out);
                     }
                 }
+                if out.len() > start && !self.is_named(b, l.bucket) {
+                    out.truncate(start);
+                }
             }
             sort_dedup_from(out, start);
             ends.push(out.len() as u32);
@@ -1035,7 +1059,7 @@ impl RuleIndex {
                 "region {region} gets no notifications (region policy: [policy] unsupported_regions)"
             );
         }
-        let Some(b) = self.find_bucket(hash_name(bucket), bucket) else {
+        let Some(b) = self.find_bucket(hash_name(bucket), bucket, true) else {
             return format!("no rule is for bucket {bucket:?}");
         };
         let info = self.buckets[b.id as usize];
@@ -1107,6 +1131,7 @@ impl RuleIndex {
             + self.arena.heap_bytes()
             + self.tries.capacity() * std::mem::size_of::<Tries>()
             + self.buckets.capacity() * std::mem::size_of::<BucketInfo>()
+            + self.names.capacity() * std::mem::size_of::<(u32, u32)>()
             + self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.bucket_rules.capacity() * 4
     }
@@ -1115,4 +1140,61 @@ impl RuleIndex {
 fn ids(rules: &[&CompiledRule]) -> String {
     let v: Vec<&str> = rules.iter().map(|r| &*r.id).collect();
     v.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: &str, bucket: &str, resource: Pattern) -> RuleSpec {
+        RuleSpec {
+            id: id.into(),
+            bucket: bucket.into(),
+            region: None,
+            events: vec![crate::event::EventPattern::parse("ObjectCreated:*").unwrap()],
+            resources: vec![resource],
+            sinks: vec![0],
+        }
+    }
+
+    #[test]
+    fn patterns_longer_than_a_slot_length_byte_still_match() {
+        // Over 255 bytes: the bucket goes on tries, not hashed lengths.
+        let long = "d/".repeat(150);
+        let index = RuleIndex::build(
+            vec![
+                spec("long", "b", Pattern::Prefix(long.clone().into())),
+                spec("short", "b", Pattern::Prefix("x/".into())),
+            ],
+            RegionPolicy::default(),
+        );
+        let mut out = Vec::new();
+        let key = format!("{long}file.jpg");
+        index.matches("b", "cn-hangzhou", EventType::PutObject, &key, &mut out);
+        assert_eq!(out, vec![0]);
+        index.matches("b", "cn-hangzhou", EventType::PutObject, "x/1", &mut out);
+        assert_eq!(out, vec![1]);
+    }
+
+    #[test]
+    fn a_bucket_the_index_does_not_hold_matches_nothing() {
+        let index = RuleIndex::build(
+            vec![spec("all", "photos", Pattern::Any)],
+            RegionPolicy::default(),
+        );
+        let mut out = Vec::new();
+        for bucket in ["photos", "photo", "photos2", ""] {
+            index.matches(bucket, "cn-hangzhou", EventType::PutObject, "a", &mut out);
+            assert_eq!(out.len(), usize::from(bucket == "photos"), "{bucket}");
+            let (mut all, mut ends) = (Vec::new(), Vec::new());
+            let l = Lookup {
+                bucket,
+                region: "cn-hangzhou",
+                event: EventType::PutObject,
+                key: "a",
+            };
+            index.matches_batch(&[l], &mut all, &mut ends);
+            assert_eq!(all.len(), usize::from(bucket == "photos"), "{bucket}");
+        }
+    }
 }
