@@ -77,6 +77,21 @@ impl Batch {
         self.ends.push(self.bytes.len());
     }
 
+    /// A spare batch the workers gave back (emptied, its buffers kept), or
+    /// a new one: batches go round without being allocated each time.
+    pub fn reuse(spares: &crossbeam_channel::Receiver<Batch>, records: usize) -> Batch {
+        spares
+            .try_recv()
+            .unwrap_or_else(|_| Batch::with_capacity(records))
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.coords.clear();
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
     pub fn len(&self) -> usize {
         self.coords.len()
     }

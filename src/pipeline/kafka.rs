@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, SendTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
@@ -145,22 +145,37 @@ pub fn consume(
     consumer: &KafkaConsumer,
     stop: &AtomicBool,
     batches: &Sender<Batch>,
+    spares: &Receiver<Batch>,
     events: &Sender<Event>,
 ) -> Result<(), String> {
-    let mut batch = Batch::with_capacity(BATCH);
+    let mut batch = Batch::reuse(spares, BATCH);
     let mut topics = TopicIds::default();
     while !stop.load(Ordering::SeqCst) {
         match consumer.poll(Duration::from_millis(100)) {
             None => {
                 if !batch.is_empty() {
-                    batch = send(consumer, stop, batches, events, batch, &mut topics)?;
+                    batch = send(
+                        consumer,
+                        stop,
+                        (batches, spares),
+                        events,
+                        batch,
+                        &mut topics,
+                    )?;
                 }
             }
             Some(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
             Some(Ok(m)) => {
                 push(consumer, &m, &mut batch, &mut topics);
                 if batch.len() >= BATCH {
-                    batch = send(consumer, stop, batches, events, batch, &mut topics)?;
+                    batch = send(
+                        consumer,
+                        stop,
+                        (batches, spares),
+                        events,
+                        batch,
+                        &mut topics,
+                    )?;
                 }
             }
         }
@@ -206,7 +221,7 @@ fn push(
 fn send(
     consumer: &KafkaConsumer,
     stop: &AtomicBool,
-    batches: &Sender<Batch>,
+    (batches, spares): (&Sender<Batch>, &Receiver<Batch>),
     events: &Sender<Event>,
     batch: Batch,
     topics: &mut TopicIds,
@@ -222,7 +237,7 @@ fn send(
     };
     announce(&batch);
     let mut batch = match batches.send_timeout(batch, Duration::from_secs(1)) {
-        Ok(()) => return Ok(Batch::with_capacity(BATCH)),
+        Ok(()) => return Ok(Batch::reuse(spares, BATCH)),
         Err(SendTimeoutError::Disconnected(_)) => return Err("the workers stopped".into()),
         Err(SendTimeoutError::Timeout(b)) => b,
     };
@@ -248,12 +263,12 @@ fn send(
         if stop.load(Ordering::SeqCst) {
             // Not handed over: never resolved, so never committed; read again
             // after a restart.
-            return Ok(Batch::with_capacity(BATCH));
+            return Ok(Batch::reuse(spares, BATCH));
         }
     }
     if let Some(p) = &paused {
         tracing::info!("resuming consumption");
         let _ = consumer.resume(p);
     }
-    Ok(Batch::with_capacity(BATCH))
+    Ok(Batch::reuse(spares, BATCH))
 }

@@ -174,6 +174,8 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     let batches =
         (config.pipeline.queue_capacity / SOURCE_BATCH).clamp(1, config.pipeline.workers * 4);
     let (batch_tx, batch_rx) = bounded::<Batch>(batches);
+    // Emptied batches on their way back to the source.
+    let (spare_tx, spare_rx) = bounded::<Batch>(batches + config.pipeline.workers + 1);
     let latest = Arc::new(std::sync::Mutex::new(Vec::new()));
     let tracker = {
         let (consumer, latest, topics) = (consumer.clone(), latest.clone(), topics.clone());
@@ -211,6 +213,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     for i in 0..config.pipeline.workers {
         let w = Worker {
             rx: batch_rx.clone(),
+            spares: spare_tx.clone(),
             routing: routing.clone(),
             topics: topics.clone(),
             store: store.clone(),
@@ -231,11 +234,18 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     let read = match input {
         Input::Lines(reader, name) => {
             let topic = topics.id(&name);
-            read_lines(reader, topic, &name, &batch_tx, &events_tx, &stop)
+            read_lines(
+                reader,
+                topic,
+                &name,
+                (&batch_tx, &spare_rx),
+                &events_tx,
+                &stop,
+            )
         }
         Input::Kafka => {
             let c = consumer.as_ref().expect("connected above");
-            let r = super::kafka::consume(c, &stop, &batch_tx, &events_tx);
+            let r = super::kafka::consume(c, &stop, &batch_tx, &spare_rx, &events_tx);
             // Past the drain deadline: commit what is done and leave (the
             // rest is read again after a restart).
             let (deadline, c, latest) = (
@@ -303,11 +313,11 @@ fn read_lines(
     mut input: Box<dyn BufRead + Send>,
     topic: u32,
     name: &str,
-    batches: &Sender<Batch>,
+    (batches, spares): (&Sender<Batch>, &Receiver<Batch>),
     events: &Sender<Event>,
     stop: &AtomicBool,
 ) -> Result<(), String> {
-    let mut batch = Batch::with_capacity(SOURCE_BATCH);
+    let mut batch = Batch::reuse(spares, SOURCE_BATCH);
     let mut line = Vec::new();
     let mut line_no = 0i64;
     let hand_over = |batch: Batch| {
@@ -339,7 +349,7 @@ fn read_lines(
         if batch.len() == SOURCE_BATCH {
             hand_over(std::mem::replace(
                 &mut batch,
-                Batch::with_capacity(SOURCE_BATCH),
+                Batch::reuse(spares, SOURCE_BATCH),
             ))?;
         }
     }
@@ -351,6 +361,7 @@ fn read_lines(
 
 struct Worker {
     rx: Receiver<Batch>,
+    spares: Sender<Batch>,
     routing: Arc<ArcSwap<Routing>>,
     topics: Arc<Topics>,
     store: Arc<DeadLetterStore>,
@@ -362,7 +373,7 @@ struct Worker {
 impl Worker {
     fn run(mut self) -> Result<(), String> {
         let mut out: Vec<(u32, Envelope)> = Vec::new();
-        while let Ok(batch) = self.rx.recv() {
+        while let Ok(mut batch) = self.rx.recv() {
             // One routing per batch: a reload takes effect at the next one.
             let routing = self.routing.load_full();
             self.engine.set_want_base64(routing.want_base64);
@@ -422,6 +433,8 @@ impl Worker {
                 }
             }
             tally.add_to(&self.counters);
+            batch.clear();
+            let _ = self.spares.try_send(batch);
             // Invalid records are durable before they count as done.
             self.store
                 .append(&invalid)
