@@ -31,8 +31,31 @@ enum Spread {
     Zipf,
 }
 
-/// Lookups, half of them on a key some rule watches.
-fn queries(w: &Workload, spread: Spread) -> Vec<(String, EventType, String)> {
+/// Lookups, half of them on a key some rule watches. Their names and keys
+/// sit together in one buffer, as a decoded record's fields do: strings
+/// allocated one by one after building a big index would land all over its
+/// freed scratch memory, and the benchmark would time the queries' own
+/// cache misses.
+struct Queries {
+    text: String,
+    items: Vec<(std::ops::Range<usize>, EventType, std::ops::Range<usize>)>,
+}
+
+impl Queries {
+    fn lookups(&self) -> Vec<Lookup<'_>> {
+        self.items
+            .iter()
+            .map(|(b, t, k)| Lookup {
+                bucket: &self.text[b.clone()],
+                region: "cn-hangzhou",
+                event: *t,
+                key: &self.text[k.clone()],
+            })
+            .collect()
+    }
+}
+
+fn queries(w: &Workload, spread: Spread) -> Queries {
     let mut rng = Rng::new(11);
     let types = [
         EventType::PutObject,
@@ -46,22 +69,28 @@ fn queries(w: &Workload, spread: Spread) -> Vec<(String, EventType, String)> {
         total += 1.0 / r as f64;
         cdf.push(total);
     }
-    (0..QUERIES)
-        .map(|i| {
-            let n = match spread {
-                Spread::Uniform => rng.below(w.buckets as u64) as usize,
-                Spread::Zipf => {
-                    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
-                    let rank = cdf.partition_point(|c| *c < u).min(w.buckets - 1);
-                    (rank * 7919 + 13) % w.buckets
-                }
-            };
-            let b = Workload::bucket_name(n);
-            let dir = rng.below(w.rules_per_bucket as u64 * 2);
-            let t = types[rng.below(3) as usize];
-            (b, t, format!("dir{dir}/2024/05/file-{i}.jpg"))
-        })
-        .collect()
+    let mut q = Queries {
+        text: String::with_capacity(QUERIES * 48),
+        items: Vec::with_capacity(QUERIES),
+    };
+    for i in 0..QUERIES {
+        let n = match spread {
+            Spread::Uniform => rng.below(w.buckets as u64) as usize,
+            Spread::Zipf => {
+                let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+                let rank = cdf.partition_point(|c| *c < u).min(w.buckets - 1);
+                (rank * 7919 + 13) % w.buckets
+            }
+        };
+        let dir = rng.below(w.rules_per_bucket as u64 * 2);
+        let t = types[rng.below(3) as usize];
+        let b0 = q.text.len();
+        q.text.push_str(&Workload::bucket_name(n));
+        let k0 = q.text.len();
+        q.text.push_str(&format!("dir{dir}/2024/05/file-{i}.jpg"));
+        q.items.push((b0..k0, t, k0..q.text.len()));
+    }
+    q
 }
 
 fn rss_bytes() -> usize {
@@ -91,13 +120,13 @@ fn lookups(c: &mut Criterion) {
             index.heap_bytes() as f64 / (1 << 20) as f64,
             rss_bytes().saturating_sub(before) as f64 / (1 << 20) as f64
         );
-        let qs = queries(&w, Spread::Uniform);
-        let zipf = queries(&w, Spread::Zipf);
+        let (qs, zipf) = (queries(&w, Spread::Uniform), queries(&w, Spread::Zipf));
+        let lookups = qs.lookups();
         let mut out = Vec::with_capacity(8);
-        let hits: usize = qs
+        let hits: usize = lookups
             .iter()
-            .map(|(b, t, k)| {
-                index.matches(b, "cn-hangzhou", *t, k, &mut out);
+            .map(|l| {
+                index.matches(l.bucket, l.region, l.event, l.key, &mut out);
                 out.len()
             })
             .sum();
@@ -105,23 +134,14 @@ fn lookups(c: &mut Criterion) {
         g.bench_function(format!("single/{label}"), |bench| {
             bench.iter(|| {
                 let mut n = 0;
-                for (b, t, k) in &qs {
-                    index.matches(b, "cn-hangzhou", *t, k, &mut out);
+                for l in &lookups {
+                    index.matches(l.bucket, l.region, l.event, l.key, &mut out);
                     n += out.len();
                 }
                 black_box(n)
             })
         });
-        // What the engine does: lookups in batches, their misses overlapped.
-        let lookups: Vec<Lookup> = qs
-            .iter()
-            .map(|(b, t, k)| Lookup {
-                bucket: b,
-                region: "cn-hangzhou",
-                event: *t,
-                key: k,
-            })
-            .collect();
+        // Lookups in batches, their misses overlapped.
         let (mut all, mut ends) = (Vec::new(), Vec::new());
         g.bench_function(format!("batch/{label}"), |bench| {
             bench.iter(|| {
@@ -133,15 +153,7 @@ fn lookups(c: &mut Criterion) {
                 black_box(n)
             })
         });
-        let zipf_lookups: Vec<Lookup> = zipf
-            .iter()
-            .map(|(b, t, k)| Lookup {
-                bucket: b,
-                region: "cn-hangzhou",
-                event: *t,
-                key: k,
-            })
-            .collect();
+        let zipf_lookups = zipf.lookups();
         g.bench_function(format!("batch_zipf/{label}"), |bench| {
             bench.iter(|| {
                 let mut n = 0;

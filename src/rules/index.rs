@@ -473,8 +473,12 @@ impl RuleIndex {
         let mut buckets = Vec::with_capacity(names.len());
         let mut name_spans = Vec::with_capacity(names.len());
         let mut bucket_rules = Vec::with_capacity(specs.len());
-        // (hash, side bytes…) of every hashed pattern group, placed at the end.
-        let mut groups: Vec<(u64, u32, u32, Vec<u8>)> = Vec::new();
+        // (hash, entries start, entries count, bytes in `group_bytes`) of
+        // every hashed pattern group, placed at the end. One buffer for all
+        // their bytes: a million small allocations would also leave the
+        // heap in shreds for whatever the process allocates next.
+        let mut groups: Vec<(u64, u32, u32, std::ops::Range<usize>)> = Vec::new();
+        let mut group_bytes: Vec<u8> = Vec::new();
         let any = Pattern::Any;
         for (id, name) in names.iter().enumerate() {
             let members = &by_bucket[name];
@@ -568,11 +572,13 @@ impl RuleIndex {
                         .count();
                     let start = entries.len() as u32;
                     entries.extend(items[i..i + n].iter().map(|x| x.2));
+                    let at = group_bytes.len();
+                    group_bytes.extend_from_slice(pat);
                     groups.push((
                         hash_pattern(id as u32, side, pat),
                         start,
                         n as u32,
-                        pat.to_vec(),
+                        at..group_bytes.len(),
                     ));
                     i += n;
                 }
@@ -598,7 +604,8 @@ impl RuleIndex {
         let pcap = (groups.len() * 2).next_power_of_two().max(16);
         let pattern_mask = pcap - 1;
         let mut patterns = prefetch::huge_vec(pcap, FREE_PATTERN);
-        for (h, start, n, pat) in groups {
+        for (h, start, n, range) in groups {
+            let pat = &group_bytes[range];
             let keep = pat.len().min(INLINE_PATTERN);
             let mut ps = PatternSlot {
                 hash: h,
