@@ -151,33 +151,27 @@ pub fn consume(
     let mut batch = Batch::reuse(spares, BATCH);
     let mut topics = TopicIds::default();
     while !stop.load(Ordering::SeqCst) {
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {
-                if !batch.is_empty() {
-                    batch = send(
-                        consumer,
-                        stop,
-                        (batches, spares),
-                        events,
-                        batch,
-                        &mut topics,
-                    )?;
-                }
+        // Hand the batch over when full, or when the topic has gone quiet.
+        let hand_over = match consumer.poll(Duration::from_millis(100)) {
+            None => !batch.is_empty(),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "Kafka consumer error");
+                false
             }
-            Some(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error"),
             Some(Ok(m)) => {
                 push(consumer, &m, &mut batch, &mut topics);
-                if batch.len() >= BATCH {
-                    batch = send(
-                        consumer,
-                        stop,
-                        (batches, spares),
-                        events,
-                        batch,
-                        &mut topics,
-                    )?;
-                }
+                batch.len() >= BATCH
             }
+        };
+        if hand_over {
+            batch = send(
+                consumer,
+                stop,
+                (batches, spares),
+                events,
+                batch,
+                &mut topics,
+            )?;
         }
     }
     Ok(())

@@ -402,7 +402,7 @@ impl Worker {
                                         |e| String::from_utf8_lossy(e.as_bytes()).into_owned(),
                                     ),
                                     rule_id: m.rule.id.to_string(),
-                                    key: format!("{}/{}", m.bucket, m.key),
+                                    key: [m.bucket, "/", m.key].concat(),
                                 },
                             ));
                         }
