@@ -187,13 +187,14 @@ struct PatternSlot {
     one_kind: EntryKind,
     one_suffix: [u8; INLINE_SUFFIX],
     inline: [u8; INLINE_PATTERN],
-    one: OneEntry,
+    one: EntryCore,
 }
 
-/// An [`Entry`] inside its pattern slot (its kind and suffix beside it).
+/// What deciding a match reads of an [`Entry`]: kept in the entry, and
+/// copied into a pattern slot whose pattern has one rule.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
-struct OneEntry {
+struct EntryCore {
     rule: u32,
     direct: EventMask,
     via_all: EventMask,
@@ -214,7 +215,7 @@ const FREE_PATTERN: PatternSlot = PatternSlot {
     one_kind: EntryKind::Prefix,
     one_suffix: [0; INLINE_SUFFIX],
     inline: [0; INLINE_PATTERN],
-    one: OneEntry {
+    one: EntryCore {
         rule: 0,
         direct: EventMask::EMPTY,
         via_all: EventMask::EMPTY,
@@ -244,10 +245,7 @@ enum EntryKind {
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    rule: u32,
-    direct: EventMask,
-    via_all: EventMask,
-    region: u32,
+    core: EntryCore,
     kind: EntryKind,
     /// The suffix of a `p*s`, in `bytes`.
     suffix_start: u32,
@@ -500,10 +498,12 @@ impl RuleIndex {
                 };
                 for p in resources {
                     let mut e = Entry {
-                        rule: r,
-                        direct,
-                        via_all,
-                        region,
+                        core: EntryCore {
+                            rule: r,
+                            direct,
+                            via_all,
+                            region,
+                        },
                         kind: EntryKind::Prefix,
                         suffix_start: 0,
                         suffix_len: 0,
@@ -620,12 +620,7 @@ impl RuleIndex {
             let e = entries[start as usize];
             if n == 1 && e.suffix_len as usize <= INLINE_SUFFIX {
                 ps.has_one = true;
-                ps.one = OneEntry {
-                    rule: e.rule,
-                    direct: e.direct,
-                    via_all: e.via_all,
-                    region: e.region,
-                };
+                ps.one = e.core;
                 ps.one_kind = e.kind;
                 ps.one_suffix_len = e.suffix_len as u8;
                 ps.one_suffix[..e.suffix_len as usize].copy_from_slice(
@@ -787,14 +782,8 @@ impl RuleIndex {
     #[inline]
     fn accepts(&self, v: u32, plen: u32, rv: RegionView, t: EventType, kb: &[u8]) -> Option<u32> {
         let e = &self.entries[v as usize];
-        let one = OneEntry {
-            rule: e.rule,
-            direct: e.direct,
-            via_all: e.via_all,
-            region: e.region,
-        };
         let suffix = &self.bytes[e.suffix_start as usize..(e.suffix_start + e.suffix_len) as usize];
-        accepts(&one, e.kind, suffix, plen, rv, t, kb)
+        accepts(&e.core, e.kind, suffix, plen, rv, t, kb)
     }
 
     /// The rules a found pattern slot gives: its inline entry decided on
@@ -856,7 +845,7 @@ impl RuleIndex {
 /// matched `plen` key bytes, matches in full; its rule if so.
 #[inline]
 fn accepts(
-    e: &OneEntry,
+    e: &EntryCore,
     kind: EntryKind,
     suffix: &[u8],
     plen: u32,
