@@ -143,27 +143,18 @@ fn lookups(c: &mut Criterion) {
         });
         // Lookups in batches, their misses overlapped.
         let (mut all, mut ends) = (Vec::new(), Vec::new());
-        g.bench_function(format!("batch/{label}"), |bench| {
-            bench.iter(|| {
-                let mut n = 0;
-                for chunk in lookups.chunks(256) {
-                    index.matches_batch(chunk, &mut all, &mut ends);
-                    n += all.len();
-                }
-                black_box(n)
-            })
-        });
-        let zipf_lookups = zipf.lookups();
-        g.bench_function(format!("batch_zipf/{label}"), |bench| {
-            bench.iter(|| {
-                let mut n = 0;
-                for chunk in zipf_lookups.chunks(256) {
-                    index.matches_batch(chunk, &mut all, &mut ends);
-                    n += all.len();
-                }
-                black_box(n)
-            })
-        });
+        for (name, batch) in [("batch", lookups), ("batch_zipf", zipf.lookups())] {
+            g.bench_function(format!("{name}/{label}"), |bench| {
+                bench.iter(|| {
+                    let mut n = 0;
+                    for chunk in batch.chunks(256) {
+                        index.matches_batch(chunk, &mut all, &mut ends);
+                        n += all.len();
+                    }
+                    black_box(n)
+                })
+            });
+        }
     }
     g.finish();
 }
