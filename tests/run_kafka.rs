@@ -509,6 +509,36 @@ fn produce_demo(topic: &str) {
     producer.flush(Duration::from_secs(10)).unwrap();
 }
 
+/// One step of the reload test: with a config text, writes it and gives the
+/// watcher time to reload it; then produces the demo logs again, waits until
+/// mns-dev holds `total` messages, and returns the rule of each message.
+async fn reload_step(
+    d: &support::Dir,
+    server: &DevServer,
+    config: Option<&str>,
+    total: usize,
+    secs: u64,
+) -> Vec<String> {
+    if let Some(text) = config {
+        d.write("reload.toml", text);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    produce_demo("oplog-reload");
+    wait_count(server, total, secs).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server
+        .accepted()
+        .iter()
+        .map(|a| {
+            let json = base64::engine::general_purpose::STANDARD
+                .decode(&a.body)
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            v["events"][0]["oss"]["ruleId"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
 async fn wait_count(server: &DevServer, n: usize, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while server.accepted().len() < n && Instant::now() < deadline {
@@ -537,33 +567,13 @@ async fn reload_takes_effect_and_bad_edits_are_refused() {
         .spawn()
         .unwrap();
 
-    let rules_seen = |server: &DevServer| -> Vec<String> {
-        server
-            .accepted()
-            .iter()
-            .map(|a| {
-                let json = base64::engine::general_purpose::STANDARD
-                    .decode(&a.body)
-                    .unwrap();
-                let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-                v["events"][0]["oss"]["ruleId"].as_str().unwrap().to_owned()
-            })
-            .collect()
-    };
-
-    // 1. One rule: its two uploads.
-    produce_demo("oplog-reload");
-    wait_count(&server, 2, 120).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(rules_seen(&server), vec!["photo-uploads"; 2]);
+    // 1. One rule: its two uploads (the first step waits for the group join).
+    let seen = reload_step(&d, &server, None, 2, 120).await;
+    assert_eq!(seen, vec!["photo-uploads"; 2]);
 
     // 2. Edit the file: a second rule, no restart.
-    d.write("reload.toml", &format!("{base}{uploads}{logs}"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    produce_demo("oplog-reload");
-    wait_count(&server, 5, 60).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = rules_seen(&server);
+    let config = format!("{base}{uploads}{logs}");
+    let seen = reload_step(&d, &server, Some(&config), 5, 60).await;
     assert_eq!(seen.len(), 5, "{seen:?}");
     assert_eq!(
         seen.iter().filter(|r| *r == "log-writes").count(),
@@ -572,12 +582,8 @@ async fn reload_takes_effect_and_bad_edits_are_refused() {
     );
 
     // 3. A broken edit is refused; the running rules keep working.
-    d.write("reload.toml", &format!("{base}{uploads}{logs}[[rules]]\nid = \"bad\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nresources = [\"a*b*\"]\nsinks = [\"console\"]\n"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    produce_demo("oplog-reload");
-    wait_count(&server, 8, 60).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = rules_seen(&server);
+    let config = format!("{base}{uploads}{logs}[[rules]]\nid = \"bad\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nresources = [\"a*b*\"]\nsinks = [\"console\"]\n");
+    let seen = reload_step(&d, &server, Some(&config), 8, 60).await;
     assert_eq!(seen.len(), 8, "{seen:?}");
     assert_eq!(
         seen.iter().filter(|r| *r == "log-writes").count(),
@@ -595,10 +601,8 @@ async fn reload_takes_effect_and_bad_edits_are_refused() {
             archive.display()
         ),
     );
-    d.write("reload.toml", &format!("{base}{uploads}{moved}"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    produce_demo("oplog-reload");
-    wait_count(&server, 10, 60).await;
+    let config = format!("{base}{uploads}{moved}");
+    let seen = reload_step(&d, &server, Some(&config), 10, 60).await;
     let t0 = Instant::now();
     let archived = loop {
         let text = std::fs::read_to_string(&archive).unwrap_or_default();
@@ -607,8 +611,6 @@ async fn reload_takes_effect_and_bad_edits_are_refused() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = rules_seen(&server);
     assert_eq!(seen.len(), 10, "{seen:?}");
     assert_eq!(
         seen[8..],
