@@ -4,7 +4,7 @@
 //! memory nor costs the group membership), and on revocation commits what
 //! is done for the revoked partitions before giving them up.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use super::batch::{Batch, Coord, Topics};
+use super::fetch_queue::{forward, FetchQueue, Fetched};
 use super::run::{Event, SOURCE_BATCH as BATCH};
 use crate::config::SourceConfig;
 
@@ -23,6 +24,9 @@ pub struct SourceContext {
     /// `/ready`: partitions are assigned.
     ready: Arc<AtomicBool>,
     topics: Arc<Topics>,
+    /// The source loop's [`FetchQueue`] while it runs (else null): newly
+    /// assigned partitions are forwarded to it.
+    fetch_queue: AtomicPtr<rdkafka::bindings::rd_kafka_queue_t>,
 }
 
 impl ClientContext for SourceContext {
@@ -66,8 +70,24 @@ impl ConsumerContext for SourceContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            let queue = self.fetch_queue.load(Ordering::SeqCst);
+            if !queue.is_null() {
+                for e in tpl.elements() {
+                    // SAFETY: the client is live (we are in its callback) and
+                    // so is `queue`: the source loop clears the pointer
+                    // before it destroys the queue, on this same thread.
+                    unsafe {
+                        forward(
+                            consumer.client().native_ptr(),
+                            queue,
+                            e.topic(),
+                            e.partition(),
+                        )
+                    };
+                }
+            }
             self.epoch.fetch_add(1, Ordering::SeqCst);
             self.ready.store(true, Ordering::SeqCst);
             tracing::info!(partitions = tpl.count(), "partitions assigned");
@@ -128,6 +148,7 @@ pub fn connect(
         epoch: AtomicU64::new(0),
         ready,
         topics,
+        fetch_queue: AtomicPtr::new(std::ptr::null_mut()),
     };
     let consumer: KafkaConsumer = cc
         .create_with_context(ctx)
@@ -148,46 +169,118 @@ pub fn consume(
     spares: &Receiver<Batch>,
     events: &Sender<Event>,
 ) -> Result<(), String> {
-    let mut batch = Batch::reuse(spares, BATCH);
-    let mut topics = TopicIds::default();
-    while !stop.load(Ordering::SeqCst) {
-        // Hand the batch over when full, or when the topic has gone quiet.
-        let hand_over = match consumer.poll(Duration::from_millis(100)) {
-            None => !batch.is_empty(),
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "Kafka consumer error");
-                false
-            }
-            Some(Ok(m)) => {
-                push(consumer, &m, &mut batch, &mut topics);
-                batch.len() >= BATCH
-            }
-        };
-        if hand_over {
-            batch = send(
-                consumer,
-                stop,
-                (batches, spares),
-                events,
-                batch,
-                &mut topics,
-            )?;
+    let mut reader = Reader {
+        consumer,
+        fetch: FetchQueue::new(consumer, BATCH),
+        topics: TopicIds::default(),
+    };
+    let ctx = consumer.context();
+    ctx.fetch_queue.store(reader.fetch.raw(), Ordering::SeqCst);
+    if let Ok(assigned) = consumer.assignment() {
+        for e in assigned.elements() {
+            // SAFETY: the client and the queue are both live here.
+            unsafe {
+                forward(
+                    consumer.client().native_ptr(),
+                    reader.fetch.raw(),
+                    e.topic(),
+                    e.partition(),
+                )
+            };
         }
     }
-    Ok(())
+    let result = (|| {
+        let mut batch = Batch::reuse(spares, BATCH);
+        while !stop.load(Ordering::SeqCst) {
+            // Wait for records only with nothing in hand; hand the batch over
+            // when full, or as soon as no more records are waiting.
+            let wait = if batch.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            let got = reader.read(&mut batch, BATCH, wait);
+            if batch.len() >= BATCH || (got == 0 && !batch.is_empty()) {
+                batch = send(stop, (batches, spares), events, batch, &mut reader)?;
+            }
+        }
+        Ok(())
+    })();
+    // Before the queue goes (the callbacks run on this thread).
+    ctx.fetch_queue
+        .store(std::ptr::null_mut(), Ordering::SeqCst);
+    result
+}
+
+/// What the source loop reads with: the consumer (for rebalances, errors
+/// and statistics) and the queue its partitions' records arrive on.
+struct Reader<'c> {
+    consumer: &'c KafkaConsumer,
+    fetch: FetchQueue<'c>,
+    topics: TopicIds,
+}
+
+impl Reader<'_> {
+    /// Serves the consumer's own queue, then moves up to `room` records
+    /// into `batch`, waiting up to `wait` for the first. Returns how many.
+    fn read(&mut self, batch: &mut Batch, room: usize, wait: Duration) -> usize {
+        let Reader {
+            consumer,
+            fetch,
+            topics,
+        } = self;
+        let mut got = 0;
+        // Rebalances run in here. A record can also arrive here if it was
+        // fetched before its partition was forwarded to `fetch`.
+        while let Some(r) = consumer.poll(Duration::ZERO) {
+            match r {
+                Ok(m) => {
+                    push(consumer, &m, batch, topics);
+                    got += 1;
+                }
+                Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+            }
+        }
+        // After the poll: an assignment there bumps the epoch.
+        let epoch = consumer.context().epoch.load(Ordering::Relaxed);
+        let wait = if got > 0 { Duration::ZERO } else { wait };
+        got + fetch.read(room.saturating_sub(got), wait, |m: Fetched<'_>| {
+            let coord = Coord {
+                topic: topics.by_handle(consumer, m.topic_handle),
+                partition: m.partition,
+                epoch,
+                offset: m.offset,
+            };
+            batch.push(coord, m.payload);
+        })
+    }
 }
 
 /// The source's own copy of topic ids: no lock, no allocation per message.
+/// Topics are looked up by name (records from `poll`) or by librdkafka's
+/// topic handle (records from the fetch queue).
 #[derive(Default)]
-struct TopicIds(Vec<(Box<str>, u32)>);
+struct TopicIds {
+    by_name: Vec<(Box<str>, u32)>,
+    by_handle: Vec<(usize, u32)>,
+}
 
 impl TopicIds {
     fn get(&mut self, consumer: &KafkaConsumer, name: &str) -> u32 {
-        if let Some((_, id)) = self.0.iter().find(|(n, _)| &**n == name) {
+        if let Some((_, id)) = self.by_name.iter().find(|(n, _)| &**n == name) {
             return *id;
         }
         let id = consumer.context().topics.id(name);
-        self.0.push((name.into(), id));
+        self.by_name.push((name.into(), id));
+        id
+    }
+
+    fn by_handle(&mut self, consumer: &KafkaConsumer, handle: usize) -> u32 {
+        if let Some((_, id)) = self.by_handle.iter().find(|(h, _)| *h == handle) {
+            return *id;
+        }
+        let id = self.get(consumer, &FetchQueue::topic_name(handle));
+        self.by_handle.push((handle, id));
         id
     }
 }
@@ -213,13 +306,13 @@ fn push(
 /// that means a stalled sink: pause the assigned partitions and keep
 /// polling (staying in the group, fetching nothing) until there is room.
 fn send(
-    consumer: &KafkaConsumer,
     stop: &AtomicBool,
     (batches, spares): (&Sender<Batch>, &Receiver<Batch>),
     events: &Sender<Event>,
     batch: Batch,
-    topics: &mut TopicIds,
+    reader: &mut Reader<'_>,
 ) -> Result<Batch, String> {
+    let consumer = reader.consumer;
     // Every record is announced to the tracker once, before any worker can
     // see it: the ones not announced yet go right before each hand-over.
     let mut announced = 0;
@@ -245,9 +338,7 @@ fn send(
     }
     loop {
         // Records fetched before the pause may still come: keep them.
-        if let Some(Ok(m)) = consumer.poll(Duration::ZERO) {
-            push(consumer, &m, &mut batch, topics);
-        }
+        reader.read(&mut batch, BATCH, Duration::ZERO);
         announce(&batch);
         match batches.send_timeout(batch, Duration::from_millis(100)) {
             Ok(()) => break,
