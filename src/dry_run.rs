@@ -49,9 +49,9 @@ pub fn run(
         let outcome = engine.process(index, &line, |m| {
             buf.clear();
             buf.extend_from_slice(b"{\"ruleId\":");
-            write_json_string(&mut buf, &m.rule.id);
+            write_json_string(&mut buf, m.rule_id);
             buf.extend_from_slice(b",\"sinks\":[");
-            for (i, s) in m.rule.sinks.iter().enumerate() {
+            for (i, s) in m.sinks.iter().enumerate() {
                 if i > 0 {
                     buf.push(b',');
                 }

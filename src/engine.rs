@@ -4,11 +4,13 @@
 use crate::encode::{write_base64, write_notification};
 use crate::event::{events_of, Outcome, Skip};
 use crate::oplog::{DecodeError, Decoder, KeyEncoding};
-use crate::rules::{CompiledRule, RuleIndex};
+use crate::rules::RuleIndex;
 
 /// One message to deliver: the notification of one event for one rule.
 pub struct Message<'a> {
-    pub rule: &'a CompiledRule,
+    pub rule_id: &'a str,
+    /// The rule's sinks, as positions in the config's sink list.
+    pub sinks: &'a [u32],
     pub bucket: &'a str,
     pub key: &'a str,
     /// The notification JSON.
@@ -96,15 +98,16 @@ impl Engine {
                 why = Some(index.explain(op.bucket, op.region, op.event_type, &obj.key));
             }
             for &r in &self.matches {
-                let rule = index.rule(r);
+                let (rule_id, sinks) = index.route(r);
                 self.json.clear();
-                write_notification(&mut self.json, &op, &obj, &rule.id);
+                write_notification(&mut self.json, &op, &obj, rule_id);
                 self.base64.clear();
                 if self.want_base64 {
                     write_base64(&mut self.base64, &self.json);
                 }
                 emit(Message {
-                    rule,
+                    rule_id,
+                    sinks,
                     bucket: op.bucket,
                     key: &obj.key,
                     json: &self.json,

@@ -53,9 +53,13 @@ impl<'c> FetchQueue<'c> {
     /// ready it waits up to `wait` for the first, and returns as soon as it
     /// comes (librdkafka's call alone would wait until `max` are there).
     /// Errors librdkafka puts in the queue are logged and skipped, as the
-    /// consumer's `poll` does. Returns how many messages were handed over.
+    /// consumer's `poll` does. Returns how many messages it took from the
+    /// queue, errors included.
     pub fn read(&mut self, max: usize, wait: Duration, mut each: impl FnMut(Fetched<'_>)) -> usize {
         let max = max.min(self.messages.len());
+        if max == 0 {
+            return 0;
+        }
         let mut n = self.read_batch(0, max, &mut each);
         if n == 0 && !wait.is_zero() {
             let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);

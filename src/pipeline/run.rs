@@ -388,7 +388,7 @@ impl Worker {
                     tally.records += 1;
                     let sinks = &routing.sinks;
                     let outcome = self.engine.process(&routing.index, line, |m| {
-                        for &s in m.rule.sinks.iter() {
+                        for &s in m.sinks {
                             let bytes = match sinks[s as usize].encoding {
                                 Encoding::Json => m.json,
                                 Encoding::Base64 => m.base64,
@@ -402,7 +402,7 @@ impl Worker {
                                         Ok(text) => text.to_owned(),
                                         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
                                     },
-                                    rule_id: m.rule.id.to_string(),
+                                    rule_id: m.rule_id.to_owned(),
                                     key: [m.bucket, "/", m.key].concat(),
                                 },
                             ));
