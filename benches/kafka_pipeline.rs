@@ -103,9 +103,9 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
-    // A first read of a topic is slower on tansu (the bare consumer reads
-    // ~610k/s cold, ~750k/s after): one uncounted read warms it, so no
-    // round's ratio rests on a cold broker.
+    // A first read of a topic can be slower on tansu (in one run the bare
+    // consumer read 612k/s first, then 750k/s and 762k/s): one uncounted
+    // read, so that no round compares a cold read with a warm one.
     println!("warm-up (not counted):");
     bare_phase(&brokers, &broker_pid, usize::MAX);
     let mut ratios = Vec::new();
@@ -130,7 +130,7 @@ fn main() {
 fn bare_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", brokers)
-        .set("group.id", &format!("bench-bare-{round}"))
+        .set("group.id", format!("bench-bare-{round}"))
         .set("enable.auto.commit", "false")
         .set("statistics.interval.ms", "5000");
     for (k, v) in ossnotify::pipeline::FETCH_DEFAULTS {
