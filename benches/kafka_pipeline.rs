@@ -17,10 +17,9 @@
 mod broker;
 mod common;
 
-use common::committed;
+use common::{committed, spawn_run, stop_run};
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -182,13 +181,7 @@ fn pipeline_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
         .unwrap();
     // The release binary in its own process: a process holds one metrics
     // exporter, and each round needs a fresh pipeline.
-    let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ossnotify"))
-        .args(["run", "-c", path.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&path, &dir.path().join("run.log"));
     let pid = child.id().to_string();
     let deadline = Instant::now() + Duration::from_secs(600);
     let (mut start, mut last) = (None, (0i64, Instant::now()));
@@ -208,9 +201,7 @@ fn pipeline_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
         std::thread::sleep(Duration::from_millis(20));
     }
     let (ours, theirs) = cpu.expect("the pipeline committed something").cores();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "ossnotify run exited with {status}");
+    stop_run(child);
     let (c0, t0) = start.expect("the pipeline committed something");
     let rate = (last.0 - c0) as f64 / (last.1 - t0).as_secs_f64();
     println!(

@@ -17,9 +17,8 @@
 mod broker;
 mod common;
 
-use common::committed;
+use common::{committed, spawn_run, stop_run};
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
@@ -133,13 +132,7 @@ fn main() {
     text.push_str(&w.rules_toml("events"));
     let cfg = dir.path().join("bench.toml");
     std::fs::write(&cfg, text).unwrap();
-    let log = std::fs::File::create(dir.path().join("run.log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ossnotify"))
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&cfg, &dir.path().join("run.log"));
 
     // 1. Sustained rate over the backlog.
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -216,10 +209,6 @@ fn main() {
     // 3. Peak RSS, then a clean stop.
     let hwm = vm_hwm_kib(child.id());
     println!("pipeline peak RSS (VmHWM): {:.1} MiB", hwm as f64 / 1024.0);
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "ossnotify run exited with {status}");
+    stop_run(child);
     server.stop();
 }

@@ -20,3 +20,23 @@ pub fn committed(metrics: &str) -> i64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as i64
 }
+
+/// Starts the release `ossnotify run -c CONFIG` in its own process, its
+/// log (stderr) in `log`.
+pub fn spawn_run(config: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ossnotify"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Stops it as an operator would (SIGTERM) and checks it exited cleanly.
+pub fn stop_run(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "ossnotify run exited with {status}");
+}
