@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rdkafka::bindings as rd;
 use rdkafka::consumer::Consumer;
+use rdkafka::TopicPartitionList;
 
 use super::kafka::KafkaConsumer;
 
@@ -145,9 +146,7 @@ impl Drop for FetchQueue<'_> {
         unsafe {
             let home = rd::rd_kafka_queue_get_consumer(rk);
             if let Ok(assigned) = self.consumer.assignment() {
-                for e in assigned.elements() {
-                    forward(rk, home, e.topic(), e.partition());
-                }
+                forward(rk, home, &assigned);
             }
             if !home.is_null() {
                 rd::rd_kafka_queue_destroy(home);
@@ -157,7 +156,7 @@ impl Drop for FetchQueue<'_> {
     }
 }
 
-/// Forwards one partition's fetched messages to `to`.
+/// Forwards the fetched messages of each of `partitions` to `to`.
 ///
 /// # Safety
 /// `rk` must be a live client and `to` a live queue of it (or null, which
@@ -165,21 +164,22 @@ impl Drop for FetchQueue<'_> {
 pub unsafe fn forward(
     rk: *mut rd::rd_kafka_t,
     to: *mut rd::rd_kafka_queue_t,
-    topic: &str,
-    partition: i32,
+    partitions: &TopicPartitionList,
 ) {
-    let Ok(name) = CString::new(topic) else {
-        return;
-    };
-    // SAFETY: per this function's contract; the partition queue handle is
-    // ours to destroy, and forwarding outlives it (librdkafka keeps its own
-    // references to both queues).
-    unsafe {
-        let part = rd::rd_kafka_queue_get_partition(rk, name.as_ptr(), partition);
-        if part.is_null() {
-            return;
+    for e in partitions.elements() {
+        let Ok(name) = CString::new(e.topic()) else {
+            continue;
+        };
+        // SAFETY: per this function's contract; the partition queue handle
+        // is ours to destroy, and forwarding outlives it (librdkafka keeps
+        // its own references to both queues).
+        unsafe {
+            let part = rd::rd_kafka_queue_get_partition(rk, name.as_ptr(), e.partition());
+            if part.is_null() {
+                continue;
+            }
+            rd::rd_kafka_queue_forward(part, to);
+            rd::rd_kafka_queue_destroy(part);
         }
-        rd::rd_kafka_queue_forward(part, to);
-        rd::rd_kafka_queue_destroy(part);
     }
 }

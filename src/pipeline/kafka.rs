@@ -74,19 +74,10 @@ impl ConsumerContext for SourceContext {
         if let Rebalance::Assign(tpl) = rebalance {
             let queue = self.fetch_queue.load(Ordering::SeqCst);
             if !queue.is_null() {
-                for e in tpl.elements() {
-                    // SAFETY: the client is live (we are in its callback) and
-                    // so is `queue`: the source loop clears the pointer
-                    // before it destroys the queue, on this same thread.
-                    unsafe {
-                        forward(
-                            consumer.client().native_ptr(),
-                            queue,
-                            e.topic(),
-                            e.partition(),
-                        )
-                    };
-                }
+                // SAFETY: the client is live (we are in its callback) and so
+                // is `queue`: the source loop clears the pointer before it
+                // destroys the queue, on this same thread.
+                unsafe { forward(consumer.client().native_ptr(), queue, tpl) };
             }
             self.epoch.fetch_add(1, Ordering::SeqCst);
             self.ready.store(true, Ordering::SeqCst);
@@ -177,17 +168,14 @@ pub fn consume(
     let ctx = consumer.context();
     ctx.fetch_queue.store(reader.fetch.raw(), Ordering::SeqCst);
     if let Ok(assigned) = consumer.assignment() {
-        for e in assigned.elements() {
-            // SAFETY: the client and the queue are both live here.
-            unsafe {
-                forward(
-                    consumer.client().native_ptr(),
-                    reader.fetch.raw(),
-                    e.topic(),
-                    e.partition(),
-                )
-            };
-        }
+        // SAFETY: the client and the queue are both live here.
+        unsafe {
+            forward(
+                consumer.client().native_ptr(),
+                reader.fetch.raw(),
+                &assigned,
+            )
+        };
     }
     let result = (|| {
         let mut batch = Batch::reuse(spares, BATCH);
