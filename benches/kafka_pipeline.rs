@@ -17,7 +17,7 @@
 mod broker;
 mod common;
 
-use common::{committed, spawn_run, stop_run};
+use common::{committed, free_addr, spawn_run, stop_run};
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -165,10 +165,7 @@ fn pipeline_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or(2);
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .to_string();
+    let metrics = free_addr();
     let mut text = format!(
         "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-pipeline-{round}\"\n\n[pipeline]\nworkers = {workers}\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.discard]\ntype = \"null\"\n",
         dir.path().join("dl").display()

@@ -17,7 +17,7 @@
 mod broker;
 mod common;
 
-use common::{committed, spawn_run, stop_run};
+use common::{committed, free_addr, spawn_run, stop_run};
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -120,10 +120,7 @@ fn main() {
 
     // The pipeline, its own process.
     let dir = tempfile::tempdir().unwrap();
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .to_string();
+    let metrics = free_addr();
     let mut text = format!(
         "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-mns\"\n\n[source.librdkafka]\n\"fetch.wait.max.ms\" = \"20\"\n\n[pipeline]\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_queue\"\nendpoint = \"{}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n",
         dir.path().join("dl").display(),

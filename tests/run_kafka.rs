@@ -122,12 +122,7 @@ access_key_secret = "SK"
     let expected: usize = want.values().sum();
     assert_eq!(expected, 7 * COPIES);
 
-    let mut child = support::bin()
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run(&cfg);
     // A group join on tansu can take ~25 s.
     let deadline = Instant::now() + Duration::from_secs(120);
     while server.accepted().len() < expected && Instant::now() < deadline {
@@ -388,15 +383,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     let server = mns(15, 0).await;
     let (n, cfg, want) = setup(&d, "oplog-kill", 30, &server.endpoint(), "ossnotify-kill");
     let total: usize = want.values().sum();
-    let spawn = || {
-        support::bin()
-            .args(["run", "-c", cfg.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let mut first = spawn();
+    let mut first = run(&cfg);
     let deadline = Instant::now() + Duration::from_secs(120);
     while server.accepted().len() < total / 3 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -423,7 +410,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
 
     // The second run re-reads the uncommitted tail (tansu holds the dead
     // member's partitions until max.poll.interval.ms).
-    let second = spawn();
+    let second = run(&cfg);
     wait_for(&server, &want, 180).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (code, err) = stop(second).await;
@@ -451,12 +438,7 @@ async fn sink_down_then_back_loses_nothing_and_pauses() {
         "\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
     ));
     std::fs::write(&cfg, text).unwrap();
-    let child = support::bin()
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run(&cfg);
     let pid = child.id();
     // While the sink is down, memory stays bounded.
     let mut peak_kib = 0u64;
@@ -560,12 +542,7 @@ async fn reload_takes_effect_and_bad_edits_are_refused() {
     let uploads = "[[rules]]\nid = \"photo-uploads\"\nbucket = \"photos-shenzhen\"\nevents = [\"ObjectCreated:*\"]\nresources = [\"uploads/*.jpg\", \"uploads/*.png\"]\nsinks = [\"console\"]\n";
     let logs = "[[rules]]\nid = \"log-writes\"\nbucket = \"app-logs-hk\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"console\"]\n";
     let cfg = d.write("reload.toml", &format!("{base}{uploads}"));
-    let child = support::bin()
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run(&cfg);
 
     // 1. One rule: its two uploads (the first step waits for the group join).
     let seen = reload_step(&d, &server, None, 2, 120).await;
@@ -574,22 +551,13 @@ async fn reload_takes_effect_and_bad_edits_are_refused() {
     // 2. Edit the file: a second rule, no restart.
     let config = format!("{base}{uploads}{logs}");
     let seen = reload_step(&d, &server, Some(&config), 5, 60).await;
-    assert_eq!(seen.len(), 5, "{seen:?}");
-    assert_eq!(
-        seen.iter().filter(|r| *r == "log-writes").count(),
-        1,
-        "{seen:?}"
-    );
+    let log_writes = |seen: &[String]| seen.iter().filter(|r| *r == "log-writes").count();
+    assert_eq!((seen.len(), log_writes(&seen)), (5, 1), "{seen:?}");
 
     // 3. A broken edit is refused; the running rules keep working.
     let config = format!("{base}{uploads}{logs}[[rules]]\nid = \"bad\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nresources = [\"a*b*\"]\nsinks = [\"console\"]\n");
     let seen = reload_step(&d, &server, Some(&config), 8, 60).await;
-    assert_eq!(seen.len(), 8, "{seen:?}");
-    assert_eq!(
-        seen.iter().filter(|r| *r == "log-writes").count(),
-        2,
-        "{seen:?}"
-    );
+    assert_eq!((seen.len(), log_writes(&seen)), (8, 2), "{seen:?}");
 
     // 4. A new sink, and the log rule moved to it, without a restart: the
     // MNS sink keeps running (its table did not change).
@@ -647,16 +615,8 @@ async fn two_processes_in_one_group_share_the_partitions() {
         &server.endpoint(),
         "ossnotify-scale",
     );
-    let spawn = || {
-        support::bin()
-            .args(["run", "-c", cfg.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let a = spawn();
-    let b = spawn();
+    let a = run(&cfg);
+    let b = run(&cfg);
     wait_for(&server, &want, 240).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (code_a, err_a) = stop(a).await;
@@ -692,7 +652,17 @@ async fn two_processes_in_one_group_share_the_partitions() {
     server.stop();
 }
 
-/// A plain HTTP/1.0 GET on loopback: the whole answer.
+/// `ossnotify run -c CONFIG`, its log (stderr) piped for the assertions.
+fn run(cfg: &std::path::Path) -> std::process::Child {
+    support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A loopback port no one listens on now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -701,6 +671,7 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A plain HTTP/1.0 GET on loopback: the whole answer.
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

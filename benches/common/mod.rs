@@ -40,3 +40,11 @@ pub fn stop_run(mut child: std::process::Child) {
     let status = child.wait().unwrap();
     assert!(status.success(), "ossnotify run exited with {status}");
 }
+
+/// A loopback address no one listens on now, for the pipeline's /metrics.
+pub fn free_addr() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string()
+}
