@@ -25,7 +25,9 @@ pub struct Fetched<'m> {
 }
 
 /// The queue, owned by the source loop, which borrows the consumer: it
-/// cannot outlive the `rd_kafka_t` it was made from.
+/// cannot outlive the `rd_kafka_t` it was made from. While it exists the
+/// consumer's context holds it, so that partitions assigned later are
+/// forwarded to it too.
 pub struct FetchQueue<'c> {
     consumer: &'c KafkaConsumer,
     queue: *mut rd::rd_kafka_queue_t,
@@ -34,20 +36,20 @@ pub struct FetchQueue<'c> {
 
 impl<'c> FetchQueue<'c> {
     pub fn new(consumer: &'c KafkaConsumer, capacity: usize) -> FetchQueue<'c> {
-        // SAFETY: `native_ptr` is the live client of `consumer`, which
-        // outlives this queue (the borrow above); the handle is destroyed in
-        // `drop`.
-        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
+        let rk = consumer.client().native_ptr();
+        // SAFETY: `rk` is the live client of `consumer`, which outlives this
+        // queue (the borrow above); the handle is destroyed in `drop`.
+        let queue = unsafe { rd::rd_kafka_queue_new(rk) };
+        consumer.context().set_fetch_queue(queue);
+        if let Ok(assigned) = consumer.assignment() {
+            // SAFETY: the client and the queue are both live here.
+            unsafe { forward(rk, queue, &assigned) };
+        }
         FetchQueue {
             consumer,
             queue,
             messages: vec![ptr::null_mut(); capacity.max(1)],
         }
-    }
-
-    /// The raw queue, for [`forward`] when partitions are assigned.
-    pub fn raw(&self) -> *mut rd::rd_kafka_queue_t {
-        self.queue
     }
 
     /// Hands up to `max` messages to `each`, in queue order. If none is
@@ -140,6 +142,9 @@ impl Drop for FetchQueue<'_> {
     /// whatever the client does after the source loop (closing, committing
     /// on revocation) sees them as librdkafka set them up.
     fn drop(&mut self) {
+        // First, so that no rebalance forwards to the queue from here on
+        // (callbacks run on this thread).
+        self.consumer.context().set_fetch_queue(ptr::null_mut());
         let rk = self.consumer.client().native_ptr();
         // SAFETY: `rk` is live (the consumer outlives `self`); the consumer
         // queue handle is ours to destroy.

@@ -45,6 +45,14 @@ impl ClientContext for SourceContext {
     }
 }
 
+impl SourceContext {
+    /// Where newly assigned partitions are forwarded: set and cleared by
+    /// [`FetchQueue`], which clears it before the queue goes.
+    pub(super) fn set_fetch_queue(&self, queue: *mut rdkafka::bindings::rd_kafka_queue_t) {
+        self.fetch_queue.store(queue, Ordering::SeqCst);
+    }
+}
+
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
@@ -75,7 +83,7 @@ impl ConsumerContext for SourceContext {
             let queue = self.fetch_queue.load(Ordering::SeqCst);
             if !queue.is_null() {
                 // SAFETY: the client is live (we are in its callback) and so
-                // is `queue`: the source loop clears the pointer before it
+                // is `queue`: `FetchQueue` clears the pointer before it
                 // destroys the queue, on this same thread.
                 unsafe { forward(consumer.client().native_ptr(), queue, tpl) };
             }
@@ -165,39 +173,21 @@ pub fn consume(
         fetch: FetchQueue::new(consumer, BATCH),
         topics: TopicIds::default(),
     };
-    let ctx = consumer.context();
-    ctx.fetch_queue.store(reader.fetch.raw(), Ordering::SeqCst);
-    if let Ok(assigned) = consumer.assignment() {
-        // SAFETY: the client and the queue are both live here.
-        unsafe {
-            forward(
-                consumer.client().native_ptr(),
-                reader.fetch.raw(),
-                &assigned,
-            )
+    let mut batch = Batch::reuse(spares, BATCH);
+    while !stop.load(Ordering::SeqCst) {
+        // Wait for records only with nothing in hand; hand the batch over
+        // when full, or as soon as no more records are waiting.
+        let wait = if batch.is_empty() {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
         };
-    }
-    let result = (|| {
-        let mut batch = Batch::reuse(spares, BATCH);
-        while !stop.load(Ordering::SeqCst) {
-            // Wait for records only with nothing in hand; hand the batch over
-            // when full, or as soon as no more records are waiting.
-            let wait = if batch.is_empty() {
-                Duration::from_millis(100)
-            } else {
-                Duration::ZERO
-            };
-            let got = reader.read(&mut batch, BATCH, wait);
-            if batch.len() >= BATCH || (got == 0 && !batch.is_empty()) {
-                batch = send(stop, (batches, spares), events, batch, &mut reader)?;
-            }
+        let got = reader.read(&mut batch, BATCH, wait);
+        if batch.len() >= BATCH || (got == 0 && !batch.is_empty()) {
+            batch = send(stop, (batches, spares), events, batch, &mut reader)?;
         }
-        Ok(())
-    })();
-    // Before the queue goes (the callbacks run on this thread).
-    ctx.fetch_queue
-        .store(std::ptr::null_mut(), Ordering::SeqCst);
-    result
+    }
+    Ok(())
 }
 
 /// What the source loop reads with: the consumer (for rebalances, errors
