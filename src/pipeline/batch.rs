@@ -1,8 +1,11 @@
 //! What moves between the pipeline's threads: record coordinates (small and
 //! `Copy`, so no reference count is touched per record on any thread) and
-//! batches of payloads (one allocation per batch, not per record).
+//! batches of payloads: lines copied into one buffer (one allocation per
+//! batch, not per record), or librdkafka's own messages, not copied.
 
 use std::sync::{Arc, RwLock};
+
+use super::fetch_queue::Held;
 
 /// Where a record came from: a Kafka topic/partition/offset, or a file
 /// (partition -1) and line. The topic is an id in [`Topics`].
@@ -53,28 +56,45 @@ impl Topics {
     }
 }
 
-/// Records from the source to a worker: their coordinates and payloads,
-/// the payloads back to back in one buffer.
-#[derive(Debug, Default)]
+/// Records from the source to a worker: their coordinates and payloads.
+#[derive(Default)]
 pub struct Batch {
     coords: Vec<Coord>,
+    /// Copied payloads, back to back.
     bytes: Vec<u8>,
-    ends: Vec<usize>,
+    payloads: Vec<Payload>,
+}
+
+/// Where a record's payload is.
+enum Payload {
+    /// `bytes[start..end]`.
+    Copied(usize, usize),
+    /// In the fetched message itself, released when the batch is cleared.
+    Held(Held),
 }
 
 impl Batch {
     pub fn with_capacity(records: usize) -> Batch {
         Batch {
             coords: Vec::with_capacity(records),
-            bytes: Vec::with_capacity(records * 768),
-            ends: Vec::with_capacity(records),
+            bytes: Vec::new(),
+            payloads: Vec::with_capacity(records),
         }
     }
 
+    /// Adds a record with a copy of its payload.
     pub fn push(&mut self, coord: Coord, payload: &[u8]) {
         self.coords.push(coord);
+        let start = self.bytes.len();
         self.bytes.extend_from_slice(payload);
-        self.ends.push(self.bytes.len());
+        self.payloads.push(Payload::Copied(start, self.bytes.len()));
+    }
+
+    /// Adds a fetched record, keeping librdkafka's message instead of
+    /// copying its payload (the source's largest per-record cost).
+    pub fn push_held(&mut self, coord: Coord, message: Held) {
+        self.coords.push(coord);
+        self.payloads.push(Payload::Held(message));
     }
 
     /// A spare batch the workers gave back (emptied, its buffers kept), or
@@ -85,11 +105,12 @@ impl Batch {
             .unwrap_or_else(|_| Batch::with_capacity(records))
     }
 
-    /// Empties the batch, keeping its buffers.
+    /// Empties the batch, keeping its buffers (and releasing the messages
+    /// it held).
     pub fn clear(&mut self) {
         self.coords.clear();
         self.bytes.clear();
-        self.ends.clear();
+        self.payloads.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -105,11 +126,13 @@ impl Batch {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (Coord, &[u8])> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        self.coords
-            .iter()
-            .zip(starts.zip(self.ends.iter()))
-            .map(|(c, (s, &e))| (*c, &self.bytes[s..e]))
+        self.coords.iter().zip(&self.payloads).map(|(c, p)| {
+            let payload = match p {
+                Payload::Copied(s, e) => &self.bytes[*s..*e],
+                Payload::Held(m) => m.payload(),
+            };
+            (*c, payload)
+        })
     }
 }
 

@@ -15,13 +15,49 @@ use rdkafka::TopicPartitionList;
 
 use super::kafka::KafkaConsumer;
 
-/// One fetched message, borrowed from librdkafka until the callback returns.
-pub struct Fetched<'m> {
+/// One fetched message, handed to the caller with its ownership.
+pub struct Fetched {
     /// librdkafka's topic handle, stable for the client's life: a cache key.
     pub topic_handle: usize,
     pub partition: i32,
     pub offset: i64,
-    pub payload: &'m [u8],
+    pub message: Held,
+}
+
+/// A fetched librdkafka message, kept (payload included, not copied) until
+/// dropped: the worker that decodes it drops it. Every `Held` must be dropped
+/// before the consumer it came from: `run` joins the workers, which drain
+/// every batch, before it lets go of the consumer.
+pub struct Held(ptr::NonNull<rd::rd_kafka_message_t>);
+
+// SAFETY: a message from `rd_kafka_consume_batch_queue` belongs to the
+// application alone; librdkafka's threads never touch it again. Reading its
+// fields and `rd_kafka_message_destroy` (which releases its buffer and
+// partition through atomic reference counts) may run on any thread, and a
+// `Held` is used by one thread at a time (it is not `Sync`: only moved).
+unsafe impl Send for Held {}
+
+impl Held {
+    pub fn payload(&self) -> &[u8] {
+        // SAFETY: the message is ours and alive until `drop`; librdkafka
+        // does not change it meanwhile. The payload, when present, is `len`
+        // bytes that live as long as the message.
+        unsafe {
+            let m = self.0.as_ref();
+            if m.payload.is_null() {
+                &[]
+            } else {
+                std::slice::from_raw_parts(m.payload as *const u8, m.len)
+            }
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: the message is ours, destroyed once, here.
+        unsafe { rd::rd_kafka_message_destroy(self.0.as_ptr()) }
+    }
 }
 
 /// The queue, owned by the source loop, which borrows the consumer: it
@@ -58,7 +94,7 @@ impl<'c> FetchQueue<'c> {
     /// Errors librdkafka puts in the queue are logged and skipped, as the
     /// consumer's `poll` does. Returns how many messages it took from the
     /// queue, errors included.
-    pub fn read(&mut self, max: usize, wait: Duration, mut each: impl FnMut(Fetched<'_>)) -> usize {
+    pub fn read(&mut self, max: usize, wait: Duration, mut each: impl FnMut(Fetched)) -> usize {
         let max = max.min(self.messages.len());
         if max == 0 {
             return 0;
@@ -78,7 +114,7 @@ impl<'c> FetchQueue<'c> {
         &mut self,
         timeout_ms: i32,
         max: usize,
-        each: &mut impl FnMut(Fetched<'_>),
+        each: &mut impl FnMut(Fetched),
     ) -> usize {
         if max == 0 {
             return 0;
@@ -95,29 +131,26 @@ impl<'c> FetchQueue<'c> {
         };
         let got = usize::try_from(got).unwrap_or(0);
         for &m in &self.messages[..got] {
-            // SAFETY: librdkafka filled the first `got` slots with messages
-            // we now own; each stays valid, payload included, until
-            // `rd_kafka_message_destroy` below, after the last use of
-            // `payload`.
-            unsafe {
-                let msg = &*m;
-                if msg.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    let payload = if msg.payload.is_null() {
-                        &[][..]
-                    } else {
-                        std::slice::from_raw_parts(msg.payload as *const u8, msg.len)
-                    };
-                    each(Fetched {
-                        topic_handle: msg.rkt as usize,
-                        partition: msg.partition,
-                        offset: msg.offset,
-                        payload,
-                    });
-                } else {
-                    let reason = CStr::from_ptr(rd::rd_kafka_err2str(msg.err)).to_string_lossy();
-                    tracing::warn!(error = %reason, partition = msg.partition, "Kafka consumer error");
-                }
-                rd::rd_kafka_message_destroy(m);
+            let Some(m) = ptr::NonNull::new(m) else {
+                continue;
+            };
+            // librdkafka filled the first `got` slots with messages we now
+            // own: each becomes a `Held`, which destroys it once.
+            let held = Held(m);
+            // SAFETY: the message is alive while `held` is.
+            let msg = unsafe { m.as_ref() };
+            if msg.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                each(Fetched {
+                    topic_handle: msg.rkt as usize,
+                    partition: msg.partition,
+                    offset: msg.offset,
+                    message: held,
+                });
+            } else {
+                // SAFETY: librdkafka's error strings are static and
+                // NUL-terminated.
+                let reason = unsafe { CStr::from_ptr(rd::rd_kafka_err2str(msg.err)) };
+                tracing::warn!(error = %reason.to_string_lossy(), partition = msg.partition, "Kafka consumer error");
             }
         }
         got

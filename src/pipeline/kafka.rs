@@ -222,14 +222,14 @@ impl Reader<'_> {
         // After the poll: an assignment there bumps the epoch.
         let epoch = consumer.context().epoch.load(Ordering::Relaxed);
         let wait = if got > 0 { Duration::ZERO } else { wait };
-        got + fetch.read(room.saturating_sub(got), wait, |m: Fetched<'_>| {
+        got + fetch.read(room.saturating_sub(got), wait, |m: Fetched| {
             let coord = Coord {
                 topic: topics.by_handle(consumer, m.topic_handle),
                 partition: m.partition,
                 epoch,
                 offset: m.offset,
             };
-            batch.push(coord, m.payload);
+            batch.push_held(coord, m.message);
         })
     }
 }
