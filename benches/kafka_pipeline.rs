@@ -165,9 +165,20 @@ fn pipeline_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or(2);
+    // The pipeline's own threads on the last CPU, librdkafka's and the
+    // broker's free (`[pipeline] cpus`, README "Sharing a machine with the
+    // broker"); `OSSNOTIFY_BENCH_CPUS=""` leaves every thread free.
+    let cpus = std::env::var("OSSNOTIFY_BENCH_CPUS").unwrap_or_else(|_| {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if n > 1 {
+            (n - 1).to_string()
+        } else {
+            String::new()
+        }
+    });
     let metrics = free_addr();
     let mut text = format!(
-        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-pipeline-{round}\"\n\n[pipeline]\nworkers = {workers}\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.discard]\ntype = \"null\"\n",
+        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-pipeline-{round}\"\n\n[pipeline]\nworkers = {workers}\ncommit_interval_ms = 100\ncpus = [{cpus}]\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.discard]\ntype = \"null\"\n",
         dir.path().join("dl").display()
     );
     text.push_str(&ossnotify::synth::Workload::standard().rules_toml("discard"));
@@ -202,7 +213,7 @@ fn pipeline_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
     let (c0, t0) = start.expect("the pipeline committed something");
     let rate = (last.0 - c0) as f64 / (last.1 - t0).as_secs_f64();
     println!(
-        "pipeline (`ossnotify run`: Kafka → 10k rules → null sink, {workers} workers): {} records committed, {rate:.0} records/s; CPU: {ours:.2} cores in it, {theirs:.2} in the broker",
+        "pipeline (`ossnotify run`: Kafka → 10k rules → null sink, {workers} workers, cpus = [{cpus}]): {} records committed, {rate:.0} records/s; CPU: {ours:.2} cores in it, {theirs:.2} in the broker",
         last.0
     );
     rate

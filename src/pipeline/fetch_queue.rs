@@ -110,12 +110,7 @@ impl<'c> FetchQueue<'c> {
         n
     }
 
-    fn read_batch(
-        &mut self,
-        timeout_ms: i32,
-        max: usize,
-        each: &mut impl FnMut(Fetched),
-    ) -> usize {
+    fn read_batch(&mut self, timeout_ms: i32, max: usize, each: &mut impl FnMut(Fetched)) -> usize {
         if max == 0 {
             return 0;
         }

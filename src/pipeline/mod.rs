@@ -3,6 +3,7 @@
 //! at-least-once commits, hot reload of rules and sinks, and the metrics.
 
 mod batch;
+mod cpus;
 mod fetch_queue;
 mod kafka;
 mod offsets;

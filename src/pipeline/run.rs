@@ -104,9 +104,15 @@ pub(super) const SOURCE_BATCH: usize = 256;
 /// then drains (every message delivered or dead-lettered, within
 /// `[pipeline] drain_timeout_ms`) and commits.
 pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSummary, String> {
+    let cpus = config.pipeline.cpus.clone();
+    super::cpus::check(&cpus)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("ossnotify-io")
+        .on_thread_start({
+            let cpus = cpus.clone();
+            move || super::cpus::pin_or_warn(&cpus)
+        })
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -180,6 +186,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     let tracker = {
         let (consumer, latest, topics) = (consumer.clone(), latest.clone(), topics.clone());
         let interval = config.pipeline.commit_interval_ms;
+        let cpus = cpus.clone();
         let publish = {
             let (counters, drivers, reloads, routing, batches) = (
                 counters.clone(),
@@ -196,6 +203,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         std::thread::Builder::new()
             .name("ossnotify-offsets".into())
             .spawn(move || {
+                super::cpus::pin_or_warn(&cpus);
                 track(
                     events_rx,
                     consumer.as_deref(),
@@ -220,6 +228,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
             events: events_tx.clone(),
             counters: counters.clone(),
             engine: Engine::new(config.source.key_encoding, false),
+            cpus: cpus.clone(),
         };
         workers.push(
             std::thread::Builder::new()
@@ -230,7 +239,9 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     }
     drop(batch_rx);
 
-    // The source, on this thread.
+    // The source, on this thread (pinned only now: librdkafka's threads,
+    // started with the consumer above, keep every CPU).
+    super::cpus::pin_or_warn(&cpus);
     let read = match input {
         Input::Lines(reader, name) => {
             let topic = topics.id(&name);
@@ -368,10 +379,12 @@ struct Worker {
     events: Sender<Event>,
     counters: Arc<Counters>,
     engine: Engine,
+    cpus: Vec<usize>,
 }
 
 impl Worker {
     fn run(mut self) -> Result<(), String> {
+        super::cpus::pin_or_warn(&self.cpus);
         let mut out: Vec<(u32, Envelope)> = Vec::new();
         while let Ok(mut batch) = self.rx.recv() {
             // One routing per batch: a reload takes effect at the next one.
