@@ -55,13 +55,16 @@ case "${1:-}" in
     echo "$pid" >"$tools/tansu-$port.pid"
     if [ -n "${3:-}" ]; then
       # Stop with the process that asked for the broker (a test binary).
-      ( while kill -0 "$3" 2>/dev/null; do sleep 1; done; kill "$pid" 2>/dev/null ) >/dev/null 2>&1 &
+      # Its pid and log files go with it (one pair per port used, or
+      # .tools/ collects hundreds).
+      ( while kill -0 "$3" 2>/dev/null; do sleep 1; done; kill "$pid" 2>/dev/null
+        rm -f "$tools/tansu-$port.pid" "$tools/tansu-$port.log" ) >/dev/null 2>&1 &
     fi
     wait_port "$port"
     ;;
   stop)
     f="$tools/tansu-$2.pid"
-    if [ -f "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; fi
+    if [ -f "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; rm -f "$f" "$tools/tansu-$2.log"; fi
     ;;
   topic)
     install
