@@ -187,6 +187,9 @@ fn run(config_path: &Path) -> ExitCode {
     }
     match ossnotify::pipeline::run(&config, input, stop) {
         Ok(s) => {
+            if !s.drained {
+                eprintln!("run: the drain deadline cut the drain short; what was in flight is read again at the next start");
+            }
             eprintln!(
                 "run: {} records ({} invalid, {} skipped, {} without a matching rule); {} messages: {} delivered, {} dead-lettered",
                 s.records, s.invalid, s.skipped, s.unmatched, s.messages, s.delivered, s.dead_lettered

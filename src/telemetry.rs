@@ -1,6 +1,7 @@
-//! Metrics and health (SPEC §7 `[metrics] listen`): a Prometheus text
-//! endpoint at `/metrics`, `/health` (the process is up) and `/ready` (the
-//! pipeline is consuming). Metric names live here, in one place. No label
+//! Metrics and health (`[metrics] listen`): a Prometheus text endpoint at
+//! `/metrics`, `/health` (200 while no component has failed, 503 with the
+//! reason once one has) and `/ready` (200 while partitions are assigned and
+//! nothing has failed). Metric names live here, in one place. No label
 //! is per rule: a million rules must not mean a million series.
 
 use std::convert::Infallible;
@@ -23,6 +24,9 @@ pub const COMMITTED: &str = "ossnotify_committed_offset";
 pub const RELOADS: &str = "ossnotify_reloads_total";
 pub const QUEUE_DEPTH: &str = "ossnotify_queue_depth";
 pub const CONSUMER_LAG: &str = "ossnotify_consumer_lag";
+/// Events the offset tracker refused (stale, duplicate, out of range),
+/// labelled `kind`.
+pub const TRACKER_ANOMALIES: &str = "ossnotify_tracker_anomalies_total";
 /// Counted by the sinks themselves.
 pub const RETRIES: &str = ossnotify_sinks::RETRIES;
 
@@ -36,7 +40,11 @@ pub fn recorder() -> Option<PrometheusHandle> {
 
 /// Serves `/metrics`, `/health` and `/ready` on `listen` from the current
 /// tokio runtime.
-pub async fn serve(listen: &str, ready: Arc<AtomicBool>) -> Result<(), String> {
+pub async fn serve(
+    listen: &str,
+    ready: Arc<AtomicBool>,
+    supervisor: Arc<crate::pipeline::Supervisor>,
+) -> Result<(), String> {
     let handle = recorder().ok_or("cannot install the metrics recorder")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -47,11 +55,16 @@ pub async fn serve(listen: &str, ready: Arc<AtomicBool>) -> Result<(), String> {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let (handle, ready) = (handle.clone(), ready.clone());
+            let (handle, ready, supervisor) = (handle.clone(), ready.clone(), supervisor.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let failure = supervisor.failure();
                     let (status, body) = match req.uri().path() {
                         "/metrics" => (StatusCode::OK, handle.render()),
+                        "/health" | "/ready" if failure.is_some() => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("failed: {}\n", failure.expect("checked")),
+                        ),
                         "/health" => (StatusCode::OK, "ok\n".to_owned()),
                         "/ready" if ready.load(Ordering::SeqCst) => {
                             (StatusCode::OK, "ready\n".to_owned())

@@ -134,6 +134,9 @@ pub struct PipelineConfig {
     pub drain_timeout_ms: u64,
     /// How often offsets are committed (and metrics published).
     pub commit_interval_ms: u64,
+    /// On revocation, how long to wait for the revoked partitions' messages
+    /// in flight before committing and giving them up.
+    pub revoke_wait_ms: u64,
     /// CPUs for the pipeline's own threads; empty: all (see
     /// `pipeline::cpus`).
     pub cpus: Vec<usize>,
@@ -146,6 +149,7 @@ impl Default for PipelineConfig {
             queue_capacity: 8192,
             drain_timeout_ms: 30_000,
             commit_interval_ms: 500,
+            revoke_wait_ms: 3_000,
             cpus: Vec::new(),
         }
     }

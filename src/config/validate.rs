@@ -61,6 +61,23 @@ pub(super) fn validate(
             "must be at least 1",
         ));
     }
+    // The revocation callback holds the poll loop for up to this long: it
+    // must stay well inside the time librdkafka allows between polls.
+    let max_poll_ms: u64 = source
+        .librdkafka
+        .get("max.poll.interval.ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    if raw.pipeline.revoke_wait_ms.saturating_mul(2) >= max_poll_ms {
+        errors.push(Diagnostic::error(
+            None,
+            "pipeline.revoke_wait_ms",
+            format!(
+                "is {} ms; keep it under half of max.poll.interval.ms ({max_poll_ms} ms), or the member is dropped from the group while it waits",
+                raw.pipeline.revoke_wait_ms
+            ),
+        ));
+    }
 
     let mut sinks: Vec<SinkEntry> = sinks.into_iter().map(|(s, _)| s).collect();
     sinks.sort_by(|a, b| a.name.cmp(&b.name));

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use super::fetch_queue::Held;
+use super::source::fetch_queue::Held;
 
 /// Where a record came from: a Kafka topic/partition/offset, or a file
 /// (partition -1) and line. The topic is an id in [`Topics`].
@@ -113,6 +113,26 @@ impl Batch {
         self.payloads.clear();
     }
 
+    /// Keeps the records `keep` says yes to, in order, releasing the rest.
+    /// `announced` counts the first records already announced to the
+    /// tracker; it is adjusted to count those kept.
+    pub fn retain(&mut self, announced: &mut usize, mut keep: impl FnMut(&Coord) -> bool) {
+        let (mut kept, mut kept_announced) = (0, 0);
+        for i in 0..self.coords.len() {
+            if keep(&self.coords[i]) {
+                if i < *announced {
+                    kept_announced += 1;
+                }
+                self.coords.swap(kept, i);
+                self.payloads.swap(kept, i);
+                kept += 1;
+            }
+        }
+        self.coords.truncate(kept);
+        self.payloads.truncate(kept);
+        *announced = kept_announced;
+    }
+
     pub fn len(&self) -> usize {
         self.coords.len()
     }
@@ -170,5 +190,16 @@ mod tests {
             ..c(a, 12)
         };
         assert_eq!(topics.describe(&file), "logs:12");
+
+        // Dropping a partition's records keeps the rest in order, and
+        // counts how many of the announced ones are left.
+        let mut announced = 2;
+        batch.retain(&mut announced, |c| c.topic != b);
+        let got: Vec<(Coord, &[u8])> = batch.iter().collect();
+        assert_eq!(
+            got,
+            vec![(c(a, 7), &b"{\"x\":1}"[..]), (c(a, 8), &b"z"[..])]
+        );
+        assert_eq!(announced, 1);
     }
 }

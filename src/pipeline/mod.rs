@@ -1,18 +1,23 @@
-//! The runtime (SPEC §6): the Kafka source (or a file, or stdin), worker
-//! threads, sink routing and drivers, dead-lettering, offset tracking for
-//! at-least-once commits, hot reload of rules and sinks, and the metrics.
+//! The runtime (docs/guarantees.md): a source (Kafka, a file, stdin),
+//! worker threads, sink routing and drivers, dead-lettering, offset
+//! tracking for at-least-once commits, supervision, hot reload of rules and
+//! sinks, and the metrics. `run` wires them; `shutdown` says how a run ends.
 
 mod batch;
 mod cpus;
-mod fetch_queue;
-mod kafka;
 mod offsets;
 mod reload;
 mod routing;
 mod run;
+mod shutdown;
+mod source;
+mod supervisor;
+mod tracker;
+mod worker;
 
 pub use batch::{Batch, Coord, Topics};
-pub use kafka::FETCH_DEFAULTS;
-pub use offsets::{OffsetTracker, PartitionOffsets};
+pub use offsets::{Anomaly, Generation, OffsetTracker, PartitionOffsets};
 pub use reload::ReloadCounters;
-pub use run::{run, Input, RunSummary};
+pub use run::{run, Input, RunError, RunSummary};
+pub use source::kafka::FETCH_DEFAULTS;
+pub use supervisor::{Failure, Supervisor};

@@ -18,7 +18,9 @@ use crossbeam_channel::Sender;
 use ossnotify_sinks::{deliver_or_dead_letter, DeadLetterStore, Encoding, Envelope, Outcome, Sink};
 
 use super::batch::Coord;
-use super::run::{Counters, Event};
+use super::supervisor::Supervisor;
+use super::tracker::Progress;
+use super::worker::Counters;
 use crate::config::Config;
 use crate::rules::RuleIndex;
 
@@ -60,13 +62,16 @@ const LINGER: Duration = Duration::from_millis(5);
 pub struct Drivers {
     rt: tokio::runtime::Handle,
     store: Arc<DeadLetterStore>,
-    events: Sender<Event>,
+    progress: Sender<Progress>,
     counters: Arc<Counters>,
+    supervisor: Arc<Supervisor>,
     /// Chunks per sink queue.
     chunks: usize,
     /// Running sinks by name, with their fingerprint.
     live: Mutex<HashMap<String, (String, SinkQueue)>>,
-    pub handles: Mutex<Vec<tokio::task::JoinHandle<Result<(), String>>>>,
+    /// Each driver's task, ended once its queue is closed and drained;
+    /// a driver that fails reports to the supervisor first.
+    pub handles: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub stats: Mutex<Vec<Arc<SinkStats>>>,
 }
 
@@ -74,19 +79,21 @@ impl Drivers {
     pub fn new(
         rt: tokio::runtime::Handle,
         store: Arc<DeadLetterStore>,
-        events: Sender<Event>,
+        progress: Sender<Progress>,
         counters: Arc<Counters>,
+        supervisor: Arc<Supervisor>,
         queue_capacity: usize,
     ) -> Drivers {
         Drivers {
             rt,
             store,
-            events,
+            progress,
             counters,
+            supervisor,
             // A chunk holds the messages of one worker batch (of
             // `SOURCE_BATCH` records) for one sink: about `queue_capacity`
             // records' messages in all.
-            chunks: (queue_capacity / super::run::SOURCE_BATCH).max(1),
+            chunks: (queue_capacity / super::source::BATCH).max(1),
             live: Mutex::default(),
             handles: Mutex::default(),
             stats: Mutex::default(),
@@ -154,11 +161,21 @@ impl Drivers {
         };
         let ctx = DriverContext {
             store: self.store.clone(),
-            events: self.events.clone(),
+            progress: self.progress.clone(),
             counters: self.counters.clone(),
+            supervisor: self.supervisor.clone(),
             stats,
         };
-        let handle = self.rt.spawn(drive(sink, rx, ctx));
+        let (name, supervisor) = (format!("sink {}", sink.name()), self.supervisor.clone());
+        let driver = self.rt.spawn(drive(sink, rx, ctx));
+        // Watches the driver: an error or a panic stops the run at once.
+        let handle = self.rt.spawn(async move {
+            match driver.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => supervisor.fail(&name, e),
+                Err(e) => supervisor.fail(&name, format!("panicked: {e}")),
+            }
+        });
         self.handles.lock().expect("not poisoned").push(handle);
         queue
     }
@@ -167,8 +184,9 @@ impl Drivers {
 #[derive(Clone)]
 struct DriverContext {
     store: Arc<DeadLetterStore>,
-    events: Sender<Event>,
+    progress: Sender<Progress>,
     counters: Arc<Counters>,
+    supervisor: Arc<Supervisor>,
     stats: Arc<SinkStats>,
 }
 
@@ -206,9 +224,19 @@ async fn drive(
                 let (envelopes, coords): (Vec<Envelope>, Vec<Coord>) =
                     batch.into_iter().map(|i| (i.envelope, i.coord)).unzip();
                 let started = std::time::Instant::now();
-                let outcomes = deliver_or_dead_letter(sink.as_ref(), &envelopes, &ctx.store)
-                    .await
-                    .map_err(|e| format!("cannot write the dead-letter store: {e}"))?;
+                let outcomes = match deliver_or_dead_letter(sink.as_ref(), &envelopes, &ctx.store).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        // Reported at once (the driver would notice only at
+                        // its next message); never acknowledged.
+                        let e = format!(
+                            "cannot write the dead-letter store {}: {e}",
+                            ctx.store.path().display()
+                        );
+                        ctx.supervisor.fail(&format!("sink {}", sink.name()), &e);
+                        return Err(e);
+                    }
+                };
                 metrics::histogram!(crate::telemetry::DELIVERY_SECONDS, "sink" => sink.name().to_owned())
                     .record(started.elapsed().as_secs_f64());
                 drop(permit);
@@ -225,7 +253,7 @@ async fn drive(
                     .dead_lettered
                     .fetch_add(failed, Ordering::Relaxed);
                 ctx.stats.dead_lettered.fetch_add(failed, Ordering::Relaxed);
-                let _ = ctx.events.send(Event::Acked(coords));
+                let _ = ctx.progress.send(Progress::Acked(coords));
                 Ok::<(), String>(())
             });
             // Reap what has finished, keeping the set small.

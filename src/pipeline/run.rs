@@ -1,46 +1,35 @@
-//! `ossnotify run` over a file or stdin: the whole road from record to
-//! sink. A source thread reads records and tells the offset tracker what it
-//! saw; worker threads (bounded crossbeam channels) decode, match and encode,
+//! `ossnotify run`: wires the road from record to sink. A source thread
+//! (this one) reads records and announces them to the offset tracker;
+//! worker threads (bounded crossbeam channels) decode, match and encode,
 //! tell the tracker how many messages each record yields, and hand the
 //! messages to per-sink drivers on tokio (bounded channels: a slow sink
 //! slows the workers, which slow the source); the drivers batch, deliver or
-//! dead-letter, and acknowledge. Invalid records are fsynced into the
-//! dead-letter store with their line before they count as done.
+//! dead-letter, and acknowledge; the tracker commits what is done. Every
+//! thread and driver is supervised; `shutdown` says how a run ends.
 
-use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use ossnotify_sinks::{DeadLetter, DeadLetterStore, Encoding, Envelope};
+use crossbeam_channel::{bounded, unbounded, Receiver};
+use ossnotify_sinks::DeadLetterStore;
 
-use super::batch::{Batch, Coord, Topics};
+use super::batch::{Batch, Topics};
 use super::offsets::OffsetTracker;
-use super::routing::{Drivers, Item, Routing};
+use super::routing::{Drivers, Routing};
+use super::shutdown::Drain;
+use super::source::{self, Handoff, BATCH};
+use super::supervisor::{Failure, Supervisor};
+use super::tracker::{Position, Tracker};
+use super::worker::{Counters, Worker};
 use crate::config::Config;
-use crate::engine::{Engine, RecordOutcome};
-
-pub(super) enum Event {
-    /// Records read, in offset order per partition (sent before any worker
-    /// can see them: one channel keeps the order).
-    Seen(Vec<Coord>),
-    /// How many messages each record yields.
-    Resolved(Vec<(Coord, u32)>),
-    /// One message each, delivered or dead-lettered.
-    Acked(Vec<Coord>),
-    /// Partitions being revoked: give them up, reply with what is done.
-    Revoke(Vec<(String, i32)>, Sender<Vec<(String, i32, i64)>>),
-    /// Workers and sinks are done: commit a last time and stop. (The Kafka
-    /// consumer's context holds a sender, so disconnection never comes.)
-    Finish,
-}
+use crate::engine::Engine;
 
 /// Where the records come from.
 pub enum Input {
     /// One record per line (a file, stdin), named in errors.
-    Lines(Box<dyn BufRead + Send>, String),
+    Lines(Box<dyn std::io::BufRead + Send>, String),
     /// The configured Kafka source.
     Kafka,
 }
@@ -55,57 +44,33 @@ pub struct RunSummary {
     pub messages: u64,
     pub delivered: u64,
     pub dead_lettered: u64,
-    /// Where the input is processed through, as the tracker would commit it.
-    pub committed: Vec<(String, i32, i64)>,
+    /// Where the input is processed through, as the tracker committed it.
+    pub committed: Vec<Position>,
+    /// False if the drain deadline cut the drain short.
+    pub drained: bool,
 }
 
-#[derive(Default)]
-pub(super) struct Counters {
-    records: AtomicU64,
-    invalid: AtomicU64,
-    skipped: AtomicU64,
-    unmatched: AtomicU64,
-    messages: AtomicU64,
-    pub delivered: AtomicU64,
-    pub dead_lettered: AtomicU64,
+/// Why a run did not end well.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// It could not start: runtime, store, metrics listener, consumer.
+    #[error("{0}")]
+    Start(String),
+    /// A component failed while running (see `supervisor`).
+    #[error(transparent)]
+    Failed(#[from] Failure),
+    /// The last, synchronous offset commit failed: what was done since the
+    /// previous commit is read again after a restart.
+    #[error("{0}")]
+    LastCommit(String),
 }
 
-/// A worker's counts for one batch, added to the shared counters once per
-/// batch (shared atomics bumped per record would bounce between cores).
-#[derive(Default)]
-struct Tally {
-    records: u64,
-    invalid: u64,
-    skipped: u64,
-    unmatched: u64,
-    messages: u64,
-}
-
-impl Tally {
-    fn add_to(&self, c: &Counters) {
-        for (n, a) in [
-            (self.records, &c.records),
-            (self.invalid, &c.invalid),
-            (self.skipped, &c.skipped),
-            (self.unmatched, &c.unmatched),
-            (self.messages, &c.messages),
-        ] {
-            if n > 0 {
-                a.fetch_add(n, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// Records per batch from the source to the workers.
-pub(super) const SOURCE_BATCH: usize = 256;
-
-/// Runs `config` over `input`: lines until they end, or Kafka until `stop`;
-/// then drains (every message delivered or dead-lettered, within
-/// `[pipeline] drain_timeout_ms`) and commits.
-pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSummary, String> {
+/// Runs `config` over `input`: lines until they end, or Kafka until `stop`
+/// (or a failure); then drains and commits (see `shutdown`).
+pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSummary, RunError> {
+    let start = |e: String| RunError::Start(e);
     let cpus = config.pipeline.cpus.clone();
-    super::cpus::check(&cpus)?;
+    super::cpus::check(&cpus).map_err(start)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("ossnotify-io")
@@ -115,33 +80,42 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         })
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(|e| start(format!("cannot start the runtime: {e}")))?;
     let store = Arc::new(
         DeadLetterStore::open(&config.dead_letter.path).map_err(|e| {
-            format!(
+            start(format!(
                 "cannot open the dead-letter store {}: {e}",
                 config.dead_letter.path.display()
-            )
+            ))
         })?,
     );
+    let supervisor = Supervisor::new(stop);
     // /metrics, /health, /ready.
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(listen) = &config.metrics.listen {
-        rt.block_on(crate::telemetry::serve(listen, ready.clone()))?;
+        rt.block_on(crate::telemetry::serve(
+            listen,
+            ready.clone(),
+            supervisor.clone(),
+        ))
+        .map_err(start)?;
     }
     let counters = Arc::new(Counters::default());
     let topics = Arc::new(Topics::default());
-    let (events_tx, events_rx) = unbounded::<Event>();
+    let (progress, progress_rx) = unbounded();
 
     // The rules and the sinks they address, with a driver per sink.
     let drivers = Arc::new(Drivers::new(
         rt.handle().clone(),
         store.clone(),
-        events_tx.clone(),
+        progress.clone(),
         counters.clone(),
+        supervisor.clone(),
         config.pipeline.queue_capacity,
     ));
-    let routing = Arc::new(ArcSwap::from_pointee(drivers.routing(config)?));
+    let routing = Arc::new(ArcSwap::from_pointee(
+        drivers.routing(config).map_err(start)?,
+    ));
     // SIGHUP or an edit of the config file: new rules and sinks, swapped in
     // atomically.
     let reloads = Arc::new(super::reload::ReloadCounters::default());
@@ -162,31 +136,22 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         )
     };
 
-    // The Kafka consumer, if any: the tracker commits through it.
-    let consumer = match &input {
-        Input::Kafka => Some(super::kafka::connect(
-            &config.source,
-            events_tx.clone(),
-            ready.clone(),
-            topics.clone(),
-        )?),
-        Input::Lines(..) => {
-            ready.store(true, Ordering::SeqCst);
-            None
-        }
-    };
+    let mut source = source::open(config, input, &topics, &progress, &ready).map_err(start)?;
     // `queue_capacity` records, in batches; a few per worker at most (more
     // only adds latency).
-    let batches =
-        (config.pipeline.queue_capacity / SOURCE_BATCH).clamp(1, config.pipeline.workers * 4);
+    let batches = (config.pipeline.queue_capacity / BATCH).clamp(1, config.pipeline.workers * 4);
     let (batch_tx, batch_rx) = bounded::<Batch>(batches);
     // Emptied batches on their way back to the source.
     let (spare_tx, spare_rx) = bounded::<Batch>(batches + config.pipeline.workers + 1);
-    let latest = Arc::new(std::sync::Mutex::new(Vec::new()));
+
     let tracker = {
-        let (consumer, latest, topics) = (consumer.clone(), latest.clone(), topics.clone());
-        let interval = config.pipeline.commit_interval_ms;
-        let cpus = cpus.clone();
+        let tracker = Tracker {
+            progress: progress_rx,
+            committer: source.committer(),
+            topics: topics.clone(),
+            supervisor: supervisor.clone(),
+            interval: Duration::from_millis(config.pipeline.commit_interval_ms),
+        };
         let publish = {
             let (counters, drivers, reloads, routing, batches) = (
                 counters.clone(),
@@ -200,23 +165,17 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
                 publish_queues(&batches, &routing.load());
             }
         };
+        let (cpus, supervisor) = (cpus.clone(), supervisor.clone());
         std::thread::Builder::new()
             .name("ossnotify-offsets".into())
             .spawn(move || {
+                let _watch = supervisor.watch("offset tracker");
                 super::cpus::pin_or_warn(&cpus);
-                track(
-                    events_rx,
-                    consumer.as_deref(),
-                    &topics,
-                    &latest,
-                    Duration::from_millis(interval),
-                    publish,
-                )
+                tracker.run(publish)
             })
-            .map_err(|e| format!("cannot start a thread: {e}"))?
+            .map_err(|e| start(format!("cannot start a thread: {e}")))?
     };
 
-    // Workers.
     let mut workers = Vec::new();
     for i in 0..config.pipeline.workers {
         let w = Worker {
@@ -225,16 +184,17 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
             routing: routing.clone(),
             topics: topics.clone(),
             store: store.clone(),
-            events: events_tx.clone(),
+            progress: progress.clone(),
             counters: counters.clone(),
             engine: Engine::new(config.source.key_encoding, false),
             cpus: cpus.clone(),
         };
+        let supervisor = supervisor.clone();
         workers.push(
             std::thread::Builder::new()
                 .name(format!("ossnotify-worker-{i}"))
-                .spawn(move || w.run())
-                .map_err(|e| format!("cannot start a thread: {e}"))?,
+                .spawn(move || supervisor.run(&format!("worker-{i}"), || w.run()))
+                .map_err(|e| start(format!("cannot start a thread: {e}")))?,
         );
     }
     drop(batch_rx);
@@ -242,52 +202,23 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     // The source, on this thread (pinned only now: librdkafka's threads,
     // started with the consumer above, keep every CPU).
     super::cpus::pin_or_warn(&cpus);
-    let read = match input {
-        Input::Lines(reader, name) => {
-            let topic = topics.id(&name);
-            read_lines(
-                reader,
-                topic,
-                &name,
-                (&batch_tx, &spare_rx),
-                &events_tx,
-                &stop,
-            )
-        }
-        Input::Kafka => {
-            let c = consumer.as_ref().expect("connected above");
-            let r = super::kafka::consume(c, &stop, &batch_tx, &spare_rx, &events_tx);
-            // Past the drain deadline: commit what is done and leave (the
-            // rest is read again after a restart).
-            let (deadline, c, latest) = (
-                Duration::from_millis(config.pipeline.drain_timeout_ms),
-                c.clone(),
-                latest.clone(),
-            );
-            std::thread::spawn(move || {
-                std::thread::sleep(deadline);
-                let done = latest.lock().map(|l| l.clone()).unwrap_or_default();
-                if let Some(list) = super::kafka::commit_list(&done) {
-                    let _ = rdkafka::consumer::Consumer::commit(
-                        c.as_ref(),
-                        &list,
-                        rdkafka::consumer::CommitMode::Sync,
-                    );
-                }
-                tracing::warn!("drain deadline reached: committed what was done, exiting");
-                std::process::exit(0);
-            });
-            r
-        }
-    };
-    drop(batch_tx);
-    let finish = events_tx;
-    for w in workers {
-        w.join()
-            .map_err(|_| "a worker thread panicked".to_owned())??;
+    {
+        let handoff = Handoff {
+            batches: batch_tx,
+            spares: spare_rx,
+            progress: progress.clone(),
+            max_held: config.pipeline.queue_capacity,
+        };
+        supervisor.run("source", || source.read(&handoff, &supervisor));
+        // Dropping the hand-off closes the workers' channel.
     }
-    // No more reloads; then close every sink queue (the routing held the
-    // last senders) and let the drivers finish.
+
+    // The shutdown, in the order `shutdown` states.
+    let mut drain = Drain::new(
+        &supervisor,
+        Duration::from_millis(config.pipeline.drain_timeout_ms),
+    );
+    let mut drained = drain.join(&mut workers);
     reload_stop.store(true, Ordering::SeqCst);
     let _ = reloader.join();
     drivers.close();
@@ -297,270 +228,45 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         want_base64: false,
     }));
     let handles = std::mem::take(&mut *drivers.handles.lock().expect("not poisoned"));
-    for d in handles {
-        rt.block_on(d)
-            .map_err(|e| format!("a sink driver failed: {e}"))??;
+    drained = drained && drain.wait(|| handles.iter().all(|h| h.is_finished()));
+    if !drained {
+        tracing::warn!(
+            "drain deadline reached: committing what is done; the rest is read again after a restart"
+        );
     }
-    let _ = finish.send(Event::Finish);
-    drop(finish);
-    let committed = tracker
-        .join()
-        .map_err(|_| "the offset tracker panicked".to_owned())?;
-    read?;
+    let _ = progress.send(super::tracker::Progress::Finish);
+    drop(progress);
+    let last_commit = tracker.join().unwrap_or_else(|_| Ok(Vec::new()));
+    if drained {
+        drop(source);
+        rt.block_on(async {
+            for h in handles {
+                let _ = h.await;
+            }
+        });
+    } else {
+        // Workers may still hold messages of the consumer's: it must
+        // outlive them, so it is never destroyed (the process ends next).
+        std::mem::forget(source);
+        rt.shutdown_background();
+    }
+    if let Some(f) = supervisor.failure() {
+        return Err(RunError::Failed(f.clone()));
+    }
+    let committed = last_commit.map_err(RunError::LastCommit)?;
     let c = &counters;
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     Ok(RunSummary {
-        records: c.records.load(Ordering::Relaxed),
-        invalid: c.invalid.load(Ordering::Relaxed),
-        skipped: c.skipped.load(Ordering::Relaxed),
-        unmatched: c.unmatched.load(Ordering::Relaxed),
-        messages: c.messages.load(Ordering::Relaxed),
-        delivered: c.delivered.load(Ordering::Relaxed),
-        dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+        records: get(&c.records),
+        invalid: get(&c.invalid),
+        skipped: get(&c.skipped),
+        unmatched: get(&c.unmatched),
+        messages: get(&c.messages),
+        delivered: get(&c.delivered),
+        dead_lettered: get(&c.dead_lettered),
         committed,
+        drained,
     })
-}
-
-fn read_lines(
-    mut input: Box<dyn BufRead + Send>,
-    topic: u32,
-    name: &str,
-    (batches, spares): (&Sender<Batch>, &Receiver<Batch>),
-    events: &Sender<Event>,
-    stop: &AtomicBool,
-) -> Result<(), String> {
-    let mut batch = Batch::reuse(spares, SOURCE_BATCH);
-    let mut line = Vec::new();
-    let mut line_no = 0i64;
-    let hand_over = |batch: Batch| {
-        // Seen before any worker can resolve them (one channel keeps the order).
-        let _ = events.send(Event::Seen(batch.coords().to_vec()));
-        batches
-            .send(batch)
-            .map_err(|_| "the workers stopped".to_owned())
-    };
-    while !stop.load(Ordering::SeqCst) {
-        line.clear();
-        let n = input
-            .read_until(b'\n', &mut line)
-            .map_err(|e| format!("{name}: read failed after line {line_no}: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let coord = Coord {
-            topic,
-            partition: -1,
-            epoch: 0,
-            offset: line_no,
-        };
-        batch.push(coord, &line);
-        if batch.len() == SOURCE_BATCH {
-            hand_over(std::mem::replace(
-                &mut batch,
-                Batch::reuse(spares, SOURCE_BATCH),
-            ))?;
-        }
-    }
-    if !batch.is_empty() {
-        hand_over(batch)?;
-    }
-    Ok(())
-}
-
-struct Worker {
-    rx: Receiver<Batch>,
-    spares: Sender<Batch>,
-    routing: Arc<ArcSwap<Routing>>,
-    topics: Arc<Topics>,
-    store: Arc<DeadLetterStore>,
-    events: Sender<Event>,
-    counters: Arc<Counters>,
-    engine: Engine,
-    cpus: Vec<usize>,
-}
-
-impl Worker {
-    fn run(mut self) -> Result<(), String> {
-        super::cpus::pin_or_warn(&self.cpus);
-        let mut out: Vec<(u32, Envelope)> = Vec::new();
-        while let Ok(mut batch) = self.rx.recv() {
-            // One routing per batch: a reload takes effect at the next one.
-            let routing = self.routing.load_full();
-            self.engine.set_want_base64(routing.want_base64);
-            let mut tally = Tally::default();
-            let mut invalid = Vec::new();
-            let mut resolved = Vec::with_capacity(batch.len());
-            let mut chunks: Vec<Vec<Item>> = routing.sinks.iter().map(|_| Vec::new()).collect();
-            for (coord, payload) in batch.iter() {
-                out.clear();
-                // A Kafka message may hold several records, one per line.
-                for (line_no, line) in crate::oplog::Lines::new(payload) {
-                    tally.records += 1;
-                    let sinks = &routing.sinks;
-                    let outcome = self.engine.process(&routing.index, line, |m| {
-                        for &s in m.sinks {
-                            let bytes = match sinks[s as usize].encoding {
-                                Encoding::Json => m.json,
-                                Encoding::Base64 => m.base64,
-                            };
-                            out.push((
-                                s,
-                                Envelope {
-                                    // The engine writes ASCII Base64 or UTF-8 JSON
-                                    // (checked anyway, with SIMD: no `unsafe` for this).
-                                    payload: match simdutf8::basic::from_utf8(bytes) {
-                                        Ok(text) => text.to_owned(),
-                                        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-                                    },
-                                    rule_id: m.rule_id.to_owned(),
-                                    key: [m.bucket, "/", m.key].concat(),
-                                },
-                            ));
-                        }
-                    });
-                    match outcome {
-                        RecordOutcome::Invalid(e) => {
-                            tally.invalid += 1;
-                            let source = if coord.partition < 0 {
-                                self.topics.describe(&coord)
-                            } else {
-                                format!("{} line {line_no}", self.topics.describe(&coord))
-                            };
-                            invalid.push(DeadLetter::invalid_record(
-                                &String::from_utf8_lossy(line.trim_ascii_end()),
-                                &e.to_string(),
-                                &source,
-                            ));
-                        }
-                        RecordOutcome::Skipped(_) => tally.skipped += 1,
-                        RecordOutcome::NoMatch(_) => tally.unmatched += 1,
-                        RecordOutcome::Matched(_) => {}
-                    }
-                }
-                tally.messages += out.len() as u64;
-                resolved.push((coord, out.len() as u32));
-                for (s, envelope) in out.drain(..) {
-                    chunks[s as usize].push(Item { envelope, coord });
-                }
-            }
-            tally.add_to(&self.counters);
-            batch.clear();
-            let _ = self.spares.try_send(batch);
-            // Invalid records are durable before they count as done.
-            self.store
-                .append(&invalid)
-                .map_err(|e| format!("cannot write the dead-letter store: {e}"))?;
-            let _ = self.events.send(Event::Resolved(resolved));
-            for (queue, chunk) in routing.sinks.iter().zip(chunks) {
-                if !chunk.is_empty() {
-                    // Blocks while the sink's queue is full: backpressure.
-                    queue
-                        .tx
-                        .blocking_send(chunk)
-                        .map_err(|_| format!("the driver of sink {} stopped", queue.name))?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Applies events to the offset tracker until every sender is gone,
-/// committing through `consumer` (if any) every `interval` and at the end;
-/// `latest` always holds what is committable. Returns the final positions.
-fn track(
-    events: Receiver<Event>,
-    consumer: Option<&super::kafka::KafkaConsumer>,
-    topics: &Topics,
-    latest: &std::sync::Mutex<Vec<(String, i32, i64)>>,
-    interval: Duration,
-    mut publish: impl FnMut(&OffsetTracker),
-) -> Vec<(String, i32, i64)> {
-    use rdkafka::consumer::{CommitMode, Consumer};
-    let mut t = OffsetTracker::default();
-    let mut last_commit = std::time::Instant::now();
-    let mut committed: Vec<(String, i32, i64)> = Vec::new();
-    let commit = |t: &OffsetTracker, mode: CommitMode, committed: &mut Vec<(String, i32, i64)>| {
-        let now = t.committable();
-        if let Ok(mut l) = latest.lock() {
-            l.clone_from(&now);
-        }
-        if let (Some(c), true) = (consumer, now != *committed) {
-            if let Some(list) = super::kafka::commit_list(&now) {
-                match c.commit(&list, mode) {
-                    Ok(()) => *committed = now,
-                    Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
-                }
-            }
-        }
-    };
-    // Topic names by id, copied here once each (the lock is not taken per record).
-    let mut names: Vec<Arc<str>> = Vec::new();
-    let mut name = |id: u32| -> Arc<str> {
-        while names.len() <= id as usize {
-            names.push(topics.name(names.len() as u32));
-        }
-        names[id as usize].clone()
-    };
-    loop {
-        match events.recv_timeout(interval) {
-            // One partition lookup per run of records of the same partition.
-            Ok(Event::Seen(v)) => {
-                for run in v.chunk_by(same_partition) {
-                    if let Some(p) =
-                        t.current(&name(run[0].topic), run[0].partition, run[0].epoch, true)
-                    {
-                        run.iter().for_each(|c| p.see(c.offset));
-                    }
-                }
-            }
-            Ok(Event::Resolved(v)) => {
-                for run in v.chunk_by(|a, b| same_partition(&a.0, &b.0)) {
-                    if let Some(p) = t.current(
-                        &name(run[0].0.topic),
-                        run[0].0.partition,
-                        run[0].0.epoch,
-                        false,
-                    ) {
-                        run.iter().for_each(|(c, n)| p.resolve(c.offset, *n));
-                    }
-                }
-            }
-            Ok(Event::Acked(v)) => {
-                for run in v.chunk_by(same_partition) {
-                    if let Some(p) =
-                        t.current(&name(run[0].topic), run[0].partition, run[0].epoch, false)
-                    {
-                        run.iter().for_each(|c| p.ack(c.offset));
-                    }
-                }
-            }
-            Ok(Event::Revoke(parts, reply)) => {
-                let done = parts
-                    .iter()
-                    .filter_map(|(topic, p)| t.revoke(topic, *p).map(|o| (topic.clone(), *p, o)))
-                    .collect();
-                let _ = reply.send(done);
-            }
-            Ok(Event::Finish) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-        }
-        if last_commit.elapsed() >= interval {
-            commit(&t, CommitMode::Async, &mut committed);
-            publish(&t);
-            last_commit = std::time::Instant::now();
-        }
-    }
-    commit(&t, CommitMode::Sync, &mut committed);
-    publish(&t);
-    t.committable()
-}
-
-fn same_partition(a: &Coord, b: &Coord) -> bool {
-    (a.topic, a.partition, a.epoch) == (b.topic, b.partition, b.epoch)
 }
 
 /// Publishes every count as a metric (counters as absolute values: the

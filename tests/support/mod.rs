@@ -89,3 +89,69 @@ pub async fn mns_dev(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     ossnotify_sinks::mns::dev_server::DevServer::start(cfg, listener).unwrap()
 }
+
+/// An `ossnotify run -c CONFIG` process whose log (stderr) goes to a file,
+/// so that tests can read it while it runs and after it is killed.
+pub struct Member {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Member {
+    /// Starts a member; `RUST_LOG` as given (the default level is info).
+    pub fn start(config: &Path, log: PathBuf, rust_log: &str) -> Member {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = bin()
+            .args(["run", "-c", config.to_str().unwrap()])
+            .env("RUST_LOG", rust_log)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn ossnotify run");
+        Member { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (polling) until the log contains `needle`; false on timeout.
+    pub fn wait_log(&self, needle: &str, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Sends `signal` (`-KILL`, `-TERM`) and waits: the exit code, if any.
+    pub fn signal(mut self, signal: &str) -> (Option<i32>, String) {
+        let ok = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {signal} failed");
+        let status = self.child.wait().unwrap();
+        (status.code(), self.log_text())
+    }
+
+    /// Waits for the process to exit by itself, up to `timeout`.
+    pub fn wait_exit(mut self, timeout: std::time::Duration) -> (Option<i32>, String) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return (s.code(), self.log_text());
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("did not exit within {timeout:?}:\n{}", self.log_text());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}

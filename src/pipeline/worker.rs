@@ -1,0 +1,164 @@
+//! A worker thread: takes batches of records from the source, decodes,
+//! matches and encodes each (the engine), tells the offset tracker how
+//! many messages each record yields, writes invalid records to the
+//! dead-letter store (fsynced before they count as done), and hands the
+//! messages to the sinks' queues (blocking while a queue is full:
+//! backpressure).
+//!
+//! A worker that cannot go on (the dead-letter store cannot be written, a
+//! sink's driver is gone) returns the error; the supervisor stops the run.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender};
+use ossnotify_sinks::{DeadLetter, DeadLetterStore, Encoding, Envelope};
+
+use super::batch::{Batch, Topics};
+use super::routing::{Item, Routing};
+use super::tracker::Progress;
+use crate::engine::{Engine, RecordOutcome};
+
+/// Counts shared by the workers and the sink drivers, published by the
+/// tracker's thread.
+#[derive(Default)]
+pub struct Counters {
+    pub records: AtomicU64,
+    pub invalid: AtomicU64,
+    pub skipped: AtomicU64,
+    pub unmatched: AtomicU64,
+    pub messages: AtomicU64,
+    pub delivered: AtomicU64,
+    pub dead_lettered: AtomicU64,
+}
+
+/// A worker's counts for one batch, added to the shared counters once per
+/// batch (shared atomics bumped per record would bounce between cores).
+#[derive(Default)]
+struct Tally {
+    records: u64,
+    invalid: u64,
+    skipped: u64,
+    unmatched: u64,
+    messages: u64,
+}
+
+impl Tally {
+    fn add_to(&self, c: &Counters) {
+        for (n, a) in [
+            (self.records, &c.records),
+            (self.invalid, &c.invalid),
+            (self.skipped, &c.skipped),
+            (self.unmatched, &c.unmatched),
+            (self.messages, &c.messages),
+        ] {
+            if n > 0 {
+                a.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+pub struct Worker {
+    pub rx: Receiver<Batch>,
+    pub spares: Sender<Batch>,
+    pub routing: Arc<ArcSwap<Routing>>,
+    pub topics: Arc<Topics>,
+    pub store: Arc<DeadLetterStore>,
+    pub progress: Sender<Progress>,
+    pub counters: Arc<Counters>,
+    pub engine: Engine,
+    pub cpus: Vec<usize>,
+}
+
+impl Worker {
+    /// Processes batches until the source's channel closes.
+    pub fn run(mut self) -> Result<(), String> {
+        super::cpus::pin_or_warn(&self.cpus);
+        let mut out: Vec<(u32, Envelope)> = Vec::new();
+        while let Ok(mut batch) = self.rx.recv() {
+            // One routing per batch: a reload takes effect at the next one.
+            let routing = self.routing.load_full();
+            self.engine.set_want_base64(routing.want_base64);
+            let mut tally = Tally::default();
+            let mut invalid = Vec::new();
+            let mut resolved = Vec::with_capacity(batch.len());
+            let mut chunks: Vec<Vec<Item>> = routing.sinks.iter().map(|_| Vec::new()).collect();
+            for (coord, payload) in batch.iter() {
+                out.clear();
+                // A Kafka message may hold several records, one per line.
+                for (line_no, line) in crate::oplog::Lines::new(payload) {
+                    tally.records += 1;
+                    let sinks = &routing.sinks;
+                    let outcome = self.engine.process(&routing.index, line, |m| {
+                        for &s in m.sinks {
+                            let bytes = match sinks[s as usize].encoding {
+                                Encoding::Json => m.json,
+                                Encoding::Base64 => m.base64,
+                            };
+                            out.push((
+                                s,
+                                Envelope {
+                                    // The engine writes ASCII Base64 or UTF-8 JSON
+                                    // (checked anyway, with SIMD: no `unsafe` for this).
+                                    payload: match simdutf8::basic::from_utf8(bytes) {
+                                        Ok(text) => text.to_owned(),
+                                        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+                                    },
+                                    rule_id: m.rule_id.to_owned(),
+                                    key: [m.bucket, "/", m.key].concat(),
+                                },
+                            ));
+                        }
+                    });
+                    match outcome {
+                        RecordOutcome::Invalid(e) => {
+                            tally.invalid += 1;
+                            let source = if coord.partition < 0 {
+                                self.topics.describe(&coord)
+                            } else {
+                                format!("{} line {line_no}", self.topics.describe(&coord))
+                            };
+                            invalid.push(DeadLetter::invalid_record(
+                                &String::from_utf8_lossy(line.trim_ascii_end()),
+                                &e.to_string(),
+                                &source,
+                            ));
+                        }
+                        RecordOutcome::Skipped(_) => tally.skipped += 1,
+                        RecordOutcome::NoMatch(_) => tally.unmatched += 1,
+                        RecordOutcome::Matched(_) => {}
+                    }
+                }
+                tally.messages += out.len() as u64;
+                resolved.push((coord, out.len() as u32));
+                for (s, envelope) in out.drain(..) {
+                    chunks[s as usize].push(Item { envelope, coord });
+                }
+            }
+            tally.add_to(&self.counters);
+            batch.clear();
+            let _ = self.spares.try_send(batch);
+            // Invalid records are durable before they count as done; if
+            // they cannot be, the batch is never resolved (never committed).
+            self.store.append(&invalid).map_err(|e| {
+                format!(
+                    "cannot write the dead-letter store {}: {e}",
+                    self.store.path().display()
+                )
+            })?;
+            let _ = self.progress.send(Progress::Resolved(resolved));
+            for (queue, chunk) in routing.sinks.iter().zip(chunks) {
+                if !chunk.is_empty() {
+                    // Blocks while the sink's queue is full: backpressure.
+                    queue
+                        .tx
+                        .blocking_send(chunk)
+                        .map_err(|_| format!("the driver of sink {} stopped", queue.name))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

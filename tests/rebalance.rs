@@ -1,0 +1,460 @@
+//! At-least-once through rebalances and failures, against the real test
+//! broker (tansu), real `ossnotify run` processes and mns-dev with faults:
+//!
+//! - a member joins while another has messages in flight on partitions it
+//!   keeps, new records arrive on them, and the first member is killed -9
+//!   and restarted: with cooperative-sticky and with eager (range)
+//!   assignment. Nothing is lost, and all along, every committed offset
+//!   covers only records whose messages had arrived (or were dead-lettered);
+//!   no member commits a partition it does not hold.
+//! - a worker whose dead-letter write fails (the disk is full) stops the
+//!   process with exit 2 and that reason, and the committed offset does not
+//!   pass the record.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use support::Member;
+
+const PARTITIONS: i32 = 6;
+/// The log level the members run at: the tracker's commits are logged at
+/// debug, each with its offsets, for the ownership check.
+const LOG: &str = "info,ossnotify::pipeline::tracker=debug";
+
+/// One record: a PutObject whose request id names its partition and offset.
+fn record(partition: i32, offset: i64) -> String {
+    format!(
+        r#"{{"time":"2026-11-27T10:00:00Z","operation":"PutObject","bucket":"rb","object":"k-{partition}-{offset}","bucket_location":"oss-cn-shenzhen","owner_id":"1","request_id":"r-{partition}-{offset}","http_status":200}}"#
+    )
+}
+
+/// Produces offsets `from..to` of every partition (the topic is new, so a
+/// record's offset is its index).
+fn produce(topic: &str, from: i64, to: i64) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", support::broker::brokers())
+        .create()
+        .unwrap();
+    for o in from..to {
+        for p in 0..PARTITIONS {
+            let payload = record(p, o);
+            loop {
+                match producer.send(
+                    BaseRecord::<(), _>::to(topic)
+                        .partition(p)
+                        .payload(&payload),
+                ) {
+                    Ok(()) => break,
+                    Err(_) => {
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+fn config(d: &support::Dir, name: &str, topic: &str, strategy: &str, endpoint: &str) -> PathBuf {
+    d.write(
+        &format!("{name}.toml"),
+        &format!(
+            r#"[source]
+type = "kafka"
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "{topic}"
+
+[source.librdkafka]
+"session.timeout.ms" = "10000"
+"max.poll.interval.ms" = "30000"
+"partition.assignment.strategy" = "{strategy}"
+
+[pipeline]
+workers = 2
+queue_capacity = 16
+drain_timeout_ms = 60000
+
+[dead_letter]
+path = "{dl}"
+
+[sinks.q]
+type = "mns_queue"
+endpoint = "{endpoint}"
+queue = "oss-events"
+access_key_id = "AK"
+access_key_secret = "SK"
+batch_size = 4
+max_in_flight = 2
+[sinks.q.retry]
+max_attempts = 1000
+initial_backoff_ms = 20
+max_backoff_ms = 200
+
+[[rules]]
+id = "puts"
+bucket = "rb"
+events = ["ObjectCreated:PutObject"]
+sinks = ["q"]
+"#,
+            brokers = support::broker::brokers(),
+            dl = d.path(&format!("dead-letter-{name}")).display(),
+        ),
+    )
+}
+
+/// The request id in a delivered (Base64) notification.
+fn request_id(body: &str) -> String {
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    v["events"][0]["responseElements"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Request ids delivered to mns-dev, with how often each arrived, plus
+/// those dead-lettered in the stores under `dir`.
+fn done(server: &DevServer, dir: &Path) -> HashMap<String, usize> {
+    let mut got = HashMap::new();
+    for a in server.accepted() {
+        *got.entry(request_id(&a.body)).or_insert(0) += 1;
+    }
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let store = entry.path().join("dead-letter.ndjson");
+        for line in std::fs::read_to_string(store).unwrap_or_default().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            *got.entry(request_id(v["payload"].as_str().unwrap()))
+                .or_insert(0) += 1;
+        }
+    }
+    got
+}
+
+fn committed(consumer: &BaseConsumer, topic: &str) -> BTreeMap<i32, i64> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let c = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    c.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Watches the group's commits while the test runs: each time, the
+/// committed offsets first, then what had arrived; every record below a
+/// committed offset must be among what had arrived.
+struct CommitWatch {
+    stop: Arc<AtomicBool>,
+    violations: Arc<Mutex<Vec<String>>>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl CommitWatch {
+    fn start(topic: &str, server: Arc<DevServer>, dir: &Path) -> CommitWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let (topic, dir) = (topic.to_owned(), dir.to_owned());
+        let thread = {
+            let (stop, violations) = (stop.clone(), violations.clone());
+            std::thread::spawn(move || {
+                let consumer: BaseConsumer = ClientConfig::new()
+                    .set("bootstrap.servers", support::broker::brokers())
+                    .set("group.id", &topic)
+                    .create()
+                    .unwrap();
+                let mut checks = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let c = committed(&consumer, &topic);
+                    let arrived = done(&server, &dir);
+                    for (p, upto) in c {
+                        for o in 0..upto {
+                            if !arrived.contains_key(&format!("r-{p}-{o}")) {
+                                violations.lock().unwrap().push(format!(
+                                    "partition {p} committed at {upto} but offset {o} had not arrived"
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    checks += 1;
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                checks
+            })
+        };
+        CommitWatch {
+            stop,
+            violations,
+            thread,
+        }
+    }
+
+    fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let checks = self.thread.join().unwrap();
+        (checks, self.violations.lock().unwrap().clone())
+    }
+}
+
+/// Reads a member's log in order: partitions assigned and given up, and
+/// every commit. A commit of a partition not held at that point is a
+/// violation.
+fn commits_outside_ownership(log: &str, topic: &str) -> Vec<String> {
+    let parts = |line: &str, key: &str| -> Vec<i32> {
+        let Some(rest) = line.split(key).nth(1) else {
+            return Vec::new();
+        };
+        let list = &rest[..rest.find(']').unwrap_or(rest.len())];
+        list.split(&format!("(\"{topic}\", "))
+            .skip(1)
+            .filter_map(|s| {
+                s.split([',', ')'])
+                    .next()
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .collect()
+    };
+    let mut held: HashSet<i32> = HashSet::new();
+    let mut bad = Vec::new();
+    for line in log.lines() {
+        if line.contains("partitions assigned") {
+            held.extend(parts(line, "partitions=["));
+        } else if line.contains("partitions given up") {
+            for p in parts(line, "partitions=[") {
+                held.remove(&p);
+            }
+        } else if line.contains(" committed") && line.contains("offsets=[") {
+            for p in parts(line, "offsets=[") {
+                if !held.contains(&p) {
+                    bad.push(format!(
+                        "committed partition {p} while not holding it: {line}"
+                    ));
+                }
+            }
+        }
+    }
+    bad
+}
+
+/// The scenario of the issue that found the losses: member A consumes with
+/// a slow endpoint failing 30 % of requests; B joins; new records arrive on
+/// every partition, A's kept ones included; A is killed -9 and restarted.
+async fn join_kill_restart(strategy: &str, topic: &str) {
+    support::broker::create_topic(topic, PARTITIONS as u32);
+    let d = support::Dir::new();
+    let server = Arc::new(
+        support::mns_dev(DevConfig {
+            latency: Duration::from_millis(40),
+            fail_rate: 0.3,
+            ..support::dev_config()
+        })
+        .await,
+    );
+    let (first, second) = (150, 250);
+    produce(topic, 0, first);
+    let cfg_a = config(&d, "a", topic, strategy, &server.endpoint());
+    let cfg_b = config(&d, "b", topic, strategy, &server.endpoint());
+    let watch = CommitWatch::start(topic, server.clone(), d.dir.path());
+
+    let a = Member::start(&cfg_a, d.path("a1.log"), LOG);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.accepted().len() < 50 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        server.accepted().len() >= 50,
+        "A made no progress:\n{}",
+        a.log_text()
+    );
+
+    let b = Member::start(&cfg_b, d.path("b.log"), LOG);
+    let joined =
+        tokio::task::block_in_place(|| b.wait_log("partitions assigned", Duration::from_secs(120)));
+    assert!(joined, "B never got partitions:\n{}", b.log_text());
+    // New records on every partition, those A kept included.
+    tokio::task::block_in_place(|| produce(topic, first, second));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, a_log) = tokio::task::block_in_place(|| a.signal("-KILL"));
+    let at_kill = server.accepted().len();
+    let expected = (PARTITIONS as i64 * second) as usize;
+    assert!(
+        at_kill < expected,
+        "killed too late to test anything: {at_kill}/{expected}"
+    );
+    let a2 = Member::start(&cfg_a, d.path("a2.log"), LOG);
+
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let all: Vec<String> = (0..PARTITIONS)
+        .flat_map(|p| (0..second).map(move |o| format!("r-{p}-{o}")))
+        .collect();
+    loop {
+        let got = done(&server, d.dir.path());
+        let missing = all.iter().filter(|r| !got.contains_key(*r)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {expected} messages never arrived:\nA:\n{a_log}\nA again:\n{}\nB:\n{}",
+            a2.log_text(),
+            b.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Let the last commits land, then stop both.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ((a2_code, a2_log), (b_code, b_log)) =
+        tokio::task::block_in_place(|| (a2.signal("-TERM"), b.signal("-TERM")));
+    assert_eq!(a2_code, Some(0), "{a2_log}");
+    assert_eq!(b_code, Some(0), "{b_log}");
+    let (checks, violations) = tokio::task::block_in_place(|| watch.finish());
+    assert!(checks > 10, "the commit watch ran only {checks} times");
+    assert!(
+        violations.is_empty(),
+        "commits passed undelivered records: {violations:?}"
+    );
+    for (name, log) in [("A", &a_log), ("A again", &a2_log), ("B", &b_log)] {
+        let bad = commits_outside_ownership(log, topic);
+        assert!(bad.is_empty(), "{name}: {bad:?}");
+        assert!(!log.contains("panicked"), "{name}:\n{log}");
+    }
+    // Everything was committed in the end.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", support::broker::brokers())
+        .set("group.id", topic)
+        .create()
+        .unwrap();
+    let end = tokio::task::block_in_place(|| committed(&consumer, topic));
+    assert_eq!(
+        end,
+        (0..PARTITIONS)
+            .map(|p| (p, second))
+            .collect::<BTreeMap<_, _>>()
+    );
+    let got = done(&server, d.dir.path());
+    let duplicates: usize = got.values().map(|n| n - 1).sum();
+    println!(
+        "{strategy}: {expected} expected, 0 lost, {duplicates} duplicates ({:.1} %), {checks} commit checks",
+        100.0 * duplicates as f64 / expected as f64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_join_kill_restart_loses_nothing() {
+    join_kill_restart("cooperative-sticky", "rb-coop").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_join_kill_restart_loses_nothing() {
+    join_kill_restart("range", "rb-eager").await;
+}
+
+/// The dead-letter store's file is /dev/full: the first invalid record
+/// cannot be written, and the process must stop, not go on without
+/// committing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_write_failure_stops_with_exit_2_and_commits_nothing_past_it() {
+    let topic = "rb-full";
+    support::broker::create_topic(topic, 1);
+    let d = support::Dir::new();
+    let dl = d.path("dead-letter");
+    std::fs::create_dir_all(&dl).unwrap();
+    std::os::unix::fs::symlink("/dev/full", dl.join("dead-letter.ndjson")).unwrap();
+    let out = d.path("out.ndjson");
+    let cfg = d.write(
+        "full.toml",
+        &format!(
+            r#"[source]
+type = "kafka"
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "{topic}"
+
+[pipeline]
+commit_interval_ms = 100
+
+[dead_letter]
+path = "{dl}"
+
+[sinks.f]
+type = "file"
+path = "{out}"
+
+[[rules]]
+id = "puts"
+bucket = "rb"
+events = ["ObjectCreated:PutObject"]
+sinks = ["f"]
+"#,
+            brokers = support::broker::brokers(),
+            dl = dl.display(),
+            out = out.display(),
+        ),
+    );
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", support::broker::brokers())
+        .create()
+        .unwrap();
+    let send = |payload: &str| {
+        producer
+            .send(BaseRecord::<(), _>::to(topic).partition(0).payload(payload))
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    for o in 0..20 {
+        send(&record(0, o));
+    }
+    let member = Member::start(&cfg, d.path("run.log"), "info");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", support::broker::brokers())
+        .set("group.id", topic)
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while committed(&consumer, topic).get(&0) != Some(&20) {
+        assert!(
+            Instant::now() < deadline,
+            "the valid records were never committed:\n{}",
+            member.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Offset 20: not JSON. Then more valid records behind it.
+    send("this is not an operation log");
+    for o in 21..40 {
+        send(&record(0, o));
+    }
+    let (code, log) = tokio::task::block_in_place(|| member.wait_exit(Duration::from_secs(60)));
+    assert_eq!(code, Some(2), "{log}");
+    assert!(
+        log.contains("worker-")
+            && log.contains("cannot write the dead-letter store")
+            && log.contains("No space left on device"),
+        "{log}"
+    );
+    assert_eq!(
+        committed(&consumer, topic).get(&0),
+        Some(&20),
+        "the commit passed the record that could not be dead-lettered:\n{log}"
+    );
+}
