@@ -7,6 +7,7 @@ mod batch;
 mod cpus;
 mod offsets;
 mod reload;
+mod revoked;
 mod routing;
 mod run;
 mod shutdown;

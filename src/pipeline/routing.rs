@@ -18,6 +18,7 @@ use crossbeam_channel::Sender;
 use ossnotify_sinks::{deliver_or_dead_letter, DeadLetterStore, Encoding, Envelope, Outcome, Sink};
 
 use super::batch::Coord;
+use super::revoked::Revoked;
 use super::supervisor::Supervisor;
 use super::tracker::Progress;
 use super::worker::Counters;
@@ -65,6 +66,7 @@ pub struct Drivers {
     progress: Sender<Progress>,
     counters: Arc<Counters>,
     supervisor: Arc<Supervisor>,
+    revoked: Arc<Revoked>,
     /// Chunks per sink queue.
     chunks: usize,
     /// Running sinks by name, with their fingerprint.
@@ -82,6 +84,7 @@ impl Drivers {
         progress: Sender<Progress>,
         counters: Arc<Counters>,
         supervisor: Arc<Supervisor>,
+        revoked: Arc<Revoked>,
         queue_capacity: usize,
     ) -> Drivers {
         Drivers {
@@ -90,6 +93,7 @@ impl Drivers {
             progress,
             counters,
             supervisor,
+            revoked,
             // A chunk holds the messages of one worker batch (of
             // `SOURCE_BATCH` records) for one sink: about `queue_capacity`
             // records' messages in all.
@@ -164,6 +168,7 @@ impl Drivers {
             progress: self.progress.clone(),
             counters: self.counters.clone(),
             supervisor: self.supervisor.clone(),
+            revoked: self.revoked.clone(),
             stats,
         };
         let (name, supervisor) = (format!("sink {}", sink.name()), self.supervisor.clone());
@@ -187,6 +192,7 @@ struct DriverContext {
     progress: Sender<Progress>,
     counters: Arc<Counters>,
     supervisor: Arc<Supervisor>,
+    revoked: Arc<Revoked>,
     stats: Arc<SinkStats>,
 }
 
@@ -211,6 +217,9 @@ async fn drive(
                 _ => break,
             }
         }
+        // Messages of partitions given up since are their next owner's.
+        let mut revoked = ctx.revoked.view();
+        pending.retain(|i| !revoked.contains(&i.coord));
         while !pending.is_empty() {
             let rest = pending.split_off(pending.len().min(max));
             let batch = std::mem::replace(&mut pending, rest);

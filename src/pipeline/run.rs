@@ -17,6 +17,7 @@ use ossnotify_sinks::DeadLetterStore;
 
 use super::batch::{Batch, Topics};
 use super::offsets::OffsetTracker;
+use super::revoked::Revoked;
 use super::routing::{Drivers, Routing};
 use super::shutdown::Drain;
 use super::source::{self, Handoff, BATCH};
@@ -103,6 +104,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     let counters = Arc::new(Counters::default());
     let topics = Arc::new(Topics::default());
     let (progress, progress_rx) = unbounded();
+    let revoked = Arc::new(Revoked::default());
 
     // The rules and the sinks they address, with a driver per sink.
     let drivers = Arc::new(Drivers::new(
@@ -111,6 +113,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         progress.clone(),
         counters.clone(),
         supervisor.clone(),
+        revoked.clone(),
         config.pipeline.queue_capacity,
     ));
     let routing = Arc::new(ArcSwap::from_pointee(
@@ -136,7 +139,8 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         )
     };
 
-    let mut source = source::open(config, input, &topics, &progress, &ready).map_err(start)?;
+    let mut source =
+        source::open(config, input, &topics, &progress, &ready, &revoked).map_err(start)?;
     // `queue_capacity` records, in batches; a few per worker at most (more
     // only adds latency).
     let batches = (config.pipeline.queue_capacity / BATCH).clamp(1, config.pipeline.workers * 4);
@@ -186,6 +190,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
             store: store.clone(),
             progress: progress.clone(),
             counters: counters.clone(),
+            revoked: revoked.clone(),
             engine: Engine::new(config.source.key_encoding, false),
             cpus: cpus.clone(),
         };

@@ -16,6 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use ossnotify_sinks::{DeadLetter, DeadLetterStore, Encoding, Envelope};
 
 use super::batch::{Batch, Topics};
+use super::revoked::Revoked;
 use super::routing::{Item, Routing};
 use super::tracker::Progress;
 use crate::engine::{Engine, RecordOutcome};
@@ -68,6 +69,8 @@ pub struct Worker {
     pub store: Arc<DeadLetterStore>,
     pub progress: Sender<Progress>,
     pub counters: Arc<Counters>,
+    /// Generations given up: their records are skipped.
+    pub revoked: Arc<Revoked>,
     pub engine: Engine,
     pub cpus: Vec<usize>,
 }
@@ -85,7 +88,12 @@ impl Worker {
             let mut invalid = Vec::new();
             let mut resolved = Vec::with_capacity(batch.len());
             let mut chunks: Vec<Vec<Item>> = routing.sinks.iter().map(|_| Vec::new()).collect();
+            let mut revoked = self.revoked.view();
             for (coord, payload) in batch.iter() {
+                if revoked.contains(&coord) {
+                    // Its next owner reads it again; the tracker forgot it.
+                    continue;
+                }
                 out.clear();
                 // A Kafka message may hold several records, one per line.
                 for (line_no, line) in crate::oplog::Lines::new(payload) {

@@ -19,7 +19,7 @@
 //! runs, the source holds its batch and reads nothing; the workers, the
 //! sinks and the tracker go on.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +34,7 @@ use super::{Handoff, Refused, Source, BATCH};
 use crate::config::SourceConfig;
 use crate::pipeline::batch::{Batch, Coord, Topics};
 use crate::pipeline::offsets::Generation;
+use crate::pipeline::revoked::Revoked;
 use crate::pipeline::supervisor::Supervisor;
 use crate::pipeline::tracker::{Committer, Position, Progress};
 
@@ -46,7 +47,7 @@ const REVOKE_ANSWER_SLACK: Duration = Duration::from_secs(5);
 #[derive(Default)]
 struct Held {
     /// (topic id, partition) → generation.
-    partitions: HashMap<(u32, i32), Generation>,
+    partitions: FxHashMap<(u32, i32), Generation>,
     /// Revoked since the source loop last looked: (topic id, partition,
     /// the generation it had).
     revoked: Vec<(u32, i32, Generation)>,
@@ -67,6 +68,8 @@ pub struct SourceContext {
     revoke_wait: Duration,
     /// An asynchronous commit failed (see [`Committer::take_failed`]).
     commit_failed: AtomicBool,
+    /// Generations given up: their queued work is dropped.
+    given_up: Arc<Revoked>,
     /// The source loop's [`FetchQueue`] while it runs (else null): newly
     /// assigned partitions are forwarded to it.
     fetch_queue: AtomicPtr<rdkafka::bindings::rd_kafka_queue_t>,
@@ -134,12 +137,14 @@ impl ConsumerContext for SourceContext {
             return;
         };
         let parts = self.ids(tpl);
+        let mut gone = Vec::new();
         {
             // From here on the source drops what it holds of them.
             let mut held = self.held.lock().expect("not poisoned");
             for (_, topic, p) in &parts {
                 if let Some(g) = held.partitions.remove(&(*topic, *p)) {
                     held.revoked.push((*topic, *p, g));
+                    gone.push((*topic, *p, g));
                 }
             }
             self.ready
@@ -181,6 +186,9 @@ impl ConsumerContext for SourceContext {
                 }
             }
         }
+        // The wait is over: what is still queued for them is the next
+        // owner's to do.
+        self.given_up.add(&gone);
         // Logged once the tracker has forgotten them: no commit of ours
         // names them from here on.
         tracing::info!(partitions = ?given_up, lost, "partitions given up");
@@ -289,6 +297,7 @@ impl KafkaSource {
         progress: Sender<Progress>,
         ready: Arc<AtomicBool>,
         topics: Arc<Topics>,
+        given_up: Arc<Revoked>,
     ) -> Result<KafkaSource, String> {
         let mut cc = ClientConfig::new();
         cc.set(
@@ -316,6 +325,7 @@ impl KafkaSource {
             paused: AtomicBool::new(false),
             revoke_wait: Duration::from_millis(revoke_wait_ms),
             commit_failed: AtomicBool::new(false),
+            given_up,
             fetch_queue: AtomicPtr::new(std::ptr::null_mut()),
         };
         let consumer: KafkaConsumer = cc
@@ -344,7 +354,7 @@ impl Source for KafkaSource {
             consumer,
             fetch: FetchQueue::new(consumer, out.max_held.max(BATCH)),
             topics: TopicIds::default(),
-            held: HashMap::new(),
+            held: FxHashMap::default(),
             version: u64::MAX,
             dropped: 0,
         };
@@ -434,7 +444,7 @@ struct Reader<'c> {
     consumer: &'c KafkaConsumer,
     fetch: FetchQueue<'c>,
     topics: TopicIds,
-    held: HashMap<(u32, i32), Partition>,
+    held: FxHashMap<(u32, i32), Partition>,
     /// The context's `version` that `held` reflects.
     version: u64,
     /// Records of revoked partitions dropped.
@@ -555,7 +565,7 @@ impl Reader<'_> {
 /// start a new generation.
 fn coord(
     consumer: &KafkaConsumer,
-    held: &mut HashMap<(u32, i32), Partition>,
+    held: &mut FxHashMap<(u32, i32), Partition>,
     dropped: &mut u64,
     topic: u32,
     partition: i32,

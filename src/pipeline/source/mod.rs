@@ -98,6 +98,7 @@ pub fn open(
     topics: &Arc<Topics>,
     progress: &Sender<Progress>,
     ready: &Arc<std::sync::atomic::AtomicBool>,
+    revoked: &Arc<super::revoked::Revoked>,
 ) -> Result<Box<dyn Source>, String> {
     Ok(match (input, config.source.kind) {
         (super::Input::Lines(reader, name), _) => {
@@ -110,6 +111,7 @@ pub fn open(
             progress.clone(),
             ready.clone(),
             topics.clone(),
+            revoked.clone(),
         )?),
         (super::Input::Kafka, other) => {
             return Err(format!(
