@@ -7,6 +7,12 @@
 //!
 //! `cargo bench --bench kafka_pipeline`
 //!
+//! With `OSSNOTIFY_BENCH_BASELINE=/path/to/an/older/ossnotify`, each round
+//! also runs that build's pipeline (alternating which of the two goes
+//! first), and both are reported against the same bare reads: a before and
+//! after of a change measured in one run, which the spread between runs
+//! (0.79 to 0.98 for the same code on this VM) would otherwise hide.
+//!
 //! The pipeline's rate is measured between its first and last offset
 //! commits (every 100 ms here), so tansu's consumer-group join (which can
 //! take ~25 s) is not counted. Both phases also report the CPU they used,
@@ -17,7 +23,7 @@
 mod broker;
 mod common;
 
-use common::{committed, free_addr, spawn_run, stop_run};
+use common::{committed, free_addr, spawn_run_of, stop_run};
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -41,6 +47,27 @@ fn cpu_seconds(pid: &str) -> f64 {
     let ticks: f64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
+}
+
+/// CPU seconds so far of process `pid`'s own threads and of librdkafka's
+/// (`rdk:*`): per record, far steadier from run to run than the rate,
+/// which the broker's share of the two cores moves.
+fn thread_cpu(pid: &str) -> (f64, f64) {
+    let (mut own, mut rdk) = (0.0, 0.0);
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let secs = cpu_seconds(&format!("{pid}/task/{}", t.file_name().to_string_lossy()));
+        if comm.starts_with("rdk:") {
+            rdk += secs;
+        } else {
+            own += secs;
+        }
+    }
+    (own, rdk)
 }
 
 /// CPU used by the reader (this process or the pipeline's) and by the
@@ -107,18 +134,43 @@ fn main() {
     // read, so that no round compares a cold read with a warm one.
     println!("warm-up (not counted):");
     bare_phase(&brokers, &broker_pid, usize::MAX);
+    let current = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ossnotify"));
+    let baseline = std::env::var_os("OSSNOTIFY_BENCH_BASELINE").map(std::path::PathBuf::from);
     let mut ratios = Vec::new();
+    let mut baseline_ratios = Vec::new();
     for round in 0..rounds {
         println!("round {}:", round + 1);
         let bare_rate = bare_phase(&brokers, &broker_pid, round);
-        let rate = pipeline_phase(&brokers, &broker_pid, round);
-        println!("pipeline / bare consumer = {:.3}", rate / bare_rate);
-        ratios.push(rate / bare_rate);
+        let mut order = vec![("current", &current)];
+        if let Some(b) = &baseline {
+            order.push(("baseline", b));
+            if round % 2 == 1 {
+                order.reverse();
+            }
+        }
+        for (label, bin) in order {
+            let rate = pipeline_phase(&brokers, &broker_pid, round, bin, label);
+            println!("{label} pipeline / bare consumer = {:.3}", rate / bare_rate);
+            if label == "current" {
+                ratios.push(rate / bare_rate);
+            } else {
+                baseline_ratios.push(rate / bare_rate);
+            }
+        }
     }
+    report("pipeline", &mut ratios);
+    if !baseline_ratios.is_empty() {
+        report("baseline pipeline", &mut baseline_ratios);
+    }
+}
+
+/// Prints the ratios of the rounds and their median.
+fn report(what: &str, ratios: &mut [f64]) {
     let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
     ratios.sort_by(f64::total_cmp);
     println!(
-        "pipeline / bare consumer over {rounds} rounds: {}; median {:.3}",
+        "{what} / bare consumer over {} rounds: {}; median {:.3}",
+        ratios.len(),
         shown.join(", "),
         ratios[ratios.len() / 2]
     );
@@ -159,7 +211,13 @@ fn bare_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
 
 /// The pipeline, in this process, with 10k rules and a null sink. Returns
 /// records/s between its first and last offset commits.
-fn pipeline_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
+fn pipeline_phase(
+    brokers: &str,
+    broker_pid: &str,
+    round: usize,
+    bin: &std::path::Path,
+    label: &str,
+) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let workers: usize = std::env::var("OSSNOTIFY_BENCH_WORKERS")
         .ok()
@@ -178,7 +236,7 @@ fn pipeline_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
     });
     let metrics = free_addr();
     let mut text = format!(
-        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-pipeline-{round}\"\n\n[pipeline]\nworkers = {workers}\ncommit_interval_ms = 100\ncpus = [{cpus}]\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.discard]\ntype = \"null\"\n",
+        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-pipeline-{round}-{label}\"\n\n[pipeline]\nworkers = {workers}\ncommit_interval_ms = 100\ncpus = [{cpus}]\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.discard]\ntype = \"null\"\n",
         dir.path().join("dl").display()
     );
     text.push_str(&ossnotify::synth::Workload::standard().rules_toml("discard"));
@@ -189,7 +247,7 @@ fn pipeline_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
         .unwrap();
     // The release binary in its own process: a process holds one metrics
     // exporter, and each round needs a fresh pipeline.
-    let child = spawn_run(&path, &dir.path().join("run.log"));
+    let child = spawn_run_of(bin, &path, &dir.path().join("run.log"));
     let pid = child.id().to_string();
     let deadline = Instant::now() + Duration::from_secs(600);
     let (mut start, mut last) = (None, (0i64, Instant::now()));
@@ -209,11 +267,17 @@ fn pipeline_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
         std::thread::sleep(Duration::from_millis(20));
     }
     let (ours, theirs) = cpu.expect("the pipeline committed something").cores();
+    let (own, rdk) = thread_cpu(&pid);
     stop_run(child);
+    println!(
+        "{label} pipeline CPU per record, whole run: {:.3} µs in its own threads, {:.3} µs in librdkafka's",
+        own * 1e6 / RECORDS as f64,
+        rdk * 1e6 / RECORDS as f64
+    );
     let (c0, t0) = start.expect("the pipeline committed something");
     let rate = (last.0 - c0) as f64 / (last.1 - t0).as_secs_f64();
     println!(
-        "pipeline (`ossnotify run`: Kafka → 10k rules → null sink, {workers} workers, cpus = [{cpus}]): {} records committed, {rate:.0} records/s; CPU: {ours:.2} cores in it, {theirs:.2} in the broker",
+        "{label} pipeline (`ossnotify run`: Kafka → 10k rules → null sink, {workers} workers, cpus = [{cpus}]): {} records committed, {rate:.0} records/s; CPU: {ours:.2} cores in it, {theirs:.2} in the broker",
         last.0
     );
     rate

@@ -458,3 +458,87 @@ sinks = ["f"]
         "the commit passed the record that could not be dead-lettered:\n{log}"
     );
 }
+
+/// A revocation while the source holds records of the revoked partitions:
+/// the sink fails every request for a while, so the workers fill up and
+/// consumption pauses with a batch in hand; then a second member joins
+/// (cooperative-sticky). The held records of the partitions given up are
+/// dropped, nothing panics, the first member commits nothing of them
+/// afterwards, and everything arrives once the sink is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_while_records_are_held_drops_them_and_loses_nothing() {
+    let topic = "rb-held";
+    support::broker::create_topic(topic, PARTITIONS as u32);
+    let d = support::Dir::new();
+    let server = Arc::new(
+        support::mns_dev(DevConfig {
+            fail_first: Duration::from_secs(90),
+            ..support::dev_config()
+        })
+        .await,
+    );
+    let per_partition = 100;
+    produce(topic, 0, per_partition);
+    let strategy = "cooperative-sticky";
+    let cfg_a = config(&d, "a", topic, strategy, &server.endpoint());
+    let cfg_b = config(&d, "b", topic, strategy, &server.endpoint());
+    let a = Member::start(&cfg_a, d.path("a.log"), LOG);
+    let paused = tokio::task::block_in_place(|| {
+        a.wait_log(
+            "workers are full: pausing consumption",
+            Duration::from_secs(120),
+        )
+    });
+    assert!(paused, "A never paused:\n{}", a.log_text());
+    let b = Member::start(&cfg_b, d.path("b.log"), LOG);
+    let dropped = tokio::task::block_in_place(|| {
+        a.wait_log(
+            "dropped held records of revoked partitions",
+            Duration::from_secs(120),
+        )
+    });
+    assert!(
+        dropped,
+        "A gave up no held records:\nA:\n{}\nB:\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    let expected = (PARTITIONS as i64 * per_partition) as usize;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let got = done(&server, d.dir.path());
+        if got.len() == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {expected} arrived:\nA:\n{}\nB:\n{}",
+            got.len(),
+            a.log_text(),
+            b.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ((a_code, a_log), (b_code, b_log)) =
+        tokio::task::block_in_place(|| (a.signal("-TERM"), b.signal("-TERM")));
+    assert_eq!(a_code, Some(0), "{a_log}");
+    assert_eq!(b_code, Some(0), "{b_log}");
+    for (name, log) in [("A", &a_log), ("B", &b_log)] {
+        let bad = commits_outside_ownership(log, topic);
+        assert!(bad.is_empty(), "{name}: {bad:?}");
+        assert!(!log.contains("panicked"), "{name}:\n{log}");
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", support::broker::brokers())
+        .set("group.id", topic)
+        .create()
+        .unwrap();
+    let end = tokio::task::block_in_place(|| committed(&consumer, topic));
+    assert_eq!(
+        end,
+        (0..PARTITIONS)
+            .map(|p| (p, per_partition))
+            .collect::<BTreeMap<_, _>>()
+    );
+}

@@ -1,5 +1,7 @@
 //! What the load harnesses share.
 
+#![allow(dead_code)] // each harness uses a part
+
 use std::io::{Read, Write};
 
 /// The sum of the committed offsets the pipeline reports on its /metrics
@@ -24,7 +26,21 @@ pub fn committed(metrics: &str) -> i64 {
 /// Starts the release `ossnotify run -c CONFIG` in its own process, its
 /// log (stderr) in `log`.
 pub fn spawn_run(config: &std::path::Path, log: &std::path::Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_ossnotify"))
+    spawn_run_of(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ossnotify")),
+        config,
+        log,
+    )
+}
+
+/// [`spawn_run`] with another build of `ossnotify` (a baseline to compare
+/// against in the same run).
+pub fn spawn_run_of(
+    bin: &std::path::Path,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Child {
+    std::process::Command::new(bin)
         .args(["run", "-c", config.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
