@@ -477,7 +477,9 @@ async fn a_revocation_while_records_are_held_drops_them_and_loses_nothing() {
         })
         .await,
     );
-    let per_partition = 100;
+    // More than the workers and their queue hold (batches of up to 511),
+    // so that the source must pause with a batch in hand.
+    let per_partition = 500;
     produce(topic, 0, per_partition);
     let strategy = "cooperative-sticky";
     let cfg_a = config(&d, "a", topic, strategy, &server.endpoint());

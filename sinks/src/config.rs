@@ -72,7 +72,9 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Retries of transient failures: exponential backoff with full jitter,
+/// Retries of transient failures: exponential backoff with "equal" jitter
+/// (a uniform wait in the upper half of each step, so that every retry
+/// waits at least half its step, which throttling needs),
 /// then the dead-letter store (SPEC §5). `[sinks.NAME.retry]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -56,6 +56,18 @@ impl SinkConfig for HttpConfig {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_millis(self.request_timeout_ms))
+            // A 301/302/303 turns a POST into a GET without its body, whose
+            // 2xx would count as delivered: only 307 and 308 (which keep the
+            // method and the body) are followed; any other 3xx comes back
+            // and is a permanent failure naming its Location.
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let keeps_body = matches!(attempt.status().as_u16(), 307 | 308);
+                if keeps_body && attempt.previous().len() < 10 {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Box::new(HttpSink {
@@ -108,6 +120,19 @@ impl HttpSink {
             }
             let (transient, throttled, error) = match req.send().await {
                 Ok(res) if res.status().is_success() => return Ok(()),
+                Ok(res) if res.status().is_redirection() => {
+                    let location = res
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|l| l.to_str().ok())
+                        .unwrap_or("(none)")
+                        .to_owned();
+                    let error = format!(
+                        "HTTP {}: a redirect is not a delivery (only 307 and 308 are followed); Location: {location}",
+                        res.status().as_u16()
+                    );
+                    (false, false, error)
+                }
                 Ok(res) => {
                     let s = res.status().as_u16();
                     let text: String = res

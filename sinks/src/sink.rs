@@ -40,4 +40,9 @@ pub trait Sink: Send + Sync {
     fn max_in_flight(&self) -> usize {
         1
     }
+    /// How long the pipeline waits for more messages to fill a batch once
+    /// it has one (`linger_ms` where a sink has it).
+    fn linger(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(5)
+    }
 }

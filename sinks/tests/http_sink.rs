@@ -45,6 +45,23 @@ async fn start(hook: Arc<Hook>) -> String {
                             req.into_body().collect().await.unwrap().to_bytes().to_vec(),
                         )
                         .unwrap();
+                        // Redirects: /moved (301) and /found (302) to /one,
+                        // /temp (307) and /perm (308) to /kept.
+                        let redirect = match path.as_str() {
+                            "/moved" => Some((301, "/one")),
+                            "/found" => Some((302, "/one")),
+                            "/temp" => Some((307, "/kept")),
+                            "/perm" => Some((308, "/kept")),
+                            _ => None,
+                        };
+                        if let Some((status, to)) = redirect {
+                            hook.seen.lock().unwrap().push((path, ct, token, body));
+                            return Ok(Response::builder()
+                                .status(status)
+                                .header("Location", to)
+                                .body(Full::new(Bytes::new()))
+                                .unwrap());
+                        }
                         let status = if path == "/bad" {
                             400
                         } else if hook.fail_first.load(Ordering::SeqCst) > 0 {
@@ -155,5 +172,49 @@ async fn client_errors_are_permanent() {
     assert!(
         matches!(&out[0], Outcome::Failed { error, attempts: 1 } if error.starts_with("HTTP 400")),
         "{out:?}"
+    );
+}
+
+/// A redirect is not a delivery: 301/302 (which would turn the POST into a
+/// GET without its body) fail at once naming the Location; 307/308 are
+/// followed with the method and the body kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_redirects_that_keep_the_body_are_followed() {
+    let hook = Arc::new(Hook::default());
+    let base = start(hook.clone()).await;
+    for (path, status) in [("moved", 301), ("found", 302)] {
+        let sink = config(&format!("url = \"{base}/{path}\"\n"))
+            .build("hook")
+            .unwrap();
+        let out = sink.deliver(&envelopes(1)).await;
+        assert!(
+            matches!(&out[0], Outcome::Failed { error, attempts: 1 }
+                if error.starts_with(&format!("HTTP {status}")) && error.ends_with("Location: /one")),
+            "{out:?}"
+        );
+    }
+    for path in ["temp", "perm"] {
+        let sink = config(&format!("url = \"{base}/{path}\"\nencoding = \"json\"\n"))
+            .build("hook")
+            .unwrap();
+        assert_eq!(sink.deliver(&envelopes(1)).await, vec![Outcome::Delivered]);
+    }
+    let seen = hook.seen.lock().unwrap().clone();
+    let paths: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|(p, _, _, b)| (p.as_str(), b.as_str()))
+        .collect();
+    // Nothing reached /one (no GET, no body lost); /kept got each POST
+    // with its body.
+    assert_eq!(
+        paths,
+        vec![
+            ("/moved", "{\"n\":0}"),
+            ("/found", "{\"n\":0}"),
+            ("/temp", "{\"n\":0}"),
+            ("/kept", "{\"n\":0}"),
+            ("/perm", "{\"n\":0}"),
+            ("/kept", "{\"n\":0}"),
+        ]
     );
 }

@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use ossnotify_sinks::{deliver_or_dead_letter, DeadLetterStore, Encoding, Envelope, Outcome, Sink};
@@ -55,9 +54,6 @@ pub struct SinkStats {
     pub delivered: AtomicU64,
     pub dead_lettered: AtomicU64,
 }
-
-/// How long a driver waits to fill a batch once it has a message.
-const LINGER: Duration = Duration::from_millis(5);
 
 /// Starts and keeps the sink drivers.
 pub struct Drivers {
@@ -210,7 +206,8 @@ async fn drive(
     let mut pending: Vec<Item> = Vec::new();
     while let Some(first) = rx.recv().await {
         pending.extend(first);
-        let deadline = tokio::time::Instant::now() + LINGER;
+        // How long to wait to fill a batch once there is a message.
+        let deadline = tokio::time::Instant::now() + sink.linger();
         while pending.len() < max {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(more)) => pending.extend(more),

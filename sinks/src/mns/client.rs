@@ -54,16 +54,58 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Classifies an MNS error answer.
+/// What an MNS failure calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Back off harder, then retry.
+    Throttle,
+    /// Retry with backoff.
+    Retry,
+    /// Retrying cannot help: dead-letter at once.
+    Permanent,
+}
+
+/// MNS's error codes and their class: the one table, for whole answers and
+/// for the entries of a partly failed batch alike. A code not listed is
+/// classed by the HTTP status ([`status_class`]).
+const CODES: &[(&str, Class)] = &[
+    ("QpsLimitExceeded", Class::Throttle),
+    ("InternalError", Class::Retry),
+    ("InternalServerError", Class::Retry),
+    ("ServiceUnavailable", Class::Retry),
+    // Re-signed with a fresh Date on the retry.
+    ("TimeExpired", Class::Retry),
+    ("SignatureDoesNotMatch", Class::Permanent),
+    ("InvalidAccessKeyId", Class::Permanent),
+    ("AccessDenied", Class::Permanent),
+    ("TopicNotExist", Class::Permanent),
+    ("QueueNotExist", Class::Permanent),
+    ("MalformedXML", Class::Permanent),
+    ("InvalidArgument", Class::Permanent),
+    ("MessageTooLarge", Class::Permanent),
+];
+
+/// How an answer is classed by its HTTP status alone (an unknown code, or
+/// a body that is not MNS XML, e.g. from a proxy or load balancer): 429 is
+/// throttling, 408 and 5xx are transient, any other status permanent.
+fn status_class(status: u16) -> Class {
+    match status {
+        429 => Class::Throttle,
+        408 | 500.. => Class::Retry,
+        _ => Class::Permanent,
+    }
+}
+
+/// Classifies an MNS error answer: by its code, else by its status.
 fn classify(status: u16, code: String, message: String, request_id: String) -> Failure {
-    match code.as_str() {
-        "QpsLimitExceeded" => Failure::Throttled { code },
-        "InternalError" | "InternalServerError" | "ServiceUnavailable" | "TimeExpired" => {
-            Failure::Transient { code, message }
-        }
-        _ if status == 429 => Failure::Throttled { code },
-        _ if status >= 500 || status == 408 => Failure::Transient { code, message },
-        _ => Failure::Permanent {
+    let class = CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or_else(|| status_class(status), |(_, class)| *class);
+    match class {
+        Class::Throttle => Failure::Throttled { code },
+        Class::Retry => Failure::Transient { code, message },
+        Class::Permanent => Failure::Permanent {
             code,
             message,
             request_id,
@@ -175,15 +217,13 @@ impl MnsClient {
                 ..
             }) => Err(classify(status, code, message, request_id)),
             Ok(r) => Ok((status, r)),
-            Err(e) if status >= 500 => Err(Failure::Transient {
-                code: format!("HTTP{status}"),
-                message: e,
-            }),
-            Err(e) => Err(Failure::Permanent {
-                code: format!("HTTP{status}"),
-                message: format!("unreadable answer: {e}"),
-                request_id: String::new(),
-            }),
+            // Not MNS XML (a proxy, a load balancer): classed by status.
+            Err(e) => Err(classify(
+                status,
+                format!("HTTP{status}"),
+                format!("not an MNS answer ({e}): {}", snippet(&text)),
+                String::new(),
+            )),
         }
     }
 
@@ -244,6 +284,12 @@ impl MnsClient {
     }
 }
 
+/// The start of an answer's body, for an error message.
+fn snippet(text: &str) -> String {
+    let t: String = text.chars().take(120).collect();
+    t.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn check_md5(body: &str, returned: &str) -> Result<(), Failure> {
     let sent = sign::md5_hex(body.as_bytes());
     if returned.eq_ignore_ascii_case(&sent) {
@@ -263,9 +309,9 @@ fn unexpected(status: u16, r: Response) -> Failure {
     }
 }
 
-/// MNS's limits on one BatchSendMessage request.
+/// MNS's limit on the messages of one BatchSendMessage request (its size
+/// limit is [`crate::mns::MAX_BYTES`]).
 pub const MAX_BATCH_MESSAGES: usize = 16;
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Splits messages into consecutive batches of at most `max_count` (≤ 16)
 /// whose request XML stays within 64 KB. A message too large to send at
@@ -277,7 +323,7 @@ pub fn batches(ms: &[OutMessage], max_count: usize) -> Vec<std::ops::Range<usize
     let mut bytes = xml::batch_overhead();
     for (i, m) in ms.iter().enumerate() {
         let len = xml::batch_entry_len(m);
-        if i > start && (i - start == max_count || bytes + len > MAX_REQUEST_BYTES) {
+        if i > start && (i - start == max_count || bytes + len > crate::mns::MAX_BYTES) {
             out.push(start..i);
             start = i;
             bytes = xml::batch_overhead();
@@ -387,6 +433,9 @@ mod tests {
         assert!(matches!(c(408, "TimeExpired"), Failure::Transient { .. }));
         assert!(matches!(c(503, "Whatever"), Failure::Transient { .. }));
         assert!(matches!(c(429, "TooMany"), Failure::Throttled { .. }));
+        // A batch entry is classed by its code whatever the batch's status.
+        assert!(c(500, "InvalidArgument").is_permanent());
+        assert!(matches!(c(500, "SomethingNew"), Failure::Transient { .. }));
         for code in [
             "SignatureDoesNotMatch",
             "InvalidAccessKeyId",
@@ -422,7 +471,7 @@ mod tests {
         let b = batches(&big, 16);
         assert!(b.iter().all(|r| r.len() == 6 || r.end == 20), "{b:?}");
         for r in &b {
-            assert!(xml::batch_request(&big[r.clone()]).len() <= MAX_REQUEST_BYTES);
+            assert!(xml::batch_request(&big[r.clone()]).len() <= crate::mns::MAX_BYTES);
         }
         assert_eq!(b.iter().map(|r| r.len()).sum::<usize>(), 20);
         let huge = vec![

@@ -7,9 +7,6 @@ use crate::config::{
     FieldIssue, RetryConfig, Secret, SinkConfig,
 };
 
-/// MNS's limit on a message body, and on a batch request's XML.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MnsTopicConfig {

@@ -23,9 +23,6 @@ use tokio::net::TcpListener;
 use super::sign::{self, SignedParts, MNS_VERSION};
 use super::xml::{self, BatchEntry};
 
-/// MNS's limit on one message body.
-pub const MAX_BODY: usize = 64 * 1024;
-
 /// How `mns-dev` behaves.
 #[derive(Debug, Clone, Default)]
 pub struct DevConfig {
@@ -297,10 +294,11 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
             "a batch holds at most 16 messages",
         ));
     }
-    if let Some(m) = messages.iter().find(|m| m.body.len() > MAX_BODY) {
+    if let Some(m) = messages.iter().find(|m| m.body.len() > super::MAX_BYTES) {
         let why = format!(
-            "message body is {} bytes; the limit is {MAX_BODY}",
-            m.body.len()
+            "message body is {} bytes; the limit is {}",
+            m.body.len(),
+            super::MAX_BYTES
         );
         return Ok(error(StatusCode::BAD_REQUEST, "InvalidArgument", &why));
     }

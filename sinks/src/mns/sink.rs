@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use super::client::{self, batches, MnsClient, MAX_REQUEST_BYTES};
+use super::client::{self, batches, MnsClient};
 use super::config::{MnsQueueConfig, MnsTopicConfig};
 use super::xml::OutMessage;
+use super::MAX_BYTES;
 use crate::config::RetryConfig;
 use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
@@ -33,9 +34,9 @@ fn client_for(
 
 /// MNS refuses bodies over 64 KB: such a message is never sent.
 fn too_large(e: &Envelope) -> Option<Outcome> {
-    (e.payload.len() > MAX_REQUEST_BYTES).then(|| Outcome::Failed {
+    (e.payload.len() > MAX_BYTES).then(|| Outcome::Failed {
         error: format!(
-            "MessageTooLarge: {} bytes; MNS accepts at most {MAX_REQUEST_BYTES}",
+            "MessageTooLarge: {} bytes; MNS accepts at most {MAX_BYTES}",
             e.payload.len()
         ),
         attempts: 0,
@@ -132,6 +133,7 @@ pub struct MnsQueueSink {
     priority: Option<u32>,
     retry: RetryConfig,
     in_flight: usize,
+    linger: std::time::Duration,
     /// Requests under way, across every `deliver` call.
     permits: tokio::sync::Semaphore,
 }
@@ -152,6 +154,7 @@ impl MnsQueueSink {
             batch_size: c.batch_size,
             delay_seconds: c.delay_seconds,
             priority: c.priority,
+            linger: std::time::Duration::from_millis(c.linger_ms),
             retry: c.retry.clone(),
             in_flight: c.max_in_flight,
             permits: tokio::sync::Semaphore::new(c.max_in_flight),
@@ -171,6 +174,10 @@ impl Sink for MnsQueueSink {
 
     fn max_in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    fn linger(&self) -> std::time::Duration {
+        self.linger
     }
 
     fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a> {
