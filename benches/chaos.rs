@@ -4,8 +4,8 @@
 //! doing random harm: it starts an extra member, stops one (SIGTERM), kills
 //! one (-9) and restarts it later, restarts one, makes mns-dev fail every
 //! request for a while, answer slowly, or drop connections, and restarts the
-//! broker. The broker is tansu on PostgreSQL storage
-//! (`scripts/durable-broker.sh`, which installs both), since an in-memory
+//! broker. The broker is tansu on its SQLite storage
+//! (`scripts/durable-broker.sh`, which builds it once), since an in-memory
 //! broker loses everything when it restarts.
 //!
 //! At the end it heals everything, waits for the pipeline to catch up,
@@ -247,31 +247,39 @@ sinks = ["q"]
                 .status();
             let _ = c.wait();
         }
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ossnotify"));
-        cmd.args([
-            "mns-dev",
-            "--listen",
-            &format!("127.0.0.1:{}", self.mns_port),
-            "--access-key-id",
-            "AK",
-            "--access-key-secret",
-            "SK",
-            "--queues",
-            "oss-events",
-            "--record",
-            self.dir.join("accepted.ndjson").to_str().unwrap(),
-        ])
-        .args(faults)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        // It prints one line once it listens.
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        self.mns = Some(child);
-        self.mns_starts += 1;
+        // The port was just freed: retry the bind for a while.
+        for _ in 0..50 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_ossnotify"))
+                .args([
+                    "mns-dev",
+                    "--listen",
+                    &format!("127.0.0.1:{}", self.mns_port),
+                    "--access-key-id",
+                    "AK",
+                    "--access-key-secret",
+                    "SK",
+                    "--queues",
+                    "oss-events",
+                    "--record",
+                    self.dir.join("accepted.ndjson").to_str().unwrap(),
+                ])
+                .args(faults)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            // It prints one line once it listens.
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+            if line.starts_with("mns-dev listening") {
+                self.mns = Some(child);
+                self.mns_starts += 1;
+                return;
+            }
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("mns-dev would not start on port {}", self.mns_port);
     }
 
     fn running(&self) -> Vec<usize> {
@@ -448,11 +456,10 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let broker_dir = dir.join("broker");
-    let (pg_port, kafka_port) = (free_port(), free_port());
+    let kafka_port = free_port();
     script(&[
         "start",
         broker_dir.to_str().unwrap(),
-        &pg_port.to_string(),
         &kafka_port.to_string(),
     ]);
     script(&[
@@ -475,7 +482,7 @@ fn main() {
         bad_exits: Vec::new(),
     };
     w.mns(&[]);
-    println!("chaos: {strategy}, {seconds} s of harm, seed {seed}; machine: 2-core VM; tansu on PostgreSQL on loopback; files in {}", dir.display());
+    println!("chaos: {strategy}, {seconds} s of harm, seed {seed}; machine: 2-core VM; tansu on SQLite storage on loopback; files in {}", dir.display());
 
     // Calibration: one member, a healthy system, a backlog to work through.
     let next = Arc::new(AtomicU64::new(0));

@@ -295,3 +295,64 @@ fn shipped_configs_are_valid() {
         );
     }
 }
+
+/// `Debug` of a whole loaded config shows no credential: MNS secrets, a
+/// webhook URL's user, password and token, its headers, and librdkafka's
+/// credential properties (source and Kafka sink).
+#[test]
+fn debug_of_a_config_hides_every_secret() {
+    let d = support::Dir::new();
+    let cfg = d.write(
+        "secrets.toml",
+        r#"[source]
+type = "kafka"
+brokers = "127.0.0.1:9092"
+topics = ["t"]
+group_id = "g"
+[source.librdkafka]
+"sasl.password" = "SRC-PASSWORD"
+
+[sinks.mns]
+type = "mns_queue"
+endpoint = "http://127.0.0.1:9900"
+queue = "q"
+access_key_id = "AK"
+access_key_secret = "MNS-SECRET"
+
+[sinks.hook]
+type = "http"
+url = "https://bob:URL-PASSWORD@hooks.example.com/x?token=URL-TOKEN"
+headers = { Authorization = "Bearer HEADER-TOKEN" }
+
+[sinks.k]
+type = "kafka"
+brokers = "127.0.0.1:9092"
+topic = "out"
+[sinks.k.librdkafka]
+"sasl.password" = "SINK-PASSWORD"
+
+[[rules]]
+id = "r"
+bucket = "b"
+events = ["ObjectCreated:PutObject"]
+sinks = ["mns", "hook", "k"]
+"#,
+    );
+    let loaded = ossnotify::config::load(&cfg).unwrap_or_else(|d| panic!("{d:?}"));
+    let shown = format!("{:?}", loaded.config);
+    for secret in [
+        "SRC-PASSWORD",
+        "MNS-SECRET",
+        "URL-PASSWORD",
+        "URL-TOKEN",
+        "HEADER-TOKEN",
+        "SINK-PASSWORD",
+    ] {
+        assert!(!shown.contains(secret), "{secret} shown in {shown}");
+    }
+    // What is not secret still shows.
+    assert!(
+        shown.contains("hooks.example.com") && shown.contains("\"out\""),
+        "{shown}"
+    );
+}

@@ -160,6 +160,32 @@ fn committed(consumer: &BaseConsumer, topic: &str) -> BTreeMap<i32, i64> {
         .collect()
 }
 
+/// A client of the group `topic` (each test's group is named after its
+/// topic) that only reads its committed offsets; it never joins.
+fn group_reader(topic: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", support::broker::brokers())
+        .set("group.id", topic)
+        .create()
+        .unwrap()
+}
+
+/// Every member's log: no commit of a partition it did not hold, no panic.
+fn assert_clean_logs(topic: &str, logs: &[(&str, &str)]) {
+    for (name, log) in logs {
+        let bad = commits_outside_ownership(log, topic);
+        assert!(bad.is_empty(), "{name}: {bad:?}");
+        assert!(!log.contains("panicked"), "{name}:\n{log}");
+    }
+}
+
+/// The group committed every partition up to `end`.
+fn assert_committed_to(topic: &str, end: i64) {
+    let got = tokio::task::block_in_place(|| committed(&group_reader(topic), topic));
+    let want: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, end)).collect();
+    assert_eq!(got, want);
+}
+
 /// Watches the group's commits while the test runs: each time, the
 /// committed offsets first, then what had arrived; every record below a
 /// committed offset must be among what had arrived.
@@ -177,11 +203,7 @@ impl CommitWatch {
         let thread = {
             let (stop, violations) = (stop.clone(), violations.clone());
             std::thread::spawn(move || {
-                let consumer: BaseConsumer = ClientConfig::new()
-                    .set("bootstrap.servers", support::broker::brokers())
-                    .set("group.id", &topic)
-                    .create()
-                    .unwrap();
+                let consumer = group_reader(&topic);
                 let mut checks = 0;
                 while !stop.load(Ordering::SeqCst) {
                     let c = committed(&consumer, &topic);
@@ -333,24 +355,9 @@ async fn join_kill_restart(strategy: &str, topic: &str) {
         violations.is_empty(),
         "commits passed undelivered records: {violations:?}"
     );
-    for (name, log) in [("A", &a_log), ("A again", &a2_log), ("B", &b_log)] {
-        let bad = commits_outside_ownership(log, topic);
-        assert!(bad.is_empty(), "{name}: {bad:?}");
-        assert!(!log.contains("panicked"), "{name}:\n{log}");
-    }
+    assert_clean_logs(topic, &[("A", &a_log), ("A again", &a2_log), ("B", &b_log)]);
     // Everything was committed in the end.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", support::broker::brokers())
-        .set("group.id", topic)
-        .create()
-        .unwrap();
-    let end = tokio::task::block_in_place(|| committed(&consumer, topic));
-    assert_eq!(
-        end,
-        (0..PARTITIONS)
-            .map(|p| (p, second))
-            .collect::<BTreeMap<_, _>>()
-    );
+    assert_committed_to(topic, second);
     let got = done(&server, d.dir.path());
     let duplicates: usize = got.values().map(|n| n - 1).sum();
     println!(
@@ -425,11 +432,7 @@ sinks = ["f"]
         send(&record(0, o));
     }
     let member = Member::start(&cfg, d.path("run.log"), "info");
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", support::broker::brokers())
-        .set("group.id", topic)
-        .create()
-        .unwrap();
+    let consumer = group_reader(topic);
     let deadline = Instant::now() + Duration::from_secs(120);
     while committed(&consumer, topic).get(&0) != Some(&20) {
         assert!(
@@ -526,21 +529,6 @@ async fn a_revocation_while_records_are_held_drops_them_and_loses_nothing() {
         tokio::task::block_in_place(|| (a.signal("-TERM"), b.signal("-TERM")));
     assert_eq!(a_code, Some(0), "{a_log}");
     assert_eq!(b_code, Some(0), "{b_log}");
-    for (name, log) in [("A", &a_log), ("B", &b_log)] {
-        let bad = commits_outside_ownership(log, topic);
-        assert!(bad.is_empty(), "{name}: {bad:?}");
-        assert!(!log.contains("panicked"), "{name}:\n{log}");
-    }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", support::broker::brokers())
-        .set("group.id", topic)
-        .create()
-        .unwrap();
-    let end = tokio::task::block_in_place(|| committed(&consumer, topic));
-    assert_eq!(
-        end,
-        (0..PARTITIONS)
-            .map(|p| (p, per_partition))
-            .collect::<BTreeMap<_, _>>()
-    );
+    assert_clean_logs(topic, &[("A", &a_log), ("B", &b_log)]);
+    assert_committed_to(topic, per_partition);
 }

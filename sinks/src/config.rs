@@ -72,6 +72,64 @@ impl fmt::Display for Secret {
     }
 }
 
+/// `url` with its user name, password and query values replaced by `***`
+/// (webhook tokens travel there): for logs, errors, dead letters, `Debug`.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return "(a URL that does not parse)".to_owned();
+    };
+    if !u.username().is_empty() {
+        let _ = u.set_username("***");
+    }
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    if u.query().is_some() {
+        let keys: Vec<String> = u.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        u.query_pairs_mut()
+            .clear()
+            .extend_pairs(keys.iter().map(|k| (k.as_str(), "***")));
+    }
+    u.to_string()
+}
+
+/// Whether a librdkafka property holds a credential (`sasl.password`,
+/// `ssl.key.password`, `sasl.oauthbearer.client.secret`, …).
+pub fn is_secret_property(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "ssl.key.pem",
+        "sasl.oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// `Debug` of a property map (librdkafka's, HTTP headers) with the
+/// values of credentials hidden; `all` hides every value.
+pub struct Redacted<'a> {
+    pub map: &'a std::collections::BTreeMap<String, String>,
+    pub all: bool,
+}
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.map.iter().map(|(k, v)| {
+                let shown = if self.all || is_secret_property(k) {
+                    "***"
+                } else {
+                    v.as_str()
+                };
+                (k, shown)
+            }))
+            .finish()
+    }
+}
+
 /// Retries of transient failures: exponential backoff with "equal" jitter
 /// (a uniform wait in the upper half of each step, so that every retry
 /// waits at least half its step, which throttling needs),
@@ -148,5 +206,30 @@ pub(crate) fn check_http_url(field: &'static str, url: &str, issues: &mut Vec<Fi
 pub(crate) fn check_in_flight(n: usize, issues: &mut Vec<FieldIssue>) {
     if n == 0 {
         issues.push(FieldIssue::new("max_in_flight", "must be at least 1"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_credential_properties_are_redacted() {
+        assert_eq!(
+            redact_url("https://bob:pw0rd@hooks.example.com/x?token=t0k&team=ops"),
+            "https://***:***@hooks.example.com/x?token=***&team=***"
+        );
+        assert_eq!(redact_url("http://h:8080/p"), "http://h:8080/p");
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("sasl.password".to_owned(), "pw0rd".to_owned());
+        m.insert("acks".to_owned(), "all".to_owned());
+        let shown = format!(
+            "{:?}",
+            Redacted {
+                map: &m,
+                all: false
+            }
+        );
+        assert_eq!(shown, r#"{"acks": "all", "sasl.password": "***"}"#);
     }
 }

@@ -20,7 +20,7 @@ pub enum HttpBatching {
     Ndjson,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub url: String,
@@ -88,6 +88,28 @@ impl SinkConfig for HttpConfig {
     }
 }
 
+/// Credentials in the URL and every header value are hidden.
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("url", &crate::config::redact_url(&self.url))
+            .field("batch", &self.batch)
+            .field("max_batch", &self.max_batch)
+            .field(
+                "headers",
+                &crate::config::Redacted {
+                    map: &self.headers,
+                    all: true,
+                },
+            )
+            .field("max_in_flight", &self.max_in_flight)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("retry", &self.retry)
+            .field("encoding", &self.encoding)
+            .finish()
+    }
+}
+
 impl HttpConfig {
     fn content_type(&self) -> &'static str {
         match (self.batch, self.encoding) {
@@ -148,7 +170,8 @@ impl HttpSink {
                         format!("HTTP {s}: {text}"),
                     )
                 }
-                Err(e) => (true, false, format!("network: {e}")),
+                // reqwest's errors quote the URL, which may hold a token.
+                Err(e) => (true, false, format!("network: {}", e.without_url())),
             };
             if !transient || attempt >= self.cfg.retry.max_attempts {
                 return Err((error, attempt));

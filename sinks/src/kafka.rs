@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::config::{Encoding, FieldIssue, SinkConfig};
 use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     pub brokers: String,
@@ -22,6 +22,24 @@ pub struct KafkaConfig {
     pub librdkafka: BTreeMap<String, String>,
     #[serde(default)]
     pub encoding: Encoding,
+}
+
+/// Credential properties (`sasl.password`, …) are hidden.
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field(
+                "librdkafka",
+                &crate::config::Redacted {
+                    map: &self.librdkafka,
+                    all: false,
+                },
+            )
+            .field("encoding", &self.encoding)
+            .finish()
+    }
 }
 
 impl SinkConfig for KafkaConfig {

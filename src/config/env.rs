@@ -2,7 +2,9 @@
 //! (never to the raw text, so a variable cannot inject TOML).
 
 /// Replaces every `${NAME}` with the variable's value; `$${` writes `${`.
-/// The error names the first variable that is not set.
+/// The error names the first variable that is not set. No error quotes
+/// the value itself: a config value may be a secret (a malformed one
+/// included), so errors give a byte position instead.
 pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -13,12 +15,15 @@ pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<S
             out.push_str("${");
             rest = t;
         } else if let Some(t) = tail.strip_prefix("${") {
+            let at = s.len() - tail.len();
             let end = t
                 .find('}')
-                .ok_or_else(|| format!("unclosed \"${{\" in {s:?}"))?;
+                .ok_or_else(|| format!("\"${{\" at byte {at} is not closed with \"}}\""))?;
             let name = &t[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("{name:?} is not an environment variable name"));
+                return Err(format!(
+                    "\"${{…}}\" at byte {at} does not hold an environment variable name (letters, digits and _)"
+                ));
             }
             let value =
                 lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
@@ -54,7 +59,18 @@ mod tests {
             interpolate("${NOPE}", &env).unwrap_err(),
             "environment variable NOPE is not set"
         );
-        assert!(interpolate("${A", &env).unwrap_err().contains("unclosed"));
+        assert_eq!(
+            interpolate("k${A", &env).unwrap_err(),
+            "\"${\" at byte 1 is not closed with \"}\""
+        );
         assert!(interpolate("${a-b}", &env).is_err());
+    }
+
+    #[test]
+    fn errors_never_quote_the_value() {
+        for value in ["s3cr3t-${PART", "s3cr3t${s3cr3t-x}", "${s3cr3t s3cr3t}"] {
+            let e = interpolate(value, &env).unwrap_err();
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
     }
 }

@@ -32,20 +32,31 @@ impl Config {
     /// What a reload cannot change ([source], [pipeline], [dead_letter],
     /// [metrics]), as comparable text.
     pub fn fixed_parts(&self) -> String {
+        // Compared, never shown: the raw librdkafka properties are added
+        // because `Debug` hides credentials, whose change counts too.
         format!(
-            "{:?}{:?}{:?}{:?}",
-            self.source, self.pipeline, self.dead_letter, self.metrics
+            "{:?}{:?}{:?}{:?}{:?}",
+            self.source, self.source.librdkafka, self.pipeline, self.dead_letter, self.metrics
         )
     }
 }
 
-#[derive(Debug)]
 pub struct SinkEntry {
     pub name: String,
     pub config: Box<dyn SinkConfig>,
     /// The table's meaning as text (type included, spans left out): equal
     /// fingerprints mean a reload can keep the running sink.
     pub fingerprint: String,
+}
+
+/// The fingerprint is the raw table (credentials included): left out.
+impl std::fmt::Debug for SinkEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkEntry")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The document minus `[sinks]` (read through the sink registry) and the
@@ -101,7 +112,7 @@ pub enum SourceType {
     File,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     #[serde(default, rename = "type")]
@@ -120,6 +131,27 @@ pub struct SourceConfig {
     /// Any librdkafka consumer property.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+}
+
+/// Credential properties of `[source.librdkafka]` are hidden.
+impl std::fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("kind", &self.kind)
+            .field("brokers", &self.brokers)
+            .field("topics", &self.topics)
+            .field("group_id", &self.group_id)
+            .field("key_encoding", &self.key_encoding)
+            .field("path", &self.path)
+            .field(
+                "librdkafka",
+                &ossnotify_sinks::config::Redacted {
+                    map: &self.librdkafka,
+                    all: false,
+                },
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
