@@ -356,3 +356,65 @@ sinks = ["mns", "hook", "k"]
         "{shown}"
     );
 }
+
+/// An unset variable is one error, not a cascade of checks on the value it
+/// left behind; `validate --no-environment` checks the structure alone.
+#[test]
+fn unset_variables_give_one_error_each_and_no_environment_checks_structure() {
+    let d = Dir::new();
+    let good = d.write(
+        "deploy.toml",
+        r#"[sinks.t]
+type = "mns_topic"
+endpoint = "${OSSN_DEPLOY_ENDPOINT}"
+topic = "t"
+access_key_id = "${OSSN_DEPLOY_ID}"
+access_key_secret = "${OSSN_DEPLOY_SECRET}"
+
+[[rules]]
+id = "r"
+bucket = "b"
+events = ["ObjectCreated:PutObject"]
+sinks = ["t"]
+"#,
+    );
+    let out = support::bin()
+        .args(["validate", "-c", good.to_str().unwrap()])
+        .env_remove("OSSN_DEPLOY_ENDPOINT")
+        .env_remove("OSSN_DEPLOY_ID")
+        .env_remove("OSSN_DEPLOY_SECRET")
+        .output()
+        .unwrap();
+    let stdout = support::text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let errors: Vec<&str> = stdout.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 3, "{stdout}");
+    assert!(
+        errors.iter().all(|e| e.contains("is not set")),
+        "a cascade: {stdout}"
+    );
+    // Without the environment: valid.
+    let out = support::bin()
+        .args(["validate", "--no-environment", "-c", good.to_str().unwrap()])
+        .env_remove("OSSN_DEPLOY_ENDPOINT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stdout));
+    // …but a structural error is still one.
+    let bad = d.write(
+        "bad.toml",
+        &std::fs::read_to_string(&good)
+            .unwrap()
+            .replace("topic = \"t\"", "topic = \"t\"\nmax_in_flight = 0"),
+    );
+    let out = support::bin()
+        .args(["validate", "--no-environment", "-c", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = support::text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("sinks.t.max_in_flight: must be at least 1"),
+        "{stdout}"
+    );
+}

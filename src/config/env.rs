@@ -5,7 +5,7 @@
 /// The error names the first variable that is not set. No error quotes
 /// the value itself: a config value may be a secret (a malformed one
 /// included), so errors give a byte position instead.
-pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, EnvError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -16,17 +16,16 @@ pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<S
             rest = t;
         } else if let Some(t) = tail.strip_prefix("${") {
             let at = s.len() - tail.len();
-            let end = t
-                .find('}')
-                .ok_or_else(|| format!("\"${{\" at byte {at} is not closed with \"}}\""))?;
+            let end = t.find('}').ok_or_else(|| {
+                EnvError::Malformed(format!("\"${{\" at byte {at} is not closed with \"}}\""))
+            })?;
             let name = &t[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
+                return Err(EnvError::Malformed(format!(
                     "\"${{…}}\" at byte {at} does not hold an environment variable name (letters, digits and _)"
-                ));
+                )));
             }
-            let value =
-                lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            let value = lookup(name).ok_or_else(|| EnvError::Unset(name.to_owned()))?;
             out.push_str(&value);
             rest = &t[end + 1..];
         } else {
@@ -36,6 +35,17 @@ pub fn interpolate(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<S
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Why a value could not be interpolated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    /// The variable (named) is not set.
+    #[error("environment variable {0} is not set")]
+    Unset(String),
+    /// A `${` without its `}`, or not holding a name.
+    #[error("{0}")]
+    Malformed(String),
 }
 
 #[cfg(test)]
@@ -56,11 +66,11 @@ mod tests {
         assert_eq!(interpolate("cost $5 $${A}", &env).unwrap(), "cost $5 ${A}");
         assert_eq!(interpolate("plain", &env).unwrap(), "plain");
         assert_eq!(
-            interpolate("${NOPE}", &env).unwrap_err(),
+            interpolate("${NOPE}", &env).unwrap_err().to_string(),
             "environment variable NOPE is not set"
         );
         assert_eq!(
-            interpolate("k${A", &env).unwrap_err(),
+            interpolate("k${A", &env).unwrap_err().to_string(),
             "\"${\" at byte 1 is not closed with \"}\""
         );
         assert!(interpolate("${a-b}", &env).is_err());
@@ -69,7 +79,7 @@ mod tests {
     #[test]
     fn errors_never_quote_the_value() {
         for value in ["s3cr3t-${PART", "s3cr3t${s3cr3t-x}", "${s3cr3t s3cr3t}"] {
-            let e = interpolate(value, &env).unwrap_err();
+            let e = interpolate(value, &env).unwrap_err().to_string();
             assert!(!e.contains("s3cr3t"), "{e}");
         }
     }

@@ -23,6 +23,23 @@ pub struct Loaded {
 /// Loads and validates the config at `path`, with the process environment.
 /// On failure, every error found (with warnings after them).
 pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    load_file(path, false)
+}
+
+/// Checks the config at `path` without its environment (`validate
+/// --no-environment`, for a deployment's config in CI): an unset `${NAME}`
+/// is no error, and the values that use one are not checked; everything
+/// else is. Ok holds the warnings.
+pub fn load_structure(path: &Path) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
+    match load_file(path, true) {
+        Ok(loaded) => Ok(loaded.warnings),
+        // What failed were only the values left to the environment.
+        Err(diags) if diags.iter().all(|d| d.severity != super::Severity::Error) => Ok(diags),
+        Err(diags) => Err(diags),
+    }
+}
+
+fn load_file(path: &Path, ignore_environment: bool) -> Result<Loaded, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![Diagnostic::error(
             None,
@@ -30,7 +47,27 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             format!("cannot read {}: {e}", path.display()),
         )]
     })?;
-    load_str(path, &text, &|name| std::env::var(name).ok())
+    let lookup = |name: &str| std::env::var(name).ok();
+    let none = |_: &str| None;
+    let env = Env {
+        lookup: if ignore_environment { &none } else { &lookup },
+        ignore_unset: ignore_environment,
+        unresolved: Default::default(),
+        reported: Default::default(),
+    };
+    load_with(path, &text, &env)
+}
+
+/// How `${NAME}` is resolved while loading, and which fields could not be.
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// Unset variables are no error (the values are then not checked).
+    ignore_unset: bool,
+    /// Fields whose value kept a `${…}`: their value checks are skipped,
+    /// so one unset variable gives one error, not a cascade.
+    unresolved: std::cell::RefCell<std::collections::HashSet<String>>,
+    /// The interpolation errors themselves (field, message): kept.
+    reported: std::cell::RefCell<std::collections::HashSet<(String, String)>>,
 }
 
 /// A source text and the file it came from, for locations.
@@ -70,6 +107,16 @@ pub fn load_str(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, Vec<Diagnostic>> {
+    let env = Env {
+        lookup: env,
+        ignore_unset: false,
+        unresolved: Default::default(),
+        reported: Default::default(),
+    };
+    load_with(path, text, &env)
+}
+
+fn load_with(path: &Path, text: &str, env: &Env<'_>) -> Result<Loaded, Vec<Diagnostic>> {
     let main = SourceText {
         path: path.to_path_buf(),
         text: text.to_owned(),
@@ -154,7 +201,7 @@ pub fn load_str(
         return Err(errors);
     };
     let rule_sources = RuleSource { files: &sources };
-    validate(
+    let checked = validate(
         path,
         raw,
         sinks,
@@ -162,7 +209,19 @@ pub fn load_str(
         rules,
         &rule_sources,
         errors,
-    )
+    );
+    // A field that kept its `${…}` was already reported once (or, without
+    // the environment, is not to be checked): drop what its value caused.
+    let (unresolved, reported) = (env.unresolved.borrow(), env.reported.borrow());
+    checked.map_err(|diags| {
+        diags
+            .into_iter()
+            .filter(|d| {
+                !unresolved.contains(&d.field)
+                    || reported.contains(&(d.field.clone(), d.message.clone()))
+            })
+            .collect()
+    })
 }
 
 /// Deserializes with the failing field's path; records the error.
@@ -280,7 +339,7 @@ fn interpolate_values(
     table: &mut DeTable<'_>,
     prefix: &str,
     src: &SourceText,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &Env<'_>,
     errors: &mut Vec<Diagnostic>,
 ) {
     for (k, v) in table.iter_mut() {
@@ -293,14 +352,24 @@ fn interpolate_value(
     v: &mut Spanned<DeValue<'_>>,
     field: &str,
     src: &SourceText,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &Env<'_>,
     errors: &mut Vec<Diagnostic>,
 ) {
     let start = v.span().start;
     match v.get_mut() {
-        DeValue::String(s) if s.contains('$') => match interpolate(s, env) {
+        DeValue::String(s) if s.contains('$') => match interpolate(s, env.lookup) {
             Ok(new) => *s = new.into(),
-            Err(e) => errors.push(Diagnostic::error(Some(src.location(start)), field, e)),
+            Err(e) => {
+                env.unresolved.borrow_mut().insert(field.to_owned());
+                let unset = matches!(e, super::env::EnvError::Unset(_));
+                if !(unset && env.ignore_unset) {
+                    let message = e.to_string();
+                    env.reported
+                        .borrow_mut()
+                        .insert((field.to_owned(), message.clone()));
+                    errors.push(Diagnostic::error(Some(src.location(start)), field, message));
+                }
+            }
         },
         DeValue::Table(t) => interpolate_values(t, field, src, env, errors),
         DeValue::Array(a) => {
