@@ -24,6 +24,8 @@ pub const COMMITTED: &str = "ossnotify_committed_offset";
 pub const RELOADS: &str = "ossnotify_reloads_total";
 pub const QUEUE_DEPTH: &str = "ossnotify_queue_depth";
 pub const CONSUMER_LAG: &str = "ossnotify_consumer_lag";
+/// 1 while a Kafka broker is reachable, else 0 (`/ready` follows it).
+pub const SOURCE_CONNECTED: &str = "ossnotify_source_connected";
 /// Events the offset tracker refused (stale, duplicate, out of range),
 /// labelled `kind`.
 pub const TRACKER_ANOMALIES: &str = "ossnotify_tracker_anomalies_total";

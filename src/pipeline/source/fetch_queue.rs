@@ -145,7 +145,10 @@ impl<'c> FetchQueue<'c> {
                 // SAFETY: librdkafka's error strings are static and
                 // NUL-terminated.
                 let reason = unsafe { CStr::from_ptr(rd::rd_kafka_err2str(msg.err)) };
-                tracing::warn!(error = %reason.to_string_lossy(), partition = msg.partition, "Kafka consumer error");
+                let text = format!("partition {}: {}", msg.partition, reason.to_string_lossy());
+                self.consumer
+                    .context()
+                    .warn_limited("Kafka consumer error", &text);
             }
         }
         got

@@ -58,8 +58,9 @@ pub struct SourceContext {
     /// `/ready`: partitions are assigned and a broker is up.
     ready: Arc<AtomicBool>,
     assigned: AtomicBool,
-    /// A broker answers (librdkafka's statistics, errors, assignments).
-    connected: AtomicBool,
+    /// A broker answers (librdkafka's statistics, errors, assignments):
+    /// 0 not known yet, 1 up, 2 down.
+    link: std::sync::atomic::AtomicU8,
     topics: Arc<Topics>,
     held: Mutex<Held>,
     /// Bumped whenever `held` changes.
@@ -73,6 +74,7 @@ pub struct SourceContext {
     commit_failed: AtomicBool,
     /// Generations given up: their queued work is dropped.
     given_up: Arc<Revoked>,
+    log_limit: super::log_limit::LogLimit,
     /// The source loop's [`FetchQueue`] while it runs (else null): newly
     /// assigned partitions are forwarded to it.
     fetch_queue: AtomicPtr<rdkafka::bindings::rd_kafka_queue_t>,
@@ -83,7 +85,23 @@ impl ClientContext for SourceContext {
         if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
             self.set_connected(false);
         }
-        tracing::error!(error = %error, reason, "librdkafka error");
+        self.warn_limited("Kafka client error", &format!("{error}: {reason}"));
+    }
+
+    /// librdkafka's own log lines, at their level, repeats limited.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        let Some(left_out) = self.log_limit.admit(&format!("{fac} {message}")) else {
+            return;
+        };
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(target: "librdkafka", fac, left_out, "{message}")
+            }
+            L::Warning => tracing::warn!(target: "librdkafka", fac, left_out, "{message}"),
+            L::Notice | L::Info => tracing::info!(target: "librdkafka", fac, left_out, "{message}"),
+            L::Debug => tracing::debug!(target: "librdkafka", fac, left_out, "{message}"),
+        }
     }
 
     /// librdkafka's statistics (every `statistics.interval.ms`): the
@@ -104,13 +122,30 @@ impl ClientContext for SourceContext {
 }
 
 impl SourceContext {
+    /// Logs a change of the brokers' reachability once; `/ready` and
+    /// `ossnotify_source_connected` follow it.
     fn set_connected(&self, up: bool) {
-        self.connected.store(up, Ordering::SeqCst);
+        let now = if up { 1 } else { 2 };
+        if self.link.swap(now, Ordering::SeqCst) != now {
+            if up {
+                tracing::info!("connected to the Kafka cluster");
+            } else {
+                tracing::warn!("every Kafka broker is unreachable; retrying (repeated errors are logged at most every 30 s)");
+            }
+        }
+        metrics::gauge!(crate::telemetry::SOURCE_CONNECTED).set(if up { 1.0 } else { 0.0 });
         self.update_ready();
     }
 
+    /// A warning whose repeats are limited (see `log_limit`).
+    pub(super) fn warn_limited(&self, what: &str, text: &str) {
+        if let Some(left_out) = self.log_limit.admit(text) {
+            tracing::warn!(error = text, left_out, "{what}");
+        }
+    }
+
     fn update_ready(&self) {
-        let ready = self.assigned.load(Ordering::SeqCst) && self.connected.load(Ordering::SeqCst);
+        let ready = self.assigned.load(Ordering::SeqCst) && self.link.load(Ordering::SeqCst) == 1;
         self.ready.store(ready, Ordering::SeqCst);
     }
 
@@ -344,7 +379,7 @@ impl KafkaSource {
             progress,
             ready,
             assigned: AtomicBool::new(false),
-            connected: AtomicBool::new(false),
+            link: std::sync::atomic::AtomicU8::new(0),
             topics,
             held: Mutex::default(),
             version: AtomicU64::new(0),
@@ -353,6 +388,7 @@ impl KafkaSource {
             revoke_wait: Duration::from_millis(revoke_wait_ms),
             commit_failed: AtomicBool::new(false),
             given_up,
+            log_limit: Default::default(),
             fetch_queue: AtomicPtr::new(std::ptr::null_mut()),
         };
         let consumer: KafkaConsumer = cc
@@ -529,7 +565,10 @@ impl Reader<'_> {
                         got += 1;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+                Err(e) => self
+                    .consumer
+                    .context()
+                    .warn_limited("Kafka consumer error", &e.to_string()),
             }
         }
         changed |= self.sync();
