@@ -161,12 +161,15 @@ fn run(config_path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let input = match config.source.kind {
-        SourceType::Stdin => Input::Lines(Box::new(BufReader::new(io::stdin())), "<stdin>".into()),
+        SourceType::Stdin => Input::Lines(
+            BufReader::new(Box::new(io::stdin()) as Box<dyn io::Read + Send>),
+            "<stdin>".into(),
+        ),
         SourceType::File => {
             let path = config.source.path.clone().unwrap_or_default();
             match std::fs::File::open(&path) {
                 Ok(f) => Input::Lines(
-                    Box::new(BufReader::with_capacity(1 << 16, f)),
+                    BufReader::with_capacity(1 << 16, Box::new(f) as Box<dyn io::Read + Send>),
                     path.display().to_string(),
                 ),
                 Err(e) => {
@@ -187,8 +190,15 @@ fn run(config_path: &Path) -> ExitCode {
                 .build()
             {
                 rt.block_on(wait_for_stop());
-                tracing::info!("stopping: draining in-flight messages");
+                tracing::info!(
+                    "stopping: draining in-flight messages (a second signal exits at once)"
+                );
                 stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                // A second SIGTERM/SIGINT: no drain, no last commit; what
+                // was in flight is read again at the next start.
+                rt.block_on(wait_for_stop());
+                eprintln!("error: a second signal: exiting without draining; uncommitted records are read again at the next start");
+                std::process::exit(EXIT_RUNTIME.into());
             }
         });
     }

@@ -21,4 +21,5 @@ pub use offsets::{Anomaly, Generation, OffsetTracker, PartitionOffsets};
 pub use reload::ReloadCounters;
 pub use run::{run, Input, RunError, RunSummary};
 pub use source::kafka::FETCH_DEFAULTS;
+pub use source::lines::LineInput;
 pub use supervisor::{Failure, Supervisor};

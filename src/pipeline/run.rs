@@ -30,7 +30,7 @@ use crate::engine::Engine;
 /// Where the records come from.
 pub enum Input {
     /// One record per line (a file, stdin), named in errors.
-    Lines(Box<dyn std::io::BufRead + Send>, String),
+    Lines(super::source::lines::LineInput, String),
     /// The configured Kafka source.
     Kafka,
 }

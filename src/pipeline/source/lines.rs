@@ -1,20 +1,29 @@
 //! The line source: one record per line of a file or stdin (partition -1,
 //! the line number as offset, one generation). Nothing is committed: a
 //! file run ends when its input does.
+//!
+//! The input is read on a thread of its own, which fills batches: a read
+//! from an idle stdin (`tail -f log | ossnotify run`) blocks, and the
+//! source must still see SIGTERM and stop. A batch goes on when it is full,
+//! or as soon as nothing more is buffered (the next read could block), so a
+//! trickle of lines is not held back waiting for 256 of them.
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::{Handoff, Refused, Source, BATCH};
-use crate::pipeline::batch::{Coord, Topics};
+use crate::pipeline::batch::{Batch, Coord, Topics};
 use crate::pipeline::supervisor::Supervisor;
 use crate::pipeline::tracker::{Committer, Progress};
 
+/// A file or stdin, buffered.
+pub type LineInput = BufReader<Box<dyn std::io::Read + Send>>;
+
 pub struct LinesSource {
-    input: Box<dyn BufRead + Send>,
+    input: Option<LineInput>,
     name: String,
     topic: u32,
 }
@@ -22,65 +31,97 @@ pub struct LinesSource {
 impl LinesSource {
     /// Tells the tracker the input's one "partition" is held.
     pub fn new(
-        input: Box<dyn BufRead + Send>,
+        input: LineInput,
         name: String,
         topics: &Topics,
         progress: &Sender<Progress>,
     ) -> LinesSource {
         let topic = topics.id(&name);
         let _ = progress.send(Progress::Assigned(vec![(topic, -1, 1)]));
-        LinesSource { input, name, topic }
+        LinesSource {
+            input: Some(input),
+            name,
+            topic,
+        }
     }
 }
 
-impl Source for LinesSource {
-    fn read(&mut self, out: &Handoff, supervisor: &Supervisor) -> Result<(), String> {
-        let mut batch = out.fresh();
-        let mut announced = 0;
-        let mut line = Vec::new();
-        let mut line_no = 0i64;
-        // A file never pauses: a full queue just blocks the hand-over (and
-        // the stop flag is looked at every second meanwhile).
-        let hand_over = |mut batch, announced: &mut usize| loop {
-            match out.offer(batch, announced, Duration::from_secs(1)) {
-                Ok(()) => return Ok(true),
-                Err(Refused::Gone) => return Err("the workers stopped".to_owned()),
-                Err(Refused::Full(b)) if supervisor.stopping() => {
-                    drop(b);
-                    return Ok(false);
-                }
-                Err(Refused::Full(b)) => batch = b,
+/// What the reading thread sends: batches, then the end (Ok) or why the
+/// input could not be read.
+type Read = Result<Batch, String>;
+
+/// Reads `input` into batches until it ends (or nobody takes them).
+fn read_input(mut input: LineInput, name: String, topic: u32, out: Sender<Read>) {
+    let mut batch = Batch::with_capacity(BATCH);
+    let mut line = Vec::new();
+    let mut line_no = 0i64;
+    loop {
+        line.clear();
+        let n = match input.read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = out.send(Err(format!(
+                    "{name}: read failed after line {line_no}: {e}"
+                )));
+                return;
             }
         };
-        while !supervisor.stopping() {
-            line.clear();
-            let n = self
-                .input
-                .read_until(b'\n', &mut line)
-                .map_err(|e| format!("{}: read failed after line {line_no}: {e}", self.name))?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if !line.iter().all(u8::is_ascii_whitespace) {
             let coord = Coord {
-                topic: self.topic,
+                topic,
                 partition: -1,
                 epoch: 1,
                 offset: line_no,
             };
             batch.push(coord, &line);
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, out.fresh());
-                if !hand_over(full, &mut announced)? {
-                    return Ok(());
-                }
+        }
+        // Nothing buffered: the next read may wait for more input.
+        let idle = input.buffer().is_empty();
+        if batch.len() == BATCH || (idle && !batch.is_empty()) {
+            let full = std::mem::replace(&mut batch, Batch::with_capacity(BATCH));
+            if out.send(Ok(full)).is_err() {
+                return;
             }
         }
-        if !batch.is_empty() {
-            hand_over(batch, &mut announced)?;
+    }
+    if !batch.is_empty() {
+        let _ = out.send(Ok(batch));
+    }
+}
+
+impl Source for LinesSource {
+    fn read(&mut self, out: &Handoff, supervisor: &Supervisor) -> Result<(), String> {
+        let input = self.input.take().ok_or("the input was read already")?;
+        let (tx, rx): (Sender<Read>, Receiver<Read>) = bounded(2);
+        let (name, topic) = (self.name.clone(), self.topic);
+        // Not joined: on a stop it may be blocked in a read that never
+        // returns (an idle stdin); the process exit ends it.
+        std::thread::Builder::new()
+            .name("ossnotify-input".into())
+            .spawn(move || read_input(input, name, topic, tx))
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        while !supervisor.stopping() {
+            let mut batch = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(e)) => return Err(e),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            // A file never pauses: a full queue blocks the hand-over, and
+            // the stop flag is looked at every second meanwhile.
+            let mut announced = 0;
+            loop {
+                match out.offer(batch, &mut announced, Duration::from_secs(1)) {
+                    Ok(()) => break,
+                    Err(Refused::Gone) => return Err("the workers stopped".to_owned()),
+                    Err(Refused::Full(_)) if supervisor.stopping() => return Ok(()),
+                    Err(Refused::Full(b)) => batch = b,
+                }
+            }
         }
         Ok(())
     }

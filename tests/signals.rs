@@ -1,0 +1,133 @@
+//! Signals on a real `ossnotify run` reading stdin: SIGTERM ends a run
+//! whose input is idle (`tail -f log | ossnotify run`), after delivering
+//! what had arrived, with exit 0; a second signal exits at once (exit 2)
+//! even while the drain waits on a sink that does not answer.
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const RECORD: &str = r#"{"time":"2026-11-27T10:00:00Z","operation":"PutObject","bucket":"b","object":"k","bucket_location":"oss-cn-shenzhen","owner_id":"1","request_id":"r1","http_status":200}"#;
+
+fn config(d: &support::Dir, sink: &str) -> std::path::PathBuf {
+    d.write(
+        "stdin.toml",
+        &format!(
+            r#"[source]
+type = "stdin"
+
+[pipeline]
+drain_timeout_ms = 60000
+
+[dead_letter]
+path = "{dl}"
+
+{sink}
+
+[[rules]]
+id = "r"
+bucket = "b"
+events = ["ObjectCreated:PutObject"]
+sinks = ["s"]
+"#,
+            dl = d.path("dl").display()
+        ),
+    )
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("still running after {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_ends_a_run_on_an_idle_stdin() {
+    let d = support::Dir::new();
+    let out = d.path("out.ndjson");
+    let cfg = config(
+        &d,
+        &format!("[sinks.s]\ntype = \"file\"\npath = \"{}\"", out.display()),
+    );
+    let mut child = support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two lines, then nothing: the input stays open and idle.
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{RECORD}\n{RECORD}").unwrap();
+    stdin.flush().unwrap();
+    // They are delivered without waiting for a full batch.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the two records were held back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(child.id(), "-TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    drop(stdin);
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let d = support::Dir::new();
+    // A sink that never answers: nothing listens there, and retries last.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = config(
+        &d,
+        &format!(
+            "[sinks.s]\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/hook\"\n[sinks.s.retry]\nmax_attempts = 1000\ninitial_backoff_ms = 1000\nmax_backoff_ms = 1000"
+        ),
+    );
+    let mut child = support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{RECORD}").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    signal(child.id(), "-TERM");
+    // The drain waits for the sink (up to 60 s)…
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(child.try_wait().unwrap().is_none(), "it did not drain");
+    // …until a second signal.
+    let t = Instant::now();
+    signal(child.id(), "-TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), Some(2));
+    assert!(t.elapsed() < Duration::from_secs(3));
+    drop(stdin);
+}
