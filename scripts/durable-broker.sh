@@ -38,11 +38,15 @@ wait_port() {
 start_tansu() {
   local dir="$1" kafka="$2"
   mkdir -p "$dir"
-  ( cd "$dir" && nohup "$tansu" broker \
+  # (In a subshell for the `cd`; the broker itself is what `$!` names.)
+  (
+    cd "$dir"
+    nohup "$tansu" broker \
       --listener-url "tcp://127.0.0.1:$kafka" \
       --advertised-listener-url "tcp://127.0.0.1:$kafka" \
       --storage-engine "sqlite://tansu.db" >>"$dir/tansu.log" 2>&1 &
-    echo $! >"$dir/tansu.pid" )
+    echo $! >"$dir/tansu.pid"
+  )
   wait_port "$kafka"
 }
 

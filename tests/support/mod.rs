@@ -91,10 +91,20 @@ pub async fn mns_dev(
 }
 
 /// An `ossnotify run -c CONFIG` process whose log (stderr) goes to a file,
-/// so that tests can read it while it runs and after it is killed.
+/// so that tests can read it while it runs and after it is killed. A test
+/// that fails before stopping it does not leave it running.
 pub struct Member {
     pub child: std::process::Child,
     pub log: PathBuf,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Member {
