@@ -4,9 +4,9 @@
 //! doing random harm: it starts an extra member, stops one (SIGTERM), kills
 //! one (-9) and restarts it later, restarts one, makes mns-dev fail every
 //! request for a while, answer slowly, or drop connections, and restarts the
-//! broker (with `OSSNOTIFY_CHAOS_BROKER=durable`: tansu on its SQLite
-//! storage, `scripts/durable-broker.sh`, since an in-memory broker loses
-//! everything when it restarts).
+//! broker: tansu on S3 storage against a local S3 server
+//! (`scripts/durable-broker.sh`, which installs both), since an in-memory
+//! broker loses everything when it restarts.
 //!
 //! At the end it heals everything, waits for the pipeline to catch up,
 //! stops the members, reads back every record the topic holds, asks
@@ -27,9 +27,8 @@
 //! - `OSSNOTIFY_CHAOS_LOAD`: the produce rate as a fraction of the rate one
 //!   member sustains on a healthy system, measured first (default 0.5);
 //! - `OSSNOTIFY_CHAOS_SEED`: the random harm's seed (default: the time);
-//! - `OSSNOTIFY_CHAOS_BROKER`: `memory` (default: the test broker, never
-//!   restarted) or `durable` (tansu on SQLite storage, restarted among the
-//!   faults; `main` says why it is not the default).
+//! - `OSSNOTIFY_CHAOS_BROKER`: `durable` (default; restarted among the
+//!   faults) or `memory` (the test broker, never restarted).
 
 mod common;
 
@@ -455,12 +454,10 @@ fn main() {
     let strategy: String = env_or("OSSNOTIFY_CHAOS_STRATEGY", "range".to_owned());
     let load: f64 = env_or("OSSNOTIFY_CHAOS_LOAD", 0.5);
     let seed: u64 = env_or("OSSNOTIFY_CHAOS_SEED", now_ms() | 1);
-    // The durable broker (SQLite storage) survives its restarts, but the
-    // crates.io tansu 0.6.0 it is built from stalls a consumer group after
-    // a member is killed (the restarted member is assigned nothing, for
-    // good); the test broker's tansu (PyPI) does not. So by default the
-    // harm runs on the test broker, without broker restarts.
-    let durable = env_or("OSSNOTIFY_CHAOS_BROKER", "memory".to_owned()) == "durable";
+    // The durable broker (the test broker's tansu on S3 storage, a local S3
+    // server outliving it) survives its restarts; `memory` is the test
+    // broker itself, never restarted.
+    let durable = env_or("OSSNOTIFY_CHAOS_BROKER", "durable".to_owned()) == "durable";
     let restart_broker = durable;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join(format!("target/chaos/{strategy}-{seed}"));
@@ -505,7 +502,7 @@ fn main() {
     };
     w.mns(&[]);
     let broker = if durable {
-        "tansu on SQLite storage, restarted among the faults"
+        "tansu on S3 storage (a local S3 server), restarted among the faults"
     } else {
         "tansu in memory (the test broker), not restarted"
     };

