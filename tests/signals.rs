@@ -131,3 +131,65 @@ fn a_second_signal_exits_at_once() {
     assert!(t.elapsed() < Duration::from_secs(3));
     drop(stdin);
 }
+
+/// A line over the 16 MiB record limit on stdin is dead-lettered with its
+/// line and size, and never held whole: the process's peak RSS stays far
+/// below the line's size. The records around it are delivered.
+#[test]
+fn an_oversized_line_is_dead_lettered_without_being_read_whole() {
+    let d = support::Dir::new();
+    let out = d.path("out.ndjson");
+    let cfg = config(
+        &d,
+        &format!("[sinks.s]\ntype = \"file\"\npath = \"{}\"", out.display()),
+    );
+    let mut child = support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let huge = 256usize << 20;
+    let writer = std::thread::spawn(move || {
+        writeln!(stdin, "{RECORD}").unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..huge >> 20 {
+            stdin.write_all(&chunk).unwrap();
+        }
+        writeln!(stdin).unwrap();
+        writeln!(stdin, "{RECORD}").unwrap();
+    });
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if let Some(v) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            peak_kib = peak_kib.max(v.split_whitespace().nth(1).unwrap().parse().unwrap());
+        }
+        if writer.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.join().unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(60)), Some(0));
+    assert!(
+        peak_kib < 96 * 1024,
+        "peak RSS {peak_kib} KiB for a {} MiB line",
+        huge >> 20
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2);
+    let dl = std::fs::read_to_string(d.path("dl/dead-letter.ndjson")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(dl.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["kind"], "invalid_record");
+    assert_eq!(entry["source"], "<stdin>:2");
+    assert!(
+        entry["error"].as_str().unwrap().starts_with(&format!(
+            "record is {huge} bytes, over the limit of 16777216"
+        )),
+        "{entry}"
+    );
+    assert_eq!(entry["payload"].as_str().unwrap().len(), 1024);
+}

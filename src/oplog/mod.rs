@@ -7,7 +7,7 @@ mod decode;
 mod record;
 pub mod time;
 
-pub use decode::{DecodeError, Decoder, Lines};
+pub use decode::{DecodeError, Decoder, Lines, MAX_RECORD_BYTES};
 pub use record::{BatchObject, OpRecord};
 
 /// How object keys are written in the input (`[source] key_encoding`).

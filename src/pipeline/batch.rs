@@ -69,6 +69,9 @@ pub struct Batch {
 enum Payload {
     /// `bytes[start..end]`.
     Copied(usize, usize),
+    /// A record over the size limit: `bytes[start..end]` holds its start,
+    /// the last field its whole length (it was never held whole).
+    TooLarge(usize, usize, usize),
     /// In the fetched message itself, released when the batch is cleared.
     Held(Held),
 }
@@ -88,6 +91,15 @@ impl Batch {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(payload);
         self.payloads.push(Payload::Copied(start, self.bytes.len()));
+    }
+
+    /// Adds a record too large to process: its first bytes and its length.
+    pub fn push_too_large(&mut self, coord: Coord, start: &[u8], len: usize) {
+        self.coords.push(coord);
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(start);
+        self.payloads
+            .push(Payload::TooLarge(at, self.bytes.len(), len));
     }
 
     /// Adds a fetched record, keeping librdkafka's message instead of
@@ -145,14 +157,17 @@ impl Batch {
         &self.coords
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (Coord, &[u8])> {
-        self.coords.iter().zip(&self.payloads).map(|(c, p)| {
-            let payload = match p {
-                Payload::Copied(s, e) => &self.bytes[*s..*e],
-                Payload::Held(m) => m.payload(),
-            };
-            (*c, payload)
-        })
+    /// Each record's coordinate and payload (for a record over the size
+    /// limit: its first bytes, and `Some` of its whole length).
+    pub fn iter(&self) -> impl Iterator<Item = (Coord, &[u8], Option<usize>)> {
+        self.coords
+            .iter()
+            .zip(&self.payloads)
+            .map(|(c, p)| match p {
+                Payload::Copied(s, e) => (*c, &self.bytes[*s..*e], None),
+                Payload::Held(m) => (*c, m.payload(), None),
+                Payload::TooLarge(s, e, len) => (*c, &self.bytes[*s..*e], Some(*len)),
+            })
     }
 }
 
@@ -175,7 +190,7 @@ mod tests {
         batch.push(c(a, 7), b"{\"x\":1}");
         batch.push(c(b, 3), b"");
         batch.push(c(a, 8), b"z");
-        let got: Vec<(Coord, &[u8])> = batch.iter().collect();
+        let got: Vec<(Coord, &[u8])> = batch.iter().map(|(c, p, _)| (c, p)).collect();
         assert_eq!(
             got,
             vec![
@@ -195,7 +210,7 @@ mod tests {
         // counts how many of the announced ones are left.
         let mut announced = 2;
         batch.retain(&mut announced, |c| c.topic != b);
-        let got: Vec<(Coord, &[u8])> = batch.iter().collect();
+        let got: Vec<(Coord, &[u8])> = batch.iter().map(|(c, p, _)| (c, p)).collect();
         assert_eq!(
             got,
             vec![(c(a, 7), &b"{\"x\":1}"[..]), (c(a, 8), &b"z"[..])]

@@ -89,9 +89,25 @@ impl Worker {
             let mut resolved = Vec::with_capacity(batch.len());
             let mut chunks: Vec<Vec<Item>> = routing.sinks.iter().map(|_| Vec::new()).collect();
             let mut revoked = self.revoked.view();
-            for (coord, payload) in batch.iter() {
+            for (coord, payload, too_large) in batch.iter() {
                 if revoked.contains(&coord) {
                     // Its next owner reads it again; the tracker forgot it.
+                    continue;
+                }
+                if let Some(len) = too_large {
+                    // Never held whole: dead-lettered with its start.
+                    tally.records += 1;
+                    tally.invalid += 1;
+                    invalid.push(DeadLetter::invalid_record(
+                        &String::from_utf8_lossy(payload),
+                        &format!(
+                            "record is {len} bytes, over the limit of {}; only its first {} bytes are kept here",
+                            crate::oplog::MAX_RECORD_BYTES,
+                            payload.len()
+                        ),
+                        &self.topics.describe(&coord),
+                    ));
+                    resolved.push((coord, 0));
                     continue;
                 }
                 out.clear();

@@ -50,6 +50,41 @@ impl LinesSource {
 /// input could not be read.
 type Read = Result<Batch, String>;
 
+/// How much of an over-long line the dead-letter entry keeps.
+const TOO_LARGE_KEPT: usize = 1024;
+
+/// Reads the next line into `line`, keeping at most `keep` bytes of it.
+/// Returns its whole length (0 at the end of the input) and whether it
+/// ended with a newline. A line of any length costs at most `keep` bytes.
+fn read_line_capped(
+    input: &mut LineInput,
+    line: &mut Vec<u8>,
+    keep: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut total = 0;
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok((total, false));
+        }
+        let (n, ended) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = keep.saturating_sub(line.len());
+        line.extend_from_slice(&buf[..n.min(room)]);
+        input.consume(n);
+        total += n;
+        if ended {
+            return Ok((total, true));
+        }
+    }
+}
+
 /// Reads `input` into batches until it ends (or nobody takes them).
 fn read_input(mut input: LineInput, name: String, topic: u32, out: Sender<Read>) {
     let mut batch = Batch::with_capacity(BATCH);
@@ -57,8 +92,9 @@ fn read_input(mut input: LineInput, name: String, topic: u32, out: Sender<Read>)
     let mut line_no = 0i64;
     loop {
         line.clear();
-        let n = match input.read_until(b'\n', &mut line) {
-            Ok(n) => n,
+        let limit = crate::oplog::MAX_RECORD_BYTES;
+        let (n, ended) = match read_line_capped(&mut input, &mut line, limit + 1) {
+            Ok(r) => r,
             Err(e) => {
                 let _ = out.send(Err(format!(
                     "{name}: read failed after line {line_no}: {e}"
@@ -70,13 +106,17 @@ fn read_input(mut input: LineInput, name: String, topic: u32, out: Sender<Read>)
             break;
         }
         line_no += 1;
-        if !line.iter().all(u8::is_ascii_whitespace) {
-            let coord = Coord {
-                topic,
-                partition: -1,
-                epoch: 1,
-                offset: line_no,
-            };
+        let coord = Coord {
+            topic,
+            partition: -1,
+            epoch: 1,
+            offset: line_no,
+        };
+        let len = n - usize::from(ended);
+        if len > limit {
+            // Its first bytes and its length go to the dead-letter store.
+            batch.push_too_large(coord, &line[..line.len().min(TOO_LARGE_KEPT)], len);
+        } else if !line.iter().all(u8::is_ascii_whitespace) {
             batch.push(coord, &line);
         }
         // Nothing buffered: the next read may wait for more input.
