@@ -37,6 +37,17 @@ sinks = ["s"]
     )
 }
 
+/// `ossnotify run -c CONFIG` with its stdin a pipe the test holds.
+fn run_on_stdin(cfg: &std::path::Path) -> std::process::Child {
+    support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn signal(pid: u32, sig: &str) {
     assert!(std::process::Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -67,13 +78,7 @@ fn sigterm_ends_a_run_on_an_idle_stdin() {
         &d,
         &format!("[sinks.s]\ntype = \"file\"\npath = \"{}\"", out.display()),
     );
-    let mut child = support::bin()
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run_on_stdin(&cfg);
     // Two lines, then nothing: the input stays open and idle.
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{RECORD}\n{RECORD}").unwrap();
@@ -109,13 +114,7 @@ fn a_second_signal_exits_at_once() {
             "[sinks.s]\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/hook\"\n[sinks.s.retry]\nmax_attempts = 1000\ninitial_backoff_ms = 1000\nmax_backoff_ms = 1000"
         ),
     );
-    let mut child = support::bin()
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run_on_stdin(&cfg);
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{RECORD}").unwrap();
     stdin.flush().unwrap();
@@ -143,13 +142,7 @@ fn an_oversized_line_is_dead_lettered_without_being_read_whole() {
         &d,
         &format!("[sinks.s]\ntype = \"file\"\npath = \"{}\"", out.display()),
     );
-    let mut child = support::bin()
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run_on_stdin(&cfg);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let huge = 256usize << 20;
