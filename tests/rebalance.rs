@@ -21,9 +21,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use support::Member;
 
 const PARTITIONS: i32 = 6;
@@ -143,31 +142,38 @@ fn done(server: &DevServer, dir: &Path) -> HashMap<String, usize> {
     got
 }
 
-fn committed(consumer: &BaseConsumer, topic: &str) -> BTreeMap<i32, i64> {
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
+/// Waits (up to 240 s) until the message of every record at offsets
+/// `0..upto` of every partition has arrived or was dead-lettered; on
+/// timeout, fails with how many are missing and `logs()`.
+async fn wait_all_arrived(server: &DevServer, dir: &Path, upto: i64, logs: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let all: Vec<String> = (0..PARTITIONS)
+        .flat_map(|p| (0..upto).map(move |o| format!("r-{p}-{o}")))
+        .collect();
+    loop {
+        let got = done(server, dir);
+        let missing = all.iter().filter(|r| !got.contains_key(*r)).count();
+        if missing == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} messages never arrived:\n{}",
+            all.len(),
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let c = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    c.elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect()
 }
 
-/// A client of the group `topic` (each test's group is named after its
-/// topic) that only reads its committed offsets; it never joins.
-fn group_reader(topic: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", support::broker::brokers())
-        .set("group.id", topic)
-        .create()
-        .unwrap()
+/// Stops each member with SIGTERM (one after the other); each must exit 0.
+/// Their logs.
+fn stop_all<const N: usize>(members: [Member; N]) -> [String; N] {
+    members.map(|m| {
+        let (code, log) = m.signal("-TERM");
+        assert_eq!(code, Some(0), "{log}");
+        log
+    })
 }
 
 /// Every member's log: no commit of a partition it did not hold, no panic.
@@ -181,7 +187,9 @@ fn assert_clean_logs(topic: &str, logs: &[(&str, &str)]) {
 
 /// The group committed every partition up to `end`.
 fn assert_committed_to(topic: &str, end: i64) {
-    let got = tokio::task::block_in_place(|| committed(&group_reader(topic), topic));
+    let got = tokio::task::block_in_place(|| {
+        support::committed(&support::group_reader(topic), topic, PARTITIONS)
+    });
     let want: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, end)).collect();
     assert_eq!(got, want);
 }
@@ -203,10 +211,10 @@ impl CommitWatch {
         let thread = {
             let (stop, violations) = (stop.clone(), violations.clone());
             std::thread::spawn(move || {
-                let consumer = group_reader(&topic);
+                let consumer = support::group_reader(&topic);
                 let mut checks = 0;
                 while !stop.load(Ordering::SeqCst) {
-                    let c = committed(&consumer, &topic);
+                    let c = support::committed(&consumer, &topic, PARTITIONS);
                     let arrived = done(&server, &dir);
                     for (p, upto) in c {
                         for o in 0..upto {
@@ -325,30 +333,17 @@ async fn join_kill_restart(strategy: &str, topic: &str) {
     );
     let a2 = Member::start(&cfg_a, d.path("a2.log"), LOG);
 
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let all: Vec<String> = (0..PARTITIONS)
-        .flat_map(|p| (0..second).map(move |o| format!("r-{p}-{o}")))
-        .collect();
-    loop {
-        let got = done(&server, d.dir.path());
-        let missing = all.iter().filter(|r| !got.contains_key(*r)).count();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {expected} messages never arrived:\nA:\n{a_log}\nA again:\n{}\nB:\n{}",
+    wait_all_arrived(&server, d.dir.path(), second, || {
+        format!(
+            "A:\n{a_log}\nA again:\n{}\nB:\n{}",
             a2.log_text(),
             b.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        )
+    })
+    .await;
     // Let the last commits land, then stop both.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let ((a2_code, a2_log), (b_code, b_log)) =
-        tokio::task::block_in_place(|| (a2.signal("-TERM"), b.signal("-TERM")));
-    assert_eq!(a2_code, Some(0), "{a2_log}");
-    assert_eq!(b_code, Some(0), "{b_log}");
+    let [a2_log, b_log] = tokio::task::block_in_place(|| stop_all([a2, b]));
     let (checks, violations) = tokio::task::block_in_place(|| watch.finish());
     assert!(checks > 10, "the commit watch ran only {checks} times");
     assert!(
@@ -432,9 +427,9 @@ sinks = ["f"]
         send(&record(0, o));
     }
     let member = Member::start(&cfg, d.path("run.log"), "info");
-    let consumer = group_reader(topic);
+    let consumer = support::group_reader(topic);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while committed(&consumer, topic).get(&0) != Some(&20) {
+    while support::committed(&consumer, topic, 1).get(&0) != Some(&20) {
         assert!(
             Instant::now() < deadline,
             "the valid records were never committed:\n{}",
@@ -456,7 +451,7 @@ sinks = ["f"]
         "{log}"
     );
     assert_eq!(
-        committed(&consumer, topic).get(&0),
+        support::committed(&consumer, topic, 1).get(&0),
         Some(&20),
         "the commit passed the record that could not be dead-lettered:\n{log}"
     );
@@ -508,27 +503,12 @@ async fn a_revocation_while_records_are_held_drops_them_and_loses_nothing() {
         a.log_text(),
         b.log_text()
     );
-    let expected = (PARTITIONS as i64 * per_partition) as usize;
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let got = done(&server, d.dir.path());
-        if got.len() == expected {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {expected} arrived:\nA:\n{}\nB:\n{}",
-            got.len(),
-            a.log_text(),
-            b.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_all_arrived(&server, d.dir.path(), per_partition, || {
+        format!("A:\n{}\nB:\n{}", a.log_text(), b.log_text())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let ((a_code, a_log), (b_code, b_log)) =
-        tokio::task::block_in_place(|| (a.signal("-TERM"), b.signal("-TERM")));
-    assert_eq!(a_code, Some(0), "{a_log}");
-    assert_eq!(b_code, Some(0), "{b_log}");
+    let [a_log, b_log] = tokio::task::block_in_place(|| stop_all([a, b]));
     assert_clean_logs(topic, &[("A", &a_log), ("B", &b_log)]);
     assert_committed_to(topic, per_partition);
 }

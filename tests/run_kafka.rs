@@ -323,24 +323,8 @@ fn covers(got: &BTreeMap<String, usize>, want: &BTreeMap<String, usize>) -> bool
 }
 
 fn committed_total(group: &str, topic: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", support::broker::brokers())
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition(topic, p);
-    }
-    let c = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    c.elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        })
+    support::committed(&support::group_reader(group), topic, 3)
+        .values()
         .sum()
 }
 

@@ -37,6 +37,13 @@ sinks = ["s"]
     )
 }
 
+/// A stdin run into a file sink: (config, the sink's file).
+fn file_sink_config(d: &support::Dir) -> (std::path::PathBuf, std::path::PathBuf) {
+    let out = d.path("out.ndjson");
+    let sink = format!("[sinks.s]\ntype = \"file\"\npath = \"{}\"", out.display());
+    (config(d, &sink), out)
+}
+
 /// `ossnotify run -c CONFIG` with its stdin a pipe the test holds.
 fn run_on_stdin(cfg: &std::path::Path) -> std::process::Child {
     support::bin()
@@ -73,11 +80,7 @@ fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<i32> {
 #[test]
 fn sigterm_ends_a_run_on_an_idle_stdin() {
     let d = support::Dir::new();
-    let out = d.path("out.ndjson");
-    let cfg = config(
-        &d,
-        &format!("[sinks.s]\ntype = \"file\"\npath = \"{}\"", out.display()),
-    );
+    let (cfg, out) = file_sink_config(&d);
     let mut child = run_on_stdin(&cfg);
     // Two lines, then nothing: the input stays open and idle.
     let mut stdin = child.stdin.take().unwrap();
@@ -137,11 +140,7 @@ fn a_second_signal_exits_at_once() {
 #[test]
 fn an_oversized_line_is_dead_lettered_without_being_read_whole() {
     let d = support::Dir::new();
-    let out = d.path("out.ndjson");
-    let cfg = config(
-        &d,
-        &format!("[sinks.s]\ntype = \"file\"\npath = \"{}\"", out.display()),
-    );
+    let (cfg, out) = file_sink_config(&d);
     let mut child = run_on_stdin(&cfg);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();

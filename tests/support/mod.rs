@@ -71,6 +71,40 @@ pub fn validate(config: &Path) -> (i32, String) {
 }
 pub mod broker;
 
+/// A client of consumer group `group` on the test broker that only reads
+/// its committed offsets: it never joins the group.
+pub fn group_reader(group: &str) -> rdkafka::consumer::BaseConsumer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker::brokers())
+        .set("group.id", group)
+        .create()
+        .unwrap()
+}
+
+/// The committed offset of each of `topic`'s partitions `0..partitions`
+/// that has one, as `consumer`'s group committed it.
+pub fn committed(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+    partitions: i32,
+) -> std::collections::BTreeMap<i32, i64> {
+    use rdkafka::consumer::Consumer;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let c = consumer
+        .committed_offsets(tpl, std::time::Duration::from_secs(10))
+        .unwrap();
+    c.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The tests' mns-dev settings: key "AK"/"SK", topic and queue "oss-events".
 pub fn dev_config() -> ossnotify_sinks::mns::dev_server::DevConfig {
     ossnotify_sinks::mns::dev_server::DevConfig {
