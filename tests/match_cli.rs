@@ -181,3 +181,50 @@ fn exit_codes() {
         "match: 2 records: 0 messages, 0 without a matching rule, 0 skipped, 2 invalid\n"
     ));
 }
+
+#[test]
+fn resources_longer_than_oss_keys_are_accepted_with_a_warning_and_match() {
+    // S3 and MinIO allow 1024-byte keys, Ceph longer: SPEC §3 sets no limit.
+    let d = support::Dir::new();
+    let dir = "d/".repeat(1000);
+    let cfg = d.write(
+        "c.toml",
+        &format!(
+            "[sinks.s]\ntype = \"stdout\"\n[[rules]]\nid = \"long\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nresources = [\"{dir}*.jpg\", \"*.png\"]\nsinks = [\"s\"]\n"
+        ),
+    );
+    let rec = |key: &str| {
+        format!("{{\"time\":0,\"operation\":\"PutObject\",\"bucket\":\"b\",\"object\":\"{key}\",\"bucket_location\":\"oss-cn-hangzhou\",\"owner_id\":\"o\",\"request_id\":\"r\",\"http_status\":200}}\n")
+    };
+    let input = format!(
+        "{}{}{}",
+        rec(&format!("{dir}x.jpg")),
+        rec(&format!("{dir}x.gif")),
+        rec(&format!("{}.png", "k".repeat(3000)))
+    );
+    let out = run(&["validate", "-c", cfg.to_str().unwrap()], b"");
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(
+            ":7:14: rules[0].resources[0]: resource is 2005 bytes; OSS keys are at most 1023"
+        ),
+        "{said}"
+    );
+    let out = run(&["match", "-c", cfg.to_str().unwrap()], input.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let keys: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message"]["events"][0]["oss"]["object"]["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![format!("{dir}x.jpg"), format!("{}.png", "k".repeat(3000))]
+    );
+}

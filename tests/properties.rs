@@ -216,6 +216,80 @@ proptest! {
     }
 }
 
+/// Pieces of patterns and keys: short ones, and runs around the index's
+/// limits (255 bytes for hashed prefix and suffix lengths, OSS's 1023-byte
+/// keys, 65,535 bytes for hashed exact names).
+const PIECES: &[(&str, usize)] = &[
+    ("a", 1),
+    ("b", 1),
+    ("/", 1),
+    ("l", 254),
+    ("l", 256),
+    ("m", 1100),
+    ("n", 65_600),
+];
+
+fn pieces(n: std::ops::Range<usize>) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(PIECES), n)
+        .prop_map(|v| v.iter().map(|(s, k)| s.repeat(*k)).collect())
+}
+
+fn long_or_short_pattern() -> impl Strategy<Value = Pattern> {
+    (pieces(0..3), any::<bool>(), pieces(0..3))
+        .prop_filter("non-empty", |(h, star, t)| {
+            *star || !h.is_empty() || !t.is_empty()
+        })
+        .prop_map(|(h, star, t)| {
+            Pattern::parse(&if star {
+                format!("{h}*{t}")
+            } else {
+                format!("{h}{t}")
+            })
+            .unwrap()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Resources have no length limit (SPEC §3): long patterns send a
+    /// bucket to tries, or to long exact names, and still agree with the
+    /// definition beside short ones.
+    #[test]
+    fn long_and_short_patterns_agree_with_a_linear_scan(
+        resources in prop::collection::vec(
+            prop::collection::vec(long_or_short_pattern(), 1..3), 1..8),
+        keys in prop::collection::vec(pieces(0..5), 1..12),
+    ) {
+        let rules: Vec<RuleSpec> = resources
+            .into_iter()
+            .map(|resources| RuleSpec {
+                id: String::new(),
+                bucket: "b".into(),
+                region: None,
+                events: vec![EventPattern::parse("ObjectCreated:*").unwrap()],
+                resources,
+                sinks: vec![0],
+            })
+            .collect();
+        let policy = RegionPolicy::default();
+        for layout in [Layout::default(), Layout::tries_only()] {
+            let index = RuleIndex::build_with(rules.clone(), policy.clone(), layout);
+            let mut got = Vec::new();
+            for key in &keys {
+                let t = EventType::PutObject;
+                index.matches("b", "cn-hangzhou", t, key, &mut got);
+                let want = linear_scan(&rules, &policy, "b", "cn-hangzhou", t, key);
+                prop_assert_eq!(&got, &want, "key of {} bytes", key.len());
+                let l = Lookup { bucket: "b", region: "cn-hangzhou", event: t, key };
+                let (mut out, mut ends) = (Vec::new(), Vec::new());
+                index.matches_batch(&[l], &mut out, &mut ends);
+                prop_assert_eq!(&out, &want);
+            }
+        }
+    }
+}
+
 /// Every key over the test alphabet up to 6 bytes: long enough to witness
 /// any overlap of patterns with at most 3 bytes on each side of the `*`.
 fn all_short_keys() -> Vec<String> {

@@ -10,7 +10,7 @@ use super::diagnostic::{Diagnostic, Location};
 use super::load::{Loaded, SourceText};
 use super::model::{Config, RawConfig, RawRule, SinkEntry, SourceConfig, SourceType};
 use crate::event::{EventPattern, EventType};
-use crate::rules::{find_overlaps, Pattern, RuleSpec};
+use crate::rules::{find_overlaps, Pattern, RuleSpec, OSS_MAX_KEY_BYTES};
 
 /// How many overlapping pairs are reported at most.
 const OVERLAP_REPORT_LIMIT: usize = 50;
@@ -161,7 +161,17 @@ pub(super) fn validate(
         let mut resources = Vec::new();
         for (j, res) in r.resources.iter().enumerate() {
             match Pattern::parse(res.get_ref()) {
-                Ok(p) => resources.push(p),
+                Ok(p) => {
+                    let len = res.get_ref().len();
+                    if len > OSS_MAX_KEY_BYTES {
+                        warnings.push(Diagnostic::warning(
+                            Some(f.location(res.span().start)),
+                            field(&format!("resources[{j}]")),
+                            format!("resource is {len} bytes; OSS keys are at most {OSS_MAX_KEY_BYTES}, so only keys from stores that allow longer ones (S3, MinIO, Ceph) can match it"),
+                        ));
+                    }
+                    resources.push(p)
+                }
                 Err(m) => err(&mut errors, res.span().start, &format!("resources[{j}]"), m),
             }
         }

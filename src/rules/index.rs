@@ -28,7 +28,7 @@ use std::hash::Hasher;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-use super::pattern::{Pattern, MAX_RESOURCE_BYTES};
+use super::pattern::Pattern;
 use super::policy::RegionPolicy;
 use super::prefetch;
 use super::trie::{Arena, TrieRef};
@@ -181,6 +181,10 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 /// Longest pattern a hashed bucket takes (lengths are kept in a byte);
 /// buckets with longer patterns use tries.
 const MAX_HASHED_LEN: usize = u8::MAX as usize;
+
+/// Longest exact name a hashed bucket takes (a pattern slot's length is a
+/// `u16`); keys have no length limit (SPEC §1), longer names go on tries.
+const MAX_HASHED_EXACT_LEN: usize = u16::MAX as usize;
 
 const FREE: Slot = Slot {
     hash: 0,
@@ -585,8 +589,10 @@ impl RuleIndex {
             };
             let prefix_lens = lens(Side::Prefix);
             let suffix_lens = lens(Side::Suffix);
-            let too_long = items.iter().any(|i| {
-                i.1.len() > MAX_RESOURCE_BYTES || (i.0 != Side::Exact && i.1.len() > MAX_HASHED_LEN)
+            let too_long = items.iter().any(|i| match i.0 {
+                // A pattern slot keeps its length in a u16.
+                Side::Exact => i.1.len() > MAX_HASHED_EXACT_LEN,
+                Side::Prefix | Side::Suffix => i.1.len() > MAX_HASHED_LEN,
             });
             let mut slot = FREE;
             if prefix_lens.len() > layout.max_prefix_lengths

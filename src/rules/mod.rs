@@ -10,7 +10,7 @@ mod trie;
 
 pub use index::{CompiledRule, Layout, Lookup, RuleIndex};
 pub use overlap::{find_overlaps, Overlap};
-pub use pattern::Pattern;
+pub use pattern::{Pattern, OSS_MAX_KEY_BYTES};
 pub use policy::RegionPolicy;
 
 use crate::event::{EventMask, EventPattern};

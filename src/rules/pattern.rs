@@ -2,8 +2,10 @@
 
 use std::fmt;
 
-/// OSS object keys are at most 1023 bytes; a longer resource matches nothing.
-pub const MAX_RESOURCE_BYTES: usize = 1023;
+/// OSS's object-key limit. Other stores allow longer keys (S3 and MinIO
+/// 1024 bytes, Ceph a configured limit), so resources of any length are
+/// accepted (SPEC §3); `validate` only warns past this length.
+pub const OSS_MAX_KEY_BYTES: usize = 1023;
 
 /// A compiled resource pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,12 +27,6 @@ impl Pattern {
     pub fn parse(s: &str) -> Result<Pattern, String> {
         if s.is_empty() {
             return Err("empty resource; use \"*\" for every object".into());
-        }
-        if s.len() > MAX_RESOURCE_BYTES {
-            return Err(format!(
-                "resource is {} bytes; object keys (and so resources) are at most {MAX_RESOURCE_BYTES}",
-                s.len()
-            ));
         }
         let mut parts = s.splitn(3, '*');
         let head = parts.next().unwrap_or("");
@@ -139,5 +135,15 @@ mod tests {
         );
         assert!(Pattern::parse("**").is_err());
         assert!(Pattern::parse("").is_err());
+    }
+
+    #[test]
+    fn resources_of_any_length_parse() {
+        let long = "k".repeat(70_000);
+        assert_eq!(
+            Pattern::parse(&format!("{long}*.jpg")).unwrap(),
+            Pattern::PrefixSuffix(long.clone().into(), ".jpg".into())
+        );
+        assert!(Pattern::parse(&long).unwrap().matches(&long));
     }
 }
