@@ -185,3 +185,49 @@ fn an_oversized_line_is_dead_lettered_without_being_read_whole() {
     );
     assert_eq!(entry["payload"].as_str().unwrap().len(), 1024);
 }
+
+/// A batch delete listing over a million objects (a 15 MiB record, under
+/// the record limit) is dead-lettered with the element count instead of
+/// expanding to a million messages; the records around it are delivered.
+#[test]
+fn a_batch_delete_past_the_event_cap_is_dead_lettered() {
+    let d = support::Dir::new();
+    let (cfg, out) = file_sink_config(&d);
+    let mut child = run_on_stdin(&cfg);
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let n = 1_200_000;
+    let writer = std::thread::spawn(move || {
+        writeln!(stdin, "{RECORD}").unwrap();
+        let mut delete = String::from(
+            r#"{"time":0,"operation":"DeleteObjects","bucket":"b","bucket_location":"oss-cn-shenzhen","owner_id":"1","request_id":"r2","http_status":200,"objects":["#,
+        );
+        for i in 0..n {
+            delete.push_str(if i == 0 { "" } else { "," });
+            delete.push_str(r#"{"key":"k"}"#);
+        }
+        delete.push_str("]}");
+        writeln!(stdin, "{delete}").unwrap();
+        writeln!(stdin, "{RECORD}").unwrap();
+    });
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() && !writer.is_finished() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if let Some(v) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            peak_kib = peak_kib.max(v.split_whitespace().nth(1).unwrap().parse().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.join().unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(60)), Some(0));
+    assert!(peak_kib < 128 * 1024, "peak RSS {peak_kib} KiB");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2);
+    let dl = std::fs::read_to_string(d.path("dl/dead-letter.ndjson")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(dl.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["kind"], "invalid_record");
+    assert_eq!(entry["source"], "<stdin>:2");
+    assert_eq!(
+        entry["error"],
+        format!("field `objects`: has {n} elements; a record expands to at most 10000 events (OSS and S3 delete at most 1000 objects per request)")
+    );
+}

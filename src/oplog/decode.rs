@@ -270,6 +270,17 @@ mod tests {
             "objects[0].size"
         );
         assert_eq!(field_err(r#"{"objects":[3]}"#).0, "objects[0]");
+        let many = format!(
+            r#"{{"objects":[{}{{"key":"k"}}]}}"#,
+            r#"{"key":"k"},"#.repeat(crate::oplog::MAX_BATCH_OBJECTS)
+        );
+        assert_eq!(
+            field_err(&many),
+            (
+                "objects".into(),
+                "has 10001 elements; a record expands to at most 10000 events (OSS and S3 delete at most 1000 objects per request)".into()
+            )
+        );
         assert_eq!(field_err(r#"{"x_vars":{"x:a":1}}"#).0, "x_vars.x:a");
         assert_eq!(field_err(r#"{"x_vars":[1]}"#).0, "x_vars");
     }

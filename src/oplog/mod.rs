@@ -8,7 +8,7 @@ mod record;
 pub mod time;
 
 pub use decode::{DecodeError, Decoder, Lines, MAX_RECORD_BYTES};
-pub use record::{BatchObject, OpRecord};
+pub use record::{BatchObject, OpRecord, MAX_BATCH_OBJECTS};
 
 /// How object keys are written in the input (`[source] key_encoding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]

@@ -36,6 +36,11 @@ pub struct OpRecord<'a> {
     pub live_channel: bool,
 }
 
+/// Most elements a batch delete's `objects` may have: ten times what OSS and
+/// S3 allow in one request, so that no real log is refused, while a hostile
+/// 16 MiB record cannot expand to a million messages.
+pub const MAX_BATCH_OBJECTS: usize = 10_000;
+
 /// One element of a batch delete's `objects`.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchObject<'a> {
@@ -236,6 +241,15 @@ fn objects<'i>(v: Value<'_, 'i>) -> Nested<Option<Vec<BatchObject<'i>>>> {
             )),
         };
     };
+    if list.len() > MAX_BATCH_OBJECTS {
+        return Err((
+            String::new(),
+            format!(
+                "has {} elements; a record expands to at most {MAX_BATCH_OBJECTS} events (OSS and S3 delete at most 1000 objects per request)",
+                list.len()
+            ),
+        ));
+    }
     let mut out = Vec::with_capacity(list.len());
     for (n, el) in list.iter().enumerate() {
         let at = |field: &str, reason: String| (format!("[{n}]{field}"), reason);
