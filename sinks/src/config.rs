@@ -74,8 +74,19 @@ impl fmt::Display for Secret {
 
 /// `url` with its user name, password and query values replaced by `***`
 /// (webhook tokens travel there): for logs, errors, dead letters, `Debug`.
+/// A relative reference (a redirect's `Location: /path?token=…`) stays
+/// relative.
 pub fn redact_url(url: &str) -> String {
-    let Ok(mut u) = reqwest::Url::parse(url) else {
+    const BASE: &str = "http://relative.invalid";
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(u) => Some((u, false)),
+        Err(_) if !url.contains("://") => reqwest::Url::parse(BASE)
+            .and_then(|b| b.join(url))
+            .ok()
+            .map(|u| (u, true)),
+        Err(_) => None,
+    };
+    let Some((mut u, relative)) = parsed else {
         return "(a URL that does not parse)".to_owned();
     };
     if !u.username().is_empty() {
@@ -89,6 +100,9 @@ pub fn redact_url(url: &str) -> String {
         u.query_pairs_mut()
             .clear()
             .extend_pairs(keys.iter().map(|k| (k.as_str(), "***")));
+    }
+    if relative {
+        return u.as_str()[BASE.len()..].to_owned();
     }
     u.to_string()
 }
@@ -130,10 +144,8 @@ impl fmt::Debug for Redacted<'_> {
     }
 }
 
-/// Retries of transient failures: exponential backoff with "equal" jitter
-/// (a uniform wait in the upper half of each step, so that every retry
-/// waits at least half its step, which throttling needs),
-/// then the dead-letter store (SPEC §5). `[sinks.NAME.retry]`.
+/// Retries of transient failures, then the dead-letter store (SPEC §5):
+/// `[sinks.NAME.retry]`, applied by [`crate::retry`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
@@ -154,20 +166,6 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
-    /// The wait before retry number `attempt` (1 = the first retry):
-    /// exponential, capped, with jitter over its upper half; throttling
-    /// backs off four times harder.
-    pub fn backoff(&self, attempt: u32, throttled: bool) -> std::time::Duration {
-        let factor = if throttled { 4 } else { 1 };
-        let base = self
-            .initial_backoff_ms
-            .saturating_mul(1 << attempt.clamp(1, 21).saturating_sub(1));
-        let cap = base
-            .saturating_mul(factor)
-            .min(self.max_backoff_ms.saturating_mul(factor));
-        std::time::Duration::from_millis(fastrand::u64(cap / 2..=cap.max(1)))
-    }
-
     pub fn validate(&self, issues: &mut Vec<FieldIssue>) {
         if self.max_attempts == 0 {
             issues.push(FieldIssue::new("retry.max_attempts", "must be at least 1"));
@@ -215,6 +213,7 @@ mod tests {
 
     #[test]
     fn urls_and_credential_properties_are_redacted() {
+        assert_eq!(redact_url("/next?token=t0k"), "/next?token=***");
         assert_eq!(
             redact_url("https://bob:pw0rd@hooks.example.com/x?token=t0k&team=ops"),
             "https://***:***@hooks.example.com/x?token=***&team=***"

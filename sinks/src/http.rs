@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::config::{
-    check_http_url, check_in_flight, default_max_in_flight, default_timeout_ms, Encoding,
-    FieldIssue, RetryConfig, SinkConfig,
+    check_http_url, check_in_flight, default_max_in_flight, default_timeout_ms, redact_url,
+    Encoding, FieldIssue, RetryConfig, SinkConfig,
 };
+use crate::retry::{retry, status_class, Class, Classify};
 use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -92,7 +93,7 @@ impl SinkConfig for HttpConfig {
 impl std::fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpConfig")
-            .field("url", &crate::config::redact_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("batch", &self.batch)
             .field("max_batch", &self.max_batch)
             .field(
@@ -126,59 +127,69 @@ pub struct HttpSink {
     cfg: HttpConfig,
 }
 
+/// Why one POST failed: its class for [`crate::retry`], and the error.
+#[derive(Debug, Clone)]
+struct PostFailure {
+    class: Class,
+    error: String,
+}
+
+impl Classify for PostFailure {
+    fn class(&self) -> Class {
+        self.class
+    }
+}
+
 impl HttpSink {
-    /// One POST with retries; Ok, or the last error and attempts.
-    async fn post(&self, body: String) -> Result<(), (String, u32)> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut req = self
-                .http
-                .post(&self.cfg.url)
-                .header("Content-Type", self.cfg.content_type())
-                .body(body.clone());
-            for (k, v) in &self.cfg.headers {
-                req = req.header(k, v);
-            }
-            let (transient, throttled, error) = match req.send().await {
-                Ok(res) if res.status().is_success() => return Ok(()),
-                Ok(res) if res.status().is_redirection() => {
-                    let location = res
-                        .headers()
-                        .get(reqwest::header::LOCATION)
-                        .and_then(|l| l.to_str().ok())
-                        .unwrap_or("(none)")
-                        .to_owned();
-                    let error = format!(
-                        "HTTP {}: a redirect is not a delivery (only 307 and 308 are followed); Location: {location}",
-                        res.status().as_u16()
-                    );
-                    (false, false, error)
-                }
-                Ok(res) => {
-                    let s = res.status().as_u16();
-                    let text: String = res
-                        .text()
-                        .await
-                        .unwrap_or_default()
-                        .chars()
-                        .take(200)
-                        .collect();
-                    (
-                        s >= 500 || s == 408 || s == 429,
-                        s == 429,
-                        format!("HTTP {s}: {text}"),
-                    )
-                }
-                // reqwest's errors quote the URL, which may hold a token.
-                Err(e) => (true, false, format!("network: {}", e.without_url())),
-            };
-            if !transient || attempt >= self.cfg.retry.max_attempts {
-                return Err((error, attempt));
-            }
-            crate::count_retries(&self.name, 1);
-            tokio::time::sleep(self.cfg.retry.backoff(attempt, throttled)).await;
+    /// One POST, one attempt.
+    async fn post(&self, body: &str) -> Result<(), PostFailure> {
+        let mut req = self
+            .http
+            .post(&self.cfg.url)
+            .header("Content-Type", self.cfg.content_type())
+            .body(body.to_owned());
+        for (k, v) in &self.cfg.headers {
+            req = req.header(k, v);
         }
+        let res = match req.send().await {
+            Ok(res) => res,
+            // reqwest's errors quote the URL, which may hold a token.
+            Err(e) => {
+                return Err(PostFailure {
+                    class: Class::Retry,
+                    error: format!("network: {}", e.without_url()),
+                })
+            }
+        };
+        let status = res.status().as_u16();
+        if res.status().is_success() {
+            return Ok(());
+        }
+        if res.status().is_redirection() {
+            let location = res
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("(none)");
+            return Err(PostFailure {
+                class: Class::Permanent,
+                error: format!(
+                    "HTTP {status}: a redirect is not a delivery (only 307 and 308 are followed); Location: {}",
+                    redact_url(location)
+                ),
+            });
+        }
+        let text: String = res
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        Err(PostFailure {
+            class: status_class(status),
+            error: format!("HTTP {status}: {text}"),
+        })
     }
 }
 
@@ -207,9 +218,13 @@ impl Sink for HttpSink {
                     .map(|e| e.payload.as_str())
                     .collect::<Vec<_>>()
                     .join("\n");
-                let outcome = match self.post(body).await {
+                let posted = retry(&self.cfg.retry, &self.name, || self.post(&body)).await;
+                let outcome = match posted {
                     Ok(()) => Outcome::Delivered,
-                    Err((error, attempts)) => Outcome::Failed { error, attempts },
+                    Err((f, attempts)) => Outcome::Failed {
+                        error: f.error,
+                        attempts,
+                    },
                 };
                 out.extend(std::iter::repeat_n(outcome, group.len()));
             }

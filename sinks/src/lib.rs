@@ -10,6 +10,7 @@ pub mod http;
 pub mod kafka;
 pub mod mns;
 pub mod null;
+pub mod retry;
 pub mod sink;
 pub mod stdout;
 

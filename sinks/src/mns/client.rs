@@ -1,12 +1,15 @@
 //! One MNS endpoint over HTTP(S) with keep-alive: signs each attempt afresh,
 //! sends PublishMessage / SendMessage / BatchSendMessage, checks the
-//! returned `MessageBodyMD5`, and classifies failures for the retry policy.
+//! returned `MessageBodyMD5`, and classes failures for [`crate::retry`]
+//! through MNS's one table of error codes.
 
 use std::time::{Duration, SystemTime};
 
 use super::sign::{self, MnsSigner, SignedParts, CONTENT_TYPE, MNS_VERSION};
 use super::xml::{self, BatchEntry, OutMessage, Response};
-use crate::config::{RetryConfig, Secret};
+use crate::config::RetryConfig;
+use crate::config::Secret;
+use crate::retry::{self, status_class, Class, Classify};
 
 /// Why an attempt failed, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +41,16 @@ impl Failure {
     }
 }
 
+impl Classify for Failure {
+    fn class(&self) -> Class {
+        match self {
+            Failure::Transient { .. } => Class::Retry,
+            Failure::Throttled { .. } => Class::Throttle,
+            Failure::Permanent { .. } => Class::Permanent,
+        }
+    }
+}
+
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -52,17 +65,6 @@ impl std::fmt::Display for Failure {
             }
         }
     }
-}
-
-/// What an MNS failure calls for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    /// Back off harder, then retry.
-    Throttle,
-    /// Retry with backoff.
-    Retry,
-    /// Retrying cannot help: dead-letter at once.
-    Permanent,
 }
 
 /// MNS's error codes and their class: the one table, for whole answers and
@@ -84,17 +86,6 @@ const CODES: &[(&str, Class)] = &[
     ("InvalidArgument", Class::Permanent),
     ("MessageTooLarge", Class::Permanent),
 ];
-
-/// How an answer is classed by its HTTP status alone (an unknown code, or
-/// a body that is not MNS XML, e.g. from a proxy or load balancer): 429 is
-/// throttling, 408 and 5xx are transient, any other status permanent.
-fn status_class(status: u16) -> Class {
-    match status {
-        429 => Class::Throttle,
-        408 | 500.. => Class::Retry,
-        _ => Class::Permanent,
-    }
-}
 
 /// Classifies an MNS error answer: by its code, else by its status.
 fn classify(status: u16, code: String, message: String, request_id: String) -> Failure {
@@ -336,82 +327,31 @@ pub fn batches(ms: &[OutMessage], max_count: usize) -> Vec<std::ops::Range<usize
     out
 }
 
-/// Publishes with retries; the message id, or the last failure once the
-/// failure is permanent or the attempts are spent.
+/// Publishes under the sink's retry policy: the message id, or the last
+/// failure and the attempts made.
 pub async fn publish_with_retry(
     client: &MnsClient,
     topic: &str,
     m: &OutMessage,
-    retry: &RetryConfig,
+    policy: &RetryConfig,
 ) -> Result<String, (Failure, u32)> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match client.publish(topic, m).await {
-            Ok(id) => return Ok(id),
-            Err(f) if f.is_permanent() || attempt >= retry.max_attempts => {
-                return Err((f, attempt))
-            }
-            Err(f) => {
-                let throttled = matches!(f, Failure::Throttled { .. });
-                crate::count_retries(&client.sink, 1);
-                tokio::time::sleep(retry.backoff(attempt, throttled)).await;
-            }
-        }
-    }
+    retry::retry(policy, &client.sink, || client.publish(topic, m)).await
 }
 
-/// Sends a batch with retries, re-sending only the entries that failed
-/// transiently. Per message: its id, or its last failure and attempt count.
+/// Sends a batch under the sink's retry policy, sending again only the
+/// entries that failed transiently. Per message: its id, or its last
+/// failure and the attempts made.
 pub async fn send_with_retry(
     client: &MnsClient,
     queue: &str,
     ms: &[OutMessage],
-    retry: &RetryConfig,
+    policy: &RetryConfig,
 ) -> Vec<Result<String, (Failure, u32)>> {
-    let mut results: Vec<Option<Result<String, (Failure, u32)>>> = vec![None; ms.len()];
-    let mut pending: Vec<usize> = (0..ms.len()).collect();
-    let mut attempt = 0;
-    while !pending.is_empty() {
-        attempt += 1;
+    retry::retry_each(policy, &client.sink, ms.len(), |pending| {
         let batch: Vec<OutMessage> = pending.iter().map(|&i| ms[i].clone()).collect();
-        let last = attempt >= retry.max_attempts;
-        let mut throttled = false;
-        let mut still = Vec::new();
-        match client.send(queue, &batch).await {
-            Ok(each) => {
-                for (&i, r) in pending.iter().zip(each) {
-                    match r {
-                        Ok(id) => results[i] = Some(Ok(id)),
-                        Err(f) if f.is_permanent() || last => results[i] = Some(Err((f, attempt))),
-                        Err(f) => {
-                            throttled |= matches!(f, Failure::Throttled { .. });
-                            still.push(i);
-                        }
-                    }
-                }
-            }
-            Err(f) if f.is_permanent() || last => {
-                for &i in &pending {
-                    results[i] = Some(Err((f.clone(), attempt)));
-                }
-            }
-            Err(f) => {
-                throttled = matches!(f, Failure::Throttled { .. });
-                still = pending.clone();
-            }
-        }
-        pending = still;
-        if !pending.is_empty() {
-            // Counted per message re-sent.
-            crate::count_retries(&client.sink, pending.len() as u64);
-            tokio::time::sleep(retry.backoff(attempt, throttled)).await;
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| r.expect("every message has a result"))
-        .collect()
+        async move { client.send(queue, &batch).await }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -483,24 +423,5 @@ mod tests {
         ];
         assert_eq!(batches(&huge, 16), vec![0..1, 1..2]);
         assert!(batches(&[], 16).is_empty());
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let cfg = RetryConfig {
-            max_attempts: 8,
-            initial_backoff_ms: 100,
-            max_backoff_ms: 1000,
-        };
-        for _ in 0..100 {
-            let d1 = cfg.backoff(1, false).as_millis();
-            assert!((50..=100).contains(&d1), "{d1}");
-            let d3 = cfg.backoff(3, false).as_millis();
-            assert!((200..=400).contains(&d3), "{d3}");
-            let d9 = cfg.backoff(9, false).as_millis();
-            assert!((500..=1000).contains(&d9), "{d9}");
-            let t = cfg.backoff(1, true).as_millis();
-            assert!((200..=400).contains(&t), "{t}");
-        }
     }
 }
