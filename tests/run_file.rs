@@ -170,3 +170,54 @@ async fn run_delivers_what_match_predicts_and_dead_letters_the_rest() {
     );
     server.stop();
 }
+
+/// A sink that gives up on every message (its topic does not exist) writes
+/// every message to the dead-letter store but logs it once per 30 s, saying
+/// how many like it were left out, instead of a line per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_sink_logs_at_a_limited_rate_and_dead_letters_everything() {
+    let d = support::Dir::new();
+    let server = support::mns_dev(support::dev_config()).await;
+    let cfg = d.write(
+        "gone.toml",
+        &format!(
+            r#"[source]
+type = "stdin"
+
+[dead_letter]
+path = "{dl}"
+
+[sinks.gone]
+type = "mns_topic"
+endpoint = "{endpoint}"
+topic = "no-such-topic"
+access_key_id = "AK"
+access_key_secret = "SK"
+
+[[rules]]
+id = "all"
+bucket = "b"
+events = ["ObjectCreated:*"]
+sinks = ["gone"]
+"#,
+            dl = d.path("dl").display(),
+            endpoint = server.endpoint()
+        ),
+    );
+    let n = 2000;
+    let input: String = (0..n)
+        .map(|i| format!("{{\"time\":0,\"operation\":\"PutObject\",\"bucket\":\"b\",\"object\":\"k{i}\",\"bucket_location\":\"oss-cn-hangzhou\",\"owner_id\":\"o\",\"request_id\":\"r{i}\",\"http_status\":200}}\n"))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        support::run(&["run", "-c", cfg.to_str().unwrap()], input.as_bytes())
+    })
+    .await
+    .unwrap();
+    let stderr = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let store = DeadLetterStore::open(&d.path("dl")).unwrap();
+    assert_eq!(store.read_all().unwrap().len(), n);
+    let logged = stderr.matches("giving up on a message").count();
+    assert_eq!(logged, 1, "{stderr}");
+    server.stop();
+}

@@ -82,8 +82,8 @@ fn now_ms() -> u64 {
 }
 
 /// Delivers `batch` through `sink` and writes every envelope it gave up on
-/// to `store` (fsynced) before returning, logging each with its error (MNS
-/// code and request id included). The outcomes are then safe to acknowledge.
+/// to `store` (fsynced) before returning, logging it with its error (MNS
+/// code and request id included) at a limited rate. The outcomes are then safe to acknowledge.
 pub async fn deliver_or_dead_letter(
     sink: &dyn crate::Sink,
     batch: &[crate::Envelope],
@@ -95,14 +95,21 @@ pub async fn deliver_or_dead_letter(
         .zip(&outcomes)
         .filter_map(|(e, o)| match o {
             crate::Outcome::Failed { error, attempts } => {
-                tracing::warn!(
-                    sink = sink.name(),
-                    rule = %e.rule_id,
-                    key = %e.key,
-                    attempts,
-                    error = %error,
-                    "giving up on a message: dead-lettered"
-                );
+                // By the error's code (what precedes its first ':'): the
+                // rest may vary per message (a request id).
+                let code = error.split(':').next().unwrap_or_default();
+                let kind = format!("{} {code}", sink.name());
+                if let Some(left_out) = store.log_limit.admit(&kind) {
+                    tracing::warn!(
+                        sink = sink.name(),
+                        rule = %e.rule_id,
+                        key = %e.key,
+                        attempts,
+                        error = %error,
+                        like_this_since_last_logged = left_out,
+                        "giving up on a message: dead-lettered"
+                    );
+                }
                 Some(DeadLetter::delivery(
                     sink.name(),
                     &e.rule_id,
@@ -123,6 +130,9 @@ pub async fn deliver_or_dead_letter(
 pub struct DeadLetterStore {
     path: PathBuf,
     file: Mutex<File>,
+    /// A dead sink gives up on every message: one line per kind of error
+    /// every 30 s, not one per message (every entry is still written).
+    log_limit: crate::log_limit::LogLimit,
 }
 
 const FILE: &str = "dead-letter.ndjson";
@@ -136,6 +146,7 @@ impl DeadLetterStore {
         Ok(DeadLetterStore {
             path,
             file: Mutex::new(file),
+            log_limit: Default::default(),
         })
     }
 

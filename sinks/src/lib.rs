@@ -8,6 +8,7 @@ pub mod dead_letter;
 pub mod file;
 pub mod http;
 pub mod kafka;
+pub mod log_limit;
 pub mod mns;
 pub mod null;
 pub mod retry;

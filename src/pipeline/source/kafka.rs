@@ -74,7 +74,7 @@ pub struct SourceContext {
     commit_failed: AtomicBool,
     /// Generations given up: their queued work is dropped.
     given_up: Arc<Revoked>,
-    log_limit: super::log_limit::LogLimit,
+    log_limit: ossnotify_sinks::log_limit::LogLimit,
     /// The source loop's [`FetchQueue`] while it runs (else null): newly
     /// assigned partitions are forwarded to it.
     fetch_queue: AtomicPtr<rdkafka::bindings::rd_kafka_queue_t>,
@@ -137,7 +137,7 @@ impl SourceContext {
         self.update_ready();
     }
 
-    /// A warning whose repeats are limited (see `log_limit`).
+    /// A warning whose repeats are limited (see [`ossnotify_sinks::log_limit`]).
     pub(super) fn warn_limited(&self, what: &str, text: &str) {
         if let Some(left_out) = self.log_limit.admit(text) {
             tracing::warn!(error = text, left_out, "{what}");

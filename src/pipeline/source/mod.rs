@@ -13,7 +13,6 @@
 pub mod fetch_queue;
 pub mod kafka;
 pub mod lines;
-mod log_limit;
 
 use std::sync::Arc;
 use std::time::Duration;

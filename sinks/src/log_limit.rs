@@ -1,9 +1,10 @@
-//! A lasting condition makes librdkafka repeat itself: with an unreachable
-//! broker, `ossnotify run` printed about 40 lines a second, forever. Each
-//! kind of line (its text without the digits, which vary) is logged the
-//! first time, then at most once every [`EVERY`], saying how many were left
-//! out meanwhile. Changes of state (broker lost, broker back) are logged by
-//! the source itself, once each.
+//! Repeated log lines, limited. A lasting condition repeats itself: with an
+//! unreachable broker, librdkafka's errors came about 40 a second, forever;
+//! a dead sink gives up on every message it is handed. Each kind of line
+//! (its text without the digits, which vary) is logged the first time, then
+//! at most once every [`EVERY`], saying how many were left out meanwhile.
+//! Changes of state (broker lost, broker back) are logged by their owner,
+//! once each.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
