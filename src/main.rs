@@ -113,6 +113,28 @@ struct MnsDevArgs {
     /// Share (0..1) of requests whose connection is closed without an answer.
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
+    /// Newest accepted messages kept in memory (counts and --record cover all).
+    #[arg(long, default_value_t = 10_000)]
+    keep: usize,
+    /// At most this many MiB of kept message bodies.
+    #[arg(long, default_value_t = 64)]
+    keep_mib: usize,
+    /// Seconds a client has to send a request's headers; also closes idle
+    /// keep-alive connections.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Longest silence, in seconds, while a request body arrives.
+    #[arg(long, default_value_t = 30)]
+    idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// SPEC §8's exit codes.
@@ -333,6 +355,21 @@ fn mns_dev(a: MnsDevArgs) -> ExitCode {
         throttle_rate: a.throttle_rate,
         latency: std::time::Duration::from_millis(a.latency_ms),
         drop_rate: a.drop_rate,
+        keep: a.keep,
+        keep_bytes: a.keep_mib.saturating_mul(1 << 20),
+        header_timeout: std::time::Duration::from_secs(a.header_timeout_secs),
+        idle_timeout: std::time::Duration::from_secs(a.idle_timeout_secs),
+        max_connections: a.max_connections,
+    };
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => match ossnotify_sinks::mns::dev_server::tls_config(cert, key) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        _ => None,
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -348,7 +385,11 @@ fn mns_dev(a: MnsDevArgs) -> ExitCode {
         };
         let topics = cfg.topics.join(",");
         let queues = cfg.queues.join(",");
-        let server = match DevServer::start(cfg, listener) {
+        let started = match tls {
+            Some(tls) => DevServer::start_tls(cfg, listener, tls),
+            None => DevServer::start(cfg, listener),
+        };
+        let server = match started {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: cannot open the record file: {e}");
@@ -364,7 +405,7 @@ fn mns_dev(a: MnsDevArgs) -> ExitCode {
         eprintln!(
             "mns-dev: {} requests, {} messages accepted",
             server.requests(),
-            server.accepted().len()
+            server.accepted_count()
         );
         ExitCode::SUCCESS
     })

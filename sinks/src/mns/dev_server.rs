@@ -2,11 +2,21 @@
 //! implements PublishMessage, SendMessage and BatchSendMessage, verifies
 //! signatures exactly as MNS does (with the project's one signer), answers
 //! with MNS's XML, records what it accepted, and fails on command.
+//!
+//! It is a real server that people develop against, so it holds up under
+//! abuse: it keeps counts and the record file, and in memory only a
+//! bounded window of the newest messages; a client gets [`DevConfig::
+//! header_timeout`] to send each request's headers (which also closes
+//! idle keep-alive connections) and [`DevConfig::idle_timeout`] between
+//! the bytes of a body; at most [`DevConfig::max_connections`] are served
+//! at once (the rest wait in the listen backlog); and a failing `accept`
+//! (out of file descriptors) backs off instead of spinning.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,14 +27,14 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::sign::{self, SignedParts, MNS_VERSION};
 use super::xml::{self, BatchEntry};
 
 /// How `mns-dev` behaves.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DevConfig {
     pub access_key_id: String,
     pub access_key_secret: String,
@@ -43,6 +53,58 @@ pub struct DevConfig {
     pub latency: Duration,
     /// Share of requests whose connection is closed without an answer.
     pub drop_rate: f64,
+    /// The newest accepted messages kept in memory (for [`DevServer::
+    /// accepted`]): at most this many, and at most `keep_bytes` of bodies.
+    /// Counts and the record file cover every message.
+    pub keep: usize,
+    pub keep_bytes: usize,
+    /// Time to send a request's headers, from when the connection is ready
+    /// for them: closes slow clients and idle keep-alive connections.
+    pub header_timeout: Duration,
+    /// Longest silence while a request body arrives.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for DevConfig {
+    fn default() -> Self {
+        DevConfig {
+            access_key_id: String::new(),
+            access_key_secret: String::new(),
+            topics: Vec::new(),
+            queues: Vec::new(),
+            record: None,
+            fail_rate: 0.0,
+            fail_first: Duration::ZERO,
+            throttle_rate: 0.0,
+            latency: Duration::ZERO,
+            drop_rate: 0.0,
+            keep: 10_000,
+            keep_bytes: 64 << 20,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// The newest accepted messages, bounded by count and body bytes.
+#[derive(Default)]
+struct Window {
+    messages: VecDeque<Accepted>,
+    bytes: usize,
+}
+
+impl Window {
+    fn push(&mut self, a: Accepted, keep: usize, keep_bytes: usize) {
+        self.bytes += a.body.len();
+        self.messages.push_back(a);
+        while self.messages.len() > keep || (self.bytes > keep_bytes && self.messages.len() > 1) {
+            let old = self.messages.pop_front().expect("not empty");
+            self.bytes -= old.body.len();
+        }
+    }
 }
 
 /// One accepted message.
@@ -63,9 +125,11 @@ struct State {
     cfg: DevConfig,
     started: Instant,
     next_id: AtomicU64,
-    accepted: Mutex<Vec<Accepted>>,
+    window: Mutex<Window>,
     record: Option<Mutex<std::fs::File>>,
     requests: AtomicU64,
+    /// Connections being served now.
+    connections: AtomicU64,
 }
 
 /// A running `mns-dev`.
@@ -111,41 +175,30 @@ impl DevServer {
             cfg,
             started: Instant::now(),
             next_id: AtomicU64::new(1),
-            accepted: Mutex::new(Vec::new()),
+            window: Mutex::default(),
             record,
             requests: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
         });
-        let st = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let st = st.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(st.clone(), req));
-                    let http = http1::Builder::new().keep_alive(true).clone();
-                    // Errors here are clients going away, or drop_rate.
-                    match tls {
-                        Some(acceptor) => {
-                            if let Ok(stream) = acceptor.accept(stream).await {
-                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
-                            }
-                        }
-                        None => {
-                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
-                        }
-                    }
-                });
-            }
-        });
+        let task = tokio::spawn(serve(state.clone(), listener, tls));
         Ok(DevServer { addr, state, task })
     }
 
-    /// Everything accepted so far, in order.
+    /// The newest accepted messages (all of them unless more than
+    /// [`DevConfig::keep`] or [`DevConfig::keep_bytes`]), in order.
     pub fn accepted(&self) -> Vec<Accepted> {
-        self.state.accepted.lock().expect("not poisoned").clone()
+        let w = self.state.window.lock().expect("not poisoned");
+        w.messages.iter().cloned().collect()
+    }
+
+    /// Messages accepted since start, whether still kept or not.
+    pub fn accepted_count(&self) -> u64 {
+        self.state.next_id.load(Ordering::Relaxed) - 1
+    }
+
+    /// Connections being served now.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::Relaxed)
     }
 
     /// Requests received so far (accepted or not).
@@ -161,6 +214,83 @@ impl DevServer {
     pub fn stop(self) {
         self.task.abort();
     }
+}
+
+/// Accepts connections, at most `max_connections` served at once, backing
+/// off while `accept` fails.
+async fn serve(st: Arc<State>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(st.cfg.max_connections.max(1)));
+    let log_limit = crate::log_limit::LogLimit::default();
+    let mut backoff = Duration::ZERO;
+    loop {
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff = Duration::ZERO;
+                stream
+            }
+            // Out of file descriptors (EMFILE) and the like: the listener
+            // stays readable, so retrying at once would spin a core.
+            Err(e) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                if let Some(left_out) = log_limit.admit(&e.to_string()) {
+                    tracing::warn!(error = %e, like_this_since_last_logged = left_out, "mns-dev: accept failed; backing off");
+                }
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        let st = st.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            st.connections.fetch_add(1, Ordering::Relaxed);
+            let http = http1::Builder::new()
+                .keep_alive(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(st.cfg.header_timeout)
+                .clone();
+            let service = {
+                let st = st.clone();
+                service_fn(move |req| handle(st.clone(), req))
+            };
+            // Errors here are clients going away, timeouts, or drop_rate.
+            match tls {
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(st.cfg.header_timeout, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+            }
+            st.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// The TLS settings of `--tls-cert` and `--tls-key` (PEM files: the
+/// certificate chain, then the private key).
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read the certificates in {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the private key in {}: {e}", key.display()))?;
+    let cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))?;
+    Ok(Arc::new(cfg))
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -203,15 +333,17 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
         return Err(Dropped);
     }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, 1 << 20).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    let body = match read_body(body, cfg.idle_timeout).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
             return Ok(error(
                 StatusCode::BAD_REQUEST,
                 "InvalidArgument",
                 "request body over 1 MiB",
             ))
         }
+        // A stalled or broken body: close the connection.
+        Err(BodyError::Stalled) => return Err(Dropped),
     };
     if st.started.elapsed() < cfg.fail_first {
         return Ok(error(
@@ -344,6 +476,32 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
     Ok(reply(status, xml::batch_response(&entries)))
 }
 
+enum BodyError {
+    TooLarge,
+    Stalled,
+}
+
+/// The request body, at most 1 MiB, with at most `idle` between its frames.
+async fn read_body(body: Incoming, idle: Duration) -> Result<Bytes, BodyError> {
+    let mut body = Limited::new(body, 1 << 20);
+    let mut out = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(BodyError::Stalled),
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    out.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(e))) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(BodyError::TooLarge)
+            }
+            Ok(Some(Err(_))) => return Err(BodyError::Stalled),
+        }
+    }
+}
+
 fn accept(st: &State, kind: &'static str, name: &str, m: &xml::OutMessage) -> String {
     let id = format!("{:016X}", st.next_id.fetch_add(1, Ordering::Relaxed));
     let a = Accepted {
@@ -363,7 +521,8 @@ fn accept(st: &State, kind: &'static str, name: &str, m: &xml::OutMessage) -> St
         // A recording failure must not fail the request: MNS accepted it.
         let _ = writeln!(f, "{line}");
     }
-    st.accepted.lock().expect("not poisoned").push(a);
+    let mut w = st.window.lock().expect("not poisoned");
+    w.push(a, st.cfg.keep, st.cfg.keep_bytes);
     id
 }
 
@@ -462,4 +621,33 @@ fn authenticate(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_keeps_the_newest_by_count_and_bytes() {
+        let a = |body: &str| Accepted {
+            kind: "topic",
+            name: "t".into(),
+            message_id: String::new(),
+            body: body.into(),
+            tag: None,
+            received: std::time::SystemTime::UNIX_EPOCH,
+        };
+        let mut w = Window::default();
+        for b in ["a", "bb", "ccc", "dddd"] {
+            w.push(a(b), 3, 100);
+        }
+        let bodies: Vec<&str> = w.messages.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!((bodies, w.bytes), (vec!["bb", "ccc", "dddd"], 9));
+        w.push(a("eeeeee"), 3, 10);
+        let bodies: Vec<&str> = w.messages.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!((bodies, w.bytes), (vec!["dddd", "eeeeee"], 10));
+        // One message larger than the byte budget is still kept.
+        w.push(a(&"f".repeat(50)), 3, 10);
+        assert_eq!((w.messages.len(), w.bytes), (1, 50));
+    }
 }
