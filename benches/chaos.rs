@@ -379,11 +379,10 @@ impl Arrivals {
     fn dead_lettered(dir: &Path) -> HashMap<u64, usize> {
         let mut out = HashMap::new();
         for s in 0..SLOTS {
-            let f = dir.join(format!("dead-letter-{s}/dead-letter.ndjson"));
-            for line in std::fs::read_to_string(f).unwrap_or_default().lines() {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                if v["kind"] == "delivery" {
-                    if let Some(id) = Self::id_of(v["payload"].as_str().unwrap_or_default()) {
+            let store = dir.join(format!("dead-letter-{s}"));
+            for d in ossnotify_sinks::dead_letter::read_all(&store).unwrap_or_default() {
+                if d.kind == "delivery" {
+                    if let Some(id) = Self::id_of(&d.payload) {
                         *out.entry(id).or_insert(0) += 1;
                     }
                 }

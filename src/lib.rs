@@ -7,6 +7,7 @@
 //! drives them, and [`dry_run`] is `ossnotify match`.
 
 pub mod config;
+pub mod dead_letter;
 pub mod dry_run;
 pub mod encode;
 pub mod engine;
@@ -14,7 +15,7 @@ pub mod event;
 pub mod loadgen;
 pub mod oplog;
 pub mod pipeline;
-pub mod replay;
+
 pub mod rules;
 pub mod synth;
 pub mod telemetry;

@@ -46,15 +46,59 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Re-send the dead-letter store through the config's sinks; delivered entries are removed.
+    /// Re-send the dead-letter store through the config's sinks; delivered entries are removed (`dead-letter replay` without filters).
     Replay {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Inspect, replay or purge the dead-letter store; safe while the daemon runs.
+    #[command(subcommand)]
+    DeadLetter(DeadLetterCommand),
     /// Write operation logs (synthetic, or an input file's lines) to Kafka or a file, with a progress bar.
     Loadgen(LoadgenArgs),
     /// A local MNS-compatible endpoint (PublishMessage, SendMessage, BatchSendMessage) for demos and tests.
     MnsDev(MnsDevArgs),
+}
+
+#[derive(clap::Subcommand)]
+enum DeadLetterCommand {
+    /// One line per entry: id, time, kind, sink, rule, key, attempts, error.
+    Ls(DeadLetterArgs),
+    /// Counts by sink, rule, kind, error code and age.
+    Stats(DeadLetterArgs),
+    /// Entries as JSON, payloads decoded.
+    Show(DeadLetterArgs),
+    /// Send entries again through the config's sinks; delivered ones are taken out. Exit 2 if some still fail.
+    Replay(DeadLetterArgs),
+    /// Take entries out for good (all of them only with --all).
+    Purge {
+        #[command(flatten)]
+        args: DeadLetterArgs,
+        /// Purge every entry (required when no filter is given).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct DeadLetterArgs {
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// Only entries of this sink.
+    #[arg(long)]
+    sink: Option<String>,
+    /// Only entries of this rule.
+    #[arg(long)]
+    rule: Option<String>,
+    /// Only entries of this kind: delivery or invalid_record.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only entries written at or after this time: an age (30m, 2h, 7d), RFC 3339 or epoch ms.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only entries written before this time (same forms as --since).
+    #[arg(long)]
+    until: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -170,7 +214,15 @@ fn main() -> ExitCode {
         } => dry_run(&config, input.as_deref(), explain),
         Command::MnsDev(args) => mns_dev(args),
         Command::Loadgen(args) => loadgen(args),
-        Command::Replay { config } => replay(&config),
+        Command::Replay { config } => dead_letter(DeadLetterCommand::Replay(DeadLetterArgs {
+            config,
+            sink: None,
+            rule: None,
+            kind: None,
+            since: None,
+            until: None,
+        })),
+        Command::DeadLetter(cmd) => dead_letter(cmd),
         Command::Run { config } => run(&config),
     }
 }
@@ -233,6 +285,12 @@ fn run(config_path: &Path) -> ExitCode {
                 "run: {} records ({} invalid, {} skipped, {} without a matching rule); {} messages: {} delivered, {} dead-lettered",
                 s.records, s.invalid, s.skipped, s.unmatched, s.messages, s.delivered, s.dead_lettered
             );
+            if s.backlogged > 0 || s.still_backlogged > 0 {
+                eprintln!(
+                    "run: {} kept in sink backlogs while their sinks failed; {} still there, sent again by the next run",
+                    s.backlogged, s.still_backlogged
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -287,27 +345,75 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-fn replay(config_path: &Path) -> ExitCode {
-    let config = match load_for_run(config_path) {
+fn dead_letter(cmd: DeadLetterCommand) -> ExitCode {
+    use ossnotify::dead_letter::{self as dl, Filter};
+    let (args, all) = match &cmd {
+        DeadLetterCommand::Ls(a)
+        | DeadLetterCommand::Stats(a)
+        | DeadLetterCommand::Show(a)
+        | DeadLetterCommand::Replay(a) => (a, false),
+        DeadLetterCommand::Purge { args, all } => (args, *all),
+    };
+    let time = |t: &Option<String>| t.as_deref().map(dl::parse_time).transpose();
+    let filter = match (time(&args.since), time(&args.until)) {
+        (Ok(since_ms), Ok(until_ms)) => Filter {
+            sink: args.sink.clone(),
+            rule: args.rule.clone(),
+            kind: args.kind.clone(),
+            since_ms,
+            until_ms,
+        },
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let config = match load_for_run(&args.config) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match rt.block_on(ossnotify::replay::replay(&config)) {
-        Ok(r) => {
-            println!(
-                "replay: {} delivered, {} still failing (kept), {} not replayable (kept)",
-                r.delivered, r.still_failing, r.kept
+    let dir = config.dead_letter.path.clone();
+    let listed = || dl::select(&dir, &filter);
+    let result = match cmd {
+        DeadLetterCommand::Ls(_) => listed().map(|(e, bad)| print!("{}", dl::ls(&e, &bad))),
+        DeadLetterCommand::Stats(_) => listed().map(|(e, bad)| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            print!("{}", dl::stats(&e, &bad, now))
+        }),
+        DeadLetterCommand::Show(_) => listed().map(|(e, _)| print!("{}", dl::show(&e))),
+        DeadLetterCommand::Purge { .. } if filter.is_empty() && !all => {
+            eprintln!(
+                "error: purge takes a filter (--sink, --rule, --kind, --since, --until), or --all"
             );
-            if r.still_failing == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_RUNTIME)
+            return ExitCode::from(EXIT_INVALID);
+        }
+        DeadLetterCommand::Purge { .. } => {
+            dl::purge(&dir, &filter).map(|n| println!("purge: {n} entries taken out"))
+        }
+        DeadLetterCommand::Replay(_) => {
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(dl::replay(&config, &filter)) {
+                Ok(r) => {
+                    println!(
+                        "replay: {} delivered, {} still failing (kept), {} not replayable (kept)",
+                        r.delivered, r.still_failing, r.kept
+                    );
+                    if r.still_failing > 0 {
+                        return ExitCode::from(EXIT_RUNTIME);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
             }
         }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_RUNTIME)

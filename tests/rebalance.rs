@@ -132,11 +132,8 @@ fn done(server: &DevServer, dir: &Path) -> HashMap<String, usize> {
         *got.entry(request_id(&a.body)).or_insert(0) += 1;
     }
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let store = entry.path().join("dead-letter.ndjson");
-        for line in std::fs::read_to_string(store).unwrap_or_default().lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            *got.entry(request_id(v["payload"].as_str().unwrap()))
-                .or_insert(0) += 1;
+        for d in ossnotify_sinks::dead_letter::read_all(&entry.path()).unwrap_or_default() {
+            *got.entry(request_id(&d.payload)).or_insert(0) += 1;
         }
     }
     got
@@ -371,8 +368,8 @@ async fn eager_join_kill_restart_loses_nothing() {
     join_kill_restart("range", "rb-eager").await;
 }
 
-/// The dead-letter store's file is /dev/full: the first invalid record
-/// cannot be written, and the process must stop, not go on without
+/// The dead-letter store's first segment is /dev/full: the first invalid
+/// record cannot be written, and the process must stop, not go on without
 /// committing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_write_failure_stops_with_exit_2_and_commits_nothing_past_it() {
@@ -381,7 +378,7 @@ async fn a_dead_letter_write_failure_stops_with_exit_2_and_commits_nothing_past_
     let d = support::Dir::new();
     let dl = d.path("dead-letter");
     std::fs::create_dir_all(&dl).unwrap();
-    std::os::unix::fs::symlink("/dev/full", dl.join("dead-letter.ndjson")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", dl.join(format!("{:020}.seg", 1))).unwrap();
     let out = d.path("out.ndjson");
     let cfg = d.write(
         "full.toml",

@@ -9,7 +9,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
-use ossnotify_sinks::DeadLetterStore;
+use ossnotify_sinks::dead_letter::read_all;
 
 fn config(d: &support::Dir, endpoint: &str) -> std::path::PathBuf {
     let input = support::repo("configs/demo-oplogs.ndjson");
@@ -139,8 +139,7 @@ async fn run_delivers_what_match_predicts_and_dead_letters_the_rest() {
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         got.insert(("events".to_owned(), v.to_string()));
     }
-    let store = DeadLetterStore::open(&d.path("dead-letter")).unwrap();
-    let entries = store.read_all().unwrap();
+    let entries = read_all(&d.path("dead-letter")).unwrap();
     let mut invalid = Vec::new();
     for e in &entries {
         match e.kind.as_str() {
@@ -215,8 +214,7 @@ sinks = ["gone"]
     .unwrap();
     let stderr = support::text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let store = DeadLetterStore::open(&d.path("dl")).unwrap();
-    assert_eq!(store.read_all().unwrap().len(), n);
+    assert_eq!(read_all(&d.path("dl")).unwrap().len(), n);
     let logged = stderr.matches("giving up on a message").count();
     assert_eq!(logged, 1, "{stderr}");
     server.stop();

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
-use ossnotify_sinks::DeadLetterStore;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -227,9 +226,7 @@ access_key_secret = "SK"
     assert_eq!(total as usize, n);
 
     // Invalid records: dead-lettered with their coordinates.
-    let store = DeadLetterStore::open(&d.path("dead-letter")).unwrap();
-    let invalid: Vec<_> = store
-        .read_all()
+    let invalid: Vec<_> = ossnotify_sinks::dead_letter::read_all(&d.path("dead-letter"))
         .unwrap()
         .into_iter()
         .filter(|e| e.kind == "invalid_record")

@@ -55,6 +55,15 @@ fn run_on_stdin(cfg: &std::path::Path) -> std::process::Child {
         .unwrap()
 }
 
+/// The run's dead letters, as JSON.
+fn dead_letters(d: &support::Dir) -> Vec<serde_json::Value> {
+    ossnotify_sinks::dead_letter::read_all(&d.path("dl"))
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect()
+}
+
 fn signal(pid: u32, sig: &str) {
     assert!(std::process::Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -173,8 +182,7 @@ fn an_oversized_line_is_dead_lettered_without_being_read_whole() {
         huge >> 20
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2);
-    let dl = std::fs::read_to_string(d.path("dl/dead-letter.ndjson")).unwrap();
-    let entry: serde_json::Value = serde_json::from_str(dl.lines().next().unwrap()).unwrap();
+    let entry = dead_letters(&d).remove(0);
     assert_eq!(entry["kind"], "invalid_record");
     assert_eq!(entry["source"], "<stdin>:2");
     assert!(
@@ -222,8 +230,7 @@ fn a_batch_delete_past_the_event_cap_is_dead_lettered() {
     assert_eq!(wait_exit(&mut child, Duration::from_secs(60)), Some(0));
     assert!(peak_kib < 128 * 1024, "peak RSS {peak_kib} KiB");
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2);
-    let dl = std::fs::read_to_string(d.path("dl/dead-letter.ndjson")).unwrap();
-    let entry: serde_json::Value = serde_json::from_str(dl.lines().next().unwrap()).unwrap();
+    let entry = dead_letters(&d).remove(0);
     assert_eq!(entry["kind"], "invalid_record");
     assert_eq!(entry["source"], "<stdin>:2");
     assert_eq!(

@@ -1,12 +1,15 @@
-//! The dead-letter store (SPEC §6): an append-only NDJSON file, fsynced
-//! before anything that depends on it is acknowledged; rewritten only by
-//! `replay`, through a temporary file and an atomic rename, so an
-//! interrupted replay loses nothing.
+//! The dead-letter store (SPEC §6): messages a sink gave up on for good,
+//! and input records that cannot be read, in a [`crate::store`] (segments
+//! with a checksum per entry, synced before anything that depends on them
+//! is acknowledged). `ossnotify dead-letter` lists, replays and purges it
+//! beside the running daemon: it takes entries out, never rewrites them.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
 use std::sync::Mutex;
+
+use crate::store::{self, EntryId, StoreOptions};
 
 use serde::{Deserialize, Serialize};
 
@@ -81,141 +84,241 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Delivers `batch` through `sink` and writes every envelope it gave up on
-/// to `store` (fsynced) before returning, logging it with its error (MNS
-/// code and request id included) at a limited rate. The outcomes are then safe to acknowledge.
+/// The entries of a store's text, in order; `name` says where in errors. A
+/// line that does not parse (or is not UTF-8) is an error naming its line
+/// number: nothing is dropped silently.
+pub fn read_entries(text: impl BufRead, name: &str) -> io::Result<Vec<DeadLetter>> {
+    let mut out = Vec::new();
+    for (n, line) in text.split(b'\n').enumerate() {
+        let line = line?;
+        let at = |e: &dyn std::fmt::Display| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{name}:{}: {e}", n + 1))
+        };
+        let line = std::str::from_utf8(&line).map_err(|e| at(&e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(serde_json::from_str(line).map_err(|e| at(&e))?);
+    }
+    Ok(out)
+}
+
+/// Delivers `batch` through `sink` and writes every envelope it did not
+/// deliver to `store` (synced) before returning (see
+/// [`DeadLetterStore::give_up`]). The outcomes are then safe to
+/// acknowledge. For sinks without isolation, and for replays.
 pub async fn deliver_or_dead_letter(
     sink: &dyn crate::Sink,
     batch: &[crate::Envelope],
     store: &DeadLetterStore,
 ) -> io::Result<Vec<crate::Outcome>> {
     let outcomes = sink.deliver(batch).await;
-    let failed: Vec<DeadLetter> = batch
+    let failed: Vec<(&crate::Envelope, &str, u32)> = batch
         .iter()
         .zip(&outcomes)
         .filter_map(|(e, o)| match o {
-            crate::Outcome::Failed { error, attempts } => {
-                // By the error's code (what precedes its first ':'): the
-                // rest may vary per message (a request id).
-                let code = error.split(':').next().unwrap_or_default();
-                let kind = format!("{} {code}", sink.name());
-                if let Some(left_out) = store.log_limit.admit(&kind) {
-                    tracing::warn!(
-                        sink = sink.name(),
-                        rule = %e.rule_id,
-                        key = %e.key,
-                        attempts,
-                        error = %error,
-                        like_this_since_last_logged = left_out,
-                        "giving up on a message: dead-lettered"
-                    );
-                }
-                Some(DeadLetter::delivery(
-                    sink.name(),
-                    &e.rule_id,
-                    &e.key,
-                    &e.payload,
-                    *attempts,
-                    error,
-                ))
-            }
+            crate::Outcome::Failed { error, attempts }
+            | crate::Outcome::Deferred { error, attempts } => Some((e, error.as_str(), *attempts)),
             crate::Outcome::Delivered => None,
         })
         .collect();
-    store.append(&failed)?;
+    store.give_up(sink.name(), &failed)?;
     Ok(outcomes)
 }
 
-/// The store in a directory.
+/// The dead-letter store in a directory: a [`crate::store`] of JSON
+/// entries, appended to by the daemon, read and replayed by
+/// `ossnotify dead-letter` beside it.
 pub struct DeadLetterStore {
-    path: PathBuf,
-    file: Mutex<File>,
+    writer: store::Writer,
+    opts: StoreOptions,
     /// A dead sink gives up on every message: one line per kind of error
     /// every 30 s, not one per message (every entry is still written).
     log_limit: crate::log_limit::LogLimit,
+    /// When retention last ran.
+    retained: Mutex<std::time::Instant>,
 }
 
-const FILE: &str = "dead-letter.ndjson";
+/// The metric counting entries retention dropped, labelled `store`.
+pub const RETENTION_DROPPED: &str = "ossnotify_store_retention_dropped_total";
+/// The metric counting corrupt entries found, labelled `store`.
+pub const CORRUPT: &str = "ossnotify_store_corrupt_entries_total";
+
+/// The file of the store's first format (one NDJSON file), imported into
+/// the segments on open.
+const LEGACY_FILE: &str = "dead-letter.ndjson";
 
 impl DeadLetterStore {
-    /// Opens (creating) the store in `dir`.
+    /// Opens (creating) the store in `dir` as its one writer.
     pub fn open(dir: &Path) -> io::Result<DeadLetterStore> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(FILE);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(DeadLetterStore {
-            path,
-            file: Mutex::new(file),
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// Opens the store with bounds: repairs what a crash left (reported),
+    /// imports a store of the first format, applies retention.
+    pub fn open_with(dir: &Path, opts: StoreOptions) -> io::Result<DeadLetterStore> {
+        let (writer, repairs) = store::Writer::open(dir, opts.clone())?;
+        report_repairs("dead-letter", dir, &repairs);
+        let store = DeadLetterStore {
+            writer,
+            opts,
             log_limit: Default::default(),
-        })
+            retained: Mutex::new(std::time::Instant::now()),
+        };
+        store.import_legacy()?;
+        store.retain();
+        Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    fn import_legacy(&self) -> io::Result<()> {
+        let legacy = self.dir().join(LEGACY_FILE);
+        match std::fs::symlink_metadata(&legacy) {
+            Ok(m) if m.is_file() => {}
+            _ => return Ok(()),
+        }
+        let entries = read_entries(
+            BufReader::new(File::open(&legacy)?),
+            &legacy.display().to_string(),
+        )?;
+        self.append(&entries)?;
+        std::fs::rename(&legacy, legacy.with_extension("ndjson.imported"))?;
+        tracing::info!(entries = entries.len(), file = %legacy.display(), "imported a dead-letter file of the first format");
+        Ok(())
     }
 
-    /// Appends entries and fsyncs: when this returns Ok they survive a crash.
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        self.writer.dir()
+    }
+
+    /// Appends entries and syncs: when this returns Ok they survive a crash.
     pub fn append(&self, entries: &[DeadLetter]) -> io::Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut buf = Vec::new();
-        for e in entries {
-            serde_json::to_writer(&mut buf, e).map_err(io::Error::other)?;
-            buf.push(b'\n');
-        }
-        let mut f = self
-            .file
-            .lock()
-            .map_err(|_| io::Error::other("dead-letter lock poisoned"))?;
-        f.write_all(&buf)?;
-        f.sync_data()
-    }
-
-    /// Every entry, in order. A line that does not parse is an error naming
-    /// its line number (nothing is dropped silently).
-    pub fn read_all(&self) -> io::Result<Vec<DeadLetter>> {
-        let f = File::open(&self.path)?;
-        let mut out = Vec::new();
-        for (n, line) in BufReader::new(f).lines().enumerate() {
-            let line = line?;
-            if line.trim().is_empty() {
-                continue;
+        let json: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|e| serde_json::to_vec(e).map_err(io::Error::other))
+            .collect::<io::Result<_>>()?;
+        let framed: Vec<(u64, &[u8])> = entries
+            .iter()
+            .zip(&json)
+            .map(|(e, j)| (e.time_ms, j.as_slice()))
+            .collect();
+        self.writer.append(&framed)?;
+        let due = {
+            let mut last = self
+                .retained
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?;
+            let due = last.elapsed() > std::time::Duration::from_secs(60);
+            if due {
+                *last = std::time::Instant::now();
             }
-            let e = serde_json::from_str(&line).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}:{}: {e}", self.path.display(), n + 1),
-                )
-            })?;
-            out.push(e);
+            due
+        };
+        if due {
+            self.retain();
         }
-        Ok(out)
-    }
-
-    /// Replaces the whole store with `keep`, atomically (write a temporary
-    /// file, fsync, rename over, fsync the directory).
-    pub fn replace_all(&self, keep: &[DeadLetter]) -> io::Result<()> {
-        let mut f = self
-            .file
-            .lock()
-            .map_err(|_| io::Error::other("dead-letter lock poisoned"))?;
-        let tmp = self.path.with_extension("ndjson.tmp");
-        {
-            let mut t = File::create(&tmp)?;
-            for e in keep {
-                serde_json::to_writer(&mut t, e).map_err(io::Error::other)?;
-                t.write_all(b"\n")?;
-            }
-            t.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        *f = OpenOptions::new().append(true).open(&self.path)?;
         Ok(())
     }
+
+    /// Writes the envelopes `sink` gave up on, with their last error and
+    /// attempts (synced), logging them at a limited rate: one line per
+    /// sink and error code every 30 s (the rest of an error may vary per
+    /// message: a request id), saying how many like it were left out.
+    pub fn give_up(&self, sink: &str, failed: &[(&crate::Envelope, &str, u32)]) -> io::Result<()> {
+        let mut entries = Vec::with_capacity(failed.len());
+        for &(e, error, attempts) in failed {
+            let code = error.split(':').next().unwrap_or_default();
+            if let Some(left_out) = self.log_limit.admit(&format!("{sink} {code}")) {
+                tracing::warn!(
+                    sink,
+                    rule = %e.rule_id,
+                    key = %e.key,
+                    attempts,
+                    error = %error,
+                    like_this_since_last_logged = left_out,
+                    "giving up on a message: dead-lettered"
+                );
+            }
+            entries.push(DeadLetter::delivery(
+                sink, &e.rule_id, &e.key, &e.payload, attempts, error,
+            ));
+        }
+        self.append(&entries)
+    }
+
+    /// Applies retention unless a replay or purge holds the store.
+    fn retain(&self) {
+        let (Ok(Some(remover)), true) = (
+            store::Remover::try_lock(self.dir()),
+            self.opts.max_bytes.is_some() || self.opts.max_age.is_some(),
+        ) else {
+            return;
+        };
+        match remover.retain(&self.opts, now_ms()) {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!(RETENTION_DROPPED, "store" => "dead-letter").increment(n);
+                tracing::warn!(entries = n, dir = %self.dir().display(), "dead-letter retention dropped entries");
+            }
+            Err(e) => tracing::warn!(error = %e, "dead-letter retention failed"),
+        }
+    }
+}
+
+/// Logs and counts what opening a store repaired.
+pub fn report_repairs(name: &'static str, dir: &Path, r: &store::Repairs) {
+    for (segment, bytes) in &r.torn {
+        tracing::warn!(store = name, dir = %dir.display(), segment, bytes, "cut a torn tail (a write cut short by a crash)");
+    }
+    for (id, len) in &r.moved_aside {
+        tracing::warn!(store = name, dir = %dir.display(), entry = %id, bytes = len, "moved a corrupt entry aside to corrupt/");
+    }
+    if !r.moved_aside.is_empty() {
+        metrics::counter!(CORRUPT, "store" => name).increment(r.moved_aside.len() as u64);
+    }
+}
+
+/// A stored entry that cannot be used: its checksum fails, or it is not a
+/// dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub id: EntryId,
+    pub bytes: u64,
+    pub why: String,
+}
+
+/// A store's dead letters with their ids, in order, and its unreadable
+/// entries.
+pub type Contents = (Vec<(EntryId, DeadLetter)>, Vec<Unreadable>);
+
+/// Every entry of the store in `dir`, in order, with its id, and every
+/// unreadable one; changes nothing and takes no lock.
+pub fn read_store(dir: &Path) -> io::Result<Contents> {
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    store::read(dir, |item| match item {
+        store::Item::Entry(e) => match serde_json::from_slice(&e.payload) {
+            Ok(d) => good.push((e.id, d)),
+            Err(err) => bad.push(Unreadable {
+                id: e.id,
+                bytes: e.payload.len() as u64,
+                why: format!("not a dead letter: {err}"),
+            }),
+        },
+        store::Item::Corrupt { id, len } => bad.push(Unreadable {
+            id,
+            bytes: len,
+            why: "checksum mismatch".into(),
+        }),
+    })?;
+    Ok((good, bad))
+}
+
+/// The dead letters in `dir`, in order (unreadable entries left out).
+pub fn read_all(dir: &Path) -> io::Result<Vec<DeadLetter>> {
+    Ok(read_store(dir)?.0.into_iter().map(|(_, d)| d).collect())
 }
 
 #[cfg(test)]
@@ -223,24 +326,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn append_read_replace() {
+    fn append_read_remove_and_import_the_first_format() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DeadLetterStore::open(dir.path()).unwrap();
         let a = DeadLetter::delivery("s", "r", "b/k", "eyJ9", 8, "TopicNotExist: no");
         let mut b = a.clone();
         b.payload = "second".into();
-        store.append(&[a.clone(), b.clone()]).unwrap();
-        // Reopening sees the same entries (they were synced).
-        let again = DeadLetterStore::open(dir.path()).unwrap();
-        assert_eq!(again.read_all().unwrap(), vec![a.clone(), b.clone()]);
-        store.replace_all(&[b.clone()]).unwrap();
-        store.append(std::slice::from_ref(&a)).unwrap();
-        assert_eq!(store.read_all().unwrap(), vec![b, a]);
-        std::fs::write(store.path(), "{\"broken\n").unwrap();
-        let err = store.read_all().unwrap_err().to_string();
-        assert!(
-            err.ends_with("dead-letter.ndjson:1: EOF while parsing a string at line 1 column 8"),
-            "{err}"
+        std::fs::write(
+            dir.path().join(LEGACY_FILE),
+            format!("{}\n", serde_json::to_string(&a).unwrap()),
+        )
+        .unwrap();
+        let store = DeadLetterStore::open(dir.path()).unwrap();
+        assert!(dir.path().join("dead-letter.ndjson.imported").exists());
+        store.append(std::slice::from_ref(&b)).unwrap();
+        let (got, bad) = read_store(dir.path()).unwrap();
+        assert!(bad.is_empty());
+        assert_eq!(
+            got.iter().map(|g| g.1.clone()).collect::<Vec<_>>(),
+            vec![a.clone(), b.clone()]
         );
+        let r = store::Remover::lock(dir.path()).unwrap();
+        r.remove(&[got[0].0]).unwrap();
+        assert_eq!(read_all(dir.path()).unwrap(), vec![b]);
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::breaker::{BacklogConfig, BreakerConfig, Isolation};
 use crate::config::{
     check_http_url, check_in_flight, default_max_in_flight, default_timeout_ms, redact_url,
     Encoding, FieldIssue, RetryConfig, SinkConfig,
@@ -38,6 +39,10 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     #[serde(default)]
     pub retry: RetryConfig,
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    #[serde(default)]
+    pub backlog: BacklogConfig,
     #[serde(default)]
     pub encoding: Encoding,
 }
@@ -75,6 +80,7 @@ impl SinkConfig for HttpConfig {
             name: name.to_owned(),
             http,
             cfg: self.clone(),
+            isolation: Isolation::new(name, &self.breaker, &self.backlog),
         }))
     }
     fn validate(&self) -> Vec<FieldIssue> {
@@ -85,6 +91,8 @@ impl SinkConfig for HttpConfig {
         }
         check_in_flight(self.max_in_flight, &mut v);
         self.retry.validate(&mut v);
+        self.breaker.validate(&mut v);
+        self.backlog.validate(&mut v);
         v
     }
 }
@@ -125,6 +133,7 @@ pub struct HttpSink {
     name: String,
     http: reqwest::Client,
     cfg: HttpConfig,
+    isolation: Option<Isolation>,
 }
 
 /// Why one POST failed: its class for [`crate::retry`], and the error.
@@ -209,6 +218,10 @@ impl Sink for HttpSink {
         self.cfg.max_in_flight
     }
 
+    fn isolation(&self) -> Option<Isolation> {
+        self.isolation.clone()
+    }
+
     fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a> {
         Box::pin(async move {
             let mut out = Vec::with_capacity(batch.len());
@@ -218,10 +231,15 @@ impl Sink for HttpSink {
                     .map(|e| e.payload.as_str())
                     .collect::<Vec<_>>()
                     .join("\n");
-                let posted = retry(&self.cfg.retry, &self.name, || self.post(&body)).await;
+                let breaker = self.isolation.as_ref().map(|i| &*i.breaker);
+                let posted = retry(&self.cfg.retry, &self.name, breaker, || self.post(&body)).await;
                 let outcome = match posted {
                     Ok(()) => Outcome::Delivered,
-                    Err((f, attempts)) => Outcome::Failed {
+                    Err((f, attempts)) if f.class == Class::Permanent => Outcome::Failed {
+                        error: f.error,
+                        attempts,
+                    },
+                    Err((f, attempts)) => Outcome::Deferred {
                         error: f.error,
                         attempts,
                     },

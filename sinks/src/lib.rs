@@ -3,6 +3,7 @@
 //! `type` to it, and the dead-letter store. Adding a sink means one module
 //! here and one line in [`REGISTRY`].
 
+pub mod breaker;
 pub mod config;
 pub mod dead_letter;
 pub mod file;
@@ -14,6 +15,7 @@ pub mod null;
 pub mod retry;
 pub mod sink;
 pub mod stdout;
+pub mod store;
 
 pub use config::{Encoding, FieldIssue, RetryConfig, Secret, SinkConfig};
 pub use dead_letter::{deliver_or_dead_letter, DeadLetter, DeadLetterStore};

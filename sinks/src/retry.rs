@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::breaker::Breaker;
 use crate::config::RetryConfig;
 
 /// What a failed attempt calls for.
@@ -54,18 +55,20 @@ impl RetryConfig {
     }
 }
 
-/// Runs `attempt` until it succeeds, fails permanently, or the attempts are
-/// spent: its value, or its last failure and the attempts made.
+/// Runs `attempt` until it succeeds, fails permanently, the attempts are
+/// spent, or `breaker` opens: its value, or its last failure and the
+/// attempts made. Each answer is recorded with the breaker.
 pub async fn retry<T, E, Fut>(
     policy: &RetryConfig,
     sink: &str,
+    breaker: Option<&Breaker>,
     mut attempt: impl FnMut() -> Fut,
 ) -> Result<T, (E, u32)>
 where
     E: Classify + Clone,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut one = retry_each(policy, sink, 1, |_| {
+    let mut one = retry_each(policy, sink, breaker, 1, |_| {
         let f = attempt();
         async move { f.await.map(|t| vec![Ok(t)]) }
     })
@@ -76,10 +79,13 @@ where
 /// Runs `attempt` over the `n` entries of a batch until each has succeeded,
 /// failed permanently, or spent its attempts; each later attempt gets only
 /// the entries still pending (their positions, ascending). An attempt
-/// fails whole (`Err`) or answers each entry it was given, in order.
+/// fails whole (`Err`) or answers each entry it was given, in order. Once
+/// `breaker` is open, no retry waits: the pending entries end with their
+/// last (transient) failure.
 pub async fn retry_each<T, E, F, Fut>(
     policy: &RetryConfig,
     sink: &str,
+    breaker: Option<&Breaker>,
     n: usize,
     mut attempt: F,
 ) -> Vec<Result<T, (E, u32)>>
@@ -95,29 +101,46 @@ where
         tries += 1;
         let last = tries >= policy.max_attempts;
         let answers = match attempt(pending.clone()).await {
-            Ok(each) if each.len() == pending.len() => each,
+            Ok(each) if each.len() == pending.len() => {
+                // The peer answered, whatever each entry's fate.
+                if let Some(b) = breaker {
+                    b.record(true);
+                }
+                each
+            }
             Ok(each) => panic!(
                 "an attempt answered {} of its {} entries",
                 each.len(),
                 pending.len()
             ),
-            Err(e) => pending.iter().map(|_| Err(e.clone())).collect(),
+            Err(e) => {
+                match (breaker, e.class()) {
+                    (Some(b), Class::Retry) => b.record(false),
+                    (Some(b), Class::Permanent) => b.record(true),
+                    _ => {}
+                }
+                pending.iter().map(|_| Err(e.clone())).collect()
+            }
         };
         let mut throttled = false;
-        let mut still = Vec::new();
+        let mut again = Vec::new();
         for (&i, answer) in pending.iter().zip(answers) {
             match answer {
                 Ok(t) => results[i] = Some(Ok(t)),
-                Err(e) => match e.class() {
-                    Class::Retry | Class::Throttle if !last => {
-                        throttled |= e.class() == Class::Throttle;
-                        still.push(i);
-                    }
-                    _ => results[i] = Some(Err((e, tries))),
-                },
+                Err(e) if e.class() == Class::Permanent => results[i] = Some(Err((e, tries))),
+                Err(e) => {
+                    throttled |= e.class() == Class::Throttle;
+                    again.push((i, e));
+                }
             }
         }
-        pending = still;
+        let open = breaker.is_some_and(|b| !b.is_closed());
+        if last || open {
+            for (i, e) in again.drain(..) {
+                results[i] = Some(Err((e, tries)));
+            }
+        }
+        pending = again.into_iter().map(|(i, _)| i).collect();
         if !pending.is_empty() {
             // Counted per entry sent again.
             crate::count_retries(sink, pending.len() as u64);
@@ -186,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn retries_until_success_permanence_or_the_last_attempt() {
         let calls = RefCell::new(0);
-        let r: Result<u32, (F, u32)> = retry(&fast(5), "t", || {
+        let r: Result<u32, (F, u32)> = retry(&fast(5), "t", None, || {
             *calls.borrow_mut() += 1;
             let n = *calls.borrow();
             async move {
@@ -199,9 +222,10 @@ mod tests {
         })
         .await;
         assert_eq!(r, Ok(3));
-        let r: Result<(), _> = retry(&fast(5), "t", || async { Err(F(Class::Permanent)) }).await;
+        let r: Result<(), _> =
+            retry(&fast(5), "t", None, || async { Err(F(Class::Permanent)) }).await;
         assert_eq!(r, Err((F(Class::Permanent), 1)));
-        let r: Result<(), _> = retry(&fast(4), "t", || async { Err(F(Class::Retry)) }).await;
+        let r: Result<(), _> = retry(&fast(4), "t", None, || async { Err(F(Class::Retry)) }).await;
         assert_eq!(r, Err((F(Class::Retry), 4)));
     }
 
@@ -210,7 +234,7 @@ mod tests {
         // Entry 0 succeeds, 1 fails permanently, 2 fails once then succeeds,
         // 3 always fails transiently; the second attempt fails whole.
         let seen = RefCell::new(Vec::new());
-        let out: Vec<Result<usize, (F, u32)>> = retry_each(&fast(4), "t", 4, |pending| {
+        let out: Vec<Result<usize, (F, u32)>> = retry_each(&fast(4), "t", None, 4, |pending| {
             seen.borrow_mut().push(pending.clone());
             let round = seen.borrow().len();
             async move {
@@ -243,5 +267,26 @@ mod tests {
                 Err((F(Class::Retry), 4))
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn an_open_breaker_ends_retries_at_once() {
+        let b = Breaker::new(
+            "t",
+            crate::breaker::BreakerConfig {
+                failures: 2,
+                ..Default::default()
+            },
+        );
+        let calls = RefCell::new(0);
+        let r: Result<(), (F, u32)> = retry(&fast(8), "t", Some(&b), || {
+            *calls.borrow_mut() += 1;
+            async { Err(F(Class::Retry)) }
+        })
+        .await;
+        // Two failures open it; the second attempt is the last.
+        assert_eq!(r, Err((F(Class::Retry), 2)));
+        assert_eq!(*calls.borrow(), 2);
+        assert!(!b.is_closed());
     }
 }

@@ -17,9 +17,17 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
-    /// Given up: a permanent failure, or the attempts are spent. The caller
-    /// writes it to the dead-letter store.
+    /// Given up for good: a permanent failure (or, for a sink without a
+    /// breaker, the attempts are spent). The caller writes it to the
+    /// dead-letter store.
     Failed {
+        error: String,
+        attempts: u32,
+    },
+    /// Not delivered, but not for good: transient failures until the
+    /// attempts were spent or the sink's breaker opened. With isolation
+    /// the caller keeps it in the sink's backlog, else dead-letters it.
+    Deferred {
         error: String,
         attempts: u32,
     },
@@ -44,5 +52,10 @@ pub trait Sink: Send + Sync {
     /// it has one (`linger_ms` where a sink has it).
     fn linger(&self) -> std::time::Duration {
         std::time::Duration::from_millis(5)
+    }
+    /// The sink's breaker and backlog bound, for sinks that have them
+    /// (`None`: no isolation, every failure is final).
+    fn isolation(&self) -> Option<crate::breaker::Isolation> {
+        None
     }
 }

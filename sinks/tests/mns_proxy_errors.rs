@@ -74,8 +74,15 @@ async fn non_xml_answers_are_classed_by_status() {
         let out = tokio::time::timeout(Duration::from_secs(30), sink.deliver(&envelope()))
             .await
             .unwrap();
+        // Transient answers end deferred (kept in the sink's backlog),
+        // permanent ones failed (dead-lettered).
         match &out[0] {
-            Outcome::Failed { error, attempts: n } => {
+            Outcome::Deferred { error, attempts: n } | Outcome::Failed { error, attempts: n } => {
+                assert_eq!(
+                    matches!(out[0], Outcome::Failed { .. }),
+                    attempts == 1,
+                    "HTTP {status}"
+                );
                 assert_eq!(*n, attempts, "HTTP {status}: {error}");
                 assert!(error.contains(&format!("HTTP{status}")), "{error}");
                 // A throttled answer's body says nothing more than its code.

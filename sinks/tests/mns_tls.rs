@@ -57,7 +57,7 @@ async fn topic_sink_over_https() {
     let untrusted = sink_config("").build("events").unwrap();
     let out = untrusted.deliver(&batch[..1]).await;
     assert!(
-        matches!(&out[0], Outcome::Failed { error, .. } if error.starts_with("NetworkError")),
+        matches!(&out[0], Outcome::Deferred { error, .. } if error.starts_with("NetworkError")),
         "{out:?}"
     );
     assert_eq!(server.accepted().len(), 50);

@@ -17,6 +17,7 @@ pub struct Config {
     pub source: SourceConfig,
     pub pipeline: PipelineConfig,
     pub dead_letter: DeadLetterConfig,
+    pub backlog: BacklogDirConfig,
     pub metrics: MetricsConfig,
     pub policy: PolicyConfig,
     /// Sorted by name; a rule's `sinks` are indices into this list.
@@ -30,13 +31,18 @@ impl Config {
     }
 
     /// What a reload cannot change ([source], [pipeline], [dead_letter],
-    /// [metrics]), as comparable text.
+    /// [backlog], [metrics]), as comparable text.
     pub fn fixed_parts(&self) -> String {
         // Compared, never shown: the raw librdkafka properties are added
         // because `Debug` hides credentials, whose change counts too.
         format!(
-            "{:?}{:?}{:?}{:?}{:?}",
-            self.source, self.source.librdkafka, self.pipeline, self.dead_letter, self.metrics
+            "{:?}{:?}{:?}{:?}{:?}{:?}",
+            self.source,
+            self.source.librdkafka,
+            self.pipeline,
+            self.dead_letter,
+            self.backlog,
+            self.metrics
         )
     }
 }
@@ -70,6 +76,8 @@ pub(super) struct RawConfig {
     pub pipeline: PipelineConfig,
     #[serde(default)]
     pub dead_letter: DeadLetterConfig,
+    #[serde(default)]
+    pub backlog: BacklogDirConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
@@ -187,17 +195,55 @@ impl Default for PipelineConfig {
     }
 }
 
+/// `[dead_letter]`: where the store is, and its retention (none by
+/// default: a dead letter stays until replayed or purged).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeadLetterConfig {
     pub path: PathBuf,
+    pub max_mib: Option<u64>,
+    pub max_age_hours: Option<u64>,
 }
 
 impl Default for DeadLetterConfig {
     fn default() -> Self {
         DeadLetterConfig {
             path: PathBuf::from("dead-letter"),
+            max_mib: None,
+            max_age_hours: None,
         }
+    }
+}
+
+impl DeadLetterConfig {
+    pub fn store_options(&self) -> ossnotify_sinks::store::StoreOptions {
+        ossnotify_sinks::store::StoreOptions {
+            max_bytes: self.max_mib.map(|m| m.saturating_mul(1 << 20)),
+            max_age: self
+                .max_age_hours
+                .map(|h| std::time::Duration::from_secs(h.saturating_mul(3600))),
+            ..Default::default()
+        }
+    }
+}
+
+/// `[backlog]`: where the sinks' backlogs are (a directory per sink). By
+/// default `backlog/` inside the dead-letter directory, so that a process
+/// keeps all its state in one place and two processes given their own
+/// dead-letter directories never share a backlog.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BacklogDirConfig {
+    pub path: Option<PathBuf>,
+}
+
+impl Config {
+    /// The directory of the sinks' backlogs.
+    pub fn backlog_path(&self) -> PathBuf {
+        self.backlog
+            .path
+            .clone()
+            .unwrap_or_else(|| self.dead_letter.path.join("backlog"))
     }
 }
 

@@ -256,6 +256,7 @@ pub(super) fn validate(
             source,
             pipeline: raw.pipeline,
             dead_letter: raw.dead_letter,
+            backlog: raw.backlog,
             metrics: raw.metrics,
             policy: raw.policy,
             sinks,

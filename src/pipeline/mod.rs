@@ -1,8 +1,10 @@
 //! The runtime (docs/guarantees.md): a source (Kafka, a file, stdin),
-//! worker threads, sink routing and drivers, dead-lettering, offset
+//! worker threads, sink routing and drivers, sink backlogs and their
+//! redelivery, dead-lettering, offset
 //! tracking for at-least-once commits, supervision, hot reload of rules and
 //! sinks, and the metrics. `run` wires them; `shutdown` says how a run ends.
 
+mod backlog;
 mod batch;
 mod cpus;
 mod offsets;

@@ -1,7 +1,8 @@
 //! Where matched messages go: the compiled rules together with the sinks
 //! they address, swapped whole on reload (rules name sinks by position), and
-//! the per-sink drivers on tokio that batch, deliver or dead-letter, and
-//! acknowledge.
+//! the per-sink drivers on tokio that batch, deliver, keep in the sink's
+//! backlog or dead-letter, and acknowledge; and, for each sink with
+//! isolation, the task that redelivers its backlog once it answers again.
 //!
 //! A reload keeps every sink whose table did not change (same name, same
 //! fingerprint) with its driver and connections, starts new drivers for new
@@ -14,8 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
+use ossnotify_sinks::breaker::{Isolation, WhenFull};
+use ossnotify_sinks::log_limit::LogLimit;
 use ossnotify_sinks::{deliver_or_dead_letter, DeadLetterStore, Encoding, Envelope, Outcome, Sink};
 
+use super::backlog::{self, Backlog};
 use super::batch::Coord;
 use super::revoked::Revoked;
 use super::supervisor::Supervisor;
@@ -53,12 +57,21 @@ pub struct SinkStats {
     pub name: String,
     pub delivered: AtomicU64,
     pub dead_lettered: AtomicU64,
+    pub backlogged: AtomicU64,
 }
 
 /// Starts and keeps the sink drivers.
 pub struct Drivers {
     rt: tokio::runtime::Handle,
     store: Arc<DeadLetterStore>,
+    /// `[backlog] path`: a directory per sink with isolation.
+    backlog_root: std::path::PathBuf,
+    /// Open backlogs by sink name, kept across reloads (a backlog belongs
+    /// to the name), each with its redelivery task.
+    backlogs: Mutex<HashMap<String, Arc<Backlog>>>,
+    /// The sink now serving each name, for the redelivery tasks.
+    current: Arc<Mutex<HashMap<String, Arc<dyn Sink>>>>,
+    redeliveries: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     progress: Sender<Progress>,
     counters: Arc<Counters>,
     supervisor: Arc<Supervisor>,
@@ -74,9 +87,11 @@ pub struct Drivers {
 }
 
 impl Drivers {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         rt: tokio::runtime::Handle,
         store: Arc<DeadLetterStore>,
+        backlog_root: std::path::PathBuf,
         progress: Sender<Progress>,
         counters: Arc<Counters>,
         supervisor: Arc<Supervisor>,
@@ -86,6 +101,10 @@ impl Drivers {
         Drivers {
             rt,
             store,
+            backlog_root,
+            backlogs: Mutex::default(),
+            current: Arc::default(),
+            redeliveries: Mutex::default(),
             progress,
             counters,
             supervisor,
@@ -123,7 +142,7 @@ impl Drivers {
                     if live.contains_key(&s.name) {
                         tracing::info!(sink = %s.name, "sink changed: starting it anew; the old one finishes its queue");
                     }
-                    self.start(sink, s.config.encoding())
+                    self.start(sink, s.config.encoding())?
                 }
                 None => live[&s.name].1.clone(),
             };
@@ -143,11 +162,63 @@ impl Drivers {
     }
 
     /// Forgets every sink: their queues close once the routing is dropped.
+    /// Redelivery stops (what it was sending stays in the backlog, to be
+    /// sent again by the next run).
     pub fn close(&self) {
         self.live.lock().expect("not poisoned").clear();
+        for h in self.redeliveries.lock().expect("not poisoned").drain(..) {
+            h.abort();
+        }
     }
 
-    fn start(&self, sink: Arc<dyn Sink>, encoding: Encoding) -> SinkQueue {
+    /// Messages in the backlogs now.
+    pub fn backlogged(&self) -> u64 {
+        let b = self.backlogs.lock().expect("not poisoned");
+        b.values().map(|b| b.len() as u64).sum()
+    }
+
+    /// Sink `name`'s backlog, opened (with its redelivery task) the first
+    /// time.
+    fn backlog(&self, name: &str, iso: &Isolation) -> Result<Arc<Backlog>, String> {
+        let mut backlogs = self.backlogs.lock().expect("not poisoned");
+        if let Some(b) = backlogs.get(name) {
+            return Ok(b.clone());
+        }
+        let max = iso.backlog.max_mib.saturating_mul(1 << 20);
+        let b = Arc::new(Backlog::open(&self.backlog_root, name, max).map_err(|e| {
+            format!(
+                "cannot open the backlog of sink {name} in {}: {e}",
+                backlog::dir_of(&self.backlog_root, name).display()
+            )
+        })?);
+        backlogs.insert(name.to_owned(), b.clone());
+        let task = Redelivery {
+            name: name.to_owned(),
+            backlog: b.clone(),
+            current: self.current.clone(),
+            store: self.store.clone(),
+        };
+        let supervisor = self.supervisor.clone();
+        let label = format!("redelivery of sink {name}");
+        let handle = self.rt.spawn(async move {
+            if let Err(e) = task.run().await {
+                supervisor.fail(&label, e);
+            }
+        });
+        self.redeliveries.lock().expect("not poisoned").push(handle);
+        Ok(b)
+    }
+
+    fn start(&self, sink: Arc<dyn Sink>, encoding: Encoding) -> Result<SinkQueue, String> {
+        let isolation = sink.isolation();
+        let backlog = match &isolation {
+            Some(iso) => Some(self.backlog(sink.name(), iso)?),
+            None => None,
+        };
+        self.current
+            .lock()
+            .expect("not poisoned")
+            .insert(sink.name().to_owned(), sink.clone());
         let (tx, rx) = tokio::sync::mpsc::channel(self.chunks);
         let stats = Arc::new(SinkStats {
             name: sink.name().to_owned(),
@@ -166,6 +237,9 @@ impl Drivers {
             supervisor: self.supervisor.clone(),
             revoked: self.revoked.clone(),
             stats,
+            isolation,
+            backlog,
+            full_log: Arc::new(LogLimit::default()),
         };
         let (name, supervisor) = (format!("sink {}", sink.name()), self.supervisor.clone());
         let driver = self.rt.spawn(drive(sink, rx, ctx));
@@ -178,7 +252,7 @@ impl Drivers {
             }
         });
         self.handles.lock().expect("not poisoned").push(handle);
-        queue
+        Ok(queue)
     }
 }
 
@@ -190,11 +264,16 @@ struct DriverContext {
     supervisor: Arc<Supervisor>,
     revoked: Arc<Revoked>,
     stats: Arc<SinkStats>,
+    isolation: Option<Isolation>,
+    backlog: Option<Arc<Backlog>>,
+    /// "Backlog full" repeats while it stays full.
+    full_log: Arc<LogLimit>,
 }
 
 /// Feeds one sink: batches of up to `max_batch`, at most `max_in_flight`
-/// deliveries at once; every message ends delivered or dead-lettered, then
-/// acknowledged. Ends when its queue is closed and empty.
+/// deliveries at once; every message ends delivered, in the sink's backlog
+/// or dead-lettered (see [`settle`]), then acknowledged. Ends when its
+/// queue is closed and empty.
 async fn drive(
     sink: Arc<dyn Sink>,
     mut rx: tokio::sync::mpsc::Receiver<Vec<Item>>,
@@ -230,15 +309,11 @@ async fn drive(
                 let (envelopes, coords): (Vec<Envelope>, Vec<Coord>) =
                     batch.into_iter().map(|i| (i.envelope, i.coord)).unzip();
                 let started = std::time::Instant::now();
-                let outcomes = match deliver_or_dead_letter(sink.as_ref(), &envelopes, &ctx.store).await {
-                    Ok(o) => o,
+                let settled = match settle(sink.as_ref(), &envelopes, &ctx).await {
+                    Ok(s) => s,
                     Err(e) => {
                         // Reported at once (the driver would notice only at
                         // its next message); never acknowledged.
-                        let e = format!(
-                            "cannot write the dead-letter store {}: {e}",
-                            ctx.store.path().display()
-                        );
                         ctx.supervisor.fail(&format!("sink {}", sink.name()), &e);
                         return Err(e);
                     }
@@ -246,19 +321,15 @@ async fn drive(
                 metrics::histogram!(crate::telemetry::DELIVERY_SECONDS, "sink" => sink.name().to_owned())
                     .record(started.elapsed().as_secs_f64());
                 drop(permit);
-                let delivered = outcomes
-                    .iter()
-                    .filter(|o| matches!(o, Outcome::Delivered))
-                    .count() as u64;
-                let failed = outcomes.len() as u64 - delivered;
-                ctx.counters
-                    .delivered
-                    .fetch_add(delivered, Ordering::Relaxed);
-                ctx.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
-                ctx.counters
-                    .dead_lettered
-                    .fetch_add(failed, Ordering::Relaxed);
-                ctx.stats.dead_lettered.fetch_add(failed, Ordering::Relaxed);
+                let add = |a: &AtomicU64, n: u64| {
+                    a.fetch_add(n, Ordering::Relaxed);
+                };
+                add(&ctx.counters.delivered, settled.delivered);
+                add(&ctx.stats.delivered, settled.delivered);
+                add(&ctx.counters.dead_lettered, settled.dead_lettered);
+                add(&ctx.stats.dead_lettered, settled.dead_lettered);
+                add(&ctx.counters.backlogged, settled.backlogged);
+                add(&ctx.stats.backlogged, settled.backlogged);
                 let _ = ctx.progress.send(Progress::Acked(coords));
                 Ok::<(), String>(())
             });
@@ -272,4 +343,196 @@ async fn drive(
         done.map_err(|e| e.to_string())??;
     }
     Ok(())
+}
+
+/// What became of a batch.
+#[derive(Debug, Default)]
+struct Settled {
+    delivered: u64,
+    dead_lettered: u64,
+    backlogged: u64,
+}
+
+fn store_error(store: &DeadLetterStore, e: std::io::Error) -> String {
+    format!(
+        "cannot write the dead-letter store {}: {e}",
+        store.dir().display()
+    )
+}
+
+/// Delivers a batch, or, while the sink's breaker is open, keeps it in the
+/// sink's backlog without trying. Every message ends delivered, in the
+/// backlog (transient failures, with isolation) or in the dead-letter store
+/// (permanent failures; transient ones without isolation), synced before
+/// this returns. An error is a store that cannot be written.
+async fn settle(
+    sink: &dyn Sink,
+    envelopes: &[Envelope],
+    ctx: &DriverContext,
+) -> Result<Settled, String> {
+    let (Some(iso), Some(backlog)) = (&ctx.isolation, &ctx.backlog) else {
+        let outcomes = deliver_or_dead_letter(sink, envelopes, &ctx.store)
+            .await
+            .map_err(|e| store_error(&ctx.store, e))?;
+        let delivered = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Delivered))
+            .count() as u64;
+        return Ok(Settled {
+            delivered,
+            dead_lettered: outcomes.len() as u64 - delivered,
+            backlogged: 0,
+        });
+    };
+    let outcomes = if iso.breaker.admit() {
+        sink.deliver(envelopes).await
+    } else {
+        let open = Outcome::Deferred {
+            error: "circuit breaker open".into(),
+            attempts: 0,
+        };
+        vec![open; envelopes.len()]
+    };
+    let mut settled = Settled::default();
+    let mut failed: Vec<(&Envelope, String, u32)> = Vec::new();
+    let mut deferred: Vec<(&Envelope, &str, u32)> = Vec::new();
+    for (e, o) in envelopes.iter().zip(&outcomes) {
+        match o {
+            Outcome::Delivered => settled.delivered += 1,
+            Outcome::Failed { error, attempts } => failed.push((e, error.clone(), *attempts)),
+            Outcome::Deferred { error, attempts } => deferred.push((e, error, *attempts)),
+        }
+    }
+    while !deferred.is_empty() {
+        if backlog.has_room() {
+            let keep: Vec<&Envelope> = deferred.iter().map(|d| d.0).collect();
+            backlog
+                .push(&keep)
+                .map_err(|e| format!("cannot write the backlog of sink {}: {e}", sink.name()))?;
+            settled.backlogged = keep.len() as u64;
+            break;
+        }
+        let max = iso.backlog.max_mib;
+        match iso.backlog.when_full {
+            WhenFull::Block => {
+                if let Some(n) = ctx.full_log.admit("full") {
+                    tracing::warn!(
+                        sink = sink.name(),
+                        max_mib = max,
+                        like_this_since_last_logged = n,
+                        "backlog full: waiting for room (the consumer pauses)"
+                    );
+                }
+                if ctx.supervisor.failure().is_some() {
+                    return Err(format!(
+                        "sink {}: stopped while its backlog was full",
+                        sink.name()
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            WhenFull::DeadLetter => {
+                for (e, error, attempts) in deferred.drain(..) {
+                    failed.push((
+                        e,
+                        format!("BacklogFull: backlog over {max} MiB; {error}"),
+                        attempts,
+                    ));
+                }
+            }
+        }
+    }
+    let give_up: Vec<(&Envelope, &str, u32)> = failed
+        .iter()
+        .map(|(e, s, a)| (*e, s.as_str(), *a))
+        .collect();
+    ctx.store
+        .give_up(sink.name(), &give_up)
+        .map_err(|e| store_error(&ctx.store, e))?;
+    settled.dead_lettered = give_up.len() as u64;
+    Ok(settled)
+}
+
+/// Sends a sink's backlog again, oldest first, whenever its breaker lets a
+/// request through: delivered and permanently failed (dead-lettered)
+/// messages are taken out, the rest wait for the next round. It sends one
+/// batch at a time, so live traffic, which may have up to `max_in_flight`
+/// batches under way, keeps most of the sink's capacity.
+struct Redelivery {
+    name: String,
+    backlog: Arc<Backlog>,
+    current: Arc<Mutex<HashMap<String, Arc<dyn Sink>>>>,
+    store: Arc<DeadLetterStore>,
+}
+
+impl Redelivery {
+    async fn run(self) -> Result<(), String> {
+        use std::time::Duration;
+        let mut gone_logged = false;
+        loop {
+            if self.backlog.is_empty() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.backlog.added.notified())
+                    .await;
+                self.backlog.show();
+                continue;
+            }
+            let sink = self
+                .current
+                .lock()
+                .expect("not poisoned")
+                .get(&self.name)
+                .cloned();
+            let Some(sink) = sink else {
+                if !gone_logged {
+                    tracing::warn!(sink = %self.name, messages = self.backlog.len(), "the sink is gone from the config: its backlog waits on disk");
+                    gone_logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            if let Some(iso) = sink.isolation() {
+                if !iso.breaker.admit() {
+                    let wait = iso
+                        .breaker
+                        .until_probe()
+                        .clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep(wait).await;
+                    self.backlog.show();
+                    continue;
+                }
+            }
+            let head = self
+                .backlog
+                .head(sink.max_batch().clamp(1, 1024))
+                .map_err(|e| format!("cannot read the backlog: {e}"))?;
+            let envelopes: Vec<Envelope> = head.iter().map(|h| h.1.clone()).collect();
+            let outcomes = sink.deliver(&envelopes).await;
+            let (mut done, mut failed, mut delivered) = (Vec::new(), Vec::new(), 0u64);
+            for ((id, e), o) in head.iter().zip(&outcomes) {
+                match o {
+                    Outcome::Delivered => {
+                        done.push(*id);
+                        delivered += 1;
+                    }
+                    Outcome::Failed { error, attempts } => {
+                        failed.push((e, error.as_str(), *attempts));
+                        done.push(*id);
+                    }
+                    Outcome::Deferred { .. } => {}
+                }
+            }
+            self.store
+                .give_up(&self.name, &failed)
+                .map_err(|e| store_error(&self.store, e))?;
+            self.backlog
+                .remove(&done)
+                .map_err(|e| format!("cannot take delivered messages out of the backlog: {e}"))?;
+            metrics::counter!(backlog::REDELIVERED, "sink" => self.name.clone())
+                .increment(delivered);
+            if done.is_empty() {
+                // All deferred: the breaker decides when to try again.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }

@@ -45,6 +45,10 @@ pub struct RunSummary {
     pub messages: u64,
     pub delivered: u64,
     pub dead_lettered: u64,
+    /// Messages kept in sinks' backlogs during the run.
+    pub backlogged: u64,
+    /// Messages in the backlogs at the end, redelivered by the next run.
+    pub still_backlogged: u64,
     /// Where the input is processed through, as the tracker committed it.
     pub committed: Vec<Position>,
     /// False if the drain deadline cut the drain short.
@@ -83,12 +87,13 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         .build()
         .map_err(|e| start(format!("cannot start the runtime: {e}")))?;
     let store = Arc::new(
-        DeadLetterStore::open(&config.dead_letter.path).map_err(|e| {
-            start(format!(
-                "cannot open the dead-letter store {}: {e}",
-                config.dead_letter.path.display()
-            ))
-        })?,
+        DeadLetterStore::open_with(&config.dead_letter.path, config.dead_letter.store_options())
+            .map_err(|e| {
+                start(format!(
+                    "cannot open the dead-letter store {}: {e}",
+                    config.dead_letter.path.display()
+                ))
+            })?,
     );
     let supervisor = Supervisor::new(stop);
     // /metrics, /health, /ready.
@@ -110,6 +115,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     let drivers = Arc::new(Drivers::new(
         rt.handle().clone(),
         store.clone(),
+        config.backlog_path(),
         progress.clone(),
         counters.clone(),
         supervisor.clone(),
@@ -233,6 +239,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         want_base64: false,
     }));
     let handles = std::mem::take(&mut *drivers.handles.lock().expect("not poisoned"));
+    let still_backlogged = drivers.backlogged();
     drained = drained && drain.wait(|| handles.iter().all(|h| h.is_finished()));
     if !drained {
         tracing::warn!(
@@ -269,6 +276,8 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         messages: get(&c.messages),
         delivered: get(&c.delivered),
         dead_lettered: get(&c.dead_lettered),
+        backlogged: get(&c.backlogged),
+        still_backlogged,
         committed,
         drained,
     })

@@ -32,6 +32,8 @@ pub struct Counters {
     pub messages: AtomicU64,
     pub delivered: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Kept in a sink's backlog, to be redelivered.
+    pub backlogged: AtomicU64,
 }
 
 /// A worker's counts for one batch, added to the shared counters once per
@@ -169,7 +171,7 @@ impl Worker {
             self.store.append(&invalid).map_err(|e| {
                 format!(
                     "cannot write the dead-letter store {}: {e}",
-                    self.store.path().display()
+                    self.store.dir().display()
                 )
             })?;
             let _ = self.progress.send(Progress::Resolved(resolved));

@@ -104,6 +104,27 @@ fn classify(status: u16, code: String, message: String, request_id: String) -> F
     }
 }
 
+/// An HTTP answer's status and body read as MNS's: the parsed answer, or
+/// the failure it reports, classed by its code, else by its status (a body
+/// that is not MNS XML comes from a proxy or load balancer).
+pub fn read_answer(status: u16, text: &str) -> Result<(u16, Response), Failure> {
+    match xml::parse_response(text) {
+        Ok(Response::Error {
+            code,
+            message,
+            request_id,
+            ..
+        }) => Err(classify(status, code, message, request_id)),
+        Ok(r) => Ok((status, r)),
+        Err(e) => Err(classify(
+            status,
+            format!("HTTP{status}"),
+            format!("not an MNS answer ({e}): {}", snippet(text)),
+            String::new(),
+        )),
+    }
+}
+
 /// A client of one MNS endpoint (one account and region).
 #[derive(Debug, Clone)]
 pub struct MnsClient {
@@ -112,6 +133,8 @@ pub struct MnsClient {
     signer: MnsSigner,
     /// The sink this client serves, for the retry metric.
     sink: std::sync::Arc<str>,
+    /// The sink's breaker: told of every answer, and ends retries once open.
+    breaker: Option<std::sync::Arc<crate::breaker::Breaker>>,
 }
 
 impl MnsClient {
@@ -154,12 +177,19 @@ impl MnsClient {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             signer: MnsSigner::new(key_id, secret),
             sink: std::sync::Arc::from(""),
+            breaker: None,
         })
     }
 
-    /// Names the sink this client serves (its retries are counted under it).
-    pub fn for_sink(mut self, name: &str) -> Self {
+    /// Names the sink this client serves (its retries are counted under
+    /// it) and the sink's breaker.
+    pub fn for_sink(
+        mut self,
+        name: &str,
+        breaker: Option<std::sync::Arc<crate::breaker::Breaker>>,
+    ) -> Self {
         self.sink = std::sync::Arc::from(name);
+        self.breaker = breaker;
         self
     }
 
@@ -200,22 +230,7 @@ impl MnsClient {
             code: "NetworkError".into(),
             message: e.to_string(),
         })?;
-        match xml::parse_response(&text) {
-            Ok(Response::Error {
-                code,
-                message,
-                request_id,
-                ..
-            }) => Err(classify(status, code, message, request_id)),
-            Ok(r) => Ok((status, r)),
-            // Not MNS XML (a proxy, a load balancer): classed by status.
-            Err(e) => Err(classify(
-                status,
-                format!("HTTP{status}"),
-                format!("not an MNS answer ({e}): {}", snippet(&text)),
-                String::new(),
-            )),
-        }
+        read_answer(status, &text)
     }
 
     /// PublishMessage, one attempt. The message id on success.
@@ -335,7 +350,10 @@ pub async fn publish_with_retry(
     m: &OutMessage,
     policy: &RetryConfig,
 ) -> Result<String, (Failure, u32)> {
-    retry::retry(policy, &client.sink, || client.publish(topic, m)).await
+    retry::retry(policy, &client.sink, client.breaker.as_deref(), || {
+        client.publish(topic, m)
+    })
+    .await
 }
 
 /// Sends a batch under the sink's retry policy, sending again only the
@@ -347,10 +365,16 @@ pub async fn send_with_retry(
     ms: &[OutMessage],
     policy: &RetryConfig,
 ) -> Vec<Result<String, (Failure, u32)>> {
-    retry::retry_each(policy, &client.sink, ms.len(), |pending| {
-        let batch: Vec<OutMessage> = pending.iter().map(|&i| ms[i].clone()).collect();
-        async move { client.send(queue, &batch).await }
-    })
+    retry::retry_each(
+        policy,
+        &client.sink,
+        client.breaker.as_deref(),
+        ms.len(),
+        |pending| {
+            let batch: Vec<OutMessage> = pending.iter().map(|&i| ms[i].clone()).collect();
+            async move { client.send(queue, &batch).await }
+        },
+    )
     .await
 }
 

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use crate::breaker::{BacklogConfig, BreakerConfig};
 use crate::config::{
     check_http_url, check_in_flight, default_max_in_flight, default_timeout_ms, Encoding,
     FieldIssue, RetryConfig, Secret, SinkConfig,
@@ -27,6 +28,10 @@ pub struct MnsTopicConfig {
     pub request_timeout_ms: u64,
     #[serde(default)]
     pub retry: RetryConfig,
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    #[serde(default)]
+    pub backlog: BacklogConfig,
     #[serde(default)]
     pub encoding: Encoding,
 }
@@ -57,6 +62,10 @@ pub struct MnsQueueConfig {
     pub request_timeout_ms: u64,
     #[serde(default)]
     pub retry: RetryConfig,
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    #[serde(default)]
+    pub backlog: BacklogConfig,
     #[serde(default)]
     pub encoding: Encoding,
 }
@@ -120,6 +129,8 @@ impl SinkConfig for MnsTopicConfig {
         }
         check_in_flight(self.max_in_flight, &mut v);
         self.retry.validate(&mut v);
+        self.breaker.validate(&mut v);
+        self.backlog.validate(&mut v);
         v
     }
 }
@@ -157,6 +168,8 @@ impl SinkConfig for MnsQueueConfig {
         }
         check_in_flight(self.max_in_flight, &mut v);
         self.retry.validate(&mut v);
+        self.breaker.validate(&mut v);
+        self.backlog.validate(&mut v);
         v
     }
 }

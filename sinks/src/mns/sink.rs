@@ -7,6 +7,7 @@ use super::client::{self, batches, MnsClient};
 use super::config::{MnsQueueConfig, MnsTopicConfig};
 use super::xml::OutMessage;
 use super::MAX_BYTES;
+use crate::breaker::Isolation;
 use crate::config::RetryConfig;
 use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
@@ -44,9 +45,11 @@ fn too_large(e: &Envelope) -> Option<Outcome> {
 }
 
 fn failed(f: client::Failure, attempts: u32) -> Outcome {
-    Outcome::Failed {
-        error: f.to_string(),
-        attempts,
+    let error = f.to_string();
+    if f.is_permanent() {
+        Outcome::Failed { error, attempts }
+    } else {
+        Outcome::Deferred { error, attempts }
     }
 }
 
@@ -57,12 +60,14 @@ pub struct MnsTopicSink {
     tag: Option<String>,
     retry: RetryConfig,
     in_flight: usize,
+    isolation: Option<Isolation>,
     /// PublishMessage requests under way, across every `deliver` call.
     permits: tokio::sync::Semaphore,
 }
 
 impl MnsTopicSink {
     pub fn new(name: &str, c: &MnsTopicConfig) -> Result<Self, String> {
+        let isolation = Isolation::new(name, &c.breaker, &c.backlog);
         Ok(MnsTopicSink {
             name: name.to_owned(),
             client: client_for(
@@ -72,7 +77,8 @@ impl MnsTopicSink {
                 c.request_timeout_ms,
                 c.ca_file.as_deref(),
             )?
-            .for_sink(name),
+            .for_sink(name, isolation.as_ref().map(|i| i.breaker.clone())),
+            isolation,
             topic: c.topic.clone(),
             tag: c.message_tag.clone(),
             retry: c.retry.clone(),
@@ -97,6 +103,10 @@ impl Sink for MnsTopicSink {
         self.in_flight
     }
 
+    fn isolation(&self) -> Option<Isolation> {
+        self.isolation.clone()
+    }
+
     fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a> {
         Box::pin(futures_util::future::join_all(batch.iter().map(
             |e| async move {
@@ -110,7 +120,7 @@ impl Sink for MnsTopicSink {
                 };
                 // The semaphore is never closed; an error would mean shutdown.
                 let Ok(_permit) = self.permits.acquire().await else {
-                    return Outcome::Failed {
+                    return Outcome::Deferred {
                         error: "Closed: sink is shutting down".into(),
                         attempts: 0,
                     };
@@ -133,6 +143,7 @@ pub struct MnsQueueSink {
     priority: Option<u32>,
     retry: RetryConfig,
     in_flight: usize,
+    isolation: Option<Isolation>,
     linger: std::time::Duration,
     /// Requests under way, across every `deliver` call.
     permits: tokio::sync::Semaphore,
@@ -140,6 +151,7 @@ pub struct MnsQueueSink {
 
 impl MnsQueueSink {
     pub fn new(name: &str, c: &MnsQueueConfig) -> Result<Self, String> {
+        let isolation = Isolation::new(name, &c.breaker, &c.backlog);
         Ok(MnsQueueSink {
             name: name.to_owned(),
             client: client_for(
@@ -149,7 +161,8 @@ impl MnsQueueSink {
                 c.request_timeout_ms,
                 c.ca_file.as_deref(),
             )?
-            .for_sink(name),
+            .for_sink(name, isolation.as_ref().map(|i| i.breaker.clone())),
+            isolation,
             queue: c.queue.clone(),
             batch_size: c.batch_size,
             delay_seconds: c.delay_seconds,
@@ -174,6 +187,10 @@ impl Sink for MnsQueueSink {
 
     fn max_in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    fn isolation(&self) -> Option<Isolation> {
+        self.isolation.clone()
     }
 
     fn linger(&self) -> std::time::Duration {

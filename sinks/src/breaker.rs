@@ -1,0 +1,321 @@
+//! The per-sink circuit breaker (SPEC §6, isolation). A sink that keeps
+//! failing with transient errors is opened: its in-flight retries stop at
+//! once, and the pipeline sends its messages to the sink's durable backlog
+//! instead of waiting on it, so the other sinks keep flowing. While open,
+//! one probe at a time goes out, with backoff; the first answer closes it.
+//!
+//! Every attempt is recorded: a success, or any answer that shows the peer
+//! is up (a permanent failure), resets the count; a transient failure
+//! (network, timeout, 5xx) adds to it. Throttling is neither: the sink is
+//! up, only slow, and backs off in its retries.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::FieldIssue;
+
+/// `[sinks.NAME.breaker]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Isolation (the breaker and the backlog) is on by default.
+    pub enabled: bool,
+    /// Transient failures in a row, over all requests, that open it.
+    pub failures: u32,
+    /// Wait before the first probe; doubled after each failed probe.
+    pub probe_initial_ms: u64,
+    pub probe_max_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            failures: 10,
+            probe_initial_ms: 1_000,
+            probe_max_ms: 30_000,
+        }
+    }
+}
+
+impl BreakerConfig {
+    pub fn validate(&self, issues: &mut Vec<FieldIssue>) {
+        if self.failures == 0 {
+            issues.push(FieldIssue::new("breaker.failures", "must be at least 1"));
+        }
+        if self.probe_initial_ms == 0 || self.probe_initial_ms > self.probe_max_ms {
+            issues.push(FieldIssue::new(
+                "breaker.probe_initial_ms",
+                "must be at least 1 and at most breaker.probe_max_ms",
+            ));
+        }
+    }
+}
+
+/// `[sinks.NAME.backlog]`: the bound of the sink's durable backlog.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BacklogConfig {
+    pub max_mib: u64,
+    pub when_full: WhenFull,
+}
+
+impl Default for BacklogConfig {
+    fn default() -> Self {
+        BacklogConfig {
+            max_mib: 1024,
+            when_full: WhenFull::Block,
+        }
+    }
+}
+
+/// What a full backlog does with more messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room: the sink's queue fills and the consumer pauses
+    /// (backpressure, as without isolation).
+    Block,
+    /// Write them to the dead-letter store.
+    DeadLetter,
+}
+
+impl BacklogConfig {
+    pub fn validate(&self, issues: &mut Vec<FieldIssue>) {
+        if self.max_mib == 0 {
+            issues.push(FieldIssue::new("backlog.max_mib", "must be at least 1"));
+        }
+    }
+}
+
+/// A sink's isolation: its breaker and its backlog's bound.
+#[derive(Debug, Clone)]
+pub struct Isolation {
+    pub breaker: std::sync::Arc<Breaker>,
+    pub backlog: BacklogConfig,
+}
+
+impl Isolation {
+    /// The isolation of sink `name`, unless its breaker is disabled.
+    pub fn new(name: &str, breaker: &BreakerConfig, backlog: &BacklogConfig) -> Option<Isolation> {
+        breaker.enabled.then(|| Isolation {
+            breaker: std::sync::Arc::new(Breaker::new(name, breaker.clone())),
+            backlog: backlog.clone(),
+        })
+    }
+}
+
+/// The state, as the `ossnotify_sink_breaker_state` gauge shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    Closed = 0,
+    Open = 1,
+    HalfOpen = 2,
+}
+
+/// The metric: 0 closed, 1 open, 2 half-open; labelled `sink`.
+pub const STATE: &str = "ossnotify_sink_breaker_state";
+
+#[derive(Debug)]
+pub struct Breaker {
+    sink: String,
+    cfg: BreakerConfig,
+    state: AtomicU8,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    failures: u32,
+    probe_wait: Duration,
+    next_probe: Instant,
+}
+
+impl Breaker {
+    pub fn new(sink: &str, cfg: BreakerConfig) -> Breaker {
+        let b = Breaker {
+            sink: sink.to_owned(),
+            inner: Mutex::new(Inner {
+                failures: 0,
+                probe_wait: Duration::from_millis(cfg.probe_initial_ms),
+                next_probe: Instant::now(),
+            }),
+            cfg,
+            state: AtomicU8::new(State::Closed as u8),
+        };
+        b.show(State::Closed);
+        b
+    }
+
+    pub fn sink(&self) -> &str {
+        &self.sink
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
+    pub fn state(&self) -> State {
+        match self.state.load(Ordering::Acquire) {
+            0 => State::Closed,
+            1 => State::Open,
+            _ => State::HalfOpen,
+        }
+    }
+
+    /// Whether live requests go to the sink (always, when disabled).
+    pub fn is_closed(&self) -> bool {
+        !self.cfg.enabled || self.state() == State::Closed
+    }
+
+    fn set(&self, s: State) {
+        let old = self.state.swap(s as u8, Ordering::AcqRel);
+        if old != s as u8 {
+            self.show(s);
+            match s {
+                State::Open => {
+                    tracing::warn!(sink = %self.sink, "circuit breaker open: the sink keeps failing; its messages go to its backlog")
+                }
+                State::Closed => {
+                    tracing::info!(sink = %self.sink, "circuit breaker closed: the sink answers again; its backlog is redelivered")
+                }
+                State::HalfOpen => {}
+            }
+        }
+    }
+
+    fn show(&self, s: State) {
+        metrics::gauge!(STATE, "sink" => self.sink.clone()).set(s as u8 as f64);
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records one attempt: `up` when the peer answered (success or a
+    /// permanent failure), else a transient failure.
+    pub fn record(&self, up: bool) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let mut i = self.inner();
+        if up {
+            i.failures = 0;
+            i.probe_wait = Duration::from_millis(self.cfg.probe_initial_ms);
+            self.set(State::Closed);
+            return;
+        }
+        i.failures = i.failures.saturating_add(1);
+        match self.state() {
+            State::Closed if i.failures >= self.cfg.failures => {
+                i.next_probe = Instant::now() + i.probe_wait;
+                self.set(State::Open);
+            }
+            State::HalfOpen => {
+                // The probe failed: wait longer before the next.
+                i.probe_wait = (i.probe_wait * 2).min(Duration::from_millis(self.cfg.probe_max_ms));
+                i.next_probe = Instant::now() + i.probe_wait;
+                self.set(State::Open);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a request may go out now: always while closed; while open,
+    /// one probe once its wait is over (the breaker is then half-open
+    /// until the probe's answer is recorded).
+    pub fn admit(&self) -> bool {
+        if self.is_closed() {
+            return true;
+        }
+        let i = self.inner();
+        if self.state() == State::Open && Instant::now() >= i.next_probe {
+            self.set(State::HalfOpen);
+            return true;
+        }
+        false
+    }
+
+    /// How long until a probe may go (zero when closed).
+    pub fn until_probe(&self) -> Duration {
+        if self.is_closed() {
+            return Duration::ZERO;
+        }
+        self.inner()
+            .next_probe
+            .saturating_duration_since(Instant::now())
+    }
+
+    /// Starts afresh, closed (the sink's table changed on reload).
+    pub fn reset(&self) {
+        let mut i = self.inner();
+        i.failures = 0;
+        i.probe_wait = Duration::from_millis(self.cfg.probe_initial_ms);
+        self.set(State::Closed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker(failures: u32) -> Breaker {
+        Breaker::new(
+            "s",
+            BreakerConfig {
+                failures,
+                probe_initial_ms: 20,
+                probe_max_ms: 40,
+                ..BreakerConfig::default()
+            },
+        )
+    }
+
+    #[test]
+    fn opens_after_failures_in_a_row_and_probes_with_backoff() {
+        let b = breaker(3);
+        b.record(false);
+        b.record(false);
+        b.record(true);
+        b.record(false);
+        b.record(false);
+        assert_eq!(b.state(), State::Closed);
+        b.record(false);
+        assert_eq!(b.state(), State::Open);
+        assert!(!b.admit(), "no probe before its wait");
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(b.admit());
+        assert_eq!(b.state(), State::HalfOpen);
+        assert!(!b.admit(), "one probe at a time");
+        b.record(false);
+        assert_eq!(b.state(), State::Open);
+        assert!(
+            b.until_probe() > Duration::from_millis(25),
+            "the wait doubled"
+        );
+        std::thread::sleep(Duration::from_millis(45));
+        assert!(b.admit());
+        b.record(true);
+        assert_eq!(b.state(), State::Closed);
+        assert!(b.admit());
+    }
+
+    #[test]
+    fn disabled_never_opens() {
+        let b = Breaker::new(
+            "s",
+            BreakerConfig {
+                enabled: false,
+                ..BreakerConfig::default()
+            },
+        );
+        for _ in 0..100 {
+            b.record(false);
+        }
+        assert!(b.is_closed() && b.admit());
+    }
+}

@@ -1,0 +1,350 @@
+//! `ossnotify dead-letter ls | stats | show | replay | purge` (SPEC §8), and
+//! `ossnotify replay`, which is `dead-letter replay` without filters.
+//!
+//! All of it is safe beside the running daemon (see
+//! [`ossnotify_sinks::store`]): `ls`, `stats` and `show` only read;
+//! `replay` and `purge` take the store's remover lock (one at a time) and
+//! take entries out, never rewriting what the daemon appends to. A replay
+//! takes out each batch it delivered as soon as it is delivered, so one
+//! that dies midway re-sends at most that batch.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ossnotify_sinks::dead_letter::{read_store, Contents, Unreadable};
+use ossnotify_sinks::store::{EntryId, Remover};
+use ossnotify_sinks::{DeadLetter, Envelope, Outcome, Sink};
+
+use crate::config::Config;
+
+/// Which entries a command acts on; every field that is set must match.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub sink: Option<String>,
+    pub rule: Option<String>,
+    /// `delivery` or `invalid_record`.
+    pub kind: Option<String>,
+    /// Epoch ms, inclusive.
+    pub since_ms: Option<u64>,
+    /// Epoch ms, exclusive.
+    pub until_ms: Option<u64>,
+}
+
+impl Filter {
+    pub fn matches(&self, d: &DeadLetter) -> bool {
+        self.sink.as_ref().is_none_or(|s| *s == d.sink)
+            && self.rule.as_ref().is_none_or(|r| *r == d.rule_id)
+            && self.kind.as_ref().is_none_or(|k| *k == d.kind)
+            && self.since_ms.is_none_or(|t| d.time_ms >= t)
+            && self.until_ms.is_none_or(|t| d.time_ms < t)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sink.is_none()
+            && self.rule.is_none()
+            && self.kind.is_none()
+            && self.since_ms.is_none()
+            && self.until_ms.is_none()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A time for `--since` / `--until`: an age (`90s`, `30m`, `2h`, `7d`: that
+/// long ago), RFC 3339, or epoch milliseconds.
+pub fn parse_time(s: &str) -> Result<u64, String> {
+    let unit = |c: char| match c {
+        's' => Some(1_000u64),
+        'm' => Some(60_000),
+        'h' => Some(3_600_000),
+        'd' => Some(86_400_000),
+        _ => None,
+    };
+    if let Some(u) = s.chars().last().and_then(unit) {
+        if let Ok(n) = s[..s.len() - 1].parse::<u64>() {
+            return Ok(now_ms().saturating_sub(n.saturating_mul(u)));
+        }
+    }
+    let t = crate::oplog::time::parse(s)
+        .map_err(|_| format!("unrecognised time {s:?}; expected an age (30m, 2h, 7d), RFC 3339 or epoch milliseconds"))?;
+    u64::try_from(t).map_err(|_| format!("time {s:?} is before 1970"))
+}
+
+fn utc(ms: u64) -> String {
+    let mut out = Vec::new();
+    crate::oplog::time::write_utc(ms as i64, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The entries `filter` selects, in order, and the store's unreadable ones.
+pub fn select(dir: &Path, filter: &Filter) -> Result<Contents, String> {
+    let (entries, bad) = read_store(dir)
+        .map_err(|e| format!("cannot read the dead-letter store {}: {e}", dir.display()))?;
+    Ok((
+        entries
+            .into_iter()
+            .filter(|(_, d)| filter.matches(d))
+            .collect(),
+        bad,
+    ))
+}
+
+/// What precedes an error's first `:` (an MNS code, `HTTP 500`, …).
+fn error_code(error: &str) -> &str {
+    error.split(':').next().unwrap_or_default().trim()
+}
+
+/// `ls`: one line per entry: id, time, kind, sink, rule, key, attempts,
+/// error; then one line per unreadable entry.
+pub fn ls(entries: &[(EntryId, DeadLetter)], bad: &[Unreadable]) -> String {
+    let mut out = String::new();
+    for (id, d) in entries {
+        let error: String = d.error.chars().take(160).collect();
+        let (sink, rule, key) = if d.kind == "delivery" {
+            (d.sink.as_str(), d.rule_id.as_str(), d.key.as_str())
+        } else {
+            ("-", "-", d.source.as_str())
+        };
+        out.push_str(&format!(
+            "{id}\t{}\t{}\t{sink}\t{rule}\t{key}\t{}\t{error}\n",
+            utc(d.time_ms),
+            d.kind,
+            d.attempts
+        ));
+    }
+    for b in bad {
+        out.push_str(&format!(
+            "{}\tunreadable\t{} bytes: {}\n",
+            b.id, b.bytes, b.why
+        ));
+    }
+    out
+}
+
+/// `stats`: counts by sink, rule, kind, error code and age.
+pub fn stats(entries: &[(EntryId, DeadLetter)], bad: &[Unreadable], now_ms: u64) -> String {
+    let mut groups: BTreeMap<&str, BTreeMap<String, usize>> = BTreeMap::new();
+    for (_, d) in entries {
+        let age = now_ms.saturating_sub(d.time_ms);
+        let age = match age {
+            a if a < 3_600_000 => "< 1 h",
+            a if a < 86_400_000 => "1 h to 1 d",
+            a if a < 7 * 86_400_000 => "1 d to 7 d",
+            _ => "> 7 d",
+        };
+        for (by, v) in [
+            ("sink", d.sink.as_str()),
+            ("rule", d.rule_id.as_str()),
+            ("kind", d.kind.as_str()),
+            ("error", error_code(&d.error)),
+            ("age", age),
+        ] {
+            let v = if v.is_empty() { "-" } else { v };
+            *groups
+                .entry(by)
+                .or_default()
+                .entry(v.to_owned())
+                .or_default() += 1;
+        }
+    }
+    let mut out = format!("entries: {}\nunreadable: {}\n", entries.len(), bad.len());
+    for by in ["sink", "rule", "kind", "error", "age"] {
+        if let Some(g) = groups.get(by) {
+            out.push_str(&format!("by {by}:\n"));
+            let mut rows: Vec<(&String, &usize)> = g.iter().collect();
+            rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (k, n) in rows {
+                out.push_str(&format!("  {n:>8}  {k}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// `show`: each entry as JSON, its payload decoded (Base64 to the
+/// notification JSON, JSON parsed) where it can be.
+pub fn show(entries: &[(EntryId, DeadLetter)]) -> String {
+    let mut out = String::new();
+    for (id, d) in entries {
+        let decoded = base64_simd::STANDARD
+            .decode_to_vec(d.payload.trim())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .or_else(|| serde_json::from_str(&d.payload).ok())
+            .unwrap_or_else(|| serde_json::Value::String(d.payload.clone()));
+        let v = serde_json::json!({
+            "id": id.to_string(),
+            "time": utc(d.time_ms),
+            "kind": d.kind,
+            "sink": d.sink,
+            "rule_id": d.rule_id,
+            "key": d.key,
+            "source": d.source,
+            "attempts": d.attempts,
+            "error": d.error,
+            "payload": decoded,
+        });
+        out.push_str(&serde_json::to_string_pretty(&v).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub delivered: usize,
+    /// Delivery entries that failed again (kept).
+    pub still_failing: usize,
+    /// Entries that cannot be re-sent: invalid records, or a sink the config
+    /// no longer has (kept).
+    pub kept: usize,
+}
+
+/// Sends the selected delivery entries again through the sinks of
+/// `config`; those delivered are taken out of the store.
+pub async fn replay(config: &Config, filter: &Filter) -> Result<ReplayReport, String> {
+    let dir = &config.dead_letter.path;
+    let remover = Remover::lock(dir)
+        .map_err(|e| format!("cannot lock the dead-letter store {}: {e}", dir.display()))?;
+    let (entries, _) = select(dir, filter)?;
+    let mut report = ReplayReport::default();
+    let mut by_sink: BTreeMap<String, Vec<(EntryId, DeadLetter)>> = BTreeMap::new();
+    for (id, e) in entries {
+        if e.kind == "delivery" {
+            by_sink.entry(e.sink.clone()).or_default().push((id, e));
+        } else {
+            report.kept += 1;
+        }
+    }
+    for (name, group) in by_sink {
+        let Some(entry) = config.sinks.iter().find(|s| s.name == name) else {
+            report.kept += group.len();
+            continue;
+        };
+        let sink: Box<dyn Sink> = entry.config.build(&name)?;
+        for chunk in group.chunks(sink.max_batch().max(1)) {
+            let envelopes: Vec<Envelope> = chunk
+                .iter()
+                .map(|(_, e)| Envelope {
+                    payload: e.payload.clone(),
+                    rule_id: e.rule_id.clone(),
+                    key: e.key.clone(),
+                })
+                .collect();
+            let outcomes = sink.deliver(&envelopes).await;
+            let mut done = Vec::new();
+            for ((id, e), o) in chunk.iter().zip(outcomes) {
+                match o {
+                    Outcome::Delivered => {
+                        report.delivered += 1;
+                        done.push(*id);
+                    }
+                    Outcome::Failed { error, .. } | Outcome::Deferred { error, .. } => {
+                        tracing::warn!(sink = %name, rule = %e.rule_id, key = %e.key, error = %error, "still failing: kept in the dead-letter store");
+                        report.still_failing += 1;
+                    }
+                }
+            }
+            remover
+                .remove(&done)
+                .map_err(|e| format!("cannot take replayed entries out of the store: {e}"))?;
+        }
+    }
+    Ok(report)
+}
+
+/// Takes the selected entries out of the store for good; how many.
+pub fn purge(dir: &Path, filter: &Filter) -> Result<usize, String> {
+    let remover = Remover::lock(dir)
+        .map_err(|e| format!("cannot lock the dead-letter store {}: {e}", dir.display()))?;
+    let (entries, _) = select(dir, filter)?;
+    let ids: Vec<EntryId> = entries.iter().map(|(id, _)| *id).collect();
+    remover
+        .remove(&ids)
+        .map_err(|e| format!("cannot purge: {e}"))?;
+    Ok(ids.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(sink: &str, kind: &str, time_ms: u64, error: &str) -> (EntryId, DeadLetter) {
+        let mut d = DeadLetter::delivery(sink, "r", "b/k", "eyJhIjoxfQ==", 3, error);
+        d.kind = kind.into();
+        d.time_ms = time_ms;
+        (
+            EntryId {
+                segment: 1,
+                offset: time_ms,
+            },
+            d,
+        )
+    }
+
+    #[test]
+    fn filters_and_times() {
+        let f = Filter {
+            sink: Some("a".into()),
+            since_ms: Some(100),
+            until_ms: Some(200),
+            ..Filter::default()
+        };
+        assert!(f.matches(&entry("a", "delivery", 150, "x").1));
+        assert!(!f.matches(&entry("a", "delivery", 200, "x").1));
+        assert!(!f.matches(&entry("b", "delivery", 150, "x").1));
+        assert_eq!(parse_time("1700000000000").unwrap(), 1_700_000_000_000);
+        assert_eq!(
+            parse_time("2024-05-01T00:00:00Z").unwrap(),
+            1_714_521_600_000
+        );
+        let two_h = now_ms() - parse_time("2h").unwrap();
+        assert!((7_199_000..7_201_000).contains(&two_h), "{two_h}");
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn stats_count_by_sink_kind_code_and_age() {
+        let now = 10 * 86_400_000;
+        let es = vec![
+            entry(
+                "a",
+                "delivery",
+                now - 1000,
+                "TopicNotExist: no (request id X)",
+            ),
+            entry(
+                "a",
+                "delivery",
+                now - 2 * 86_400_000,
+                "TopicNotExist: no (request id Y)",
+            ),
+            entry("b", "delivery", now - 8 * 86_400_000, "HTTP 400: bad"),
+        ];
+        let s = stats(&es, &[], now);
+        assert!(s.starts_with("entries: 3\nunreadable: 0\n"), "{s}");
+        for want in [
+            "         2  a\n",
+            "         2  TopicNotExist\n",
+            "         1  HTTP 400\n",
+            "         1  < 1 h\n",
+            "         1  > 7 d\n",
+        ] {
+            assert!(s.contains(want), "{want:?} in {s}");
+        }
+    }
+
+    #[test]
+    fn show_decodes_base64_payloads() {
+        let s = show(&[entry("a", "delivery", 0, "e")]);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["payload"], serde_json::json!({"a": 1}));
+        assert_eq!(v["id"], "1:0");
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
+    }
+}
