@@ -181,3 +181,258 @@ async fn file_sink_appends_one_message_per_line() {
         batch.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>()
     );
 }
+
+/// A PutObject for bucket `b` whose request id is `r-{seq}`.
+fn record(seq: usize, pad: usize) -> String {
+    format!(
+        "{{\"time\":0,\"operation\":\"PutObject\",\"bucket\":\"b\",\"object\":\"k{seq}{}\",\"bucket_location\":\"oss-cn-hangzhou\",\"owner_id\":\"o\",\"request_id\":\"r-{seq}\",\"http_status\":200}}\n",
+        "p".repeat(pad)
+    )
+}
+
+/// The request id of a Base64 message.
+fn seq_of(payload: &str) -> usize {
+    use base64::Engine as _;
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    v["events"][0]["responseElements"]["requestId"]
+        .as_str()
+        .unwrap()[2..]
+        .parse()
+        .unwrap()
+}
+
+/// A stdin run whose one sink publishes to `topic` on `endpoint`.
+fn stdin_config(
+    d: &support::Dir,
+    file: &str,
+    endpoint: &str,
+    topic: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    d.write(
+        file,
+        &format!(
+            "[source]\ntype = \"stdin\"\n\n[dead_letter]\npath = \"{}\"\n{extra}\n[sinks.events]\ntype = \"mns_topic\"\nendpoint = \"{endpoint}\"\ntopic = \"{topic}\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"events\"]\n",
+            d.path("dead-letter").display()
+        ),
+    )
+}
+
+/// `dead-letter replay` run over and over while a daemon appends dead
+/// letters to the same store: every message ends delivered by a replay or
+/// still in the store, never both, never twice, and the last replay leaves
+/// the store empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_while_the_daemon_appends_loses_nothing_and_leaves_nothing_behind() {
+    use std::io::Write;
+    let d = support::Dir::new();
+    let server = support::mns_dev(support::dev_config()).await;
+    // The daemon's topic does not exist (permanent: dead-lettered); the
+    // replay's does.
+    let daemon_cfg = stdin_config(&d, "daemon.toml", &server.endpoint(), "no-such-topic", "");
+    let replay_cfg = stdin_config(&d, "replay.toml", &server.endpoint(), "oss-events", "");
+    let mut daemon = support::bin()
+        .args(["run", "-c", daemon_cfg.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = daemon.stdin.take().unwrap();
+    let n = 600;
+    let writer = std::thread::spawn(move || {
+        for i in 0..n {
+            stdin.write_all(record(i, 0).as_bytes()).unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(8));
+        }
+    });
+    let replay = |cfg: std::path::PathBuf| {
+        let out = support::run(&["dead-letter", "replay", "-c", cfg.to_str().unwrap()], b"");
+        assert!(out.status.success(), "{}", support::text(&out.stderr));
+        support::text(&out.stdout)
+    };
+    let mut replays = 0;
+    while !writer.is_finished() {
+        let cfg = replay_cfg.clone();
+        tokio::task::spawn_blocking(move || replay(cfg))
+            .await
+            .unwrap();
+        replays += 1;
+    }
+    writer.join().unwrap();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || daemon.wait().unwrap())
+            .await
+            .unwrap()
+            .code(),
+        Some(0)
+    );
+    // Before the last replay: delivered and kept are disjoint and cover all.
+    let delivered: Vec<usize> = server.accepted().iter().map(|a| seq_of(&a.body)).collect();
+    let kept: Vec<usize> = read_all(&d.path("dead-letter"))
+        .unwrap()
+        .iter()
+        .map(|e| seq_of(&e.payload))
+        .collect();
+    let mut all: Vec<usize> = delivered.iter().chain(&kept).copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..n).collect::<Vec<_>>(),
+        "{replays} replays: {} delivered, {} kept",
+        delivered.len(),
+        kept.len()
+    );
+    assert!(
+        replays > 2 && !delivered.is_empty(),
+        "{replays} replays, {} delivered",
+        delivered.len()
+    );
+    let cfg = replay_cfg.clone();
+    tokio::task::spawn_blocking(move || replay(cfg))
+        .await
+        .unwrap();
+    assert!(read_all(&d.path("dead-letter")).unwrap().is_empty());
+    let mut delivered: Vec<usize> = server.accepted().iter().map(|a| seq_of(&a.body)).collect();
+    delivered.sort_unstable();
+    assert_eq!(delivered, (0..n).collect::<Vec<_>>());
+    server.stop();
+}
+
+/// A store whose last entry was cut mid-write and with a corrupt entry in
+/// the middle: `ls` and `stats` report the bad entry, `replay` delivers the
+/// rest, and the next daemon moves the bad entry aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_and_corrupt_store_opens_reports_and_replays_the_rest() {
+    let d = support::Dir::new();
+    let server = support::mns_dev(support::dev_config()).await;
+    let cfg = stdin_config(&d, "c.toml", &server.endpoint(), "oss-events", "");
+    let dir = d.path("dead-letter");
+    {
+        let store = DeadLetterStore::open(&dir).unwrap();
+        let batch: Vec<DeadLetter> = (0..5)
+            .map(|i| {
+                use base64::Engine as _;
+                let payload = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{{\"events\":[{{\"responseElements\":{{\"requestId\":\"r-{i}\"}}}}]}}"
+                ));
+                DeadLetter::delivery("events", "all", "b/k", &payload, 1, "InternalError: x")
+            })
+            .collect();
+        store.append(&batch).unwrap();
+    }
+    let seg = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "seg") && std::fs::metadata(p).unwrap().len() > 0
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Damage a byte inside the third entry, and tear a sixth in half (a
+    // write cut short: the start of a whole entry).
+    let starts: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"OSEN")
+        .map(|(i, _)| i)
+        .collect();
+    let torn = bytes[starts[0]..starts[0] + 30].to_vec();
+    bytes[starts[2] + 40] ^= 0x55;
+    bytes.extend_from_slice(&torn);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let run = |args: &[&str]| {
+        let mut all = vec!["dead-letter"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-c", cfg.to_str().unwrap()]);
+        support::run(&all, b"")
+    };
+    let ls = support::text(&run(&["ls"]).stdout);
+    assert_eq!(
+        ls.lines().filter(|l| l.contains("\tdelivery\t")).count(),
+        4,
+        "{ls}"
+    );
+    assert_eq!(
+        ls.lines().filter(|l| l.contains("\tunreadable\t")).count(),
+        1,
+        "{ls}"
+    );
+    assert!(support::text(&run(&["stats"]).stdout).contains("entries: 4\nunreadable: 1\n"));
+    let out = run(&["replay"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
+    assert!(support::text(&out.stdout).contains("replay: 4 delivered, 0 still failing"));
+    assert_eq!(server.accepted().len(), 4);
+    // The next daemon repairs: the torn tail cut, the bad entry moved aside.
+    let out = support::run(&["run", "-c", cfg.to_str().unwrap()], b"");
+    let log = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("cut a torn tail"), "{log}");
+    assert!(log.contains("moved a corrupt entry aside"), "{log}");
+    assert_eq!(std::fs::read_dir(dir.join("corrupt")).unwrap().count(), 1);
+    let ls = support::text(&run(&["ls"]).stdout);
+    assert!(ls.is_empty(), "{ls}");
+    server.stop();
+}
+
+/// Retention drops whole old segments past `max_mib` and counts what it
+/// dropped in `ossnotify_store_retention_dropped_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_are_counted() {
+    let d = support::Dir::new();
+    let server = support::mns_dev(support::dev_config()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let extra =
+        format!("max_mib = 1\nsegment_mib = 1\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let cfg = stdin_config(&d, "c.toml", &server.endpoint(), "no-such-topic", &extra);
+    // 3,000 dead letters of about 1.5 KiB: 4 MiB in 1 MiB segments.
+    let input: String = (0..3000).map(|i| record(i, 700)).collect();
+    let out = support::run(&["run", "-c", cfg.to_str().unwrap()], input.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
+    // The next run opens the store and applies retention; read its metrics
+    // while its stdin is still open.
+    let mut child = support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            metrics.clear();
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+            s.read_to_string(&mut metrics).unwrap();
+            if metrics.contains("ossnotify_store_retention_dropped_total") {
+                break;
+            }
+        }
+    }
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ossnotify_store_retention_dropped_total{store=\"dead-letter\"} ")
+        })
+        .unwrap_or_else(|| panic!("no retention count in:\n{metrics}"))
+        .parse()
+        .unwrap();
+    let kept = read_all(&d.path("dead-letter")).unwrap().len() as u64;
+    assert!(dropped > 0, "{metrics}");
+    assert_eq!(dropped + kept, 3000);
+    server.stop();
+}

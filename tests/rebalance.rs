@@ -368,17 +368,52 @@ async fn eager_join_kill_restart_loses_nothing() {
     join_kill_restart("range", "rb-eager").await;
 }
 
-/// The dead-letter store's first segment is /dev/full: the first invalid
-/// record cannot be written, and the process must stop, not go on without
-/// committing.
+/// A filesystem of its own, mounted for a test (tmpfs of `size`), and
+/// unmounted when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, size: &str) -> Mount {
+        std::fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill a disk for real, which needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mount(at.to_owned())
+    }
+
+    /// Fills it: every later write fails with ENOSPC.
+    fn fill(&self) {
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The dead-letter store's disk is full: the first invalid record cannot
+/// be written, and the process must stop, not go on without committing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_write_failure_stops_with_exit_2_and_commits_nothing_past_it() {
     let topic = "rb-full";
     support::broker::create_topic(topic, 1);
     let d = support::Dir::new();
     let dl = d.path("dead-letter");
-    std::fs::create_dir_all(&dl).unwrap();
-    std::os::unix::fs::symlink("/dev/full", dl.join(format!("{:020}.seg", 1))).unwrap();
+    let disk = Mount::tmpfs(&dl, "256k");
     let out = d.path("out.ndjson");
     let cfg = d.write(
         "full.toml",
@@ -434,7 +469,8 @@ sinks = ["f"]
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Offset 20: not JSON. Then more valid records behind it.
+    // The disk fills up. Offset 20: not JSON. Then more valid records.
+    disk.fill();
     send("this is not an operation log");
     for o in 21..40 {
         send(&record(0, o));
@@ -479,6 +515,13 @@ async fn a_revocation_while_records_are_held_drops_them_and_loses_nothing() {
     let strategy = "cooperative-sticky";
     let cfg_a = config(&d, "a", topic, strategy, &server.endpoint());
     let cfg_b = config(&d, "b", topic, strategy, &server.endpoint());
+    // Without isolation, so that the failing sink holds its queue and the
+    // source must pause (with it, the sink's backlog would take them).
+    for cfg in [&cfg_a, &cfg_b] {
+        let mut text = std::fs::read_to_string(cfg).unwrap();
+        text.push_str("\n[sinks.q.breaker]\nenabled = false\n");
+        std::fs::write(cfg, text).unwrap();
+    }
     let a = Member::start(&cfg_a, d.path("a.log"), LOG);
     let paused = tokio::task::block_in_place(|| {
         a.wait_log(

@@ -12,18 +12,20 @@
 //!   checksum. A segment is deleted once every entry in it is removed.
 //! - `corrupt/`: entries that failed their checksum, moved aside as
 //!   `SEGMENT-OFFSET.bin`; they never block the entries after them.
-//! - `writer.lock`, `remover.lock`: advisory locks (`flock`).
+//! - `writer.lock`, `remover.lock`: advisory locks (`flock`); each
+//!   segment being written is locked too.
 //!
-//! Concurrency is by construction, not by hope. One writer at a time (the
-//! daemon) holds `writer.lock` for its life, appends only to the newest
-//! segment, and starts a new segment each time it opens, so no segment is
-//! ever appended to by two processes. Removers (`dead-letter replay` and
-//! `purge`, the daemon's redelivery and retention) hold `remover.lock`
-//! while they append to `removed` and delete segments, and they never
-//! delete the newest segment, the only one a writer may still append to.
-//! Readers take no lock: they read `removed`, then the segments, and stop
-//! at an entry still being written. Nothing is ever rewritten in place, so
-//! a replay beside a running daemon can neither lose its appends nor
+//! Concurrency is by construction, not by hope. Writers (daemons: several
+//! processes may share a dead-letter store) each append only to a segment
+//! of their own, created with `O_EXCL` and locked for as long as they
+//! write it, and hold `writer.lock` shared. Only a writer that finds no
+//! other alive (it gets `writer.lock` exclusively) repairs. Removers
+//! (`dead-letter replay` and `purge`, the daemon's redelivery and
+//! retention) hold `remover.lock` while they append to `removed` and
+//! delete segments, and never delete a segment a writer holds. Readers
+//! take no lock: they read `removed`, then the segments, and stop at an
+//! entry still being written. Nothing is ever rewritten in place, so a
+//! replay beside a running daemon can neither lose its appends nor
 //! resurrect what it removed.
 //!
 //! Every append is `fdatasync`ed before it returns; a new segment, a
@@ -128,6 +130,14 @@ pub fn segments(dir: &Path) -> io::Result<Vec<u64>> {
     }
     out.sort_unstable();
     Ok(out)
+}
+
+/// Whether a writer holds segment `n` (it may still append to it).
+fn in_use(dir: &Path, n: u64) -> bool {
+    match File::open(segment_path(dir, n)) {
+        Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -417,75 +427,23 @@ pub struct Repairs {
 }
 
 impl Writer {
-    /// Opens (creating) the store in `dir` as its one writer: repairs it,
-    /// then starts a new segment. Fails if another process writes it.
+    /// Opens (creating) the store in `dir` as one of its writers: repairs
+    /// it if no other writer is alive, then starts a segment of its own.
     pub fn open(dir: &Path, opts: StoreOptions) -> io::Result<(Writer, Repairs)> {
         std::fs::create_dir_all(dir)?;
         let lock = lock_file(dir, "writer.lock")?;
-        if let Err(e) = lock.try_lock() {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "{} is in use by another ossnotify process ({e})",
-                    dir.display()
-                ),
-            ));
-        }
         let mut repairs = Repairs::default();
-        // A replay or purge under way keeps the remover lock: then corrupt
-        // entries are moved aside at the next open instead of waiting.
-        let remover = Remover::try_lock(dir)?;
-        {
-            let (removed, _) = read_removed(dir)?;
-            let mut aside = Vec::new();
-            for n in segments(dir)? {
-                let Some(scan) = scan_segment(dir, n)? else {
-                    continue;
-                };
-                if let Some(at) = scan.torn_at {
-                    // No writer is left to finish it.
-                    let f = OpenOptions::new().write(true).open(segment_path(dir, n))?;
-                    if at == 0 {
-                        f.set_len(0)?;
-                        drop(f);
-                        std::fs::remove_file(segment_path(dir, n))?;
-                    } else {
-                        f.set_len(at)?;
-                        f.sync_all()?;
-                    }
-                    repairs.torn.push((n, scan.bytes - at));
-                }
-                for item in scan.items {
-                    if let Item::Corrupt { id, len } = item {
-                        if !removed.contains(&id) {
-                            aside.push((id, len));
-                        }
-                    }
-                }
+        match lock.try_lock() {
+            // No other writer: every segment's writer is gone, so a torn
+            // tail will never be finished and can be cut.
+            Ok(()) => {
+                repairs = Self::repair(dir)?;
+                lock.lock_shared()?;
             }
-            if let (Some(remover), false) = (&remover, aside.is_empty()) {
-                let cdir = dir.join("corrupt");
-                std::fs::create_dir_all(&cdir)?;
-                for &(id, len) in &aside {
-                    let mut f = File::open(segment_path(dir, id.segment))?;
-                    let mut bytes = vec![0; len as usize];
-                    std::io::Seek::seek(&mut f, io::SeekFrom::Start(id.offset))?;
-                    f.read_exact(&mut bytes)?;
-                    let mut out =
-                        File::create(cdir.join(format!("{}-{}.bin", id.segment, id.offset)))?;
-                    out.write_all(&bytes)?;
-                    out.sync_all()?;
-                }
-                sync_dir(&cdir)?;
-                let ids: Vec<EntryId> = aside.iter().map(|a| a.0).collect();
-                remover.remove(&ids)?;
-                repairs.moved_aside = aside;
-            }
-            sync_dir(dir)?;
+            Err(std::fs::TryLockError::WouldBlock) => lock.lock_shared()?,
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        drop(remover);
-        let next = segments(dir)?.last().map_or(1, |n| n + 1);
-        let active = Self::start_segment(dir, next)?;
+        let active = Self::start_segment(dir)?;
         Ok((
             Writer {
                 dir: dir.to_owned(),
@@ -497,25 +455,84 @@ impl Writer {
         ))
     }
 
-    /// Creates segment `n`, empty: its header goes out with its first
-    /// entries, in the same write.
-    fn start_segment(dir: &Path, n: u64) -> io::Result<Active> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(segment_path(dir, n))?;
-        if file.metadata()?.len() != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} is not a new segment", segment_path(dir, n).display()),
-            ));
+    /// Cuts torn tails and moves corrupt entries aside (the latter unless a
+    /// replay or purge holds the remover lock: then at the next open).
+    fn repair(dir: &Path) -> io::Result<Repairs> {
+        let mut repairs = Repairs::default();
+        let remover = Remover::try_lock(dir)?;
+        let (removed, _) = read_removed(dir)?;
+        let mut aside = Vec::new();
+        for n in segments(dir)? {
+            let Some(scan) = scan_segment(dir, n)? else {
+                continue;
+            };
+            if let Some(at) = scan.torn_at {
+                let f = OpenOptions::new().write(true).open(segment_path(dir, n))?;
+                if at == 0 {
+                    drop(f);
+                    std::fs::remove_file(segment_path(dir, n))?;
+                } else {
+                    f.set_len(at)?;
+                    f.sync_all()?;
+                }
+                if scan.bytes > at {
+                    repairs.torn.push((n, scan.bytes - at));
+                }
+            }
+            for item in scan.items {
+                if let Item::Corrupt { id, len } = item {
+                    if !removed.contains(&id) {
+                        aside.push((id, len));
+                    }
+                }
+            }
+        }
+        if let (Some(remover), false) = (&remover, aside.is_empty()) {
+            let cdir = dir.join("corrupt");
+            std::fs::create_dir_all(&cdir)?;
+            for &(id, len) in &aside {
+                let mut f = File::open(segment_path(dir, id.segment))?;
+                let mut bytes = vec![0; len as usize];
+                std::io::Seek::seek(&mut f, io::SeekFrom::Start(id.offset))?;
+                f.read_exact(&mut bytes)?;
+                let mut out = File::create(cdir.join(format!("{}-{}.bin", id.segment, id.offset)))?;
+                out.write_all(&bytes)?;
+                out.sync_all()?;
+            }
+            sync_dir(&cdir)?;
+            let ids: Vec<EntryId> = aside.iter().map(|a| a.0).collect();
+            remover.remove(&ids)?;
+            repairs.moved_aside = aside;
         }
         sync_dir(dir)?;
-        Ok(Active {
-            file,
-            segment: n,
-            len: 0,
-        })
+        Ok(repairs)
+    }
+
+    /// Creates a segment of this writer's own, after every existing one
+    /// (`O_EXCL`: two writers never get the same), and locks it: a locked
+    /// segment is never cut, moved or deleted. It starts empty; its header
+    /// goes out with its first entries, in the same write.
+    fn start_segment(dir: &Path) -> io::Result<Active> {
+        let mut n = segments(dir)?.last().map_or(1, |n| n + 1);
+        loop {
+            match OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(segment_path(dir, n))
+            {
+                Ok(file) => {
+                    file.lock()?;
+                    sync_dir(dir)?;
+                    return Ok(Active {
+                        file,
+                        segment: n,
+                        len: 0,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -530,8 +547,7 @@ impl Writer {
             .lock()
             .map_err(|_| io::Error::other("store lock poisoned"))?;
         if active.len >= self.opts.segment_bytes {
-            let next = active.segment + 1;
-            *active = Self::start_segment(&self.dir, next)?;
+            *active = Self::start_segment(&self.dir)?;
         }
         let mut buf = Vec::new();
         if active.len == 0 {
@@ -562,8 +578,7 @@ impl Writer {
             .and_then(|_| active.file.sync_data())
         {
             // What was written is unknown: later appends go to a new segment.
-            let next = active.segment + 1;
-            if let Ok(a) = Self::start_segment(&self.dir, next) {
+            if let Ok(a) = Self::start_segment(&self.dir) {
                 *active = a;
             }
             return Err(e);
@@ -637,13 +652,9 @@ impl Remover {
             .open(self.dir.join("removed"))?;
         f.write_all(&buf)?;
         f.sync_data()?;
-        let newest = segments(&self.dir)?.last().copied();
         let mut seen = self.seen.lock().map_err(|_| io::Error::other("poisoned"))?;
         let mut done = Vec::new();
         for &id in ids {
-            if Some(id.segment) >= newest {
-                continue;
-            }
             if let std::collections::btree_map::Entry::Vacant(slot) = seen.entry(id.segment) {
                 let Some(scan) = scan_segment(&self.dir, id.segment)? else {
                     continue;
@@ -675,6 +686,9 @@ impl Remover {
                 done.push(id.segment);
             }
         }
+        // A segment a writer still appends to stays (and is looked at again
+        // after its writer moved on).
+        done.retain(|n| !in_use(&self.dir, *n));
         for n in &done {
             seen.remove(n);
         }
@@ -720,7 +734,7 @@ impl Remover {
         sync_dir(&self.dir)
     }
 
-    /// Applies retention: drops the oldest segments but the newest while
+    /// Applies retention: drops the oldest segments no writer holds while
     /// the store is over `max_bytes`, and those whose newest entry is older
     /// than `max_age`. The entries dropped that were not yet removed.
     pub fn retain(&self, opts: &StoreOptions, now_ms: u64) -> io::Result<u64> {
@@ -728,9 +742,11 @@ impl Remover {
             return Ok(0);
         }
         let all = segments(&self.dir)?;
-        let Some((_, closed)) = all.split_last() else {
-            return Ok(0);
-        };
+        let closed: Vec<u64> = all
+            .iter()
+            .copied()
+            .filter(|n| !in_use(&self.dir, *n))
+            .collect();
         let mut total: u64 = all
             .iter()
             .filter_map(|n| std::fs::metadata(segment_path(&self.dir, *n)).ok())
@@ -739,7 +755,7 @@ impl Remover {
         let (removed, _) = read_removed(&self.dir)?;
         let mut drop = Vec::new();
         let mut dropped = 0;
-        for &n in closed {
+        for &n in &closed {
             let Some(scan) = scan_segment(&self.dir, n)? else {
                 continue;
             };
@@ -813,11 +829,22 @@ mod tests {
             got.iter().map(|g| g.1[0]).collect::<Vec<_>>(),
             (0..10).collect::<Vec<u8>>()
         );
-        // A second writer is refused while the first lives.
-        let again = Writer::open(d.path(), opts.clone());
-        assert!(again.is_err_and(|e| e
-            .to_string()
-            .contains("in use by another ossnotify process")));
+        // A second writer gets a segment of its own, after the first's.
+        let (w2, repairs) = Writer::open(d.path(), opts.clone()).unwrap();
+        assert_eq!(
+            repairs,
+            Repairs::default(),
+            "no repair while a writer lives"
+        );
+        let other = w2.append(&[(50, b"second writer")]).unwrap();
+        assert!(other[0].segment > ids[9].segment);
+        {
+            // Its segment is held: removing all of it keeps the file.
+            let r = Remover::lock(d.path()).unwrap();
+            r.remove(&other).unwrap();
+            assert!(segment_path(d.path(), other[0].segment).exists());
+        }
+        drop(w2);
         let r = Remover::lock(d.path()).unwrap();
         r.remove(&ids[..6]).unwrap();
         let (got, _) = entries(d.path());

@@ -203,6 +203,8 @@ pub struct DeadLetterConfig {
     pub path: PathBuf,
     pub max_mib: Option<u64>,
     pub max_age_hours: Option<u64>,
+    /// Segment size: retention drops whole segments.
+    pub segment_mib: u64,
 }
 
 impl Default for DeadLetterConfig {
@@ -211,6 +213,7 @@ impl Default for DeadLetterConfig {
             path: PathBuf::from("dead-letter"),
             max_mib: None,
             max_age_hours: None,
+            segment_mib: 16,
         }
     }
 }
@@ -222,7 +225,7 @@ impl DeadLetterConfig {
             max_age: self
                 .max_age_hours
                 .map(|h| std::time::Duration::from_secs(h.saturating_mul(3600))),
-            ..Default::default()
+            segment_bytes: self.segment_mib.max(1).saturating_mul(1 << 20),
         }
     }
 }

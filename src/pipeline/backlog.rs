@@ -62,15 +62,37 @@ pub fn dir_of(root: &Path, name: &str) -> PathBuf {
 }
 
 impl Backlog {
-    /// Opens sink `name`'s backlog under `root` (repairing it), with what
-    /// an earlier run left in it.
+    /// Opens a backlog of sink `name` under `root` (repairing it), with
+    /// what an earlier run left in it. A backlog belongs to one process
+    /// (it holds the store's remover lock): when several processes share
+    /// `root`, each takes the first free slot, `NAME`, `NAME.1`, …; a slot
+    /// a dead process left is taken, and redelivered, by the next to start.
     pub fn open(root: &Path, name: &str, max_bytes: u64) -> io::Result<Backlog> {
-        let dir = dir_of(root, name);
-        let (writer, repairs) = store::Writer::open(&dir, StoreOptions::default())?;
-        ossnotify_sinks::dead_letter::report_repairs("backlog", &dir, &repairs);
-        let remover = store::Remover::lock(&dir)?;
+        for slot in 0..64 {
+            let mut dir = dir_of(root, name);
+            if slot > 0 {
+                dir.as_mut_os_string().push(format!(".{slot}"));
+            }
+            if let Some(remover) = store::Remover::try_lock(&dir)? {
+                return Self::open_slot(&dir, name, max_bytes, remover);
+            }
+        }
+        Err(io::Error::other(format!(
+            "every backlog slot of sink {name} under {} is taken by a running process",
+            root.display()
+        )))
+    }
+
+    fn open_slot(
+        dir: &Path,
+        name: &str,
+        max_bytes: u64,
+        remover: store::Remover,
+    ) -> io::Result<Backlog> {
+        let (writer, repairs) = store::Writer::open(dir, StoreOptions::default())?;
+        ossnotify_sinks::dead_letter::report_repairs("backlog", dir, &repairs);
         let mut index = Index::default();
-        store::read(&dir, |item| {
+        store::read(dir, |item| {
             if let store::Item::Entry(e) = item {
                 let bytes = e.payload.len() as u64;
                 index.entries.push_back((e.id, e.time_ms, bytes));
@@ -78,17 +100,13 @@ impl Backlog {
             }
         })?;
         if !index.entries.is_empty() {
-            tracing::info!(
-                sink = name,
-                messages = index.entries.len(),
-                "backlog from an earlier run: it will be redelivered"
-            );
+            tracing::info!(sink = name, messages = index.entries.len(), dir = %dir.display(), "backlog from an earlier run: it will be redelivered");
         }
         let b = Backlog {
             sink: name.to_owned(),
             writer,
             remover,
-            reader: Mutex::new(store::Reader::new(&dir)),
+            reader: Mutex::new(store::Reader::new(dir)),
             max_bytes,
             index: Mutex::new(index),
             added: tokio::sync::Notify::new(),

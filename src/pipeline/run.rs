@@ -86,15 +86,6 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         .enable_all()
         .build()
         .map_err(|e| start(format!("cannot start the runtime: {e}")))?;
-    let store = Arc::new(
-        DeadLetterStore::open_with(&config.dead_letter.path, config.dead_letter.store_options())
-            .map_err(|e| {
-                start(format!(
-                    "cannot open the dead-letter store {}: {e}",
-                    config.dead_letter.path.display()
-                ))
-            })?,
-    );
     let supervisor = Supervisor::new(stop);
     // /metrics, /health, /ready.
     let ready = Arc::new(AtomicBool::new(false));
@@ -106,6 +97,17 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         ))
         .map_err(start)?;
     }
+    // After the metrics recorder is installed: opening counts repairs and
+    // retention.
+    let store = Arc::new(
+        DeadLetterStore::open_with(&config.dead_letter.path, config.dead_letter.store_options())
+            .map_err(|e| {
+                start(format!(
+                    "cannot open the dead-letter store {}: {e}",
+                    config.dead_letter.path.display()
+                ))
+            })?,
+    );
     let counters = Arc::new(Counters::default());
     let topics = Arc::new(Topics::default());
     let (progress, progress_rx) = unbounded();

@@ -1,0 +1,447 @@
+//! Sink isolation (SPEC §6) against the test broker (tansu), real
+//! `ossnotify run` processes and two mns-dev endpoints, one of which fails
+//! every request for a minute:
+//!
+//! - the healthy sink's messages keep arriving at once, consumer lag stays
+//!   low, and when the failing endpoint recovers, all of its messages
+//!   arrive without any command (the breaker opened, the backlog took them,
+//!   redelivery sent them); nothing is lost;
+//! - the same with the daemon killed -9 during the outage: the backlog
+//!   survives the restart and is delivered;
+//! - a full backlog with the default policy (block) pauses the consumer,
+//!   and memory stays bounded.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine as _;
+use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use support::Member;
+
+/// A PutObject whose request id is `seq`, padded to about `pad` bytes.
+fn record(seq: u64, pad: usize) -> String {
+    format!(
+        r#"{{"time":"2026-11-27T10:00:00Z","operation":"PutObject","bucket":"iso","object":"k-{seq}-{}","bucket_location":"oss-cn-shenzhen","owner_id":"1","request_id":"r-{seq}","http_status":200}}"#,
+        "p".repeat(pad)
+    )
+}
+
+/// The request id inside a delivered (Base64) message.
+fn seq_of(body: &str) -> Option<u64> {
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    v["events"][0]["responseElements"]["requestId"]
+        .as_str()?
+        .strip_prefix("r-")?
+        .parse()
+        .ok()
+}
+
+/// How many times each seq arrived.
+fn arrivals(server: &DevServer) -> HashMap<u64, usize> {
+    let mut out = HashMap::new();
+    for a in server.accepted() {
+        if let Some(s) = seq_of(&a.body) {
+            *out.entry(s).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+fn config(
+    d: &support::Dir,
+    topic: &str,
+    healthy: &str,
+    failing: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    d.write(
+        "run.toml",
+        &format!(
+            r#"[source]
+type = "kafka"
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "{topic}"
+
+[source.librdkafka]
+"session.timeout.ms" = "10000"
+"max.poll.interval.ms" = "30000"
+
+[pipeline]
+commit_interval_ms = 200
+
+[dead_letter]
+path = "{dl}"
+
+[sinks.healthy]
+type = "mns_topic"
+endpoint = "{healthy}"
+topic = "oss-events"
+access_key_id = "AK"
+access_key_secret = "SK"
+
+[sinks.failing]
+type = "mns_topic"
+endpoint = "{failing}"
+topic = "oss-events"
+access_key_id = "AK"
+access_key_secret = "SK"
+{extra}
+
+[[rules]]
+id = "all"
+bucket = "iso"
+events = ["ObjectCreated:PutObject"]
+sinks = ["healthy", "failing"]
+"#,
+            brokers = support::broker::brokers(),
+            dl = d.path("state").display(),
+        ),
+    )
+}
+
+/// Produces `rate` records a second on a thread, recording when each was
+/// sent, until stopped; the count so far is in `sent`.
+struct Producing {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    times: Arc<Mutex<Vec<SystemTime>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Producing {
+    fn start(topic: &str, rate: u64, pad: usize) -> Producing {
+        let (stop, sent, times) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(Mutex::new(Vec::new())),
+        );
+        let topic = topic.to_owned();
+        let (s, n, t) = (stop.clone(), sent.clone(), times.clone());
+        let thread = std::thread::spawn(move || {
+            let producer: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", support::broker::brokers())
+                .set("linger.ms", "0")
+                .create()
+                .unwrap();
+            let start = Instant::now();
+            let mut seq = 0u64;
+            while !s.load(Ordering::SeqCst) {
+                let due = start + Duration::from_secs_f64(seq as f64 / rate as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    producer.poll(wait);
+                    continue;
+                }
+                let payload = record(seq, pad);
+                if producer
+                    .send(BaseRecord::<(), _>::to(&topic).payload(&payload))
+                    .is_err()
+                {
+                    producer.poll(Duration::from_millis(10));
+                    continue;
+                }
+                t.lock().unwrap().push(SystemTime::now());
+                seq += 1;
+                n.store(seq, Ordering::SeqCst);
+            }
+            producer.flush(Duration::from_secs(30)).unwrap();
+        });
+        Producing {
+            stop,
+            sent,
+            times,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(&mut self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        self.sent.load(Ordering::SeqCst)
+    }
+}
+
+async fn mns(fail_for: Duration) -> DevServer {
+    support::mns_dev(DevConfig {
+        fail_first: fail_for,
+        keep: usize::MAX,
+        keep_bytes: usize::MAX,
+        ..support::dev_config()
+    })
+    .await
+}
+
+fn committed_total(topic: &str) -> i64 {
+    support::committed(&support::group_reader(topic), topic, 2)
+        .values()
+        .sum()
+}
+
+/// Waits until every seq below `n` arrived at `server`.
+async fn wait_all(server: &DevServer, n: u64, within: Duration) -> HashMap<u64, usize> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = arrivals(server);
+        if (0..n).all(|s| got.contains_key(&s)) || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn missing(got: &HashMap<u64, usize>, n: u64) -> Vec<u64> {
+    (0..n).filter(|s| !got.contains_key(s)).take(20).collect()
+}
+
+fn join(member: &Member) {
+    assert!(
+        member.wait_log("partitions assigned", Duration::from_secs(120)),
+        "the member never got partitions:\n{}",
+        member.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself() {
+    let topic = "iso-outage";
+    support::broker::create_topic(topic, 2);
+    let d = support::Dir::new();
+    let healthy = mns(Duration::ZERO).await;
+    // Its outage is timed from the member's start of work, below.
+    let failing_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let failing_addr = failing_listener.local_addr().unwrap();
+    let cfg = config(
+        &d,
+        topic,
+        &healthy.endpoint(),
+        &format!("http://{failing_addr}"),
+        "",
+    );
+    let member = Member::start(&cfg, d.path("run.log"), "info");
+    tokio::task::block_in_place(|| join(&member));
+    let failing = DevServer::start(
+        DevConfig {
+            fail_first: Duration::from_secs(60),
+            keep: usize::MAX,
+            keep_bytes: usize::MAX,
+            ..support::dev_config()
+        },
+        failing_listener,
+    )
+    .unwrap();
+    let outage_start = Instant::now();
+    let outage_wall = SystemTime::now();
+    let rate = 50;
+    let mut producing = Producing::start(topic, rate, 0);
+    // During the outage: the lag (records produced but not committed).
+    let mut max_lag = 0i64;
+    while outage_start.elapsed() < Duration::from_secs(58) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if outage_start.elapsed() > Duration::from_secs(5) {
+            let lag = producing.sent.load(Ordering::SeqCst) as i64 - committed_total(topic);
+            max_lag = max_lag.max(lag);
+        }
+    }
+    // The healthy sink's latency (produce to accept) during the outage.
+    let sent_at = producing.times.lock().unwrap().clone();
+    let mut during = Vec::new();
+    for a in healthy.accepted() {
+        let Some(s) = seq_of(&a.body) else { continue };
+        if let (Some(t), Ok(age)) = (
+            sent_at.get(s as usize),
+            a.received.duration_since(outage_wall),
+        ) {
+            if age < Duration::from_secs(55) {
+                during.push(a.received.duration_since(*t).unwrap_or_default());
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let n = producing.finish();
+    let got_healthy = wait_all(&healthy, n, Duration::from_secs(30)).await;
+    let got_failing = wait_all(&failing, n, Duration::from_secs(90)).await;
+    let (code, log) = tokio::task::block_in_place(|| member.signal("-TERM"));
+    during.sort();
+    let p99 = during[during.len() * 99 / 100];
+    eprintln!(
+        "{n} records; during the outage: healthy p50 {:?}, p99 {p99:?} over {} messages; max lag {max_lag}",
+        during[during.len() / 2],
+        during.len()
+    );
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        missing(&got_healthy, n).is_empty(),
+        "healthy lost {:?}",
+        missing(&got_healthy, n)
+    );
+    assert!(
+        missing(&got_failing, n).is_empty(),
+        "failing lost {:?}:\n{log}",
+        missing(&got_failing, n)
+    );
+    assert!(
+        during.len() as u64 > rate * 40,
+        "{} healthy messages during the outage",
+        during.len()
+    );
+    assert!(
+        p99 < Duration::from_secs(1),
+        "healthy p99 {p99:?} during the outage"
+    );
+    assert!(
+        max_lag < (rate * 5) as i64,
+        "consumer lag reached {max_lag} records"
+    );
+    assert!(log.contains("circuit breaker open"), "{log}");
+    assert!(log.contains("circuit breaker closed"), "{log}");
+    assert!(ossnotify_sinks::dead_letter::read_all(&d.path("state"))
+        .unwrap()
+        .is_empty());
+    healthy.stop();
+    failing.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_survives_a_kill_9_during_the_outage() {
+    let topic = "iso-kill";
+    support::broker::create_topic(topic, 2);
+    let d = support::Dir::new();
+    let healthy = mns(Duration::ZERO).await;
+    let failing_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let failing_addr = failing_listener.local_addr().unwrap();
+    let cfg = config(
+        &d,
+        topic,
+        &healthy.endpoint(),
+        &format!("http://{failing_addr}"),
+        "",
+    );
+    let first = Member::start(&cfg, d.path("first.log"), "info");
+    tokio::task::block_in_place(|| join(&first));
+    let failing = DevServer::start(
+        DevConfig {
+            fail_first: Duration::from_secs(50),
+            keep: usize::MAX,
+            keep_bytes: usize::MAX,
+            ..support::dev_config()
+        },
+        failing_listener,
+    )
+    .unwrap();
+    let mut producing = Producing::start(topic, 40, 0);
+    assert!(
+        tokio::task::block_in_place(
+            || first.wait_log("circuit breaker open", Duration::from_secs(30))
+        ),
+        "{}",
+        first.log_text()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let committed_at_kill = committed_total(topic);
+    let (_, log) = tokio::task::block_in_place(|| first.signal("-KILL"));
+    assert!(committed_at_kill > 0, "{log}");
+    let second = Member::start(&cfg, d.path("second.log"), "info");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let n = producing.finish();
+    let got_healthy = wait_all(&healthy, n, Duration::from_secs(120)).await;
+    let got_failing = wait_all(&failing, n, Duration::from_secs(120)).await;
+    let (code, log) = tokio::task::block_in_place(|| second.signal("-TERM"));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("backlog from an earlier run"), "{log}");
+    assert!(
+        missing(&got_healthy, n).is_empty(),
+        "healthy lost {:?}",
+        missing(&got_healthy, n)
+    );
+    assert!(
+        missing(&got_failing, n).is_empty(),
+        "failing lost {:?}:\n{log}",
+        missing(&got_failing, n)
+    );
+    healthy.stop();
+    failing.stop();
+}
+
+/// The RSS of `pid` in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_backlog_blocks_and_pauses_the_consumer_with_bounded_memory() {
+    let topic = "iso-full";
+    support::broker::create_topic(topic, 2);
+    let d = support::Dir::new();
+    let healthy = mns(Duration::ZERO).await;
+    let failing = mns(Duration::from_secs(3600)).await;
+    let cfg = config(
+        &d,
+        topic,
+        &healthy.endpoint(),
+        &failing.endpoint(),
+        "[sinks.failing.backlog]\nmax_mib = 1\n",
+    );
+    // 6,000 records of about 1.2 KiB of message each: 7 MiB for a 1 MiB backlog.
+    let mut producing = Producing::start(topic, 100_000, 600);
+    while producing.sent.load(Ordering::SeqCst) < 6000 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let n = producing.finish();
+    let member = Member::start(&cfg, d.path("run.log"), "info");
+    tokio::task::block_in_place(|| join(&member));
+    assert!(
+        tokio::task::block_in_place(
+            || member.wait_log("backlog full: waiting for room", Duration::from_secs(60))
+        ),
+        "{}",
+        member.log_text()
+    );
+    let pid = member.child.id();
+    let mut peak = 0;
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        peak = peak.max(rss_kib(pid));
+        seen.push(committed_total(topic));
+    }
+    let (code, log) = tokio::task::block_in_place(|| member.signal("-TERM"));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("pausing consumption"), "{log}");
+    let last = *seen.last().unwrap();
+    assert!(
+        last < n as i64 / 2,
+        "committed {last} of {n} with a full backlog"
+    );
+    assert_eq!(
+        seen[seen.len() - 3..],
+        [last, last, last],
+        "commits moved on while blocked: {seen:?}"
+    );
+    assert!(peak < 200 * 1024, "RSS {peak} KiB");
+    let backlog: u64 = std::fs::read_dir(d.path("state/backlog/failing"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        backlog < 2 << 20,
+        "backlog of {backlog} bytes for a 1 MiB bound"
+    );
+    healthy.stop();
+    failing.stop();
+}
