@@ -251,31 +251,42 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
             max_lag = max_lag.max(lag);
         }
     }
-    // The healthy sink's latency (produce to accept) during the outage.
+    // Then after it, once the backlog is redelivered: the baseline, both
+    // sinks healthy.
+    while outage_start.elapsed() < Duration::from_secs(85) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let n = producing.finish();
+    // The healthy sink's latency (produce to accept), by when it was sent.
     let sent_at = producing.times.lock().unwrap().clone();
-    let mut during = Vec::new();
+    let (mut during, mut after) = (Vec::new(), Vec::new());
     for a in healthy.accepted() {
-        let Some(s) = seq_of(&a.body) else { continue };
-        if let (Some(t), Ok(age)) = (
-            sent_at.get(s as usize),
-            a.received.duration_since(outage_wall),
-        ) {
-            if age < Duration::from_secs(55) {
-                during.push(a.received.duration_since(*t).unwrap_or_default());
-            }
+        let Some(t) = seq_of(&a.body).and_then(|s| sent_at.get(s as usize)) else {
+            continue;
+        };
+        let Ok(at) = t.duration_since(outage_wall) else {
+            continue;
+        };
+        let latency = a.received.duration_since(*t).unwrap_or_default();
+        if at < Duration::from_secs(55) {
+            during.push(latency);
+        } else if at > Duration::from_secs(75) {
+            after.push(latency);
         }
     }
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    let n = producing.finish();
     let got_healthy = wait_all(&healthy, n, Duration::from_secs(30)).await;
     let got_failing = wait_all(&failing, n, Duration::from_secs(90)).await;
     let (code, log) = tokio::task::block_in_place(|| member.signal("-TERM"));
     during.sort();
+    after.sort();
     let p99 = during[during.len() * 99 / 100];
+    let p99_after = after[after.len() * 99 / 100];
     eprintln!(
-        "{n} records; during the outage: healthy p50 {:?}, p99 {p99:?} over {} messages; max lag {max_lag}",
+        "{n} records; healthy sink during the outage: p50 {:?}, p99 {p99:?} over {} messages; after it: p50 {:?}, p99 {p99_after:?} over {}; max lag {max_lag}",
         during[during.len() / 2],
-        during.len()
+        during.len(),
+        after[after.len() / 2],
+        after.len()
     );
     assert_eq!(code, Some(0), "{log}");
     assert!(
@@ -395,9 +406,10 @@ async fn a_full_backlog_blocks_and_pauses_the_consumer_with_bounded_memory() {
         &failing.endpoint(),
         "[sinks.failing.backlog]\nmax_mib = 1\n",
     );
-    // 6,000 records of about 1.2 KiB of message each: 7 MiB for a 1 MiB backlog.
-    let mut producing = Producing::start(topic, 100_000, 600);
-    while producing.sent.load(Ordering::SeqCst) < 6000 {
+    // 40,000 records of about 1 KiB of message each: 40 MiB for a 1 MiB
+    // backlog, and more than the queues hold (8,192 records each).
+    let mut producing = Producing::start(topic, 1_000_000, 300);
+    while producing.sent.load(Ordering::SeqCst) < 40_000 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let n = producing.finish();
