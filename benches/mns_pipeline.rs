@@ -67,6 +67,93 @@ fn send(p: &BaseProducer, payload: &[u8]) {
     }
 }
 
+/// The pipeline's config: group `group`, the sink's breaker on or off.
+fn config_text(
+    brokers: &str,
+    group: &str,
+    metrics: &str,
+    dir: &std::path::Path,
+    endpoint: &str,
+    w: &Workload,
+    breaker: bool,
+) -> String {
+    let mut text = format!(
+        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"{group}\"\n\n[source.librdkafka]\n\"fetch.wait.max.ms\" = \"20\"\n\n[pipeline]\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n[sinks.events.breaker]\nenabled = {breaker}\n",
+        dir.join(format!("dl-{group}")).display(),
+    );
+    text.push_str(&w.rules_toml("events"));
+    text
+}
+
+/// Records/s between the first and the last commit of the backlog.
+fn sustained(metrics: &str) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (mut start, mut last) = (None, (0i64, Instant::now()));
+    while Instant::now() < deadline {
+        let c = committed(metrics);
+        if c > 0 && start.is_none() {
+            start = Some((c, Instant::now()));
+        }
+        if c > last.0 {
+            last = (c, Instant::now());
+        }
+        if c as u64 >= BACKLOG {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (c0, t0) = start.expect("the pipeline committed something");
+    (last.0 - c0) as f64 / (last.1 - t0).as_secs_f64()
+}
+
+/// With `OSSNOTIFY_BENCH_AB_ROUNDS=N`: the sustained rate over the same
+/// backlog (a new group each round), the breaker on and off alternately.
+fn breaker_ab(brokers: &str, dir: &std::path::Path, endpoint: &str, w: &Workload) {
+    let rounds: usize = std::env::var("OSSNOTIFY_BENCH_AB_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let breaker = round % 2 == 0;
+        let metrics = free_addr();
+        let text = config_text(
+            brokers,
+            &format!("bench-ab-{round}"),
+            &metrics,
+            dir,
+            endpoint,
+            w,
+            breaker,
+        );
+        let cfg = dir.join(format!("ab-{round}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        let child = spawn_run(&cfg, &dir.join(format!("ab-{round}.log")));
+        let rate = sustained(&metrics);
+        stop_run(child);
+        println!(
+            "round {round}: breaker {}: {rate:.0} records/s",
+            if breaker { "on" } else { "off" }
+        );
+        if breaker {
+            on.push(rate)
+        } else {
+            off.push(rate)
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    if !on.is_empty() && !off.is_empty() {
+        let (a, b) = (median(&mut on), median(&mut off));
+        println!(
+            "breaker on: median {a:.0} records/s; off: median {b:.0} records/s; on/off {:.3}",
+            a / b
+        );
+    }
+}
+
 fn vm_hwm_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -124,34 +211,21 @@ fn main() {
     // The pipeline, its own process.
     let dir = tempfile::tempdir().unwrap();
     let metrics = free_addr();
-    let mut text = format!(
-        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"bench-mns\"\n\n[source.librdkafka]\n\"fetch.wait.max.ms\" = \"20\"\n\n[pipeline]\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_queue\"\nendpoint = \"{}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n",
-        dir.path().join("dl").display(),
-        server.endpoint()
+    let text = config_text(
+        &brokers,
+        "bench-mns",
+        &metrics,
+        dir.path(),
+        &server.endpoint(),
+        &w,
+        true,
     );
-    text.push_str(&w.rules_toml("events"));
     let cfg = dir.path().join("bench.toml");
     std::fs::write(&cfg, text).unwrap();
     let child = spawn_run(&cfg, &dir.path().join("run.log"));
 
     // 1. Sustained rate over the backlog.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let (mut start, mut last) = (None, (0i64, Instant::now()));
-    while Instant::now() < deadline {
-        let c = committed(&metrics);
-        if c > 0 && start.is_none() {
-            start = Some((c, Instant::now()));
-        }
-        if c > last.0 {
-            last = (c, Instant::now());
-        }
-        if c as u64 >= BACKLOG {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let (c0, t0) = start.expect("the pipeline committed something");
-    let max_rate = (last.0 - c0) as f64 / (last.1 - t0).as_secs_f64();
+    let max_rate = sustained(&metrics);
     let backlog_messages = server.accepted_count();
     println!(
         "sustained: {max_rate:.0} records/s ({backlog_messages} messages accepted by mns-dev for {BACKLOG} records)"
@@ -210,5 +284,6 @@ fn main() {
     let hwm = vm_hwm_kib(child.id());
     println!("pipeline peak RSS (VmHWM): {:.1} MiB", hwm as f64 / 1024.0);
     stop_run(child);
+    breaker_ab(&brokers, dir.path(), &server.endpoint(), &w);
     server.stop();
 }

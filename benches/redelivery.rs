@@ -1,0 +1,141 @@
+//! Load harness (not criterion): how fast a sink's backlog is redelivered.
+//! The release `ossnotify run` (its own process) reads records on stdin
+//! while mns-dev (in this process) fails every request, so every message
+//! ends in the `mns_queue` sink's backlog; then a second run starts with
+//! mns-dev healthy and redelivers the backlog by itself. The rate is the
+//! messages mns-dev accepted between the first and the last arrival.
+//!
+//! `cargo bench --bench redelivery` (`OSSNOTIFY_BENCH_MESSAGES`, default
+//! 300,000)
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+
+fn config(dir: &std::path::Path, endpoint: &str) -> std::path::PathBuf {
+    let cfg = dir.join(format!("run-{}.toml", endpoint.rsplit(':').next().unwrap()));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[source]\ntype = \"stdin\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.q]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n\n[sinks.q.backlog]\nmax_mib = 4096\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"q\"]\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn start(cfg: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_ossnotify"))
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+async fn mns(fail: bool) -> DevServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    DevServer::start(
+        DevConfig {
+            access_key_id: "AK".into(),
+            access_key_secret: "SK".into(),
+            queues: vec!["oss-events".into()],
+            fail_first: if fail {
+                Duration::from_secs(3600)
+            } else {
+                Duration::ZERO
+            },
+            keep: 0,
+            ..Default::default()
+        },
+        listener,
+    )
+    .unwrap()
+}
+
+fn main() {
+    let n: u64 = std::env::var("OSSNOTIFY_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // 1. Fill the backlog: every request fails.
+    let down = rt.block_on(mns(true));
+    let mut first = start(
+        &config(dir.path(), &down.endpoint()),
+        &dir.path().join("first.log"),
+    );
+    {
+        let mut stdin = std::io::BufWriter::new(first.stdin.take().unwrap());
+        for i in 0..n {
+            writeln!(
+                stdin,
+                r#"{{"time":"2026-11-27T10:00:00Z","operation":"PutObject","bucket":"b","object":"photos/2026/11/27/img-{i:08}.jpg","bucket_location":"oss-cn-hangzhou","owner_id":"1148912345646818","request_id":"{i:024X}","http_status":200,"object_size":48213,"etag":"\"5EB63BBBE01EEED093CB22BB8F5ACDC3\""}}"#
+            )
+            .unwrap();
+        }
+    }
+    let t = Instant::now();
+    assert!(first.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    let kept = log
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("run: ")?
+                .split(" kept in sink backlogs")
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("nothing backlogged:\n{log}"));
+    assert_eq!(kept, n, "{log}");
+    down.stop();
+    println!("machine: 2-core VM; mns-dev and the pipeline on loopback; {n} messages backlogged (the first run ended {:.1} s after its input)", t.elapsed().as_secs_f64());
+
+    // 2. Redeliver: mns-dev healthy, a second run with nothing to read.
+    let up = rt.block_on(mns(false));
+    let mut second = start(
+        &config(dir.path(), &up.endpoint()),
+        &dir.path().join("second.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (mut t0, mut t1) = (None, Instant::now());
+    let mut last = 0;
+    while Instant::now() < deadline {
+        let c = up.accepted_count();
+        if c > 0 && t0.is_none() {
+            t0 = Some((c, Instant::now()));
+        }
+        if c > last {
+            (last, t1) = (c, Instant::now());
+        }
+        if c >= n {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (c0, t0) = t0.expect("nothing was redelivered");
+    let rate = (last - c0) as f64 / (t1 - t0).as_secs_f64();
+    println!("redelivered {last} of {n} messages to the mns_queue sink (batches of 16, 16 in flight): {rate:.0} messages/s");
+    drop(second.stdin.take());
+    assert!(second.wait().unwrap().success());
+    assert_eq!(
+        last,
+        n,
+        "{}",
+        std::fs::read_to_string(dir.path().join("second.log")).unwrap()
+    );
+    up.stop();
+}
