@@ -202,6 +202,23 @@ fn missing(got: &HashMap<u64, usize>, n: u64) -> Vec<u64> {
     (0..n).filter(|s| !got.contains_key(s)).take(20).collect()
 }
 
+/// The pipeline's /metrics text.
+fn metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// One sample's value (`name{labels}`), or a panic naming it.
+fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
+}
+
 fn join(member: &Member) {
     assert!(
         member.wait_log("partitions assigned", Duration::from_secs(120)),
@@ -219,12 +236,17 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
     // Its outage is timed from the member's start of work, below.
     let failing_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let failing_addr = failing_listener.local_addr().unwrap();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = config(
         &d,
         topic,
         &healthy.endpoint(),
         &format!("http://{failing_addr}"),
-        "",
+        &format!("\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"),
     );
     let member = Member::start(&cfg, d.path("run.log"), "info");
     tokio::task::block_in_place(|| join(&member));
@@ -244,13 +266,50 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
     let mut producing = Producing::start(topic, rate, 0);
     // During the outage: the lag (records produced but not committed).
     let mut max_lag = 0i64;
+    let mut during_outage = String::new();
     while outage_start.elapsed() < Duration::from_secs(58) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if outage_start.elapsed() > Duration::from_secs(5) {
             let lag = producing.sent.load(Ordering::SeqCst) as i64 - committed_total(topic);
             max_lag = max_lag.max(lag);
         }
+        if during_outage.is_empty() && outage_start.elapsed() > Duration::from_secs(30) {
+            during_outage = metrics(metrics_port);
+        }
     }
+    // The breaker is open, the backlog holds about 25 s of messages.
+    assert_eq!(
+        metric(
+            &during_outage,
+            "ossnotify_sink_breaker_state{sink=\"failing\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &during_outage,
+            "ossnotify_sink_breaker_state{sink=\"healthy\"}"
+        ),
+        0.0
+    );
+    assert!(
+        metric(
+            &during_outage,
+            "ossnotify_sink_backlog_messages{sink=\"failing\"}"
+        ) > (rate * 20) as f64
+    );
+    assert!(
+        metric(
+            &during_outage,
+            "ossnotify_sink_backlog_bytes{sink=\"failing\"}"
+        ) > 0.0
+    );
+    assert!(
+        metric(
+            &during_outage,
+            "ossnotify_sink_backlog_oldest_age_seconds{sink=\"failing\"}"
+        ) > 20.0
+    );
     // Then after it, once the backlog is redelivered: the baseline, both
     // sinks healthy.
     while outage_start.elapsed() < Duration::from_secs(85) {
@@ -276,7 +335,20 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
     }
     let got_healthy = wait_all(&healthy, n, Duration::from_secs(30)).await;
     let got_failing = wait_all(&failing, n, Duration::from_secs(90)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let at_end = metrics(metrics_port);
     let (code, log) = tokio::task::block_in_place(|| member.signal("-TERM"));
+    assert!(
+        metric(
+            &at_end,
+            "ossnotify_sink_redelivered_total{sink=\"failing\"}"
+        ) > (rate * 40) as f64,
+        "{at_end}"
+    );
+    assert_eq!(
+        metric(&at_end, "ossnotify_sink_backlog_messages{sink=\"failing\"}"),
+        0.0
+    );
     during.sort();
     after.sort();
     let p99 = during[during.len() * 99 / 100];

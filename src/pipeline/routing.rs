@@ -152,7 +152,12 @@ impl Drivers {
         for name in live.keys().filter(|n| !next.contains_key(*n)) {
             tracing::info!(sink = %name, "sink removed: it finishes its queue");
         }
-        // The old queues close once no routing holds them.
+        // The old queues close once no routing holds them. A removed
+        // sink's backlog stays on disk, unsent, until the sink is back.
+        self.current
+            .lock()
+            .expect("not poisoned")
+            .retain(|name, _| next.contains_key(name));
         *live = next;
         Ok(Routing {
             index: RuleIndex::build(config.rules.clone(), config.region_policy()),

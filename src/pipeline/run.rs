@@ -311,16 +311,20 @@ fn publish(
         metrics::counter!(RECORDS, "outcome" => outcome).absolute(v);
     }
     // Per sink name, summed over its replaced incarnations.
-    let mut per_sink: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let mut per_sink: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
     for s in drivers.stats.lock().expect("not poisoned").iter() {
         let e = per_sink.entry(s.name.clone()).or_default();
-        e.0 += get(&s.delivered);
-        e.1 += get(&s.dead_lettered);
+        e[0] += get(&s.delivered);
+        e[1] += get(&s.dead_lettered);
+        e[2] += get(&s.backlogged);
     }
-    for (name, (delivered, dead)) in per_sink {
-        metrics::counter!(MESSAGES, "sink" => name.clone(), "outcome" => "delivered")
-            .absolute(delivered);
-        metrics::counter!(MESSAGES, "sink" => name, "outcome" => "dead_lettered").absolute(dead);
+    for (name, counts) in per_sink {
+        for (outcome, n) in ["delivered", "dead_lettered", "backlogged"]
+            .into_iter()
+            .zip(counts)
+        {
+            metrics::counter!(MESSAGES, "sink" => name.clone(), "outcome" => outcome).absolute(n);
+        }
     }
     metrics::gauge!(PENDING).set(t.pending_messages() as f64);
     for (topic, partition, offset) in t.committable() {
