@@ -460,9 +460,10 @@ async fn settle(
 
 /// Sends a sink's backlog again, oldest first, whenever its breaker lets a
 /// request through: delivered and permanently failed (dead-lettered)
-/// messages are taken out, the rest wait for the next round. It sends one
-/// batch at a time, so live traffic, which may have up to `max_in_flight`
-/// batches under way, keeps most of the sink's capacity.
+/// messages are taken out, the rest wait for the next round. One round at
+/// a time: its requests queue for the sink's `max_in_flight` permits with
+/// live traffic's, first come first served, so live messages keep about
+/// half the sink's capacity while a backlog drains.
 struct Redelivery {
     name: String,
     backlog: Arc<Backlog>,
@@ -506,9 +507,12 @@ impl Redelivery {
                     continue;
                 }
             }
+            // Four batches' worth per round: the sink spreads them over its
+            // `max_in_flight` requests, shared fairly (first come, first
+            // served) with live traffic, and one sync takes them out.
             let head = self
                 .backlog
-                .head(sink.max_batch().clamp(1, 1024))
+                .head((sink.max_batch() * 4).clamp(1, 4096))
                 .map_err(|e| format!("cannot read the backlog: {e}"))?;
             let envelopes: Vec<Envelope> = head.iter().map(|h| h.1.clone()).collect();
             let outcomes = sink.deliver(&envelopes).await;
