@@ -436,3 +436,61 @@ async fn retention_drops_are_counted() {
     assert_eq!(dropped + kept, 3000);
     server.stop();
 }
+
+/// `dead-letter show` decodes payloads; `purge` takes out only what its
+/// filters select, and refuses to purge everything without `--all`.
+#[test]
+fn show_and_purge_follow_their_filters() {
+    use base64::Engine as _;
+    let d = support::Dir::new();
+    let cfg = stdin_config(&d, "c.toml", "http://127.0.0.1:9", "oss-events", "");
+    {
+        let store = DeadLetterStore::open(&d.path("dead-letter")).unwrap();
+        let payload = base64::engine::general_purpose::STANDARD
+            .encode(r#"{"events":[{"eventName":"ObjectCreated:PutObject"}]}"#);
+        let mut other =
+            DeadLetter::delivery("other", "r2", "b/k2", "plain text", 1, "HTTP 400: bad");
+        other.time_ms = 1_000;
+        store
+            .append(&[
+                DeadLetter::delivery("events", "all", "b/k1", &payload, 8, "InternalError: x"),
+                other,
+                DeadLetter::invalid_record("{not json", "not valid JSON", "<stdin>:3"),
+            ])
+            .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let mut all = vec!["dead-letter"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-c", cfg.to_str().unwrap()]);
+        support::run(&all, b"")
+    };
+    let shown = support::text(&run(&["show", "--sink", "events"]).stdout);
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        v["payload"]["events"][0]["eventName"], "ObjectCreated:PutObject",
+        "{shown}"
+    );
+    assert_eq!(v["rule_id"], "all");
+    // Entries written before 1970-01-01T00:00:02Z: only `other`.
+    let old = support::text(&run(&["ls", "--until", "2000"]).stdout);
+    assert_eq!(old.lines().count(), 1, "{old}");
+    assert!(old.contains("\tother\tr2\tb/k2\t1\tHTTP 400: bad"), "{old}");
+    let out = run(&["purge"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(support::text(&out.stderr).contains("--all"));
+    let out = run(&["purge", "--kind", "invalid_record"]);
+    assert_eq!(support::text(&out.stdout), "purge: 1 entries taken out\n");
+    let left: Vec<String> = read_all(&d.path("dead-letter"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.sink)
+        .collect();
+    assert_eq!(left, vec!["events", "other"]);
+    let stats = support::text(&run(&["stats"]).stdout);
+    assert!(stats.starts_with("entries: 2\nunreadable: 0\n"), "{stats}");
+    assert!(stats.contains("         1  InternalError\n"), "{stats}");
+    let out = run(&["purge", "--all"]);
+    assert_eq!(support::text(&out.stdout), "purge: 2 entries taken out\n");
+    assert!(read_all(&d.path("dead-letter")).unwrap().is_empty());
+}
