@@ -170,14 +170,32 @@ impl Producing {
     }
 }
 
-async fn mns(fail_for: Duration) -> DevServer {
-    support::mns_dev(DevConfig {
-        fail_first: fail_for,
-        keep: usize::MAX,
-        keep_bytes: usize::MAX,
-        ..support::dev_config()
-    })
-    .await
+/// The failing endpoint's listener, bound now so that the config can name
+/// it; its outage is timed from [`fail_for`], once the member has its
+/// partitions.
+async fn failing_listener() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    (listener, endpoint)
+}
+
+/// mns-dev on `listener`, answering 503 to everything for `outage`.
+fn fail_for(listener: tokio::net::TcpListener, outage: Duration) -> DevServer {
+    DevServer::start(
+        DevConfig {
+            fail_first: outage,
+            keep: usize::MAX,
+            keep_bytes: usize::MAX,
+            ..support::dev_config()
+        },
+        listener,
+    )
+    .unwrap()
+}
+
+/// mns-dev, answering 503 to everything for `outage` from now.
+async fn mns(outage: Duration) -> DevServer {
+    fail_for(failing_listener().await.0, outage)
 }
 
 fn committed_total(topic: &str) -> i64 {
@@ -233,9 +251,7 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
     support::broker::create_topic(topic, 2);
     let d = support::Dir::new();
     let healthy = mns(Duration::ZERO).await;
-    // Its outage is timed from the member's start of work, below.
-    let failing_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let failing_addr = failing_listener.local_addr().unwrap();
+    let (listener, failing_endpoint) = failing_listener().await;
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -245,21 +261,12 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
         &d,
         topic,
         &healthy.endpoint(),
-        &format!("http://{failing_addr}"),
+        &failing_endpoint,
         &format!("\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"),
     );
     let member = Member::start(&cfg, d.path("run.log"), "info");
     tokio::task::block_in_place(|| join(&member));
-    let failing = DevServer::start(
-        DevConfig {
-            fail_first: Duration::from_secs(60),
-            keep: usize::MAX,
-            keep_bytes: usize::MAX,
-            ..support::dev_config()
-        },
-        failing_listener,
-    )
-    .unwrap();
+    let failing = fail_for(listener, Duration::from_secs(60));
     let outage_start = Instant::now();
     let outage_wall = SystemTime::now();
     let rate = 50;
@@ -399,27 +406,11 @@ async fn the_backlog_survives_a_kill_9_during_the_outage() {
     support::broker::create_topic(topic, 2);
     let d = support::Dir::new();
     let healthy = mns(Duration::ZERO).await;
-    let failing_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let failing_addr = failing_listener.local_addr().unwrap();
-    let cfg = config(
-        &d,
-        topic,
-        &healthy.endpoint(),
-        &format!("http://{failing_addr}"),
-        "",
-    );
+    let (listener, failing_endpoint) = failing_listener().await;
+    let cfg = config(&d, topic, &healthy.endpoint(), &failing_endpoint, "");
     let first = Member::start(&cfg, d.path("first.log"), "info");
     tokio::task::block_in_place(|| join(&first));
-    let failing = DevServer::start(
-        DevConfig {
-            fail_first: Duration::from_secs(50),
-            keep: usize::MAX,
-            keep_bytes: usize::MAX,
-            ..support::dev_config()
-        },
-        failing_listener,
-    )
-    .unwrap();
+    let failing = fail_for(listener, Duration::from_secs(50));
     let mut producing = Producing::start(topic, 40, 0);
     assert!(
         tokio::task::block_in_place(

@@ -6,9 +6,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use ossnotify_sinks::mns::client::MnsClient;
@@ -38,16 +38,9 @@ impl Dev {
             bin.to_str().unwrap(),
             extra.join(" ")
         );
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", &cmd])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        let mut sh = std::process::Command::new("sh");
+        sh.args(["-c", &cmd]);
+        let (child, first) = support::start_mns_dev(sh);
         let endpoint = first
             .split_whitespace()
             .nth(3)

@@ -3,8 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ossnotify_sinks::mns::client::{self, MnsClient};
@@ -15,32 +14,25 @@ use ossnotify_sinks::{RetryConfig, Secret};
 fn mns_dev_process_accepts_signed_requests_and_records_them() {
     let dir = support::Dir::new();
     let record = dir.path("accepted.ndjson");
-    let mut child = support::bin()
-        .args([
-            "mns-dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--access-key-id",
-            "AK",
-            "--access-key-secret",
-            "SK",
-        ])
-        .args([
-            "--topics",
-            "t1,t2",
-            "--queues",
-            "q1",
-            "--record",
-            record.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let mut cmd = support::bin();
+    cmd.args([
+        "mns-dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--access-key-id",
+        "AK",
+        "--access-key-secret",
+        "SK",
+    ])
+    .args([
+        "--topics",
+        "t1,t2",
+        "--queues",
+        "q1",
+        "--record",
+        record.to_str().unwrap(),
+    ]);
+    let (mut child, first) = support::start_mns_dev(cmd);
     assert!(
         first.starts_with("mns-dev listening on http://127.0.0.1:"),
         "{first}"

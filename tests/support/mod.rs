@@ -116,6 +116,23 @@ pub fn dev_config() -> ossnotify_sinks::mns::dev_server::DevConfig {
     }
 }
 
+/// Starts an `ossnotify mns-dev` command (`cmd`, its stdout and stderr
+/// piped) and waits for its first line: the process and that line
+/// (`mns-dev listening on ENDPOINT (…)`).
+pub fn start_mns_dev(mut cmd: Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    (child, first)
+}
+
 /// mns-dev on a free loopback port.
 pub async fn mns_dev(
     cfg: ossnotify_sinks::mns::dev_server::DevConfig,
