@@ -220,6 +220,18 @@ fn missing(got: &HashMap<u64, usize>, n: u64) -> Vec<u64> {
     (0..n).filter(|s| !got.contains_key(s)).take(20).collect()
 }
 
+/// Every one of `n` records' messages arrived at both sinks.
+fn assert_nothing_lost(
+    n: u64,
+    healthy: &HashMap<u64, usize>,
+    failing: &HashMap<u64, usize>,
+    log: &str,
+) {
+    let (h, f) = (missing(healthy, n), missing(failing, n));
+    assert!(h.is_empty(), "the healthy sink lost {h:?}");
+    assert!(f.is_empty(), "the failing sink lost {f:?}:\n{log}");
+}
+
 /// The pipeline's /metrics text.
 fn metrics(port: u16) -> String {
     use std::io::{Read, Write};
@@ -368,16 +380,7 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
         after.len()
     );
     assert_eq!(code, Some(0), "{log}");
-    assert!(
-        missing(&got_healthy, n).is_empty(),
-        "healthy lost {:?}",
-        missing(&got_healthy, n)
-    );
-    assert!(
-        missing(&got_failing, n).is_empty(),
-        "failing lost {:?}:\n{log}",
-        missing(&got_failing, n)
-    );
+    assert_nothing_lost(n, &got_healthy, &got_failing, &log);
     assert!(
         during.len() as u64 > rate * 40,
         "{} healthy messages during the outage",
@@ -431,16 +434,7 @@ async fn the_backlog_survives_a_kill_9_during_the_outage() {
     let (code, log) = tokio::task::block_in_place(|| second.signal("-TERM"));
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("backlog from an earlier run"), "{log}");
-    assert!(
-        missing(&got_healthy, n).is_empty(),
-        "healthy lost {:?}",
-        missing(&got_healthy, n)
-    );
-    assert!(
-        missing(&got_failing, n).is_empty(),
-        "failing lost {:?}:\n{log}",
-        missing(&got_failing, n)
-    );
+    assert_nothing_lost(n, &got_healthy, &got_failing, &log);
     healthy.stop();
     failing.stop();
 }
