@@ -7,6 +7,7 @@
 //! drives them, and [`dry_run`] is `ossnotify match`.
 
 pub mod config;
+pub mod config_tests;
 pub mod dead_letter;
 pub mod dry_run;
 pub mod encode;

@@ -41,6 +41,13 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Config unit tests: records and the notifications each must (or must not) produce; exit 1 with a diff when one fails.
+    Test {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The tests file (TOML: [[tests]] with name, record and expect).
+        tests: PathBuf,
+    },
     /// Run the pipeline. With a file or stdin source it exits 0 once the input has ended and every message is delivered or dead-lettered.
     Run {
         #[arg(short, long, value_name = "FILE")]
@@ -224,6 +231,7 @@ fn main() -> ExitCode {
         })),
         Command::DeadLetter(cmd) => dead_letter(cmd),
         Command::Run { config } => run(&config),
+        Command::Test { config, tests } => config_tests(&config, &tests),
     }
 }
 
@@ -343,6 +351,35 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("error: cannot start the runtime: {e}");
             ExitCode::from(EXIT_RUNTIME)
         })
+}
+
+fn config_tests(config_path: &Path, tests: &Path) -> ExitCode {
+    let config = match load_for_run(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let text = match std::fs::read_to_string(tests) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", tests.display());
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    match ossnotify::config_tests::run(&config, tests, &text) {
+        Ok(r) => {
+            print!("{}", r.text);
+            println!("test: {} passed, {} failed", r.passed, r.failed);
+            if r.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_INVALID)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
 }
 
 fn dead_letter(cmd: DeadLetterCommand) -> ExitCode {

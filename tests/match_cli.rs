@@ -228,3 +228,54 @@ fn resources_longer_than_oss_keys_are_accepted_with_a_warning_and_match() {
         vec![format!("{dir}x.jpg"), format!("{}.png", "k".repeat(3000))]
     );
 }
+
+/// `ossnotify test`: the demo's tests file passes (CI runs it, so a rule
+/// change that stops a notification fails the build); a wrong expectation
+/// fails with exit 1 and a diff naming the test and its line; a tests file
+/// that does not parse is an error at its place.
+#[test]
+fn config_unit_tests_pass_fail_with_a_diff_and_locate_errors() {
+    let cfg = repo("configs/demo.toml");
+    let demo = repo("configs/demo.tests.toml");
+    let out = run(
+        &["test", "-c", cfg.to_str().unwrap(), demo.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout), "test: 6 passed, 0 failed\n");
+
+    let d = support::Dir::new();
+    let record = r#"{"time": "2024-05-01T02:00:03Z", "operation": "PutObject", "bucket": "photos-shenzhen", "object": "uploads/notes.png", "bucket_location": "oss-cn-shenzhen", "owner_id": "1", "request_id": "R", "http_status": 200}"#;
+    let tests = d.write(
+        "t.toml",
+        &format!(
+            "[[tests]]\nname = \"right\"\nrecord = '{record}'\n[[tests.expect]]\nrule = \"photo-uploads\"\n\n[[tests]]\nname = \"wrong key\"\nrecord = '{record}'\n[[tests.expect]]\nrule = \"photo-uploads\"\nkey = \"uploads/notes.jpg\"\n\n[[tests]]\nname = \"expects none\"\nrecord = '{record}'\nexpect = []\n"
+        ),
+    );
+    let out = run(
+        &["test", "-c", cfg.to_str().unwrap(), tests.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report = text(&out.stdout);
+    let want = format!(
+        "FAIL \"wrong key\" ({t}:7:1)\n  expected:\n  - rule photo-uploads, key \"uploads/notes.jpg\"\n  produced:\n  + rule photo-uploads, sinks [console], ObjectCreated:PutObject, key \"uploads/notes.png\"\n\nFAIL \"expects none\" ({t}:14:1)\n  expected:\n    (no notification)\n  produced:\n  + rule photo-uploads, sinks [console], ObjectCreated:PutObject, key \"uploads/notes.png\"\n\ntest: 1 passed, 2 failed\n",
+        t = tests.display()
+    );
+    assert_eq!(report, want);
+
+    let bad = d.write("bad.toml", "[[tests]]\nname = \"no record\"\n");
+    let out = run(
+        &["test", "-c", cfg.to_str().unwrap(), bad.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "error: {}:1:1: missing field `record`",
+            bad.display()
+        )),
+        "{err}"
+    );
+}
