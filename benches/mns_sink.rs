@@ -94,7 +94,7 @@ fn main() {
     rt.block_on(async {
         let envelopes: Vec<Envelope> = payloads
             .iter()
-            .map(|p| Envelope { payload: p.clone(), rule_id: "r".into(), key: "b/k".into() })
+            .map(|p| Envelope { payload: p.clone(), rule_id: "r".into(), key: "b/k".into(), ..Default::default() })
             .collect();
         let common = format!("endpoint = \"{endpoint}\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nmax_in_flight = 64\n");
 

@@ -234,6 +234,7 @@ pub async fn replay(config: &Config, filter: &Filter) -> Result<ReplayReport, St
                     payload: e.payload.clone(),
                     rule_id: e.rule_id.clone(),
                     key: e.key.clone(),
+                    ..Default::default()
                 })
                 .collect();
             let outcomes = sink.deliver(&envelopes).await;

@@ -17,6 +17,8 @@ pub struct Message<'a> {
     pub json: &'a [u8],
     /// Its Base64; empty unless the engine was told sinks want it.
     pub base64: &'a [u8],
+    /// The operation's time (`eventTime`), epoch ms.
+    pub event_time_ms: i64,
 }
 
 /// What became of one record.
@@ -112,6 +114,7 @@ impl Engine {
                     key: &obj.key,
                     json: &self.json,
                     base64: &self.base64,
+                    event_time_ms: op.time_ms,
                 });
                 sent += 1;
             }

@@ -29,6 +29,17 @@ pub const SOURCE_CONNECTED: &str = "ossnotify_source_connected";
 /// Events the offset tracker refused (stale, duplicate, out of range),
 /// labelled `kind`.
 pub const TRACKER_ANOMALIES: &str = "ossnotify_tracker_anomalies_total";
+/// How stale notifications are when a sink accepts them: acceptance time
+/// minus the operation's time (`eventTime`), a histogram labelled `sink`.
+pub const EVENT_AGE: &str = "ossnotify_event_age_seconds";
+/// The age of the oldest record read and not yet committable.
+pub const OLDEST_PENDING: &str = "ossnotify_oldest_pending_seconds";
+
+/// The event-age histogram's buckets, in seconds: from a quick pipeline to
+/// an hour-long outage.
+const EVENT_AGE_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
 /// Counted by the sinks themselves.
 pub const RETRIES: &str = ossnotify_sinks::RETRIES;
 
@@ -36,7 +47,16 @@ pub const RETRIES: &str = ossnotify_sinks::RETRIES;
 pub fn recorder() -> Option<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
     HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(EVENT_AGE.into()),
+                    EVENT_AGE_BUCKETS,
+                )
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
         .clone()
 }
 

@@ -40,6 +40,7 @@ fn envelopes() -> Vec<Envelope> {
             payload: format!("eyJldmVudHMiOltdfQ{i}=="),
             rule_id: "rule-a".into(),
             key: format!("bucket/k{i}"),
+            ..Default::default()
         })
         .collect()
 }

@@ -51,7 +51,18 @@ fn the_dashboard_queries_only_exported_metrics() {
             }
         }
     }
-    let missing: Vec<&String> = queried.iter().filter(|q| !names.contains(*q)).collect();
+    // A histogram's series are its name plus _bucket, _sum, _count.
+    let base = |q: &str| {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| q.strip_suffix(s).filter(|b| names.contains(*b)))
+            .unwrap_or(q)
+            .to_owned()
+    };
+    let missing: Vec<&String> = queried
+        .iter()
+        .filter(|q| !names.contains(&base(q)))
+        .collect();
     assert!(
         missing.is_empty(),
         "the dashboard queries metrics nothing exports: {missing:?}"
@@ -63,6 +74,8 @@ fn the_dashboard_queries_only_exported_metrics() {
         "ossnotify_consumer_lag",
         "ossnotify_queue_depth",
         "ossnotify_reloads_total",
+        "ossnotify_event_age_seconds_bucket",
+        "ossnotify_oldest_pending_seconds",
     ] {
         assert!(queried.contains(want), "the dashboard does not show {want}");
     }

@@ -219,3 +219,95 @@ sinks = ["gone"]
     assert_eq!(logged, 1, "{stderr}");
     server.stop();
 }
+
+/// Freshness: `ossnotify_oldest_pending_seconds` grows while a sink is
+/// down (here without isolation, so records wait on it), and
+/// `ossnotify_event_age_seconds` records, per delivered message, how long
+/// after the operation it arrived: the whole outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_metrics_grow_with_a_sink_outage() {
+    use std::io::{Read, Write};
+    let d = support::Dir::new();
+    let server = support::mns_dev(ossnotify_sinks::mns::dev_server::DevConfig {
+        fail_first: std::time::Duration::from_secs(6),
+        ..support::dev_config()
+    })
+    .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = d.write(
+        "fresh.toml",
+        &format!(
+            "[source]\ntype = \"stdin\"\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_topic\"\nendpoint = \"{}\"\ntopic = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\n[sinks.events.retry]\nmax_attempts = 1000\ninitial_backoff_ms = 50\nmax_backoff_ms = 200\n[sinks.events.breaker]\nenabled = false\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"events\"]\n",
+            d.path("dl").display(),
+            server.endpoint()
+        ),
+    );
+    let metrics = move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let value = |text: &str, sample: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
+    };
+    let mut child = support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..20 {
+        writeln!(stdin, "{{\"time\":\"{now_ms}\",\"operation\":\"PutObject\",\"bucket\":\"b\",\"object\":\"k{i}\",\"bucket_location\":\"oss-cn-hangzhou\",\"owner_id\":\"o\",\"request_id\":\"r{i}\",\"http_status\":200}}").unwrap();
+    }
+    stdin.flush().unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let during = metrics();
+    let stale = value(&during, "ossnotify_oldest_pending_seconds");
+    assert!(stale >= 2.5, "oldest pending {stale} s during the outage");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.accepted().len() < 20 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after = metrics();
+    drop(stdin);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+    let sink = "{sink=\"events\"}";
+    assert_eq!(
+        value(&after, &format!("ossnotify_event_age_seconds_count{sink}")),
+        20.0,
+        "{after}"
+    );
+    let mean = value(&after, &format!("ossnotify_event_age_seconds_sum{sink}")) / 20.0;
+    assert!(mean >= 5.0, "mean event age {mean} s after a 6 s outage");
+    assert_eq!(
+        value(
+            &after,
+            "ossnotify_event_age_seconds_bucket{sink=\"events\",le=\"2.5\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(&after, "ossnotify_oldest_pending_seconds"),
+        0.0,
+        "{after}"
+    );
+    server.stop();
+}

@@ -4,13 +4,16 @@ use std::future::Future;
 use std::pin::Pin;
 
 /// One message for one sink.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
     /// The payload in the sink's encoding (Base64 or JSON; both UTF-8).
     pub payload: String,
     pub rule_id: String,
     /// `bucket/key`: the Kafka message key, and context in the dead-letter store.
     pub key: String,
+    /// The operation's time (`eventTime`), epoch ms, for the event-age
+    /// metric; 0 when unknown (a replayed dead letter).
+    pub event_time_ms: i64,
 }
 
 /// What became of one envelope.

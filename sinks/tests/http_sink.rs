@@ -94,6 +94,7 @@ fn envelopes(n: usize) -> Vec<Envelope> {
             payload: format!("{{\"n\":{i}}}"),
             rule_id: "r".into(),
             key: "b/k".into(),
+            ..Default::default()
         })
         .collect()
 }

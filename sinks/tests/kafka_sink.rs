@@ -25,6 +25,7 @@ async fn produces_every_message_keyed_by_bucket_and_key() {
             payload: format!("payload-{i}"),
             rule_id: "r".into(),
             key: format!("bucket/obj-{}", i % 50),
+            ..Default::default()
         })
         .collect();
     for chunk in batch.chunks(sink.max_batch().min(200)) {

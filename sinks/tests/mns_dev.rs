@@ -299,6 +299,7 @@ async fn topic_sink_bounds_its_requests_and_survives_503s() {
             payload: b,
             rule_id: "r".into(),
             key: "b/k".into(),
+            ..Default::default()
         })
         .collect();
     let t0 = std::time::Instant::now();

@@ -59,6 +59,7 @@ fn envelope() -> Vec<Envelope> {
         payload: "eyJhIjoxfQ==".into(),
         rule_id: "r".into(),
         key: "b/k".into(),
+        ..Default::default()
     }]
 }
 

@@ -44,6 +44,7 @@ async fn topic_sink_over_https() {
             payload: format!("tls-{i}"),
             rule_id: "r".into(),
             key: "b/k".into(),
+            ..Default::default()
         })
         .collect();
 

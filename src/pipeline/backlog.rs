@@ -222,10 +222,11 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A message as the backlog keeps it: the rule id and key, each after its
-/// length (`u32`, little-endian), then the payload.
+/// A message as the backlog keeps it: the event time (`i64`), the rule id
+/// and key, each after its length (`u32`), then the payload; little-endian.
 fn encode(e: &Envelope) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + e.rule_id.len() + e.key.len() + e.payload.len());
+    let mut out = Vec::with_capacity(16 + e.rule_id.len() + e.key.len() + e.payload.len());
+    out.extend_from_slice(&e.event_time_ms.to_le_bytes());
     for s in [&e.rule_id, &e.key] {
         out.extend_from_slice(&(s.len() as u32).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
@@ -235,7 +236,8 @@ fn encode(e: &Envelope) -> Vec<u8> {
 }
 
 fn decode(b: &[u8]) -> Option<Envelope> {
-    let mut rest = b;
+    let event_time_ms = i64::from_le_bytes(b.get(..8)?.try_into().ok()?);
+    let mut rest = &b[8..];
     let mut field = || {
         let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
         let s = std::str::from_utf8(rest.get(4..4 + len)?).ok()?.to_owned();
@@ -248,6 +250,7 @@ fn decode(b: &[u8]) -> Option<Envelope> {
         rule_id,
         key,
         payload: std::str::from_utf8(rest).ok()?.to_owned(),
+        event_time_ms,
     })
 }
 
@@ -260,6 +263,7 @@ mod tests {
             payload: format!("payload-{i}"),
             rule_id: "r".into(),
             key: format!("b/k{i}"),
+            event_time_ms: 1_700_000_000_000 + i as i64,
         }
     }
 
@@ -289,7 +293,7 @@ mod tests {
     #[test]
     fn the_bound_is_in_bytes() {
         let d = tempfile::tempdir().unwrap();
-        let b = Backlog::open(d.path(), "s", 40).unwrap();
+        let b = Backlog::open(d.path(), "s", 50).unwrap();
         assert!(b.has_room());
         b.push(&[&env(1), &env(2)]).unwrap();
         assert!(!b.has_room());
@@ -299,6 +303,6 @@ mod tests {
     fn messages_round_trip_and_garbage_is_refused() {
         let e = env(7);
         assert_eq!(decode(&encode(&e)), Some(e));
-        assert_eq!(decode(&[9, 0, 0, 0, b'a']), None);
+        assert_eq!(decode(&[0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, b'a']), None);
     }
 }

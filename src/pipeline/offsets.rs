@@ -81,6 +81,18 @@ struct Entry {
     offset: i64,
     /// Messages still unacknowledged, or [`UNRESOLVED`].
     pending: u32,
+    /// When it was seen, on [`clock_ms`] (fills the entry's padding).
+    seen_ms: u32,
+}
+
+/// Milliseconds since the first call, wrapping after 49 days: ages are
+/// differences (`wrapping_sub`), right for anything younger than that.
+pub fn clock_ms() -> u32 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u32
 }
 
 /// The offsets of one assignment (generation) of one partition.
@@ -101,6 +113,11 @@ impl PartitionOffsets {
     /// The source read the record at `offset`; how many messages it yields
     /// is not known yet.
     pub fn see(&mut self, offset: i64) -> Result<(), Anomaly> {
+        self.see_at(offset, clock_ms())
+    }
+
+    /// [`PartitionOffsets::see`] at time `now` (on [`clock_ms`]).
+    pub fn see_at(&mut self, offset: i64, now: u32) -> Result<(), Anomaly> {
         if self.next.is_some_and(|n| offset < n) {
             self.frozen = true;
             return Err(Anomaly::OffsetBackwards);
@@ -108,6 +125,7 @@ impl PartitionOffsets {
         self.entries.push_back(Entry {
             offset,
             pending: UNRESOLVED,
+            seen_ms: now,
         });
         self.next = Some(offset + 1);
         Ok(())
@@ -177,6 +195,15 @@ impl PartitionOffsets {
         self.entries.iter().all(|e| e.pending == 0)
     }
 
+    /// How long ago (ms, on [`clock_ms`] at `now`) the oldest unfinished
+    /// record was seen.
+    pub fn oldest_pending_ms(&self, now: u32) -> Option<u32> {
+        self.entries
+            .iter()
+            .find(|e| e.pending != 0)
+            .map(|e| now.wrapping_sub(e.seen_ms))
+    }
+
     /// Messages still unacknowledged (an unresolved record counts as one).
     pub fn pending_messages(&self) -> u64 {
         self.entries
@@ -240,6 +267,13 @@ impl Partition {
 
     fn is_idle(&self) -> bool {
         self.current.is_idle() && self.retiring.iter().all(|(_, p)| p.is_idle())
+    }
+
+    fn oldest_pending_ms(&self, now: u32) -> Option<u32> {
+        std::iter::once(&self.current)
+            .chain(self.retiring.iter().map(|(_, p)| p))
+            .filter_map(|p| p.oldest_pending_ms(now))
+            .max()
     }
 
     fn pending_messages(&self) -> u64 {
@@ -315,8 +349,9 @@ impl OffsetTracker {
             .ok_or(Anomaly::Stale)?;
         let state = p.get(generation).expect("checked by get");
         let mut result = Ok(());
+        let now = clock_ms();
         for o in offsets {
-            if let Err(a) = state.see(o) {
+            if let Err(a) = state.see_at(o, now) {
                 result = Err(a);
             }
         }
@@ -412,6 +447,20 @@ impl OffsetTracker {
             .map(Partition::pending_messages)
             .sum()
     }
+
+    /// How long ago the oldest record not yet finished was seen (zero when
+    /// nothing is pending): what keeps the commit from moving.
+    pub fn oldest_pending(&self) -> std::time::Duration {
+        let now = clock_ms();
+        let ms = self
+            .partitions
+            .values()
+            .flat_map(|parts| parts.values())
+            .filter_map(|p| p.oldest_pending_ms(now))
+            .max()
+            .unwrap_or(0);
+        std::time::Duration::from_millis(u64::from(ms))
+    }
 }
 
 #[cfg(test)]
@@ -423,6 +472,23 @@ mod tests {
         for o in offsets {
             p.see(*o).unwrap();
         }
+    }
+
+    #[test]
+    fn the_oldest_pending_record_is_timed_from_when_it_was_seen() {
+        let mut p = PartitionOffsets::default();
+        assert_eq!(p.oldest_pending_ms(1000), None);
+        p.see_at(10, 100).unwrap();
+        p.see_at(11, 400).unwrap();
+        assert_eq!(p.oldest_pending_ms(1000), Some(900));
+        p.resolve(10, 0).unwrap();
+        assert_eq!(p.oldest_pending_ms(1000), Some(600));
+        p.resolve(11, 1).unwrap();
+        p.ack(11).unwrap();
+        assert_eq!(p.oldest_pending_ms(1000), None);
+        // Across the clock's wrap.
+        p.see_at(12, u32::MAX - 5).unwrap();
+        assert_eq!(p.oldest_pending_ms(10), Some(16));
     }
 
     #[test]

@@ -199,6 +199,7 @@ impl Drivers {
         backlogs.insert(name.to_owned(), b.clone());
         let task = Redelivery {
             name: name.to_owned(),
+            event_age: metrics::histogram!(crate::telemetry::EVENT_AGE, "sink" => name.to_owned()),
             backlog: b.clone(),
             current: self.current.clone(),
             store: self.store.clone(),
@@ -245,6 +246,7 @@ impl Drivers {
             isolation,
             backlog,
             full_log: Arc::new(LogLimit::default()),
+            event_age: metrics::histogram!(crate::telemetry::EVENT_AGE, "sink" => sink.name().to_owned()),
         };
         let (name, supervisor) = (format!("sink {}", sink.name()), self.supervisor.clone());
         let driver = self.rt.spawn(drive(sink, rx, ctx));
@@ -273,6 +275,8 @@ struct DriverContext {
     backlog: Option<Arc<Backlog>>,
     /// "Backlog full" repeats while it stays full.
     full_log: Arc<LogLimit>,
+    /// The sink's `ossnotify_event_age_seconds`.
+    event_age: metrics::Histogram,
 }
 
 /// Feeds one sink: batches of up to `max_batch`, at most `max_in_flight`
@@ -350,6 +354,18 @@ async fn drive(
     Ok(())
 }
 
+/// Records how stale the delivered messages were on arrival.
+fn record_ages(age: &metrics::Histogram, envelopes: &[Envelope], outcomes: &[Outcome]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    for (e, o) in envelopes.iter().zip(outcomes) {
+        if matches!(o, Outcome::Delivered) && e.event_time_ms > 0 {
+            age.record((now - e.event_time_ms).max(0) as f64 / 1000.0);
+        }
+    }
+}
+
 /// What became of a batch.
 #[derive(Debug, Default)]
 struct Settled {
@@ -379,6 +395,7 @@ async fn settle(
         let outcomes = deliver_or_dead_letter(sink, envelopes, &ctx.store)
             .await
             .map_err(|e| store_error(&ctx.store, e))?;
+        record_ages(&ctx.event_age, envelopes, &outcomes);
         let delivered = outcomes
             .iter()
             .filter(|o| matches!(o, Outcome::Delivered))
@@ -398,6 +415,7 @@ async fn settle(
         };
         vec![open; envelopes.len()]
     };
+    record_ages(&ctx.event_age, envelopes, &outcomes);
     let mut settled = Settled::default();
     let mut failed: Vec<(&Envelope, String, u32)> = Vec::new();
     let mut deferred: Vec<(&Envelope, &str, u32)> = Vec::new();
@@ -466,6 +484,7 @@ async fn settle(
 /// half the sink's capacity while a backlog drains.
 struct Redelivery {
     name: String,
+    event_age: metrics::Histogram,
     backlog: Arc<Backlog>,
     current: Arc<Mutex<HashMap<String, Arc<dyn Sink>>>>,
     store: Arc<DeadLetterStore>,
@@ -516,6 +535,7 @@ impl Redelivery {
                 .map_err(|e| format!("cannot read the backlog: {e}"))?;
             let envelopes: Vec<Envelope> = head.iter().map(|h| h.1.clone()).collect();
             let outcomes = sink.deliver(&envelopes).await;
+            record_ages(&self.event_age, &envelopes, &outcomes);
             let (mut done, mut failed, mut delivered) = (Vec::new(), Vec::new(), 0u64);
             for ((id, e), o) in head.iter().zip(&outcomes) {
                 match o {

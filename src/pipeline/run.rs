@@ -327,6 +327,7 @@ fn publish(
         }
     }
     metrics::gauge!(PENDING).set(t.pending_messages() as f64);
+    metrics::gauge!(crate::telemetry::OLDEST_PENDING).set(t.oldest_pending().as_secs_f64());
     for (topic, partition, offset) in t.committable() {
         metrics::gauge!(COMMITTED, "topic" => topic, "partition" => partition.to_string())
             .set(offset as f64);

@@ -134,6 +134,7 @@ impl Worker {
                                     },
                                     rule_id: m.rule_id.to_owned(),
                                     key: [m.bucket, "/", m.key].concat(),
+                                    event_time_ms: m.event_time_ms,
                                 },
                             ));
                         }
