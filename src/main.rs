@@ -140,6 +140,9 @@ struct MnsDevArgs {
     access_key_id: String,
     #[arg(long)]
     access_key_secret: String,
+    /// Require this STS security token (the `security-token` header) with the key.
+    #[arg(long)]
+    security_token: Option<String>,
     /// Topics that exist, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "")]
     topics: Vec<String>,
@@ -490,6 +493,7 @@ fn mns_dev(a: MnsDevArgs) -> ExitCode {
     let cfg = DevConfig {
         access_key_id: a.access_key_id,
         access_key_secret: a.access_key_secret,
+        security_token: a.security_token,
         topics: nonempty(a.topics),
         queues: nonempty(a.queues),
         record: a.record,

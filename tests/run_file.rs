@@ -311,3 +311,132 @@ async fn freshness_metrics_grow_with_a_sink_outage() {
     );
     server.stop();
 }
+
+/// How many messages `server` accepted once it has `want` (or 30 s passed).
+async fn arrived(server: &ossnotify_sinks::mns::dev_server::DevServer, want: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.accepted().len() < want && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.accepted().len()
+}
+
+/// Short-lived MNS credentials from a file a sidecar rewrites: mns-dev
+/// accepts the first set, then both, then only the second, while a stdin
+/// run keeps sending. Every message arrives; nothing is dead-lettered for
+/// the rotation. A static STS token is sent too, and a wrong one refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_rotate_during_a_run_without_a_failure() {
+    use ossnotify_sinks::mns::dev_server::DevCredential;
+    use std::io::Write;
+    let d = support::Dir::new();
+    let cred = |n: &str| DevCredential {
+        key_id: format!("STS.{n}"),
+        secret: format!("secret-{n}"),
+        token: Some(format!("token-{n}")),
+    };
+    let server = support::mns_dev(ossnotify_sinks::mns::dev_server::DevConfig {
+        access_key_id: "STS.A".into(),
+        access_key_secret: "secret-A".into(),
+        security_token: Some("token-A".into()),
+        ..support::dev_config()
+    })
+    .await;
+    let file = d.path("creds.json");
+    let write_creds = |n: &str| {
+        let tmp = d.path("creds.tmp");
+        std::fs::write(&tmp, format!(r#"{{"AccessKeyId":"STS.{n}","AccessKeySecret":"secret-{n}","SecurityToken":"token-{n}","Expiration":"2099-01-01T00:00:00Z"}}"#)).unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+    };
+    write_creds("A");
+    let cfg = d.write(
+        "sts.toml",
+        &format!(
+            "[source]\ntype = \"stdin\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_topic\"\nendpoint = \"{}\"\ntopic = \"oss-events\"\ncredentials_file = \"{}\"\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"events\"]\n",
+            d.path("dl").display(),
+            server.endpoint(),
+            file.display()
+        ),
+    );
+    let log = d.path("run.log");
+    let mut child = support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut sent = 0;
+    let mut send = |n: usize| {
+        for _ in 0..n {
+            writeln!(stdin, "{{\"time\":0,\"operation\":\"PutObject\",\"bucket\":\"b\",\"object\":\"k{sent}\",\"bucket_location\":\"oss-cn-hangzhou\",\"owner_id\":\"o\",\"request_id\":\"r{sent}\",\"http_status\":200}}").unwrap();
+            sent += 1;
+        }
+        stdin.flush().unwrap();
+    };
+    send(50);
+    assert_eq!(arrived(&server, 50).await, 50);
+    // The rotation: both accepted while the file changes, then only B.
+    server.set_credentials(vec![cred("A"), cred("B")]);
+    write_creds("B");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("MNS credentials rotated")
+    {
+        send(1);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    server.set_credentials(vec![cred("B")]);
+    send(50);
+    let total = sent;
+    assert_eq!(arrived(&server, total).await, total);
+    drop(stdin);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(read_all(&d.path("dl")).unwrap().is_empty());
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("giving up"));
+
+    // A static token: sent with the key, and a wrong one refused for good.
+    use ossnotify_sinks::mns::credentials::{Credentials, Source};
+    let client = |token: &str| {
+        ossnotify_sinks::mns::client::MnsClient::new(
+            &server.endpoint(),
+            "",
+            ossnotify_sinks::Secret::from(String::new()),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap()
+        .with_credentials(Source::Fixed(std::sync::Arc::new(Credentials {
+            key_id: "STS.B".into(),
+            secret: ossnotify_sinks::Secret::from("secret-B".to_owned()),
+            token: Some(ossnotify_sinks::Secret::from(token.to_owned())),
+        })))
+    };
+    let m = ossnotify_sinks::mns::xml::OutMessage {
+        body: "x".into(),
+        ..Default::default()
+    };
+    assert!(client("token-B").publish("oss-events", &m).await.is_ok());
+    let refused = client("token-A")
+        .publish("oss-events", &m)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.is_permanent() && refused.code() == "SecurityTokenMismatch",
+        "{refused}"
+    );
+    server.stop();
+}

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::sign::{self, MnsSigner, SignedParts, CONTENT_TYPE, MNS_VERSION};
+use super::sign::{self, SignedParts, CONTENT_TYPE, MNS_VERSION};
 use super::xml::{self, BatchEntry, OutMessage, Response};
 use crate::config::RetryConfig;
 use crate::config::Secret;
@@ -130,7 +130,7 @@ pub fn read_answer(status: u16, text: &str) -> Result<(u16, Response), Failure> 
 pub struct MnsClient {
     http: reqwest::Client,
     endpoint: String,
-    signer: MnsSigner,
+    credentials: super::credentials::Source,
     /// The sink this client serves, for the retry metric.
     sink: std::sync::Arc<str>,
     /// The sink's breaker: told of every answer, and ends retries once open.
@@ -175,10 +175,23 @@ impl MnsClient {
         Ok(MnsClient {
             http,
             endpoint: endpoint.trim_end_matches('/').to_owned(),
-            signer: MnsSigner::new(key_id, secret),
+            credentials: super::credentials::Source::Fixed(std::sync::Arc::new(
+                super::credentials::Credentials {
+                    key_id: key_id.to_owned(),
+                    secret,
+                    token: None,
+                },
+            )),
             sink: std::sync::Arc::from(""),
             breaker: None,
         })
+    }
+
+    /// Signs with credentials from `source` instead (an STS token, a
+    /// credentials file).
+    pub fn with_credentials(mut self, source: super::credentials::Source) -> Self {
+        self.credentials = source;
+        self
     }
 
     /// Names the sink this client serves (its retries are counted under
@@ -198,17 +211,26 @@ impl MnsClient {
         let date = sign::http_date(SystemTime::now());
         let md5 = sign::content_md5(body.as_bytes());
         let headers = [("x-mns-version", MNS_VERSION)];
-        let auth = self.signer.authorization(&SignedParts {
-            verb: "POST",
-            content_md5: &md5,
-            content_type: CONTENT_TYPE,
-            date: &date,
-            headers: &headers,
-            resource,
-        });
-        let res = self
-            .http
-            .post(format!("{}{resource}", self.endpoint))
+        let credentials = self.credentials.current();
+        let auth = sign::authorization(
+            &credentials.key_id,
+            &credentials.secret,
+            &SignedParts {
+                verb: "POST",
+                content_md5: &md5,
+                content_type: CONTENT_TYPE,
+                date: &date,
+                headers: &headers,
+                resource,
+            },
+        );
+        let mut req = self.http.post(format!("{}{resource}", self.endpoint));
+        // STS: the token goes unsigned (it is not an x-mns- header), as
+        // MNS's own SDKs send it.
+        if let Some(token) = &credentials.token {
+            req = req.header("security-token", token.expose());
+        }
+        let res = req
             .header("Date", &date)
             .header("Content-Type", CONTENT_TYPE)
             .header("Content-MD5", &md5)

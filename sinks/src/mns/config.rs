@@ -14,8 +14,17 @@ pub struct MnsTopicConfig {
     /// `https://{account}.mns.{region}.aliyuncs.com`
     pub endpoint: String,
     pub topic: String,
+    #[serde(default)]
     pub access_key_id: String,
+    #[serde(default = "no_secret")]
     pub access_key_secret: Secret,
+    /// The STS token of temporary credentials (`security-token` header).
+    #[serde(default)]
+    pub security_token: Option<Secret>,
+    /// Short-lived credentials from a file a sidecar rewrites, instead of
+    /// the three fields above (see [`super::credentials`]).
+    #[serde(default)]
+    pub credentials_file: Option<std::path::PathBuf>,
     /// Extra CA certificates (PEM) to trust, besides the system's.
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
@@ -41,8 +50,17 @@ pub struct MnsTopicConfig {
 pub struct MnsQueueConfig {
     pub endpoint: String,
     pub queue: String,
+    #[serde(default)]
     pub access_key_id: String,
+    #[serde(default = "no_secret")]
     pub access_key_secret: Secret,
+    /// The STS token of temporary credentials (`security-token` header).
+    #[serde(default)]
+    pub security_token: Option<Secret>,
+    /// Short-lived credentials from a file a sidecar rewrites, instead of
+    /// the three fields above (see [`super::credentials`]).
+    #[serde(default)]
+    pub credentials_file: Option<std::path::PathBuf>,
     /// Extra CA certificates (PEM) to trust, besides the system's.
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
@@ -93,13 +111,57 @@ fn check_name(field: &'static str, name: &str, issues: &mut Vec<FieldIssue>) {
     }
 }
 
-fn check_common(endpoint: &str, key_id: &str, secret: &Secret, issues: &mut Vec<FieldIssue>) {
+fn no_secret() -> Secret {
+    Secret::from(String::new())
+}
+
+/// The credentials of a sink: fixed (an AccessKey, with its STS token if
+/// temporary) or from `credentials_file`.
+pub(super) fn credentials_of(
+    key_id: &str,
+    secret: &Secret,
+    token: &Option<Secret>,
+    file: &Option<std::path::PathBuf>,
+) -> Result<super::credentials::Source, String> {
+    use super::credentials::{Credentials, FileSource, Source};
+    Ok(match file {
+        Some(path) => Source::File(std::sync::Arc::new(FileSource::open(path)?)),
+        None => Source::Fixed(std::sync::Arc::new(Credentials {
+            key_id: key_id.to_owned(),
+            secret: secret.clone(),
+            token: token.clone(),
+        })),
+    })
+}
+
+fn check_common(
+    endpoint: &str,
+    key_id: &str,
+    secret: &Secret,
+    file: &Option<std::path::PathBuf>,
+    issues: &mut Vec<FieldIssue>,
+) {
     check_http_url("endpoint", endpoint, issues);
+    if file.is_some() {
+        if !key_id.is_empty() || !secret.expose().is_empty() {
+            issues.push(FieldIssue::new(
+                "credentials_file",
+                "takes the place of access_key_id and access_key_secret: set one or the other",
+            ));
+        }
+        return;
+    }
     if key_id.is_empty() {
-        issues.push(FieldIssue::new("access_key_id", "is empty"));
+        issues.push(FieldIssue::new(
+            "access_key_id",
+            "is empty (or set credentials_file)",
+        ));
     }
     if secret.expose().is_empty() {
-        issues.push(FieldIssue::new("access_key_secret", "is empty"));
+        issues.push(FieldIssue::new(
+            "access_key_secret",
+            "is empty (or set credentials_file)",
+        ));
     }
 }
 
@@ -119,6 +181,7 @@ impl SinkConfig for MnsTopicConfig {
             &self.endpoint,
             &self.access_key_id,
             &self.access_key_secret,
+            &self.credentials_file,
             &mut v,
         );
         check_name("topic", &self.topic, &mut v);
@@ -151,6 +214,7 @@ impl SinkConfig for MnsQueueConfig {
             &self.endpoint,
             &self.access_key_id,
             &self.access_key_secret,
+            &self.credentials_file,
             &mut v,
         );
         check_name("queue", &self.queue, &mut v);

@@ -38,6 +38,8 @@ use super::xml::{self, BatchEntry};
 pub struct DevConfig {
     pub access_key_id: String,
     pub access_key_secret: String,
+    /// When set, requests must carry this STS token (`security-token`).
+    pub security_token: Option<String>,
     pub topics: Vec<String>,
     pub queues: Vec<String>,
     /// Append every accepted message here, one JSON object per line.
@@ -72,6 +74,7 @@ impl Default for DevConfig {
         DevConfig {
             access_key_id: String::new(),
             access_key_secret: String::new(),
+            security_token: None,
             topics: Vec::new(),
             queues: Vec::new(),
             record: None,
@@ -130,6 +133,17 @@ struct State {
     requests: AtomicU64,
     /// Connections being served now.
     connections: AtomicU64,
+    /// The credentials it accepts: (key id, secret, STS token).
+    credentials: Mutex<Vec<DevCredential>>,
+}
+
+/// Credentials mns-dev accepts: a key id, its secret, and the STS token
+/// requests must carry with them, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevCredential {
+    pub key_id: String,
+    pub secret: String,
+    pub token: Option<String>,
 }
 
 /// A running `mns-dev`.
@@ -172,13 +186,18 @@ impl DevServer {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(State {
             scheme,
-            cfg,
             started: Instant::now(),
             next_id: AtomicU64::new(1),
             window: Mutex::default(),
             record,
             requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            credentials: Mutex::new(vec![DevCredential {
+                key_id: cfg.access_key_id.clone(),
+                secret: cfg.access_key_secret.clone(),
+                token: cfg.security_token.clone(),
+            }]),
+            cfg,
         });
         let task = tokio::spawn(serve(state.clone(), listener, tls));
         Ok(DevServer { addr, state, task })
@@ -194,6 +213,12 @@ impl DevServer {
     /// Messages accepted since start, whether still kept or not.
     pub fn accepted_count(&self) -> u64 {
         self.state.next_id.load(Ordering::Relaxed) - 1
+    }
+
+    /// Replaces the credentials it accepts (a rotation: old and new for a
+    /// while, then the new only).
+    pub fn set_credentials(&self, credentials: Vec<DevCredential>) {
+        *self.state.credentials.lock().expect("not poisoned") = credentials;
     }
 
     /// Connections being served now.
@@ -359,7 +384,8 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
             "mns-dev: --throttle-rate",
         ));
     }
-    if let Err(r) = authenticate(cfg, &parts, &body) {
+    let credentials = st.credentials.lock().expect("not poisoned").clone();
+    if let Err(r) = authenticate(&credentials, &parts, &body) {
         return Ok(*r);
     }
     let path = parts.uri.path();
@@ -528,7 +554,7 @@ fn accept(st: &State, kind: &'static str, name: &str, m: &xml::OutMessage) -> St
 
 /// Checks the headers and signature as MNS does; the error reply if wrong.
 fn authenticate(
-    cfg: &DevConfig,
+    credentials: &[DevCredential],
     parts: &hyper::http::request::Parts,
     body: &[u8],
 ) -> Result<(), Box<Reply>> {
@@ -589,12 +615,22 @@ fn authenticate(
         )));
     };
     let (key_id, got) = auth.split_once(':').unwrap_or((auth, ""));
-    if key_id != cfg.access_key_id {
+    let Some(cred) = credentials.iter().find(|c| c.key_id == key_id) else {
         return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "InvalidAccessKeyId",
             "The access key id you provided does not exist.",
         )));
+    };
+    // STS credentials are valid only with their token (sent unsigned).
+    if let Some(token) = &cred.token {
+        if header("security-token") != token {
+            return Err(Box::new(error(
+                StatusCode::FORBIDDEN,
+                "SecurityTokenMismatch",
+                "The security token you provided is not valid for this access key id.",
+            )));
+        }
     }
     let headers: Vec<(&str, &str)> = parts
         .headers
@@ -603,7 +639,7 @@ fn authenticate(
         .collect();
     let resource = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let want = sign::signature(
-        &cfg.access_key_secret,
+        &cred.secret,
         &sign::string_to_sign(&SignedParts {
             verb: parts.method.as_str(),
             content_md5: md5,

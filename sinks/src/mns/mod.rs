@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod config;
+pub mod credentials;
 pub mod dev_server;
 pub mod sign;
 pub mod sink;

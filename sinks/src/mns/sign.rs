@@ -83,12 +83,16 @@ impl MnsSigner {
 
     /// The `Authorization` header value: `MNS {AccessKeyId}:{Signature}`.
     pub fn authorization(&self, p: &SignedParts<'_>) -> String {
-        format!(
-            "MNS {}:{}",
-            self.key_id,
-            signature(self.secret.expose(), &string_to_sign(p))
-        )
+        authorization(&self.key_id, &self.secret, p)
     }
+}
+
+/// The `Authorization` header value for `key_id` and its `secret`.
+pub fn authorization(key_id: &str, secret: &Secret, p: &SignedParts<'_>) -> String {
+    format!(
+        "MNS {key_id}:{}",
+        signature(secret.expose(), &string_to_sign(p))
+    )
 }
 
 /// Lowercase hex MD5 of `body`: what MNS returns as `MessageBodyMD5`.

@@ -13,8 +13,7 @@ use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
 fn client_for(
     endpoint: &str,
-    key_id: &str,
-    secret: &crate::Secret,
+    credentials: super::credentials::Source,
     timeout_ms: u64,
     ca_file: Option<&std::path::Path>,
 ) -> Result<MnsClient, String> {
@@ -24,13 +23,14 @@ fn client_for(
         ),
         None => None,
     };
-    MnsClient::with_roots(
+    Ok(MnsClient::with_roots(
         endpoint,
-        key_id,
-        secret.clone(),
+        "",
+        crate::Secret::from(String::new()),
         Duration::from_millis(timeout_ms),
         roots.as_deref(),
-    )
+    )?
+    .with_credentials(credentials))
 }
 
 /// MNS refuses bodies over 64 KB: such a message is never sent.
@@ -72,8 +72,12 @@ impl MnsTopicSink {
             name: name.to_owned(),
             client: client_for(
                 &c.endpoint,
-                &c.access_key_id,
-                &c.access_key_secret,
+                super::config::credentials_of(
+                    &c.access_key_id,
+                    &c.access_key_secret,
+                    &c.security_token,
+                    &c.credentials_file,
+                )?,
                 c.request_timeout_ms,
                 c.ca_file.as_deref(),
             )?
@@ -156,8 +160,12 @@ impl MnsQueueSink {
             name: name.to_owned(),
             client: client_for(
                 &c.endpoint,
-                &c.access_key_id,
-                &c.access_key_secret,
+                super::config::credentials_of(
+                    &c.access_key_id,
+                    &c.access_key_secret,
+                    &c.security_token,
+                    &c.credentials_file,
+                )?,
                 c.request_timeout_ms,
                 c.ca_file.as_deref(),
             )?
