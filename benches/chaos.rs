@@ -381,7 +381,7 @@ impl Arrivals {
         for s in 0..SLOTS {
             let store = dir.join(format!("dead-letter-{s}"));
             for d in ossnotify_sinks::dead_letter::read_all(&store).unwrap_or_default() {
-                if d.kind == "delivery" {
+                if d.kind == ossnotify_sinks::DeadLetterKind::Delivery {
                     if let Some(id) = Self::id_of(&d.payload) {
                         *out.entry(id).or_insert(0) += 1;
                     }

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use ossnotify_sinks::dead_letter::{read_store, Contents, Unreadable};
 use ossnotify_sinks::store::{EntryId, Remover};
-use ossnotify_sinks::{DeadLetter, Envelope, Outcome, Sink};
+use ossnotify_sinks::{DeadLetter, DeadLetterKind, Envelope, Outcome, Sink};
 
 use crate::config::Config;
 
@@ -22,8 +22,7 @@ use crate::config::Config;
 pub struct Filter {
     pub sink: Option<String>,
     pub rule: Option<String>,
-    /// `delivery` or `invalid_record`.
-    pub kind: Option<String>,
+    pub kind: Option<DeadLetterKind>,
     /// Epoch ms, inclusive.
     pub since_ms: Option<u64>,
     /// Epoch ms, exclusive.
@@ -34,7 +33,7 @@ impl Filter {
     pub fn matches(&self, d: &DeadLetter) -> bool {
         self.sink.as_ref().is_none_or(|s| *s == d.sink)
             && self.rule.as_ref().is_none_or(|r| *r == d.rule_id)
-            && self.kind.as_ref().is_none_or(|k| *k == d.kind)
+            && self.kind.is_none_or(|k| k == d.kind)
             && self.since_ms.is_none_or(|t| d.time_ms >= t)
             && self.until_ms.is_none_or(|t| d.time_ms < t)
     }
@@ -104,7 +103,7 @@ pub fn ls(entries: &[(EntryId, DeadLetter)], bad: &[Unreadable]) -> String {
     let mut out = String::new();
     for (id, d) in entries {
         let error: String = d.error.chars().take(160).collect();
-        let (sink, rule, key) = if d.kind == "delivery" {
+        let (sink, rule, key) = if d.kind == DeadLetterKind::Delivery {
             (d.sink.as_str(), d.rule_id.as_str(), d.key.as_str())
         } else {
             ("-", "-", d.source.as_str())
@@ -179,7 +178,7 @@ pub fn show(entries: &[(EntryId, DeadLetter)]) -> String {
         let v = serde_json::json!({
             "id": id.to_string(),
             "time": utc(d.time_ms),
-            "kind": d.kind,
+            "kind": d.kind.as_str(),
             "sink": d.sink,
             "rule_id": d.rule_id,
             "key": d.key,
@@ -215,7 +214,7 @@ pub async fn replay(config: &Config, filter: &Filter) -> Result<ReplayReport, St
     let mut report = ReplayReport::default();
     let mut by_sink: BTreeMap<String, Vec<(EntryId, DeadLetter)>> = BTreeMap::new();
     for (id, e) in entries {
-        if e.kind == "delivery" {
+        if e.kind == DeadLetterKind::Delivery {
             by_sink.entry(e.sink.clone()).or_default().push((id, e));
         } else {
             report.kept += 1;
@@ -277,7 +276,7 @@ mod tests {
 
     fn entry(sink: &str, kind: &str, time_ms: u64, error: &str) -> (EntryId, DeadLetter) {
         let mut d = DeadLetter::delivery(sink, "r", "b/k", "eyJhIjoxfQ==", 3, error);
-        d.kind = kind.into();
+        d.kind = kind.parse().unwrap();
         d.time_ms = time_ms;
         (
             EntryId {

@@ -99,7 +99,7 @@ struct DeadLetterArgs {
     rule: Option<String>,
     /// Only entries of this kind: delivery or invalid_record.
     #[arg(long)]
-    kind: Option<String>,
+    kind: Option<ossnotify_sinks::DeadLetterKind>,
     /// Only entries written at or after this time: an age (30m, 2h, 7d), RFC 3339 or epoch ms.
     #[arg(long)]
     since: Option<String>,
@@ -399,7 +399,7 @@ fn dead_letter(cmd: DeadLetterCommand) -> ExitCode {
         (Ok(since_ms), Ok(until_ms)) => Filter {
             sink: args.sink.clone(),
             rule: args.rule.clone(),
-            kind: args.kind.clone(),
+            kind: args.kind,
             since_ms,
             until_ms,
         },

@@ -229,7 +229,7 @@ access_key_secret = "SK"
     let invalid: Vec<_> = ossnotify_sinks::dead_letter::read_all(&d.path("dead-letter"))
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "invalid_record")
+        .filter(|e| e.kind == ossnotify_sinks::DeadLetterKind::InvalidRecord)
         .collect();
     assert_eq!(invalid.len(), 2 * COPIES);
     assert!(

@@ -13,11 +13,48 @@ use crate::store::{self, EntryId, StoreOptions};
 
 use serde::{Deserialize, Serialize};
 
+/// What a dead letter is (stored as `delivery` or `invalid_record`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterKind {
+    /// A message a sink gave up on: replayable.
+    Delivery,
+    /// An input record that could not be read: kept for the operator.
+    InvalidRecord,
+}
+
+impl DeadLetterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterKind::Delivery => "delivery",
+            DeadLetterKind::InvalidRecord => "invalid_record",
+        }
+    }
+}
+
+impl std::fmt::Display for DeadLetterKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeadLetterKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "delivery" => Ok(DeadLetterKind::Delivery),
+            "invalid_record" => Ok(DeadLetterKind::InvalidRecord),
+            _ => Err(format!(
+                "unknown kind {s:?}; expected delivery or invalid_record"
+            )),
+        }
+    }
+}
+
 /// One entry: a message a sink gave up on, or an invalid input record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    /// `delivery` or `invalid_record`.
-    pub kind: String,
+    pub kind: DeadLetterKind,
     /// The sink that gave up (delivery entries).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sink: String,
@@ -48,7 +85,7 @@ impl DeadLetter {
         error: &str,
     ) -> Self {
         DeadLetter {
-            kind: "delivery".into(),
+            kind: DeadLetterKind::Delivery,
             sink: sink.into(),
             rule_id: rule_id.into(),
             key: key.into(),
@@ -65,7 +102,7 @@ impl DeadLetter {
     /// An input record that could not be decoded, with where it came from.
     pub fn invalid_record(payload: &str, error: &str, source: &str) -> Self {
         DeadLetter {
-            kind: "invalid_record".into(),
+            kind: DeadLetterKind::InvalidRecord,
             sink: String::new(),
             rule_id: String::new(),
             key: String::new(),

@@ -18,7 +18,7 @@ pub mod stdout;
 pub mod store;
 
 pub use config::{Encoding, FieldIssue, RetryConfig, Secret, SinkConfig};
-pub use dead_letter::{deliver_or_dead_letter, DeadLetter, DeadLetterStore};
+pub use dead_letter::{deliver_or_dead_letter, DeadLetter, DeadLetterKind, DeadLetterStore};
 pub use sink::{Envelope, Outcome, Sink};
 
 use serde::de::DeserializeOwned;
