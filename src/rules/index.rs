@@ -4,9 +4,11 @@
 //! A lookup must cost the same with ten rules or a million, and at a million
 //! the index no longer fits in cache, so the layout is about cache lines:
 //!
-//! - an open-addressed table of buckets, one 128-byte slot each, holding the
-//!   bucket's name (OSS names are at most 63 bytes), the union of its rules'
-//!   event types, and the distinct lengths of its prefix and suffix patterns;
+//! - an open-addressed table of buckets, one 32-byte slot each, holding the
+//!   bucket's name hash and number, the union of its rules' event types,
+//!   and the distinct lengths of its prefix and suffix patterns (the name
+//!   itself is kept apart, compared only once a rule matched or when two
+//!   buckets share a hash);
 //! - one global open-addressed table of patterns keyed by (bucket, side,
 //!   bytes) — side is exact name, prefix (`p*`, `p*s`, `*` as the empty
 //!   prefix) or suffix (`*s`) — whose 64-byte slots hold short patterns
@@ -525,7 +527,6 @@ impl RuleIndex {
         // heap in shreds for whatever the process allocates next.
         let mut groups: Vec<(u64, u32, u32, std::ops::Range<usize>)> = Vec::new();
         let mut group_bytes: Vec<u8> = Vec::new();
-        let any = Pattern::Any;
         for (id, name) in names.iter().enumerate() {
             let members = &by_bucket[name];
             let mut mask = EventMask::EMPTY;
@@ -539,12 +540,7 @@ impl RuleIndex {
                     .region
                     .as_deref()
                     .map_or(ANY_REGION, |reg| regions[reg]);
-                let resources: &[Pattern] = if spec.resources.is_empty() {
-                    std::slice::from_ref(&any)
-                } else {
-                    &spec.resources
-                };
-                for p in resources {
+                for p in spec.effective_resources() {
                     let mut e = Entry {
                         core: EntryCore {
                             rule: r,
@@ -694,11 +690,7 @@ impl RuleIndex {
                 region: spec.region.map(String::into_boxed_str),
                 direct,
                 via_all,
-                resources: if spec.resources.is_empty() {
-                    Box::new([Pattern::Any])
-                } else {
-                    spec.resources.into_boxed_slice()
-                },
+                resources: RuleSpec::into_effective_resources(spec.resources),
                 sinks: spec.sinks.into_boxed_slice(),
             })
             .collect();

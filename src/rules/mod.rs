@@ -29,6 +29,26 @@ pub struct RuleSpec {
 }
 
 impl RuleSpec {
+    /// The patterns a rule's keys must match: its resources, or `*` for a
+    /// rule without any (SPEC §3), the one place that rule is written.
+    pub fn effective_resources(&self) -> &[Pattern] {
+        const ANY: &[Pattern] = &[Pattern::Any];
+        if self.resources.is_empty() {
+            ANY
+        } else {
+            &self.resources
+        }
+    }
+
+    /// [`RuleSpec::effective_resources`], taking the resources (no copy).
+    pub fn into_effective_resources(resources: Vec<Pattern>) -> Box<[Pattern]> {
+        if resources.is_empty() {
+            Box::new([Pattern::Any])
+        } else {
+            resources.into_boxed_slice()
+        }
+    }
+
     /// Types selected by specific names and `Category:*` (never limited by
     /// region), and those selected only through a seed `:All` wildcard
     /// (subject to the region policy).

@@ -176,14 +176,7 @@ fn check_group(f: &mut Finder<'_>, group: &[u32]) {
     for &r in group {
         let spec = &rules[r as usize];
         let mask = spec.event_mask();
-        if spec.resources.is_empty() {
-            items.push(Item {
-                rule: r,
-                pattern: &Pattern::Any,
-                mask,
-            });
-        }
-        for p in &spec.resources {
+        for p in spec.effective_resources() {
             items.push(Item {
                 rule: r,
                 pattern: p,
