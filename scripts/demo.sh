@@ -65,4 +65,5 @@ for line in open(sys.argv[1]):
     print(json.loads(line)["body"])
 ' "$work/mns-received.ndjson" | python3 scripts/show-notifications.py
 echo
-echo "Invalid records are in $work/dead-letter/dead-letter.ndjson, with their Kafka coordinates."
+echo "== ossnotify dead-letter ls -c configs/demo-run.toml   (the invalid records, with their Kafka coordinates)"
+"$bin" dead-letter ls -c configs/demo-run.toml
