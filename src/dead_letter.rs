@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ossnotify_sinks::dead_letter::{read_store, Contents, Unreadable};
-use ossnotify_sinks::store::{EntryId, Remover};
+use ossnotify_sinks::store::{now_ms, EntryId, Remover};
 use ossnotify_sinks::{DeadLetter, DeadLetterKind, Envelope, Outcome, Sink};
 
 use crate::config::Config;
@@ -45,12 +45,6 @@ impl Filter {
             && self.since_ms.is_none()
             && self.until_ms.is_none()
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A time for `--since` / `--until`: an age (`90s`, `30m`, `2h`, `7d`: that

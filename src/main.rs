@@ -416,12 +416,8 @@ fn dead_letter(cmd: DeadLetterCommand) -> ExitCode {
     let listed = || dl::select(&dir, &filter);
     let result = match cmd {
         DeadLetterCommand::Ls(_) => listed().map(|(e, bad)| print!("{}", dl::ls(&e, &bad))),
-        DeadLetterCommand::Stats(_) => listed().map(|(e, bad)| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            print!("{}", dl::stats(&e, &bad, now))
-        }),
+        DeadLetterCommand::Stats(_) => listed()
+            .map(|(e, bad)| print!("{}", dl::stats(&e, &bad, ossnotify_sinks::store::now_ms()))),
         DeadLetterCommand::Show(_) => listed().map(|(e, _)| print!("{}", dl::show(&e))),
         DeadLetterCommand::Purge { .. } if filter.is_empty() && !all => {
             eprintln!(

@@ -9,7 +9,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::store::{self, EntryId, StoreOptions};
+use crate::store::{self, now_ms, EntryId, StoreOptions};
 
 use serde::{Deserialize, Serialize};
 
@@ -113,12 +113,6 @@ impl DeadLetter {
             time_ms: now_ms(),
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The entries of a store's text, in order; `name` says where in errors. A

@@ -50,6 +50,13 @@ const REMOVED_RECORD: usize = 24;
 /// No single entry is larger (a message is at most a few MiB).
 const MAX_ENTRY: usize = 64 << 20;
 
+/// Milliseconds since the Unix epoch: the time entries are stamped with.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Where an entry is: its segment and its byte offset there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EntryId {
@@ -80,6 +87,16 @@ pub enum Item {
         id: EntryId,
         len: u64,
     },
+}
+
+impl Item {
+    /// Where it starts.
+    pub fn id(&self) -> EntryId {
+        match self {
+            Item::Entry(e) => e.id,
+            Item::Corrupt { id, .. } => *id,
+        }
+    }
 }
 
 /// Bounds of a store.
@@ -331,11 +348,7 @@ pub fn read(dir: &Path, mut visit: impl FnMut(Item)) -> io::Result<()> {
             continue;
         };
         for item in scan.items {
-            let id = match &item {
-                Item::Entry(e) => e.id,
-                Item::Corrupt { id, .. } => *id,
-            };
-            if !removed.contains(&id) {
+            if !removed.contains(&item.id()) {
                 visit(item);
             }
         }
@@ -595,7 +608,8 @@ type Offsets = (HashSet<u64>, HashSet<u64>);
 /// redelivery or retention runs).
 pub struct Remover {
     dir: PathBuf,
-    lock: File,
+    /// Held (flock) until the remover is dropped.
+    _lock: File,
     /// Per closed segment: its entries, and those removed.
     seen: Mutex<BTreeMap<u64, Offsets>>,
 }
@@ -631,7 +645,7 @@ impl Remover {
         }
         Ok(Remover {
             dir: dir.to_owned(),
-            lock,
+            _lock: lock,
             seen: Mutex::default(),
         })
     }
@@ -659,14 +673,7 @@ impl Remover {
                 let Some(scan) = scan_segment(&self.dir, id.segment)? else {
                     continue;
                 };
-                let all: HashSet<u64> = scan
-                    .items
-                    .iter()
-                    .map(|i| match i {
-                        Item::Entry(e) => e.id.offset,
-                        Item::Corrupt { id, .. } => id.offset,
-                    })
-                    .collect();
+                let all: HashSet<u64> = scan.items.iter().map(|i| i.id().offset).collect();
                 let (removed, _) = read_removed(&self.dir)?;
                 let gone = all
                     .iter()
@@ -785,12 +792,6 @@ impl Remover {
         }
         self.delete_segments(&drop)?;
         Ok(dropped)
-    }
-
-    /// Whether this remover still holds its lock (it does until dropped).
-    pub fn dir(&self) -> &Path {
-        let _ = &self.lock;
-        &self.dir
     }
 }
 

@@ -16,7 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use ossnotify_sinks::store::{self, EntryId, StoreOptions};
+use ossnotify_sinks::store::{self, now_ms, EntryId, StoreOptions};
 use ossnotify_sinks::Envelope;
 
 /// Backlog metrics, labelled `sink`.
@@ -214,12 +214,6 @@ impl Backlog {
         let age = oldest.map_or(0.0, |t| now_ms().saturating_sub(t) as f64 / 1000.0);
         metrics::gauge!(OLDEST_AGE, "sink" => sink).set(age);
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A message as the backlog keeps it: the event time (`i64`), the rule id

@@ -356,9 +356,7 @@ async fn drive(
 
 /// Records how stale the delivered messages were on arrival.
 fn record_ages(age: &metrics::Histogram, envelopes: &[Envelope], outcomes: &[Outcome]) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = ossnotify_sinks::store::now_ms() as i64;
     for (e, o) in envelopes.iter().zip(outcomes) {
         if matches!(o, Outcome::Delivered) && e.event_time_ms > 0 {
             age.record((now - e.event_time_ms).max(0) as f64 / 1000.0);
