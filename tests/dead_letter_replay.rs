@@ -235,13 +235,7 @@ async fn replay_while_the_daemon_appends_loses_nothing_and_leaves_nothing_behind
     // replay's does.
     let daemon_cfg = stdin_config(&d, "daemon.toml", &server.endpoint(), "no-such-topic", "");
     let replay_cfg = stdin_config(&d, "replay.toml", &server.endpoint(), "oss-events", "");
-    let mut daemon = support::bin()
-        .args(["run", "-c", daemon_cfg.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = support::run_on_stdin(&daemon_cfg);
     let mut stdin = daemon.stdin.take().unwrap();
     let n = 600;
     let writer = std::thread::spawn(move || {
@@ -388,11 +382,7 @@ async fn a_torn_and_corrupt_store_opens_reports_and_replays_the_rest() {
 async fn retention_drops_are_counted() {
     let d = support::Dir::new();
     let server = support::mns_dev(support::dev_config()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let extra =
         format!("max_mib = 1\nsegment_mib = 1\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
     let cfg = stdin_config(&d, "c.toml", &server.endpoint(), "no-such-topic", &extra);
@@ -402,24 +392,13 @@ async fn retention_drops_are_counted() {
     assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
     // The next run opens the store and applies retention; read its metrics
     // while its stdin is still open.
-    let mut child = support::bin()
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = support::run_on_stdin(&cfg);
     let mut metrics = String::new();
     for _ in 0..100 {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            metrics.clear();
-            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-            s.read_to_string(&mut metrics).unwrap();
-            if metrics.contains("ossnotify_store_retention_dropped_total") {
-                break;
-            }
+        metrics = support::http_get(port, "/metrics");
+        if metrics.contains("ossnotify_store_retention_dropped_total") {
+            break;
         }
     }
     drop(child.stdin.take());

@@ -22,7 +22,7 @@ use base64::Engine as _;
 use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use support::Member;
+use support::{metric, Member};
 
 /// A PutObject whose request id is `seq`, padded to about `pad` bytes.
 fn record(seq: u64, pad: usize) -> String {
@@ -232,23 +232,6 @@ fn assert_nothing_lost(
     assert!(f.is_empty(), "the failing sink lost {f:?}:\n{log}");
 }
 
-/// The pipeline's /metrics text.
-fn metrics(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text
-}
-
-/// One sample's value (`name{labels}`), or a panic naming it.
-fn metric(text: &str, sample: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
-}
-
 fn join(member: &Member) {
     assert!(
         member.wait_log("partitions assigned", Duration::from_secs(120)),
@@ -264,11 +247,7 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
     let d = support::Dir::new();
     let healthy = mns(Duration::ZERO).await;
     let (listener, failing_endpoint) = failing_listener().await;
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let metrics_port = support::free_port();
     let cfg = config(
         &d,
         topic,
@@ -293,7 +272,7 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
             max_lag = max_lag.max(lag);
         }
         if during_outage.is_empty() && outage_start.elapsed() > Duration::from_secs(30) {
-            during_outage = metrics(metrics_port);
+            during_outage = support::http_get(metrics_port, "/metrics");
         }
     }
     // The breaker is open, the backlog holds about 25 s of messages.
@@ -355,7 +334,7 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
     let got_healthy = wait_all(&healthy, n, Duration::from_secs(30)).await;
     let got_failing = wait_all(&failing, n, Duration::from_secs(90)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let at_end = metrics(metrics_port);
+    let at_end = support::http_get(metrics_port, "/metrics");
     let (code, log) = tokio::task::block_in_place(|| member.signal("-TERM"));
     assert!(
         metric(

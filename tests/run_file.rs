@@ -226,18 +226,14 @@ sinks = ["gone"]
 /// after the operation it arrived: the whole outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freshness_metrics_grow_with_a_sink_outage() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let d = support::Dir::new();
     let server = support::mns_dev(ossnotify_sinks::mns::dev_server::DevConfig {
         fail_first: std::time::Duration::from_secs(6),
         ..support::dev_config()
     })
     .await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let cfg = d.write(
         "fresh.toml",
         &format!(
@@ -246,25 +242,9 @@ async fn freshness_metrics_grow_with_a_sink_outage() {
             server.endpoint()
         ),
     );
-    let metrics = move || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text
-    };
-    let value = |text: &str, sample: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
-    };
-    let mut child = support::bin()
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let metrics = || support::http_get(port, "/metrics");
+    let value = support::metric;
+    let mut child = support::run_on_stdin(&cfg);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

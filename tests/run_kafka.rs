@@ -60,7 +60,7 @@ async fn kafka_to_mns_with_commits_and_sigterm() {
     let corpus_path = d.write("corpus.ndjson", &corpus);
 
     let server = support::mns_dev(support::dev_config()).await;
-    let metrics_port = free_port();
+    let metrics_port = support::free_port();
     let cfg = d.write(
         "kafka.toml",
         &format!(
@@ -129,14 +129,14 @@ access_key_secret = "SK"
     }
     // Let the tracker commit and publish, then look at the endpoints.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let health = http_get(metrics_port, "/health");
+    let health = support::http_get(metrics_port, "/health");
     assert!(
         health.starts_with("HTTP/1.0 200") && health.ends_with("ok\n"),
         "{health}"
     );
-    let ready = http_get(metrics_port, "/ready");
+    let ready = support::http_get(metrics_port, "/ready");
     assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
-    let m = http_get(metrics_port, "/metrics");
+    let m = support::http_get(metrics_port, "/metrics");
     for want in [
         format!("ossnotify_messages_total{{sink=\"console\",outcome=\"delivered\"}} {expected}"),
         format!(
@@ -413,7 +413,7 @@ async fn sink_down_then_back_loses_nothing_and_pauses() {
     let server = mns(0, 8).await;
     // More records than the bounded queues hold, so the source must pause.
     let (n, cfg, want) = setup(&d, "oplog-down", 250, &server.endpoint(), "ossnotify-down");
-    let metrics_port = free_port();
+    let metrics_port = support::free_port();
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     // Without isolation: the sink's retries hold its queue, and the
     // consumer pauses (tests/isolation.rs covers the breaker and backlog).
@@ -441,7 +441,7 @@ async fn sink_down_then_back_loses_nothing_and_pauses() {
     wait_for(&server, &want, 180).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Every 503 was a retry, counted.
-    let m = http_get(metrics_port, "/metrics");
+    let m = support::http_get(metrics_port, "/metrics");
     let retries: f64 = m
         .lines()
         .find_map(|l| l.strip_prefix("ossnotify_sink_retries_total{sink=\"console\"} "))
@@ -643,23 +643,4 @@ fn run(cfg: &std::path::Path) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// A loopback port no one listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A plain HTTP/1.0 GET on loopback: the whole answer.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }

@@ -6,7 +6,6 @@
 mod support;
 
 use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const RECORD: &str = r#"{"time":"2026-11-27T10:00:00Z","operation":"PutObject","bucket":"b","object":"k","bucket_location":"oss-cn-shenzhen","owner_id":"1","request_id":"r1","http_status":200}"#;
@@ -44,17 +43,6 @@ fn file_sink_config(d: &support::Dir) -> (std::path::PathBuf, std::path::PathBuf
     (config(d, &sink), out)
 }
 
-/// `ossnotify run -c CONFIG` with its stdin a pipe the test holds.
-fn run_on_stdin(cfg: &std::path::Path) -> std::process::Child {
-    support::bin()
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 /// The run's dead letters, as JSON.
 fn dead_letters(d: &support::Dir) -> Vec<serde_json::Value> {
     ossnotify_sinks::dead_letter::read_all(&d.path("dl"))
@@ -90,7 +78,7 @@ fn wait_exit(child: &mut std::process::Child, within: Duration) -> Option<i32> {
 fn sigterm_ends_a_run_on_an_idle_stdin() {
     let d = support::Dir::new();
     let (cfg, out) = file_sink_config(&d);
-    let mut child = run_on_stdin(&cfg);
+    let mut child = support::run_on_stdin(&cfg);
     // Two lines, then nothing: the input stays open and idle.
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{RECORD}\n{RECORD}").unwrap();
@@ -115,18 +103,14 @@ fn sigterm_ends_a_run_on_an_idle_stdin() {
 fn a_second_signal_exits_at_once() {
     let d = support::Dir::new();
     // A sink that never answers: nothing listens there, and retries last.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let cfg = config(
         &d,
         &format!(
             "[sinks.s]\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/hook\"\n[sinks.s.retry]\nmax_attempts = 1000\ninitial_backoff_ms = 1000\nmax_backoff_ms = 1000"
         ),
     );
-    let mut child = run_on_stdin(&cfg);
+    let mut child = support::run_on_stdin(&cfg);
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{RECORD}").unwrap();
     stdin.flush().unwrap();
@@ -150,7 +134,7 @@ fn a_second_signal_exits_at_once() {
 fn an_oversized_line_is_dead_lettered_without_being_read_whole() {
     let d = support::Dir::new();
     let (cfg, out) = file_sink_config(&d);
-    let mut child = run_on_stdin(&cfg);
+    let mut child = support::run_on_stdin(&cfg);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let huge = 256usize << 20;
@@ -201,7 +185,7 @@ fn an_oversized_line_is_dead_lettered_without_being_read_whole() {
 fn a_batch_delete_past_the_event_cap_is_dead_lettered() {
     let d = support::Dir::new();
     let (cfg, out) = file_sink_config(&d);
-    let mut child = run_on_stdin(&cfg);
+    let mut child = support::run_on_stdin(&cfg);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let n = 1_200_000;

@@ -5,33 +5,14 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-
-fn http_get(addr: &str, path: &str) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
 
 #[test]
 fn an_unreachable_broker_is_reported_without_a_flood() {
     let d = support::Dir::new();
     // A port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let closed = support::free_port();
+    let metrics = support::free_port();
     let cfg = d.write(
         "c.toml",
         &format!(
@@ -44,7 +25,7 @@ group_id = "g"
 "statistics.interval.ms" = "1000"
 
 [metrics]
-listen = "{metrics}"
+listen = "127.0.0.1:{metrics}"
 
 [dead_letter]
 path = "{dl}"
@@ -64,8 +45,8 @@ sinks = ["n"]
     let member = support::Member::start(&cfg, d.path("run.log"), "info");
     let watched = Duration::from_secs(15);
     std::thread::sleep(watched);
-    let ready = http_get(&metrics, "/ready");
-    let m = http_get(&metrics, "/metrics");
+    let ready = support::http_get(metrics, "/ready");
+    let m = support::http_get(metrics, "/metrics");
     let t = Instant::now();
     let (code, log) = member.signal("-TERM");
     assert_eq!(code, Some(0), "{log}");

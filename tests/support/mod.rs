@@ -133,6 +133,48 @@ pub fn start_mns_dev(mut cmd: Command) -> (std::process::Child, String) {
     (child, first)
 }
 
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.0 GET on loopback `port`: the whole answer (status,
+/// headers, body), empty while nothing listens there.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// One sample's value in Prometheus text (`name{labels}`), or a panic
+/// naming it.
+pub fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
+}
+
+/// `ossnotify run -c CONFIG` with its stdin a pipe the test holds (stdout
+/// and stderr discarded).
+pub fn run_on_stdin(cfg: &Path) -> std::process::Child {
+    bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// mns-dev on a free loopback port.
 pub async fn mns_dev(
     cfg: ossnotify_sinks::mns::dev_server::DevConfig,
