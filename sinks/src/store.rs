@@ -443,6 +443,17 @@ impl Writer {
     /// Opens (creating) the store in `dir` as one of its writers: repairs
     /// it if no other writer is alive, then starts a segment of its own.
     pub fn open(dir: &Path, opts: StoreOptions) -> io::Result<(Writer, Repairs)> {
+        Self::open_reading(dir, opts, |_| {})
+    }
+
+    /// [`Writer::open`], also visiting every entry the store holds (as
+    /// [`read`] would after the repair): in the repair's own pass over the
+    /// segments when it repairs, so that a large store is read once.
+    pub fn open_reading(
+        dir: &Path,
+        opts: StoreOptions,
+        mut visit: impl FnMut(Entry),
+    ) -> io::Result<(Writer, Repairs)> {
         std::fs::create_dir_all(dir)?;
         let lock = lock_file(dir, "writer.lock")?;
         let mut repairs = Repairs::default();
@@ -450,10 +461,17 @@ impl Writer {
             // No other writer: every segment's writer is gone, so a torn
             // tail will never be finished and can be cut.
             Ok(()) => {
-                repairs = Self::repair(dir)?;
+                repairs = Self::repair(dir, &mut visit)?;
                 lock.lock_shared()?;
             }
-            Err(std::fs::TryLockError::WouldBlock) => lock.lock_shared()?,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                lock.lock_shared()?;
+                read(dir, |item| {
+                    if let Item::Entry(e) = item {
+                        visit(e);
+                    }
+                })?;
+            }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
         let active = Self::start_segment(dir)?;
@@ -470,7 +488,7 @@ impl Writer {
 
     /// Cuts torn tails and moves corrupt entries aside (the latter unless a
     /// replay or purge holds the remover lock: then at the next open).
-    fn repair(dir: &Path) -> io::Result<Repairs> {
+    fn repair(dir: &Path, visit: &mut dyn FnMut(Entry)) -> io::Result<Repairs> {
         let mut repairs = Repairs::default();
         let remover = Remover::try_lock(dir)?;
         let (removed, _) = read_removed(dir)?;
@@ -493,10 +511,12 @@ impl Writer {
                 }
             }
             for item in scan.items {
-                if let Item::Corrupt { id, len } = item {
-                    if !removed.contains(&id) {
-                        aside.push((id, len));
-                    }
+                if removed.contains(&item.id()) {
+                    continue;
+                }
+                match item {
+                    Item::Entry(e) => visit(e),
+                    Item::Corrupt { id, len } => aside.push((id, len)),
                 }
             }
         }
@@ -863,6 +883,27 @@ mod tests {
         let (got, _) = entries(d.path());
         assert_eq!(got.len(), 5);
         assert_eq!(got[4].1, b"new");
+    }
+
+    #[test]
+    fn opening_reads_the_entries_with_or_without_a_repair() {
+        let d = tempfile::tempdir().unwrap();
+        let (w, _) = Writer::open(d.path(), StoreOptions::default()).unwrap();
+        let ids = w.append(&[(1, b"one"), (2, b"two")]).unwrap();
+        Remover::lock(d.path()).unwrap().remove(&ids[..1]).unwrap();
+        let payloads = |alive: bool| {
+            let mut got = Vec::new();
+            let (_w, repairs) =
+                Writer::open_reading(d.path(), StoreOptions::default(), |e| got.push(e.payload))
+                    .unwrap();
+            assert_eq!(repairs, Repairs::default(), "alive: {alive}");
+            got
+        };
+        // Another writer alive: no repair, a plain read.
+        assert_eq!(payloads(true), vec![b"two".to_vec()]);
+        drop(w);
+        // None: the repair's pass visits them.
+        assert_eq!(payloads(false), vec![b"two".to_vec()]);
     }
 
     #[test]

@@ -89,16 +89,13 @@ impl Backlog {
         max_bytes: u64,
         remover: store::Remover,
     ) -> io::Result<Backlog> {
-        let (writer, repairs) = store::Writer::open(dir, StoreOptions::default())?;
-        ossnotify_sinks::dead_letter::report_repairs("backlog", dir, &repairs);
         let mut index = Index::default();
-        store::read(dir, |item| {
-            if let store::Item::Entry(e) = item {
-                let bytes = e.payload.len() as u64;
-                index.entries.push_back((e.id, e.time_ms, bytes));
-                index.bytes += bytes;
-            }
+        let (writer, repairs) = store::Writer::open_reading(dir, StoreOptions::default(), |e| {
+            let bytes = e.payload.len() as u64;
+            index.entries.push_back((e.id, e.time_ms, bytes));
+            index.bytes += bytes;
         })?;
+        ossnotify_sinks::dead_letter::report_repairs("backlog", dir, &repairs);
         if !index.entries.is_empty() {
             tracing::info!(sink = name, messages = index.entries.len(), dir = %dir.display(), "backlog from an earlier run: it will be redelivered");
         }
