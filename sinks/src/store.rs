@@ -443,15 +443,18 @@ impl Writer {
     /// Opens (creating) the store in `dir` as one of its writers: repairs
     /// it if no other writer is alive, then starts a segment of its own.
     pub fn open(dir: &Path, opts: StoreOptions) -> io::Result<(Writer, Repairs)> {
-        Self::open_reading(dir, opts, |_| {})
+        Self::open_reading(dir, opts, None, |_| {})
     }
 
     /// [`Writer::open`], also visiting every entry the store holds (as
     /// [`read`] would after the repair): in the repair's own pass over the
-    /// segments when it repairs, so that a large store is read once.
+    /// segments when it repairs, so that a large store is read once. A
+    /// caller that already holds the store's remover (a backlog) passes it,
+    /// so that corrupt entries can still be moved aside.
     pub fn open_reading(
         dir: &Path,
         opts: StoreOptions,
+        held: Option<&Remover>,
         mut visit: impl FnMut(Entry),
     ) -> io::Result<(Writer, Repairs)> {
         std::fs::create_dir_all(dir)?;
@@ -461,7 +464,7 @@ impl Writer {
             // No other writer: every segment's writer is gone, so a torn
             // tail will never be finished and can be cut.
             Ok(()) => {
-                repairs = Self::repair(dir, &mut visit)?;
+                repairs = Self::repair(dir, held, &mut visit)?;
                 lock.lock_shared()?;
             }
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -488,9 +491,17 @@ impl Writer {
 
     /// Cuts torn tails and moves corrupt entries aside (the latter unless a
     /// replay or purge holds the remover lock: then at the next open).
-    fn repair(dir: &Path, visit: &mut dyn FnMut(Entry)) -> io::Result<Repairs> {
+    fn repair(
+        dir: &Path,
+        held: Option<&Remover>,
+        visit: &mut dyn FnMut(Entry),
+    ) -> io::Result<Repairs> {
         let mut repairs = Repairs::default();
-        let remover = Remover::try_lock(dir)?;
+        let taken = match held {
+            Some(_) => None,
+            None => Remover::try_lock(dir)?,
+        };
+        let remover = held.or(taken.as_ref());
         let (removed, _) = read_removed(dir)?;
         let mut aside = Vec::new();
         for n in segments(dir)? {
@@ -520,7 +531,7 @@ impl Writer {
                 }
             }
         }
-        if let (Some(remover), false) = (&remover, aside.is_empty()) {
+        if let (Some(remover), false) = (remover, aside.is_empty()) {
             let cdir = dir.join("corrupt");
             std::fs::create_dir_all(&cdir)?;
             for &(id, len) in &aside {
@@ -894,8 +905,10 @@ mod tests {
         let payloads = |alive: bool| {
             let mut got = Vec::new();
             let (_w, repairs) =
-                Writer::open_reading(d.path(), StoreOptions::default(), |e| got.push(e.payload))
-                    .unwrap();
+                Writer::open_reading(d.path(), StoreOptions::default(), None, |e| {
+                    got.push(e.payload)
+                })
+                .unwrap();
             assert_eq!(repairs, Repairs::default(), "alive: {alive}");
             got
         };

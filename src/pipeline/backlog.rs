@@ -90,11 +90,12 @@ impl Backlog {
         remover: store::Remover,
     ) -> io::Result<Backlog> {
         let mut index = Index::default();
-        let (writer, repairs) = store::Writer::open_reading(dir, StoreOptions::default(), |e| {
-            let bytes = e.payload.len() as u64;
-            index.entries.push_back((e.id, e.time_ms, bytes));
-            index.bytes += bytes;
-        })?;
+        let (writer, repairs) =
+            store::Writer::open_reading(dir, StoreOptions::default(), Some(&remover), |e| {
+                let bytes = e.payload.len() as u64;
+                index.entries.push_back((e.id, e.time_ms, bytes));
+                index.bytes += bytes;
+            })?;
         ossnotify_sinks::dead_letter::report_repairs("backlog", dir, &repairs);
         if !index.entries.is_empty() {
             tracing::info!(sink = name, messages = index.entries.len(), dir = %dir.display(), "backlog from an earlier run: it will be redelivered");
@@ -278,6 +279,35 @@ mod tests {
         assert_eq!(
             head.iter().map(|h| h.1.clone()).collect::<Vec<_>>(),
             es[2..].to_vec()
+        );
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_moved_aside_on_open_and_the_rest_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let b = Backlog::open(d.path(), "s", 1 << 20).unwrap();
+        let es: Vec<Envelope> = (0..3).map(env).collect();
+        b.push(&es.iter().collect::<Vec<_>>()).unwrap();
+        let second = b.head(3).unwrap()[1].0;
+        drop(b);
+        let seg = d
+            .path()
+            .join("s")
+            .join(format!("{:020}.seg", second.segment));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[second.offset as usize + 30] ^= 0x55;
+        std::fs::write(&seg, bytes).unwrap();
+        let b = Backlog::open(d.path(), "s", 1 << 20).unwrap();
+        let head = b.head(10).unwrap();
+        assert_eq!(
+            head.iter().map(|h| h.1.clone()).collect::<Vec<_>>(),
+            vec![es[0].clone(), es[2].clone()]
+        );
+        assert_eq!(
+            std::fs::read_dir(d.path().join("s/corrupt"))
+                .unwrap()
+                .count(),
+            1
         );
     }
 
