@@ -319,7 +319,8 @@ async fn drive(
                     batch.into_iter().map(|i| (i.envelope, i.coord)).unzip();
                 let started = std::time::Instant::now();
                 let settled = match settle(sink.as_ref(), &envelopes, &ctx).await {
-                    Ok(s) => s,
+                    Ok(Some(s)) => s,
+                    Ok(None) => return Ok(()),
                     Err(e) => {
                         // Reported at once (the driver would notice only at
                         // its next message); never acknowledged.
@@ -383,12 +384,13 @@ fn store_error(store: &DeadLetterStore, e: std::io::Error) -> String {
 /// sink's backlog without trying. Every message ends delivered, in the
 /// backlog (transient failures, with isolation) or in the dead-letter store
 /// (permanent failures; transient ones without isolation), synced before
-/// this returns. An error is a store that cannot be written.
+/// this returns. `None`: left unsettled, as the run stops while the backlog
+/// is full. An error is a store that cannot be written.
 async fn settle(
     sink: &dyn Sink,
     envelopes: &[Envelope],
     ctx: &DriverContext,
-) -> Result<Settled, String> {
+) -> Result<Option<Settled>, String> {
     let (Some(iso), Some(backlog)) = (&ctx.isolation, &ctx.backlog) else {
         let outcomes = deliver_or_dead_letter(sink, envelopes, &ctx.store)
             .await
@@ -398,11 +400,11 @@ async fn settle(
             .iter()
             .filter(|o| matches!(o, Outcome::Delivered))
             .count() as u64;
-        return Ok(Settled {
+        return Ok(Some(Settled {
             delivered,
             dead_lettered: outcomes.len() as u64 - delivered,
             backlogged: 0,
-        });
+        }));
     };
     let outcomes = if iso.breaker.admit() {
         sink.deliver(envelopes).await
@@ -444,11 +446,12 @@ async fn settle(
                         "backlog full: waiting for room (the consumer pauses)"
                     );
                 }
-                if ctx.supervisor.failure().is_some() {
-                    return Err(format!(
-                        "sink {}: stopped while its backlog was full",
-                        sink.name()
-                    ));
+                // Stopping (a signal, or a failure elsewhere): no room will
+                // come in time. The batch is left unacknowledged, so its
+                // records are read again after a restart, and the drain
+                // ends instead of waiting out its deadline.
+                if ctx.supervisor.stopping() {
+                    return Ok(None);
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
@@ -471,7 +474,7 @@ async fn settle(
         .give_up(sink.name(), &give_up)
         .map_err(|e| store_error(&ctx.store, e))?;
     settled.dead_lettered = give_up.len() as u64;
-    Ok(settled)
+    Ok(Some(settled))
 }
 
 /// Sends a sink's backlog again, oldest first, whenever its breaker lets a

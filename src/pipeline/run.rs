@@ -251,6 +251,10 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     let _ = progress.send(super::tracker::Progress::Finish);
     drop(progress);
     let last_commit = tracker.join().unwrap_or_else(|_| Ok(Vec::new()));
+    // What failed before the run gave up draining. Stragglers left past
+    // the deadline fail when the runtime goes (their sink queues close):
+    // that is the shutdown, not a failure of the run.
+    let failure = supervisor.failure().cloned();
     if drained {
         drop(source);
         rt.block_on(async {
@@ -264,8 +268,8 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         std::mem::forget(source);
         rt.shutdown_background();
     }
-    if let Some(f) = supervisor.failure() {
-        return Err(RunError::Failed(f.clone()));
+    if let Some(f) = failure {
+        return Err(RunError::Failed(f));
     }
     let committed = last_commit.map_err(RunError::LastCommit)?;
     let c = &counters;
