@@ -1,5 +1,6 @@
 //! `ossnotify match`: reads records and prints, per message that would be
-//! sent, `{"ruleId":…,"sinks":[…],"message":{"events":[…]}}` (SPEC §8).
+//! sent, `{"ruleId":…,"sinks":[…],"message":…}` (docs/commands.md), the
+//! message as OSS's notification JSON or as a CloudEvent.
 
 use std::io::{self, BufRead, Write};
 
@@ -7,6 +8,16 @@ use crate::config::Config;
 use crate::encode::write_json_string;
 use crate::engine::{Engine, RecordOutcome};
 use crate::rules::RuleIndex;
+
+/// How `message` is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// OSS's notification JSON (`{"events":[…]}`).
+    #[default]
+    Oss,
+    /// The CloudEvent a sink with `encoding = "cloudevents"` sends.
+    Cloudevents,
+}
 
 /// Counts of one dry run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -29,12 +40,14 @@ pub fn run(
     out: &mut dyn Write,
     diag: &mut dyn Write,
     explain: bool,
+    format: Format,
 ) -> io::Result<Summary> {
     let mut engine = Engine::new(config.source.key_encoding, false).with_explain(explain);
     let mut summary = Summary::default();
     let mut line = Vec::with_capacity(4096);
     let mut line_no = 0usize;
     let mut buf = Vec::with_capacity(2048);
+    let now_ms = ossnotify_sinks::store::now_ms() as i64;
     let mut write_error = None;
     loop {
         line.clear();
@@ -58,7 +71,12 @@ pub fn run(
                 write_json_string(&mut buf, &config.sinks[*s as usize].name);
             }
             buf.extend_from_slice(b"],\"message\":");
-            buf.extend_from_slice(m.json);
+            match format {
+                Format::Oss => buf.extend_from_slice(m.json),
+                Format::Cloudevents => {
+                    m.write_cloudevent(&mut buf, event_bus(config, m.sinks), now_ms)
+                }
+            }
             buf.extend_from_slice(b"}\n");
             if let Err(e) = out.write_all(&buf) {
                 write_error.get_or_insert(e);
@@ -89,4 +107,17 @@ pub fn run(
     }
     out.flush()?;
     Ok(summary)
+}
+
+/// The event bus a CloudEvent of a rule with these sinks names: that of
+/// its first sink sending CloudEvents, else of its first sink.
+fn event_bus<'c>(config: &'c Config, sinks: &[u32]) -> &'c str {
+    let sink = |s: &u32| &config.sinks[*s as usize].config;
+    sinks
+        .iter()
+        .map(sink)
+        .find(|c| c.encoding() == ossnotify_sinks::Encoding::CloudEvents)
+        .or_else(|| sinks.first().map(sink))
+        .and_then(|c| c.event_bus())
+        .unwrap_or(crate::pipeline::DEFAULT_EVENT_BUS)
 }

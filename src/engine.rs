@@ -19,6 +19,31 @@ pub struct Message<'a> {
     pub base64: &'a [u8],
     /// The operation's time (`eventTime`), epoch ms.
     pub event_time_ms: i64,
+    pub event_name: &'static str,
+    pub region: &'a str,
+    pub owner_id: &'a str,
+    /// The record, and the position of this event among its events: what
+    /// a CloudEvent's `id` is derived from.
+    pub record: &'a [u8],
+    pub event_index: u32,
+}
+
+impl Message<'_> {
+    /// Appends this message as a CloudEvent, as produced at `publish_ms`.
+    pub fn write_cloudevent(&self, out: &mut Vec<u8>, event_bus: &str, publish_ms: i64) {
+        let id = crate::encode::event_id(self.record, self.event_index, self.rule_id);
+        let ev = crate::encode::CloudEvent {
+            notification: self.json,
+            event_name: self.event_name,
+            region: self.region,
+            owner_id: self.owner_id,
+            bucket: self.bucket,
+            key: self.key,
+            time_ms: self.event_time_ms,
+            id: &id,
+        };
+        crate::encode::write_cloudevent(out, &ev, event_bus, publish_ms);
+    }
 }
 
 /// What became of one record.
@@ -88,7 +113,7 @@ impl Engine {
         };
         let mut sent = 0;
         let mut why = None;
-        for obj in op.objects() {
+        for (event_index, obj) in op.objects().enumerate() {
             index.matches(
                 op.bucket,
                 op.region,
@@ -115,6 +140,11 @@ impl Engine {
                     json: &self.json,
                     base64: &self.base64,
                     event_time_ms: op.time_ms,
+                    event_name: op.event_type.name(),
+                    region: op.region,
+                    owner_id: op.owner_id,
+                    record: line,
+                    event_index: event_index as u32,
                 });
                 sent += 1;
             }

@@ -19,4 +19,5 @@ pub mod pipeline;
 
 pub mod rules;
 pub mod synth;
+pub mod tap_client;
 pub mod telemetry;

@@ -40,6 +40,9 @@ enum Command {
         /// Say on standard error why each record produced no message.
         #[arg(long)]
         explain: bool,
+        /// How each message is printed.
+        #[arg(long, value_enum, default_value = "oss")]
+        format: ossnotify::dry_run::Format,
     },
     /// Config unit tests: records and the notifications each must (or must not) produce; exit 1 with a diff when one fails.
     Test {
@@ -53,6 +56,8 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Show the messages a running daemon produces (from its [metrics] listen address), one line each: rule, sinks, event, bucket/key.
+    Tap(TapArgs),
     /// Re-send the dead-letter store through the config's sinks; delivered entries are removed (`dead-letter replay` without filters).
     Replay {
         #[arg(short, long, value_name = "FILE")]
@@ -106,6 +111,34 @@ struct DeadLetterArgs {
     /// Only entries written before this time (same forms as --since).
     #[arg(long)]
     until: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct TapArgs {
+    /// The daemon's metrics server.
+    #[arg(long, default_value = "http://127.0.0.1:9898")]
+    url: String,
+    /// Only messages of this rule.
+    #[arg(long)]
+    rule: Option<String>,
+    /// Only messages about this bucket.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Only messages going to this sink.
+    #[arg(long)]
+    sink: Option<String>,
+    /// Only this event (ObjectCreated:PutObject), or a prefix ending in * (ObjectCreated:*).
+    #[arg(long)]
+    event: Option<String>,
+    /// Keep this share of the matching messages, in (0, 1].
+    #[arg(long)]
+    sample: Option<f64>,
+    /// Stop after this many messages.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Also print each notification's JSON.
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(clap::Args)]
@@ -221,7 +254,8 @@ fn main() -> ExitCode {
             config,
             input,
             explain,
-        } => dry_run(&config, input.as_deref(), explain),
+            format,
+        } => dry_run(&config, input.as_deref(), explain, format),
         Command::MnsDev(args) => mns_dev(args),
         Command::Loadgen(args) => loadgen(args),
         Command::Replay { config } => dead_letter(DeadLetterCommand::Replay(DeadLetterArgs {
@@ -235,6 +269,29 @@ fn main() -> ExitCode {
         Command::DeadLetter(cmd) => dead_letter(cmd),
         Command::Run { config } => run(&config),
         Command::Test { config, tests } => config_tests(&config, &tests),
+        Command::Tap(args) => tap(args),
+    }
+}
+
+fn tap(a: TapArgs) -> ExitCode {
+    let req = ossnotify::tap_client::Request {
+        url: a.url,
+        rule: a.rule,
+        bucket: a.bucket,
+        sink: a.sink,
+        event: a.event,
+        sample: a.sample,
+        limit: a.limit,
+        full: a.full,
+    };
+    let stdout = io::stdout();
+    let mut out = io::LineWriter::new(stdout.lock());
+    match ossnotify::tap_client::run(&req, &mut out, &mut io::stderr()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: tap: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
     }
 }
 
@@ -621,7 +678,12 @@ fn load_for_run(path: &Path) -> Result<config::Config, ExitCode> {
     }
 }
 
-fn dry_run(config_path: &Path, input: Option<&Path>, explain: bool) -> ExitCode {
+fn dry_run(
+    config_path: &Path,
+    input: Option<&Path>,
+    explain: bool,
+    format: ossnotify::dry_run::Format,
+) -> ExitCode {
     let config = match load_for_run(config_path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -653,6 +715,7 @@ fn dry_run(config_path: &Path, input: Option<&Path>, explain: bool) -> ExitCode 
         &mut out,
         &mut diag,
         explain,
+        format,
     ) {
         Ok(s) => {
             let _ = writeln!(

@@ -1,7 +1,8 @@
 //! Metrics and health (`[metrics] listen`): a Prometheus text endpoint at
 //! `/metrics`, `/health` (200 while no component has failed, 503 with the
-//! reason once one has) and `/ready` (200 while partitions are assigned and
-//! nothing has failed). Metric names live here, in one place. No label
+//! reason once one has), `/ready` (200 while partitions are assigned and
+//! nothing has failed) and `/tap` (the messages produced, as NDJSON, for
+//! `ossnotify tap`; see [`crate::pipeline::tap`]). Metric names live here, in one place. No label
 //! is per rule: a million rules must not mean a million series.
 
 use std::convert::Infallible;
@@ -9,12 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::pipeline::tap::{TapFilter, Taps};
 
 pub const RECORDS: &str = "ossnotify_records_total";
 pub const MESSAGES: &str = "ossnotify_messages_total";
@@ -43,6 +46,97 @@ const EVENT_AGE_BUCKETS: &[f64] = &[
 /// Counted by the sinks themselves.
 pub const RETRIES: &str = ossnotify_sinks::RETRIES;
 
+type Body = BoxBody<Bytes, Infallible>;
+
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "text/plain; version=0.0.4")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .expect("static parts")
+}
+
+/// `GET /tap?rule=&bucket=&sink=&event=&sample=&limit=&full=`: one NDJSON
+/// line per message produced while the request lasts (at most `limit`),
+/// and `{"dropped":N}` whenever the tap lost messages for being read too
+/// slowly.
+fn tap(taps: &Arc<Taps>, query: &str) -> Response<Body> {
+    let filter = match TapFilter::from_query(query) {
+        Ok(f) => f,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("tap: {e}\n")),
+    };
+    let limit = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("limit="))
+        .map(|v| v.parse::<u64>())
+        .transpose();
+    let limit = match limit {
+        Ok(l) => l.unwrap_or(u64::MAX),
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("tap: limit: {e}\n")),
+    };
+    let mut tap = match taps.attach(filter) {
+        Ok(t) => t,
+        Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("tap: {e}\n")),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut sent = 0u64;
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        let dropped = |tap: &crate::pipeline::tap::Tap| match tap.take_dropped() {
+            0 => None,
+            n => Some(Bytes::from(format!("{{\"dropped\":{n}}}\n"))),
+        };
+        while sent < limit {
+            let line = tokio::select! {
+                line = tap.rx.recv() => line,
+                _ = tick.tick() => {
+                    if tx.is_closed() {
+                        break;
+                    }
+                    if let Some(notice) = dropped(&tap) {
+                        if tx.send(notice).await.is_err() {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(line) = line else { break };
+            if let Some(notice) = dropped(&tap) {
+                if tx.send(notice).await.is_err() {
+                    break;
+                }
+            }
+            if tx.send(line).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        // Dropping `tap` detaches it: the workers stop offering.
+    });
+    Response::builder()
+        .header("Content-Type", "application/x-ndjson")
+        .body(BodyExt::boxed(LineBody(rx)))
+        .expect("static parts")
+}
+
+/// A streamed body: the lines a tap's task sends, until it ends.
+struct LineBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for LineBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|line| line.map(|l| Ok(hyper::body::Frame::data(l))))
+    }
+}
+
 /// Installs the process-wide recorder (once) and returns its handle.
 pub fn recorder() -> Option<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
@@ -60,12 +154,13 @@ pub fn recorder() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// Serves `/metrics`, `/health` and `/ready` on `listen` from the current
-/// tokio runtime.
+/// Serves `/metrics`, `/health`, `/ready` and `/tap` on `listen` from the
+/// current tokio runtime.
 pub async fn serve(
     listen: &str,
     ready: Arc<AtomicBool>,
     supervisor: Arc<crate::pipeline::Supervisor>,
+    taps: Arc<Taps>,
 ) -> Result<(), String> {
     let handle = recorder().ok_or("cannot install the metrics recorder")?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -78,9 +173,14 @@ pub async fn serve(
                 continue;
             };
             let (handle, ready, supervisor) = (handle.clone(), ready.clone(), supervisor.clone());
+            let taps = taps.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let failure = supervisor.failure();
+                    if req.uri().path() == "/tap" {
+                        let res = tap(&taps, req.uri().query().unwrap_or(""));
+                        return std::future::ready(Ok::<_, Infallible>(res));
+                    }
                     let (status, body) = match req.uri().path() {
                         "/metrics" => (StatusCode::OK, handle.render()),
                         "/health" | "/ready" if failure.is_some() => (
@@ -94,18 +194,10 @@ pub async fn serve(
                         "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned()),
                         _ => (
                             StatusCode::NOT_FOUND,
-                            "see /metrics, /health, /ready\n".to_owned(),
+                            "see /metrics, /health, /ready, /tap\n".to_owned(),
                         ),
                     };
-                    async move {
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(status)
-                                .header("Content-Type", "text/plain; version=0.0.4")
-                                .body(Full::new(Bytes::from(body)))
-                                .expect("static parts"),
-                        )
-                    }
+                    std::future::ready(Ok::<_, Infallible>(text(status, body)))
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)

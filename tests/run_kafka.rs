@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -243,13 +243,15 @@ access_key_secret = "SK"
 }
 
 /// Produces the demo logs `copies` times (one record per message) to a new
-/// topic; returns (messages produced, corpus path, config path, expected).
+/// topic; returns (messages produced, config path, expected), the sink
+/// sending in `encoding`.
 fn setup(
     d: &support::Dir,
     topic: &str,
     copies: usize,
     endpoint: &str,
     group: &str,
+    encoding: &str,
 ) -> (usize, std::path::PathBuf, BTreeMap<String, usize>) {
     let brokers = support::broker::brokers().to_owned();
     support::broker::create_topic(topic, 3);
@@ -281,7 +283,7 @@ fn setup(
     let cfg = d.write(
         "kafka.toml",
         &format!(
-            "rules_dir = \"{rules}\"\n\n[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{group}\"\nkey_encoding = \"url\"\n\n[source.librdkafka]\n\"session.timeout.ms\" = \"10000\"\n\"max.poll.interval.ms\" = \"30000\"\n\n[pipeline]\nworkers = 2\nqueue_capacity = 8\ndrain_timeout_ms = 600000\n\n[dead_letter]\npath = \"{dl}\"\n\n[sinks.console]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 4\nmax_in_flight = 2\n[sinks.console.retry]\nmax_attempts = 1000\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\n",
+            "rules_dir = \"{rules}\"\n\n[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{group}\"\nkey_encoding = \"url\"\n\n[source.librdkafka]\n\"session.timeout.ms\" = \"10000\"\n\"max.poll.interval.ms\" = \"30000\"\n\n[pipeline]\nworkers = 2\nqueue_capacity = 8\ndrain_timeout_ms = 600000\n\n[dead_letter]\npath = \"{dl}\"\n\n[sinks.console]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\nencoding = \"{encoding}\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 4\nmax_in_flight = 2\n[sinks.console.retry]\nmax_attempts = 1000\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\n",
             rules = support::repo("configs/rules.d").display(),
             dl = d.path("dead-letter").display(),
         ),
@@ -302,8 +304,14 @@ fn setup(
     (n, cfg, want)
 }
 
+/// The notifications that arrived, as `match` prints them, counted. A
+/// CloudEvent counts as the notification of its `data`.
 fn received(server: &DevServer) -> BTreeMap<String, usize> {
     counts(server.accepted().into_iter().map(|a| {
+        if a.body.starts_with('{') {
+            let ce: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+            return serde_json::json!({ "events": [ce["data"]] }).to_string();
+        }
         let json = base64::engine::general_purpose::STANDARD
             .decode(&a.body)
             .unwrap();
@@ -311,6 +319,18 @@ fn received(server: &DevServer) -> BTreeMap<String, usize> {
             .unwrap()
             .to_string()
     }))
+}
+
+/// Each CloudEvent that arrived, by notification: the ids it came with.
+fn cloudevent_ids(server: &DevServer) -> BTreeMap<String, BTreeSet<String>> {
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for a in server.accepted() {
+        let ce: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+        ids.entry(ce["data"].to_string())
+            .or_default()
+            .insert(ce["id"].as_str().unwrap().to_owned());
+    }
+    ids
 }
 
 /// Every wanted message arrived at least as often as wanted.
@@ -362,7 +382,14 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     let d = support::Dir::new();
     // Slow answers, so the kill lands mid-stream.
     let server = mns(15, 0).await;
-    let (n, cfg, want) = setup(&d, "oplog-kill", 30, &server.endpoint(), "ossnotify-kill");
+    let (n, cfg, want) = setup(
+        &d,
+        "oplog-kill",
+        30,
+        &server.endpoint(),
+        "ossnotify-kill",
+        "cloudevents",
+    );
     let total: usize = want.values().sum();
     let mut first = run(&cfg);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -403,6 +430,23 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
         got.values().sum::<usize>()
     );
     assert_eq!(committed_total("ossnotify-kill", "oplog-kill") as usize, n);
+    // The redelivered messages carry the ids they had before the kill, so
+    // a consumer deduplicates them: one id per notification (the corpus
+    // repeats the same records, which rightly share their ids too).
+    let ids = cloudevent_ids(&server);
+    assert_eq!(ids.len(), want.len());
+    let unstable: Vec<_> = ids.iter().filter(|(_, i)| i.len() != 1).collect();
+    assert!(
+        unstable.is_empty(),
+        "ids changed on redelivery: {unstable:?}"
+    );
+    let distinct: BTreeSet<&String> = ids.values().flatten().collect();
+    assert_eq!(distinct.len(), want.len(), "two notifications share an id");
+    eprintln!(
+        "kill -9: {} arrivals for {total} messages, {} distinct ids",
+        server.accepted().len(),
+        distinct.len()
+    );
     server.stop();
 }
 
@@ -412,7 +456,14 @@ async fn sink_down_then_back_loses_nothing_and_pauses() {
     // mns-dev answers 503 to everything for the first 8 s.
     let server = mns(0, 8).await;
     // More records than the bounded queues hold, so the source must pause.
-    let (n, cfg, want) = setup(&d, "oplog-down", 250, &server.endpoint(), "ossnotify-down");
+    let (n, cfg, want) = setup(
+        &d,
+        "oplog-down",
+        250,
+        &server.endpoint(),
+        "ossnotify-down",
+        "base64",
+    );
     let metrics_port = support::free_port();
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     // Without isolation: the sink's retries hold its queue, and the
@@ -597,6 +648,7 @@ async fn two_processes_in_one_group_share_the_partitions() {
         100,
         &server.endpoint(),
         "ossnotify-scale",
+        "base64",
     );
     let a = run(&cfg);
     let b = run(&cfg);
@@ -643,4 +695,195 @@ fn run(cfg: &std::path::Path) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// `ossnotify tap` against a daemon consuming from tansu: a filtered tap
+/// sees exactly what `match` predicts for its filters, `--limit` ends a
+/// tap, and a tap that never reads loses messages, is told how many, and
+/// does not slow the daemon, which delivers everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tap_shows_a_running_daemons_messages_and_never_slows_it() {
+    let d = support::Dir::new();
+    let server = support::mns_dev(DevConfig {
+        keep: usize::MAX,
+        keep_bytes: usize::MAX,
+        ..support::dev_config()
+    })
+    .await;
+    let (_, cfg, want) = setup(
+        &d,
+        "oplog-tap",
+        2000,
+        &server.endpoint(),
+        "ossnotify-tap",
+        "base64",
+    );
+    let total: usize = want.values().sum();
+    let port = support::free_port();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    std::fs::write(&cfg, text).unwrap();
+    let corpus = d.path("corpus.ndjson");
+    let predicted = support::run(
+        &[
+            "match",
+            "-c",
+            cfg.to_str().unwrap(),
+            corpus.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let uploads: Vec<serde_json::Value> = support::text(&predicted.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["ruleId"] == "photo-uploads")
+        .map(|v| v["message"].clone())
+        .collect();
+    assert!(!uploads.is_empty());
+
+    let daemon = run(&cfg);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while support::http_get(port, "/health").is_empty() {
+        assert!(Instant::now() < deadline, "no metrics server");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Attached before the group join ends, so they see every message.
+    let url = format!("http://127.0.0.1:{port}");
+    let tap = |args: &[&str]| {
+        support::bin()
+            .args(["tap", "--url", &url])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let filtered = tap(&[
+        "--rule",
+        "photo-uploads",
+        "--event",
+        "ObjectCreated:*",
+        "--sink",
+        "console",
+        "--full",
+        "--limit",
+        &uploads.len().to_string(),
+    ]);
+    // Read as it goes (a full pipe would stall the tap, not the daemon).
+    let filtered_pid = filtered.id();
+    let mut filtered = tokio::task::spawn_blocking(move || filtered.wait_with_output().unwrap());
+    let first_five = tap(&["--limit", "5"]);
+    let mut stalled = small_window_connect(port);
+    std::io::Write::write_all(&mut stalled, b"GET /tap?full=1 HTTP/1.0\r\n\r\n").unwrap();
+    // Taps attach in the daemon's runtime: wait until it counts them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    wait_for(&server, &want, 180).await;
+    assert!(
+        covers(&received(&server), &want),
+        "the daemon delivered {} of {total}",
+        server.accepted().len()
+    );
+
+    // It ends by itself at its limit (unless it lost messages: then it is
+    // stopped, and the count below fails).
+    let out = match tokio::time::timeout(Duration::from_secs(20), &mut filtered).await {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &filtered_pid.to_string()])
+                .status();
+            filtered.await.unwrap()
+        }
+    };
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    let lines: Vec<String> = support::text(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), uploads.len());
+    for l in &lines {
+        let cols: Vec<&str> = l.split('\t').collect();
+        assert_eq!(&cols[..2], ["photo-uploads", "console"]);
+        assert!(cols[2].starts_with("ObjectCreated:"), "{l}");
+        assert!(cols[3].starts_with("photos-shenzhen/uploads/"), "{l}");
+        let message: serde_json::Value = serde_json::from_str(cols[4]).unwrap();
+        assert!(uploads.contains(&message), "{l}");
+    }
+    let out = tokio::task::spawn_blocking(move || first_five.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    assert_eq!(support::text(&out.stdout).lines().count(), 5);
+
+    // The stalled tap: what it reads now, plus what it was told it lost,
+    // is every message.
+    stalled
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut body = Vec::new();
+    let mut buf = [0u8; 1 << 16];
+    while let Ok(n) = std::io::Read::read(&mut stalled, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    let body = support::text(&body);
+    let (mut messages, mut dropped) = (0, 0);
+    for l in body.lines().skip_while(|l| !l.is_empty()).skip(1) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        match v["dropped"].as_u64() {
+            Some(n) => dropped += n as usize,
+            None => messages += 1,
+        }
+    }
+    assert!(
+        dropped > 0,
+        "the stalled tap lost nothing: {messages} messages"
+    );
+    assert_eq!(messages + dropped, total);
+    eprintln!("stalled tap: {messages} messages read, {dropped} dropped, of {total}");
+    let (code, err) = stop(daemon).await;
+    assert_eq!(code, Some(0), "{err}");
+    server.stop();
+}
+
+/// A connection to loopback `port` with a 4 KiB receive buffer, set before
+/// connecting (Linux sizes the advertised window from it; loopback's
+/// autotuning would otherwise buffer megabytes): a client that stops
+/// reading stops the server's writes after a few KiB.
+fn small_window_connect(port: u16) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    // SAFETY: libc calls on a socket this function creates and owns: the
+    // pointers passed point to live locals of the stated sizes, the fd is
+    // checked, and it is handed once to `TcpStream`, which closes it.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let size: libc::c_int = 4096;
+        let rc = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "setsockopt: {}", std::io::Error::last_os_error());
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+        std::net::TcpStream::from_raw_fd(fd)
+    }
 }

@@ -14,6 +14,9 @@ pub enum Encoding {
     Base64,
     /// The notification JSON itself.
     Json,
+    /// One CloudEvents 1.0 JSON object per event, in the shape Alibaba
+    /// Cloud EventBridge gives OSS events (docs/message-format.md).
+    CloudEvents,
 }
 
 /// A problem with one field of a sink table, found after parsing.
@@ -37,6 +40,10 @@ pub trait SinkConfig: fmt::Debug + Send + Sync {
     /// The registry name (`mns_topic`, …).
     fn kind(&self) -> &'static str;
     fn encoding(&self) -> Encoding;
+    /// The CloudEvents `aliyuneventbusname`; `None` means `ossnotify`.
+    fn event_bus(&self) -> Option<&str> {
+        None
+    }
     /// Checks values serde cannot (ranges, URL shapes, lengths).
     fn validate(&self) -> Vec<FieldIssue>;
     /// The sink itself, named `name` (its table key). Needs a tokio runtime.

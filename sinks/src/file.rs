@@ -16,6 +16,9 @@ pub struct FileConfig {
     pub path: PathBuf,
     #[serde(default)]
     pub encoding: Encoding,
+    /// `aliyuneventbusname` with `encoding = "cloudevents"`.
+    #[serde(default)]
+    pub event_bus: Option<String>,
 }
 
 impl SinkConfig for FileConfig {
@@ -24,6 +27,9 @@ impl SinkConfig for FileConfig {
     }
     fn encoding(&self) -> Encoding {
         self.encoding
+    }
+    fn event_bus(&self) -> Option<&str> {
+        self.event_bus.as_deref()
     }
     fn build(&self, name: &str) -> Result<Box<dyn Sink>, String> {
         let file = std::fs::OpenOptions::new()

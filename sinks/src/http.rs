@@ -22,6 +22,17 @@ pub enum HttpBatching {
     Ndjson,
 }
 
+/// How a CloudEvent travels over HTTP (CloudEvents' HTTP binding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CloudEventsMode {
+    /// The whole event as the body, `application/cloudevents+json`.
+    #[default]
+    Structured,
+    /// The attributes as `ce-*` headers, `data` as the body.
+    Binary,
+}
+
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -45,6 +56,12 @@ pub struct HttpConfig {
     pub backlog: BacklogConfig,
     #[serde(default)]
     pub encoding: Encoding,
+    /// With `encoding = "cloudevents"`: structured or binary content mode.
+    #[serde(default)]
+    pub cloudevents_mode: CloudEventsMode,
+    /// `aliyuneventbusname` with `encoding = "cloudevents"`.
+    #[serde(default)]
+    pub event_bus: Option<String>,
 }
 
 fn default_max_batch() -> usize {
@@ -57,6 +74,9 @@ impl SinkConfig for HttpConfig {
     }
     fn encoding(&self) -> Encoding {
         self.encoding
+    }
+    fn event_bus(&self) -> Option<&str> {
+        self.event_bus.as_deref()
     }
     fn build(&self, name: &str) -> Result<Box<dyn Sink>, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -93,6 +113,20 @@ impl SinkConfig for HttpConfig {
         self.retry.validate(&mut v);
         self.breaker.validate(&mut v);
         self.backlog.validate(&mut v);
+        if self.cloudevents_mode == CloudEventsMode::Binary {
+            if self.encoding != Encoding::CloudEvents {
+                v.push(FieldIssue::new(
+                    "cloudevents_mode",
+                    "\"binary\" needs encoding = \"cloudevents\"",
+                ));
+            }
+            if self.batch != HttpBatching::Single {
+                v.push(FieldIssue::new(
+                    "cloudevents_mode",
+                    "\"binary\" sends one event per request: it needs batch = \"single\"",
+                ));
+            }
+        }
         v
     }
 }
@@ -115,6 +149,8 @@ impl std::fmt::Debug for HttpConfig {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("retry", &self.retry)
             .field("encoding", &self.encoding)
+            .field("cloudevents_mode", &self.cloudevents_mode)
+            .field("event_bus", &self.event_bus)
             .finish()
     }
 }
@@ -125,7 +161,57 @@ impl HttpConfig {
             (HttpBatching::Ndjson, _) => "application/x-ndjson",
             (HttpBatching::Single, Encoding::Json) => "application/json",
             (HttpBatching::Single, Encoding::Base64) => "text/plain",
+            (HttpBatching::Single, Encoding::CloudEvents) => {
+                "application/cloudevents+json; charset=utf-8"
+            }
         }
+    }
+}
+
+/// What CloudEvents' HTTP binding percent-encodes in a header value: space,
+/// `"`, `%` and everything outside printable ASCII (non-ASCII bytes are
+/// always encoded).
+const CE_HEADER: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b'%');
+
+/// A structured CloudEvent in binary content mode: its attributes as
+/// `ce-*` headers (`datacontenttype` as `Content-Type`), its `data` as the
+/// body, byte for byte.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BinaryEvent<'a> {
+    pub headers: Vec<(String, String)>,
+    pub content_type: String,
+    pub body: &'a str,
+}
+
+impl<'a> BinaryEvent<'a> {
+    pub fn from_structured(event: &'a str) -> Result<Self, String> {
+        use serde_json::value::RawValue;
+        let attrs: BTreeMap<String, &'a RawValue> = serde_json::from_str(event)
+            .map_err(|e| format!("not a CloudEvent (binary content mode needs one): {e}"))?;
+        let mut out = BinaryEvent {
+            headers: Vec::with_capacity(attrs.len()),
+            content_type: "application/json".into(),
+            body: "",
+        };
+        for (name, raw) in attrs {
+            if name == "data" {
+                out.body = raw.get();
+                continue;
+            }
+            let value = match serde_json::from_str::<String>(raw.get()) {
+                Ok(s) => s,
+                // Numbers and booleans are written as they are.
+                Err(_) => raw.get().to_owned(),
+            };
+            if name == "datacontenttype" {
+                out.content_type = value;
+            } else {
+                let value = percent_encoding::utf8_percent_encode(&value, CE_HEADER).to_string();
+                out.headers.push((format!("ce-{name}"), value));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -152,11 +238,30 @@ impl Classify for PostFailure {
 impl HttpSink {
     /// One POST, one attempt.
     async fn post(&self, body: &str) -> Result<(), PostFailure> {
-        let mut req = self
-            .http
-            .post(&self.cfg.url)
-            .header("Content-Type", self.cfg.content_type())
-            .body(body.to_owned());
+        let binary = match self.cfg.cloudevents_mode {
+            CloudEventsMode::Binary => Some(BinaryEvent::from_structured(body).map_err(
+                |error| PostFailure {
+                    class: Class::Permanent,
+                    error,
+                },
+            )?),
+            CloudEventsMode::Structured => None,
+        };
+        let mut req = self.http.post(&self.cfg.url);
+        req = match &binary {
+            Some(ev) => {
+                let mut req = req
+                    .header("Content-Type", &ev.content_type)
+                    .body(ev.body.to_owned());
+                for (k, v) in &ev.headers {
+                    req = req.header(k, v);
+                }
+                req
+            }
+            None => req
+                .header("Content-Type", self.cfg.content_type())
+                .body(body.to_owned()),
+        };
         for (k, v) in &self.cfg.headers {
             req = req.header(k, v);
         }
@@ -248,5 +353,26 @@ impl Sink for HttpSink {
             }
             out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_mode_moves_attributes_to_percent_encoded_headers() {
+        let ev = r#"{"specversion":"1.0","id":"i","subject":"acs:oss:r:1:b/照 片%\"x","datacontenttype":"application/json;charset=utf-8","data":{"k":[1, 2]}}"#;
+        let b = BinaryEvent::from_structured(ev).unwrap();
+        assert_eq!(b.body, r#"{"k":[1, 2]}"#);
+        assert_eq!(b.content_type, "application/json;charset=utf-8");
+        let h: BTreeMap<_, _> = b.headers.into_iter().collect();
+        assert_eq!(h["ce-specversion"], "1.0");
+        assert_eq!(
+            h["ce-subject"],
+            "acs:oss:r:1:b/%E7%85%A7%20%E7%89%87%25%22x"
+        );
+        assert!(!h.contains_key("ce-data") && !h.contains_key("ce-datacontenttype"));
+        assert!(BinaryEvent::from_structured("eyJ9").is_err());
     }
 }

@@ -22,6 +22,9 @@ pub struct KafkaConfig {
     pub librdkafka: BTreeMap<String, String>,
     #[serde(default)]
     pub encoding: Encoding,
+    /// `aliyuneventbusname` with `encoding = "cloudevents"`.
+    #[serde(default)]
+    pub event_bus: Option<String>,
 }
 
 /// Credential properties (`sasl.password`, …) are hidden.
@@ -38,6 +41,7 @@ impl std::fmt::Debug for KafkaConfig {
                 },
             )
             .field("encoding", &self.encoding)
+            .field("event_bus", &self.event_bus)
             .finish()
     }
 }
@@ -48,6 +52,9 @@ impl SinkConfig for KafkaConfig {
     }
     fn encoding(&self) -> Encoding {
         self.encoding
+    }
+    fn event_bus(&self) -> Option<&str> {
+        self.event_bus.as_deref()
     }
     fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, String> {
         let mut cc = ClientConfig::new();

@@ -12,6 +12,9 @@ use crate::sink::{Delivery, Envelope, Outcome, Sink};
 pub struct StdoutConfig {
     #[serde(default)]
     pub encoding: Encoding,
+    /// `aliyuneventbusname` with `encoding = "cloudevents"`.
+    #[serde(default)]
+    pub event_bus: Option<String>,
 }
 
 impl SinkConfig for StdoutConfig {
@@ -20,6 +23,9 @@ impl SinkConfig for StdoutConfig {
     }
     fn encoding(&self) -> Encoding {
         self.encoding
+    }
+    fn event_bus(&self) -> Option<&str> {
+        self.event_bus.as_deref()
     }
     fn validate(&self) -> Vec<FieldIssue> {
         Vec::new()

@@ -1,9 +1,12 @@
-//! The output (SPEC §4): OSS's notification JSON written straight into a
-//! reused buffer in OSS's key order, and its Base64.
+//! The output (docs/message-format.md): OSS's notification JSON written
+//! straight into a reused buffer in OSS's key order, its Base64, and its
+//! CloudEvents form.
 
+mod cloudevents;
 mod json;
 mod range;
 
+pub use cloudevents::{event_id, write_cloudevent, CloudEvent};
 pub use json::write_json_string;
 pub use range::read_range;
 

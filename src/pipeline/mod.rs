@@ -15,12 +15,14 @@ mod run;
 mod shutdown;
 mod source;
 mod supervisor;
+pub mod tap;
 mod tracker;
 mod worker;
 
 pub use batch::{Batch, Coord, Topics};
 pub use offsets::{Anomaly, Generation, OffsetTracker, PartitionOffsets};
 pub use reload::ReloadCounters;
+pub use routing::DEFAULT_EVENT_BUS;
 pub use run::{run, Input, RunError, RunSummary};
 pub use source::kafka::FETCH_DEFAULTS;
 pub use source::lines::LineInput;

@@ -41,7 +41,12 @@ pub struct SinkQueue {
     pub name: String,
     pub tx: tokio::sync::mpsc::Sender<Vec<Item>>,
     pub encoding: Encoding,
+    /// The CloudEvents `aliyuneventbusname`.
+    pub event_bus: Arc<str>,
 }
+
+/// The CloudEvents `aliyuneventbusname` of a sink that names none.
+pub const DEFAULT_EVENT_BUS: &str = "ossnotify";
 
 /// The rules and the sinks they address (`CompiledRule::sinks` are
 /// positions in `sinks`).
@@ -142,7 +147,7 @@ impl Drivers {
                     if live.contains_key(&s.name) {
                         tracing::info!(sink = %s.name, "sink changed: starting it anew; the old one finishes its queue");
                     }
-                    self.start(sink, s.config.encoding())?
+                    self.start(sink, s.config.encoding(), s.config.event_bus())?
                 }
                 None => live[&s.name].1.clone(),
             };
@@ -215,7 +220,12 @@ impl Drivers {
         Ok(b)
     }
 
-    fn start(&self, sink: Arc<dyn Sink>, encoding: Encoding) -> Result<SinkQueue, String> {
+    fn start(
+        &self,
+        sink: Arc<dyn Sink>,
+        encoding: Encoding,
+        event_bus: Option<&str>,
+    ) -> Result<SinkQueue, String> {
         let isolation = sink.isolation();
         let backlog = match &isolation {
             Some(iso) => Some(self.backlog(sink.name(), iso)?),
@@ -235,6 +245,7 @@ impl Drivers {
             name: sink.name().to_owned(),
             tx,
             encoding,
+            event_bus: event_bus.unwrap_or(DEFAULT_EVENT_BUS).into(),
         };
         let ctx = DriverContext {
             store: self.store.clone(),

@@ -89,11 +89,13 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     let supervisor = Supervisor::new(stop);
     // /metrics, /health, /ready.
     let ready = Arc::new(AtomicBool::new(false));
+    let taps = Arc::new(super::tap::Taps::default());
     if let Some(listen) = &config.metrics.listen {
         rt.block_on(crate::telemetry::serve(
             listen,
             ready.clone(),
             supervisor.clone(),
+            taps.clone(),
         ))
         .map_err(start)?;
     }
@@ -201,6 +203,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
             revoked: revoked.clone(),
             engine: Engine::new(config.source.key_encoding, false),
             cpus: cpus.clone(),
+            taps: taps.clone(),
         };
         let supervisor = supervisor.clone();
         workers.push(

@@ -18,6 +18,7 @@ use ossnotify_sinks::{DeadLetter, DeadLetterStore, Encoding, Envelope};
 use super::batch::{Batch, Topics};
 use super::revoked::Revoked;
 use super::routing::{Item, Routing};
+use super::tap::Taps;
 use super::tracker::Progress;
 use crate::engine::{Engine, RecordOutcome};
 
@@ -75,6 +76,8 @@ pub struct Worker {
     pub revoked: Arc<Revoked>,
     pub engine: Engine,
     pub cpus: Vec<usize>,
+    /// `ossnotify tap`s attached to the daemon.
+    pub taps: Arc<Taps>,
 }
 
 impl Worker {
@@ -82,7 +85,12 @@ impl Worker {
     pub fn run(mut self) -> Result<(), String> {
         super::cpus::pin_or_warn(&self.cpus);
         let mut out: Vec<(u32, Envelope)> = Vec::new();
+        let mut cloudevent = Vec::with_capacity(2048);
         while let Ok(mut batch) = self.rx.recv() {
+            // CloudEvents' `aliyunpublishtime`: when the batch was encoded.
+            let publish_ms = ossnotify_sinks::store::now_ms() as i64;
+            // One atomic load a batch while no tap is attached.
+            let tap = self.taps.any().then(|| self.taps.view());
             // One routing per batch: a reload takes effect at the next one.
             let routing = self.routing.load_full();
             self.engine.set_want_base64(routing.want_base64);
@@ -118,10 +126,23 @@ impl Worker {
                     tally.records += 1;
                     let sinks = &routing.sinks;
                     let outcome = self.engine.process(&routing.index, line, |m| {
+                        if let Some(tap) = &tap {
+                            tap.offer(&m, &|s| sinks[s as usize].name.as_str());
+                        }
                         for &s in m.sinks {
-                            let bytes = match sinks[s as usize].encoding {
+                            let sink = &sinks[s as usize];
+                            let bytes = match sink.encoding {
                                 Encoding::Json => m.json,
                                 Encoding::Base64 => m.base64,
+                                Encoding::CloudEvents => {
+                                    cloudevent.clear();
+                                    m.write_cloudevent(
+                                        &mut cloudevent,
+                                        &sink.event_bus,
+                                        publish_ms,
+                                    );
+                                    &cloudevent
+                                }
                             };
                             out.push((
                                 s,

@@ -258,3 +258,83 @@ impl Member {
         }
     }
 }
+
+/// One request an [`HttpRecorder`] answered.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Header names lowercased.
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// A webhook receiver on loopback: answers every request 200 and records
+/// it (HTTP/1.1, keep-alive, `Content-Length` bodies, as the sinks send).
+pub struct HttpRecorder {
+    pub url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+}
+
+impl HttpRecorder {
+    pub fn start() -> HttpRecorder {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = requests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let keep = keep.clone();
+                std::thread::spawn(move || serve_recorded(conn, &keep));
+            }
+        });
+        HttpRecorder { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn serve_recorded(conn: std::net::TcpStream, keep: &std::sync::Mutex<Vec<Recorded>>) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut out = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut request_line = String::new();
+        if r.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = std::collections::BTreeMap::new();
+        loop {
+            let mut l = String::new();
+            if r.read_line(&mut l).unwrap_or(0) == 0 {
+                return;
+            }
+            let l = l.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        keep.lock().unwrap().push(Recorded {
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        if out
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+    }
+}

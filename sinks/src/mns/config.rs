@@ -43,6 +43,9 @@ pub struct MnsTopicConfig {
     pub backlog: BacklogConfig,
     #[serde(default)]
     pub encoding: Encoding,
+    /// `aliyuneventbusname` with `encoding = "cloudevents"`.
+    #[serde(default)]
+    pub event_bus: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +89,9 @@ pub struct MnsQueueConfig {
     pub backlog: BacklogConfig,
     #[serde(default)]
     pub encoding: Encoding,
+    /// `aliyuneventbusname` with `encoding = "cloudevents"`.
+    #[serde(default)]
+    pub event_bus: Option<String>,
 }
 
 fn default_batch_size() -> usize {
@@ -175,6 +181,9 @@ impl SinkConfig for MnsTopicConfig {
     fn encoding(&self) -> Encoding {
         self.encoding
     }
+    fn event_bus(&self) -> Option<&str> {
+        self.event_bus.as_deref()
+    }
     fn validate(&self) -> Vec<FieldIssue> {
         let mut v = Vec::new();
         check_common(
@@ -207,6 +216,9 @@ impl SinkConfig for MnsQueueConfig {
     }
     fn encoding(&self) -> Encoding {
         self.encoding
+    }
+    fn event_bus(&self) -> Option<&str> {
+        self.event_bus.as_deref()
     }
     fn validate(&self) -> Vec<FieldIssue> {
         let mut v = Vec::new();

@@ -1,0 +1,148 @@
+//! `ossnotify tap`: attaches to a running daemon's `/tap` (its `[metrics]
+//! listen` address) and prints one line per message it produces: rule,
+//! sinks, event name and `bucket/key`, and with `--full` the notification.
+//! Messages the daemon dropped because this tap read too slowly are
+//! reported on standard error; the daemon never waits for a tap.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// What to ask the daemon for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// `http://HOST:PORT` of the daemon's metrics server.
+    pub url: String,
+    pub rule: Option<String>,
+    pub bucket: Option<String>,
+    pub sink: Option<String>,
+    pub event: Option<String>,
+    pub sample: Option<f64>,
+    pub limit: Option<u64>,
+    pub full: bool,
+}
+
+impl Request {
+    /// `HOST:PORT` and the `/tap?…` path of this request.
+    fn target(&self) -> Result<(String, String), String> {
+        let rest = self
+            .url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("--url {:?}: must start with http://", self.url))?;
+        let host = rest.split('/').next().unwrap_or(rest);
+        if host.is_empty() {
+            return Err(format!("--url {:?}: no host", self.url));
+        }
+        let enc = |v: &str| {
+            percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let mut query = Vec::new();
+        for (k, v) in [
+            ("rule", &self.rule),
+            ("bucket", &self.bucket),
+            ("sink", &self.sink),
+            ("event", &self.event),
+        ] {
+            if let Some(v) = v {
+                query.push(format!("{k}={}", enc(v)));
+            }
+        }
+        if let Some(s) = self.sample {
+            query.push(format!("sample={s}"));
+        }
+        if let Some(l) = self.limit {
+            query.push(format!("limit={l}"));
+        }
+        if self.full {
+            query.push("full=1".into());
+        }
+        Ok((host.to_owned(), format!("/tap?{}", query.join("&"))))
+    }
+}
+
+/// What one tap session saw.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub messages: u64,
+    pub dropped: u64,
+}
+
+/// Streams until the daemon ends the stream (`limit` reached, or it
+/// stops), writing messages to `out` and drop notices to `err`.
+pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Seen, String> {
+    let (host, path) = req.target()?;
+    let mut stream =
+        TcpStream::connect(&host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    stream
+        .set_read_timeout(None)
+        .and_then(|_| stream.set_write_timeout(Some(Duration::from_secs(10))))
+        .map_err(|e| e.to_string())?;
+    // HTTP/1.0: the daemon ends the body by closing the connection, so
+    // there are no chunks to decode.
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")
+        .map_err(|e| format!("cannot send to {host}: {e}"))?;
+    let mut r = BufReader::new(stream);
+    let mut status = String::new();
+    r.read_line(&mut status)
+        .map_err(|e| format!("no answer from {host}: {e}"))?;
+    loop {
+        let mut h = String::new();
+        match r.read_line(&mut h) {
+            Ok(0) => return Err(format!("{host} closed the connection")),
+            Ok(_) if h.trim_end().is_empty() => break,
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading from {host}: {e}")),
+        }
+    }
+    if status.split_whitespace().nth(1) != Some("200") {
+        let mut body = String::new();
+        let _ = std::io::Read::read_to_string(&mut r, &mut body);
+        return Err(format!("{host}: {} {}", status.trim_end(), body.trim_end()));
+    }
+    let mut seen = Seen::default();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading from {host}: {e}")),
+        }
+        let v: serde_json::Value = serde_json::from_str(line.trim_end())
+            .map_err(|e| format!("{host} sent a line that is not JSON: {e}"))?;
+        if let Some(n) = v.get("dropped").and_then(|n| n.as_u64()) {
+            seen.dropped += n;
+            let _ = writeln!(
+                err,
+                "tap: {n} messages dropped ({} in all): this tap reads slower than the daemon produces; the daemon did not wait",
+                seen.dropped
+            );
+            continue;
+        }
+        seen.messages += 1;
+        let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+        let sinks: Vec<&str> = v["sinks"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+            .unwrap_or_default();
+        let mut text = format!(
+            "{}\t{}\t{}\t{}/{}",
+            s("rule"),
+            sinks.join(","),
+            s("event"),
+            s("bucket"),
+            s("key")
+        );
+        if req.full {
+            text.push('\t');
+            text.push_str(&v["message"].to_string());
+        }
+        writeln!(out, "{text}").map_err(|e| format!("cannot write: {e}"))?;
+        if req.limit.is_some_and(|l| seen.messages >= l) {
+            break;
+        }
+    }
+    let _ = out.flush();
+    Ok(seen)
+}
