@@ -13,6 +13,11 @@
 //! after of a change measured in one run, which the spread between runs
 //! (0.79 to 0.98 for the same code on this VM) would otherwise hide.
 //!
+//! With `OSSNOTIFY_BENCH_TAP=1`, each round also runs the current build
+//! with an `ossnotify tap` attached for the whole run, taking every
+//! message (no filter) and reading as fast as it can ("tapped"): what a
+//! tap costs the pipeline, at worst.
+//!
 //! The pipeline's rate is measured between its first and last offset
 //! commits (every 100 ms here), so tansu's consumer-group join (which can
 //! take ~25 s) is not counted. Both phases also report the CPU they used,
@@ -136,12 +141,17 @@ fn main() {
     bare_phase(&brokers, &broker_pid, usize::MAX);
     let current = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ossnotify"));
     let baseline = std::env::var_os("OSSNOTIFY_BENCH_BASELINE").map(std::path::PathBuf::from);
+    let tapped = std::env::var_os("OSSNOTIFY_BENCH_TAP").is_some_and(|v| v == "1");
     let mut ratios = Vec::new();
     let mut baseline_ratios = Vec::new();
+    let mut tapped_ratios = Vec::new();
     for round in 0..rounds {
         println!("round {}:", round + 1);
         let bare_rate = bare_phase(&brokers, &broker_pid, round);
         let mut order = vec![("current", &current)];
+        if tapped {
+            order.push(("tapped", &current));
+        }
         if let Some(b) = &baseline {
             order.push(("baseline", b));
             if round % 2 == 1 {
@@ -151,10 +161,10 @@ fn main() {
         for (label, bin) in order {
             let rate = pipeline_phase(&brokers, &broker_pid, round, bin, label);
             println!("{label} pipeline / bare consumer = {:.3}", rate / bare_rate);
-            if label == "current" {
-                ratios.push(rate / bare_rate);
-            } else {
-                baseline_ratios.push(rate / bare_rate);
+            match label {
+                "current" => ratios.push(rate / bare_rate),
+                "tapped" => tapped_ratios.push(rate / bare_rate),
+                _ => baseline_ratios.push(rate / bare_rate),
             }
         }
     }
@@ -162,6 +172,48 @@ fn main() {
     if !baseline_ratios.is_empty() {
         report("baseline pipeline", &mut baseline_ratios);
     }
+    if !tapped_ratios.is_empty() {
+        report("tapped pipeline", &mut tapped_ratios);
+    }
+}
+
+/// A tap on the pipeline's metrics server taking every message, read as
+/// fast as this thread can; returns (messages read, dropped) once the
+/// daemon ends the stream.
+fn attach_tap(metrics: String) -> std::thread::JoinHandle<(u64, u64)> {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let stream = loop {
+            match std::net::TcpStream::connect(&metrics) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("no metrics server at {metrics}: {e}"),
+            }
+        };
+        let mut w = stream.try_clone().unwrap();
+        write!(w, "GET /tap HTTP/1.0\r\n\r\n").unwrap();
+        let (mut read, mut dropped) = (0u64, 0u64);
+        let mut line = Vec::new();
+        let mut r = std::io::BufReader::with_capacity(1 << 20, stream);
+        let mut in_body = false;
+        while r.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            if !in_body {
+                in_body = line == b"\r\n";
+            } else if let Some(n) = line.strip_prefix(b"{\"dropped\":") {
+                dropped += std::str::from_utf8(&n[..n.len() - 2])
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap();
+            } else {
+                read += 1;
+            }
+            line.clear();
+        }
+        (read, dropped)
+    })
 }
 
 /// Prints the ratios of the rounds and their median.
@@ -249,6 +301,7 @@ fn pipeline_phase(
     // exporter, and each round needs a fresh pipeline.
     let child = spawn_run_of(bin, &path, &dir.path().join("run.log"));
     let pid = child.id().to_string();
+    let tap = (label == "tapped").then(|| attach_tap(metrics.clone()));
     let deadline = Instant::now() + Duration::from_secs(600);
     let (mut start, mut last) = (None, (0i64, Instant::now()));
     let mut cpu = None;
@@ -269,6 +322,10 @@ fn pipeline_phase(
     let (ours, theirs) = cpu.expect("the pipeline committed something").cores();
     let (own, rdk) = thread_cpu(&pid);
     stop_run(child);
+    if let Some(tap) = tap {
+        let (read, dropped) = tap.join().unwrap();
+        println!("the tap read {read} messages and was told of {dropped} dropped");
+    }
     println!(
         "{label} pipeline CPU per record, whole run: {:.3} µs in its own threads, {:.3} µs in librdkafka's",
         own * 1e6 / RECORDS as f64,

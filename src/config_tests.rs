@@ -1,4 +1,4 @@
-//! `ossnotify test -c CONFIG TESTS` (SPEC §8): unit tests of a config's
+//! `ossnotify test -c CONFIG TESTS` (docs/commands.md): unit tests of a config's
 //! rules, as `vector test` and `rpk connect test` have for pipelines. A
 //! tests file (TOML) lists operation-log records and, for each, the
 //! notifications it must produce, or that it must produce none:

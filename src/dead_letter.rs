@@ -1,4 +1,4 @@
-//! `ossnotify dead-letter ls | stats | show | replay | purge` (SPEC §8), and
+//! `ossnotify dead-letter ls | stats | show | replay | purge` (docs/commands.md), and
 //! `ossnotify replay`, which is `dead-letter replay` without filters.
 //!
 //! All of it is safe beside the running daemon (see

@@ -19,6 +19,13 @@ pub enum Format {
     Cloudevents,
 }
 
+/// How to run: say why records matched nothing, and how to print messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub explain: bool,
+    pub format: Format,
+}
+
 /// Counts of one dry run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -39,8 +46,7 @@ pub fn run(
     input_name: &str,
     out: &mut dyn Write,
     diag: &mut dyn Write,
-    explain: bool,
-    format: Format,
+    Options { explain, format }: Options,
 ) -> io::Result<Summary> {
     let mut engine = Engine::new(config.source.key_encoding, false).with_explain(explain);
     let mut summary = Summary::default();

@@ -224,7 +224,7 @@ struct MnsDevArgs {
     tls_key: Option<PathBuf>,
 }
 
-/// SPEC §8's exit codes.
+/// The exit codes of docs/commands.md.
 const EXIT_INVALID: u8 = 1;
 const EXIT_RUNTIME: u8 = 2;
 
@@ -714,8 +714,7 @@ fn dry_run(
         &name,
         &mut out,
         &mut diag,
-        explain,
-        format,
+        ossnotify::dry_run::Options { explain, format },
     ) {
         Ok(s) => {
             let _ = writeln!(

@@ -1,4 +1,4 @@
-//! The per-sink circuit breaker (SPEC §6, isolation). A sink that keeps
+//! The per-sink circuit breaker (docs/guarantees.md, isolation). A sink that keeps
 //! failing with transient errors is opened: its in-flight retries stop at
 //! once, and the pipeline sends its messages to the sink's durable backlog
 //! instead of waiting on it, so the other sinks keep flowing. While open,

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-/// The payload a sink receives (SPEC §4).
+/// The payload a sink receives (docs/message-format.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
@@ -151,7 +151,7 @@ impl fmt::Debug for Redacted<'_> {
     }
 }
 
-/// Retries of transient failures, then the dead-letter store (SPEC §5):
+/// Retries of transient failures, then the dead-letter store (docs/sinks.md):
 /// `[sinks.NAME.retry]`, applied by [`crate::retry`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

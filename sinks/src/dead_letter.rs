@@ -1,4 +1,4 @@
-//! The dead-letter store (SPEC §6): messages a sink gave up on for good,
+//! The dead-letter store (docs/guarantees.md): messages a sink gave up on for good,
 //! and input records that cannot be read, in a [`crate::store`] (segments
 //! with a checksum per entry, synced before anything that depends on them
 //! is acknowledged). `ossnotify dead-letter` lists, replays and purges it

@@ -1,4 +1,4 @@
-//! ossnotify's sinks (SPEC §5): each sink's user-facing configuration, its
+//! ossnotify's sinks (docs/sinks.md): each sink's user-facing configuration, its
 //! delivery behind the one [`Sink`] trait, the registry that maps a config
 //! `type` to it, and the dead-letter store. Adding a sink means one module
 //! here and one line in [`REGISTRY`].

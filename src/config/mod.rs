@@ -1,4 +1,4 @@
-//! The config file (SPEC §7): the serde model, loading (includes, `rules_dir`,
+//! The config file (docs/config.md): the serde model, loading (includes, `rules_dir`,
 //! `${ENV}`), and validation whose messages name file, line, column and field.
 
 mod diagnostic;

@@ -306,7 +306,7 @@ fn check_source(s: &SourceConfig, at: &Location, errors: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Warnings about rules the region policy makes inert (SPEC §2).
+/// Warnings about rules the region policy makes inert (docs/events.md).
 fn check_policy(
     policy: &super::model::PolicyConfig,
     r: &RawRule,

@@ -1,4 +1,4 @@
-//! `readFrom`/`readTo` of a `GetObject` from its HTTP `Range` (SPEC §4).
+//! `readFrom`/`readTo` of a `GetObject` from its HTTP `Range` (docs/message-format.md).
 
 /// `(readFrom, readTo)` for a read of an object of `size` bytes: the whole
 /// object without a range or with one that is unparsable, inverted or

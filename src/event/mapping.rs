@@ -1,4 +1,4 @@
-//! From an operation-log record to the events it produces (SPEC §2): the
+//! From an operation-log record to the events it produces (docs/events.md): the
 //! operation table, 2xx-only, replication, the RTMP-ingest skip, batch-delete
 //! fan-out, and which fields an event needs.
 
@@ -122,7 +122,7 @@ fn replication_event(base: EventType, overwrite: bool) -> Option<EventType> {
 }
 
 /// +size for writes, −size for deletes, 0 otherwise (the `delta_data_size`
-/// default, SPEC §1).
+/// default, docs/input.md).
 fn default_delta(t: EventType, size: u64) -> i64 {
     let size = i64::try_from(size).unwrap_or(i64::MAX);
     match t.category() {
@@ -146,7 +146,7 @@ pub enum Outcome<'r> {
     Invalid(DecodeError),
 }
 
-/// Classifies a decoded record (SPEC §2).
+/// Classifies a decoded record (docs/events.md).
 pub fn events_of<'r>(rec: &'r OpRecord<'r>, key_encoding: KeyEncoding) -> Outcome<'r> {
     match classify(rec, key_encoding) {
         Ok(Ok(op)) => Outcome::Events(op),

@@ -1,4 +1,4 @@
-//! Event types (SPEC §2): the 19 specific OSS event names, the wildcards that
+//! Event types (docs/events.md): the 19 specific OSS event names, the wildcards that
 //! select them, and the mapping from an operation-log record to the events it
 //! produces.
 

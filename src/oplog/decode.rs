@@ -5,7 +5,7 @@ use simd_json::{ErrorType, Tape, INPUT_PADDING};
 
 use super::record::{from_tape, OpRecord};
 
-/// Records larger than this are refused rather than parsed (SPEC §1: huge
+/// Records larger than this are refused rather than parsed (docs/input.md: huge
 /// values must not take the process down).
 pub const MAX_RECORD_BYTES: usize = 16 << 20;
 

@@ -1,4 +1,4 @@
-//! The input: one operation-log record (SPEC §1) and its simd-json decoder.
+//! The input: one operation-log record (docs/input.md) and its simd-json decoder.
 //!
 //! Records borrow every string from the (in-place unescaped) input buffer, so
 //! decoding allocates nothing per field.

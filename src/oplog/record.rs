@@ -1,4 +1,4 @@
-//! `OpRecord`: the fields of SPEC §1 as they arrive, with SLS's conventions
+//! `OpRecord`: the fields of docs/input.md as they arrive, with SLS's conventions
 //! (numbers as decimal strings, `"-"` for absent) folded in while decoding.
 
 use simd_json::prelude::*;
@@ -119,7 +119,7 @@ fn set_scalar<'i>(
         "replication" => r.replication = v().bool().map_err(no_path)?.unwrap_or(false),
         "overwrite" => r.overwrite = v().bool().map_err(no_path)?.unwrap_or(false),
         "live_channel" => r.live_channel = v().bool().map_err(no_path)?.unwrap_or(false),
-        // Unknown fields are ignored (SPEC §1).
+        // Unknown fields are ignored (docs/input.md).
         _ => {}
     }
     Ok(())

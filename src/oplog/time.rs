@@ -1,4 +1,4 @@
-//! Event times: parsing the three input spellings (SPEC §1) into epoch
+//! Event times: parsing the three input spellings (docs/input.md) into epoch
 //! milliseconds, and writing OSS's `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 //!
 //! Hand-written because it is on the hot path and the formats are fixed;

@@ -1,4 +1,4 @@
-//! A sink's durable backlog (SPEC §6, isolation): where its messages wait
+//! A sink's durable backlog (docs/guarantees.md, isolation): where its messages wait
 //! while its circuit breaker is open, or after their retries ran out on
 //! transient failures. A message is written (synced) here before it is
 //! acknowledged, so offsets move on and the other sinks keep flowing; the

@@ -179,8 +179,16 @@ impl TapView {
             {
                 continue;
             }
-            let line = line(m, sink_names, sub.filter.full);
-            if sub.tx.try_send(line).is_err() {
+            // A full tap costs a counter, not a line built for nothing.
+            if sub.tx.capacity() == 0 {
+                sub.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if sub
+                .tx
+                .try_send(line(m, sink_names, sub.filter.full))
+                .is_err()
+            {
                 sub.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -1,4 +1,4 @@
-//! Notification rules (SPEC §3): resource patterns, the compiled lock-free
+//! Notification rules (docs/rules.md): resource patterns, the compiled lock-free
 //! index, overlap detection and the region policy.
 
 mod index;
@@ -30,7 +30,7 @@ pub struct RuleSpec {
 
 impl RuleSpec {
     /// The patterns a rule's keys must match: its resources, or `*` for a
-    /// rule without any (SPEC §3), the one place that rule is written.
+    /// rule without any (docs/rules.md), the one place that rule is written.
     pub fn effective_resources(&self) -> &[Pattern] {
         const ANY: &[Pattern] = &[Pattern::Any];
         if self.resources.is_empty() {

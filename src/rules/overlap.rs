@@ -1,4 +1,4 @@
-//! Overlap detection (SPEC §3): two rules of one bucket overlap when they
+//! Overlap detection (docs/rules.md): two rules of one bucket overlap when they
 //! share an event type, their regions can coincide, and some key matches a
 //! resource of each. OSS refuses such rule pairs.
 //!

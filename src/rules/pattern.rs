@@ -1,10 +1,10 @@
-//! Resource patterns on object keys (SPEC §3): at most one `*`.
+//! Resource patterns on object keys (docs/rules.md): at most one `*`.
 
 use std::fmt;
 
 /// OSS's object-key limit. Other stores allow longer keys (S3 and MinIO
 /// 1024 bytes, Ceph a configured limit), so resources of any length are
-/// accepted (SPEC §3); `validate` only warns past this length.
+/// accepted (docs/rules.md); `validate` only warns past this length.
 pub const OSS_MAX_KEY_BYTES: usize = 1023;
 
 /// A compiled resource pattern.

@@ -1,4 +1,4 @@
-//! The region policy of OSS's service notes (SPEC §2).
+//! The region policy of OSS's service notes (docs/events.md).
 
 use rustc_hash::FxHashSet;
 

@@ -121,7 +121,7 @@ pub fn http_date(t: std::time::SystemTime) -> String {
 mod tests {
     use super::*;
 
-    /// SPEC §5's table: MNS's docs and the official Java SDK's tests.
+    /// The vectors in docs/sinks.md: MNS's docs and the official Java SDK's tests.
     #[test]
     fn published_vectors() {
         let cases = [
