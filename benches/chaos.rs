@@ -30,7 +30,8 @@
 //! - `OSSNOTIFY_CHAOS_BROKER`: `durable` (default; restarted among the
 //!   faults) or `memory` (the test broker, never restarted).
 
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
@@ -293,7 +294,7 @@ sinks = ["q"]
         let cfg = self.config(slot);
         self.starts += 1;
         let log = self.dir.join(format!("member-{slot}-{}.log", self.starts));
-        self.members[slot] = Some(common::spawn_run(&cfg, &log));
+        self.members[slot] = Some(support::spawn_run(&cfg, &log));
     }
 
     fn kill(&mut self, slot: usize, signal: &str) {

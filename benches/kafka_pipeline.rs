@@ -24,11 +24,10 @@
 //! the reader's and the broker's: on 2 cores the broker's share bounds the
 //! rest.
 
-#[path = "../tests/support/broker.rs"]
-mod broker;
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-use common::{committed, free_addr, spawn_run_of, stop_run};
+use support::{broker, free_addr, metrics_committed as committed, spawn_run_of, stop_run};
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -299,7 +298,7 @@ fn pipeline_phase(
         .unwrap();
     // The release binary in its own process: a process holds one metrics
     // exporter, and each round needs a fresh pipeline.
-    let child = spawn_run_of(bin, &path, &dir.path().join("run.log"));
+    let child = spawn_run_of(bin, &path, &dir.path().join("run.log"), "info");
     let pid = child.id().to_string();
     let tap = (label == "tapped").then(|| attach_tap(metrics.clone()));
     let deadline = Instant::now() + Duration::from_secs(600);

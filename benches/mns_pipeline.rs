@@ -13,11 +13,10 @@
 //!    time from the producer's send call to mns-dev accepting the message.
 //! 3. The pipeline's peak RSS (VmHWM) over both.
 
-#[path = "../tests/support/broker.rs"]
-mod broker;
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-use common::{committed, free_addr, spawn_run, stop_run};
+use support::{broker, free_addr, metrics_committed as committed, spawn_run, stop_run};
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -175,19 +174,16 @@ fn main() {
         .build()
         .unwrap();
     let server = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        DevServer::start(
-            DevConfig {
-                access_key_id: "AK".into(),
-                access_key_secret: "SK".into(),
-                queues: vec!["oss-events".into()],
-                // Every message's arrival time is measured.
-                keep: usize::MAX,
-                keep_bytes: usize::MAX,
-                ..Default::default()
-            },
-            listener,
-        )
+        DevServer::local(DevConfig {
+            access_key_id: "AK".into(),
+            access_key_secret: "SK".into(),
+            queues: vec!["oss-events".into()],
+            // Every message's arrival time is measured.
+            keep: usize::MAX,
+            keep_bytes: usize::MAX,
+            ..Default::default()
+        })
+        .await
         .unwrap()
     });
     let brokers = broker::brokers().to_owned();

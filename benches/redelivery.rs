@@ -8,7 +8,8 @@
 //! `cargo bench --bench redelivery` (`OSSNOTIFY_BENCH_MESSAGES`, default
 //! 300,000)
 
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -40,22 +41,19 @@ fn start(cfg: &std::path::Path, log: &std::path::Path) -> std::process::Child {
 }
 
 async fn mns(fail: bool) -> DevServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    DevServer::start(
-        DevConfig {
-            access_key_id: "AK".into(),
-            access_key_secret: "SK".into(),
-            queues: vec!["oss-events".into()],
-            fail_first: if fail {
-                Duration::from_secs(3600)
-            } else {
-                Duration::ZERO
-            },
-            keep: 0,
-            ..Default::default()
+    DevServer::local(DevConfig {
+        access_key_id: "AK".into(),
+        access_key_secret: "SK".into(),
+        queues: vec!["oss-events".into()],
+        fail_first: if fail {
+            Duration::from_secs(3600)
+        } else {
+            Duration::ZERO
         },
-        listener,
-    )
+        keep: 0,
+        ..Default::default()
+    })
+    .await
     .unwrap()
 }
 

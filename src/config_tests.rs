@@ -110,14 +110,23 @@ pub struct Report {
     pub text: String,
 }
 
+/// A tests file that does not parse: where, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{at}: {message}")]
+pub struct TestsFileError {
+    /// `file:line:col`, or the file.
+    pub at: String,
+    pub message: String,
+}
+
 /// Runs the tests in `text` (the file `path`) against `config`.
-pub fn run(config: &Config, path: &Path, text: &str) -> Result<Report, String> {
-    let file: TestsFile = toml::from_str(text).map_err(|e| {
-        let at = e
+pub fn run(config: &Config, path: &Path, text: &str) -> Result<Report, TestsFileError> {
+    let file: TestsFile = toml::from_str(text).map_err(|e| TestsFileError {
+        at: e
             .span()
             .map(|s| crate::config::Location::at(path, text, s.start).to_string())
-            .unwrap_or_else(|| path.display().to_string());
-        format!("{at}: {}", e.message())
+            .unwrap_or_else(|| path.display().to_string()),
+        message: e.message().to_owned(),
     })?;
     let index = RuleIndex::build(config.rules.clone(), config.region_policy());
     let mut engine = Engine::new(config.source.key_encoding, false);

@@ -47,9 +47,36 @@ impl Filter {
     }
 }
 
+/// Why a dead-letter command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    #[error(
+        "unrecognised time {0:?}; expected an age (30m, 2h, 7d), RFC 3339 or epoch milliseconds"
+    )]
+    Time(String),
+    #[error("time {0:?} is before 1970")]
+    BeforeEpoch(String),
+    #[error("cannot {what} the dead-letter store {dir}: {source}")]
+    Store {
+        what: &'static str,
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sink {sink}: {source}")]
+    Sink {
+        sink: String,
+        source: ossnotify_sinks::BuildError,
+    },
+}
+
+fn store_error(what: &'static str, dir: &Path) -> impl FnOnce(std::io::Error) -> DeadLetterError {
+    let dir = dir.to_owned();
+    move |source| DeadLetterError::Store { what, dir, source }
+}
+
 /// A time for `--since` / `--until`: an age (`90s`, `30m`, `2h`, `7d`: that
 /// long ago), RFC 3339, or epoch milliseconds.
-pub fn parse_time(s: &str) -> Result<u64, String> {
+pub fn parse_time(s: &str) -> Result<u64, DeadLetterError> {
     let unit = |c: char| match c {
         's' => Some(1_000u64),
         'm' => Some(60_000),
@@ -62,9 +89,8 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
             return Ok(now_ms().saturating_sub(n.saturating_mul(u)));
         }
     }
-    let t = crate::oplog::time::parse(s)
-        .map_err(|_| format!("unrecognised time {s:?}; expected an age (30m, 2h, 7d), RFC 3339 or epoch milliseconds"))?;
-    u64::try_from(t).map_err(|_| format!("time {s:?} is before 1970"))
+    let t = crate::oplog::time::parse(s).map_err(|_| DeadLetterError::Time(s.to_owned()))?;
+    u64::try_from(t).map_err(|_| DeadLetterError::BeforeEpoch(s.to_owned()))
 }
 
 fn utc(ms: u64) -> String {
@@ -74,9 +100,8 @@ fn utc(ms: u64) -> String {
 }
 
 /// The entries `filter` selects, in order, and the store's unreadable ones.
-pub fn select(dir: &Path, filter: &Filter) -> Result<Contents, String> {
-    let (entries, bad) = read_store(dir)
-        .map_err(|e| format!("cannot read the dead-letter store {}: {e}", dir.display()))?;
+pub fn select(dir: &Path, filter: &Filter) -> Result<Contents, DeadLetterError> {
+    let (entries, bad) = read_store(dir).map_err(store_error("read", dir))?;
     Ok((
         entries
             .into_iter()
@@ -200,10 +225,9 @@ pub struct ReplayReport {
 
 /// Sends the selected delivery entries again through the sinks of
 /// `config`; those delivered are taken out of the store.
-pub async fn replay(config: &Config, filter: &Filter) -> Result<ReplayReport, String> {
+pub async fn replay(config: &Config, filter: &Filter) -> Result<ReplayReport, DeadLetterError> {
     let dir = &config.dead_letter.path;
-    let remover = Remover::lock(dir)
-        .map_err(|e| format!("cannot lock the dead-letter store {}: {e}", dir.display()))?;
+    let remover = Remover::lock(dir).map_err(store_error("lock", dir))?;
     let (entries, _) = select(dir, filter)?;
     let mut report = ReplayReport::default();
     let mut by_sink: BTreeMap<String, Vec<(EntryId, DeadLetter)>> = BTreeMap::new();
@@ -219,7 +243,14 @@ pub async fn replay(config: &Config, filter: &Filter) -> Result<ReplayReport, St
             report.kept += group.len();
             continue;
         };
-        let sink: Box<dyn Sink> = entry.config.build(&name)?;
+        let sink: Box<dyn Sink> =
+            entry
+                .config
+                .build(&name)
+                .map_err(|source| DeadLetterError::Sink {
+                    sink: name.clone(),
+                    source,
+                })?;
         for chunk in group.chunks(sink.max_batch().max(1)) {
             let envelopes: Vec<Envelope> = chunk
                 .iter()
@@ -246,21 +277,18 @@ pub async fn replay(config: &Config, filter: &Filter) -> Result<ReplayReport, St
             }
             remover
                 .remove(&done)
-                .map_err(|e| format!("cannot take replayed entries out of the store: {e}"))?;
+                .map_err(store_error("take replayed entries out of", dir))?;
         }
     }
     Ok(report)
 }
 
 /// Takes the selected entries out of the store for good; how many.
-pub fn purge(dir: &Path, filter: &Filter) -> Result<usize, String> {
-    let remover = Remover::lock(dir)
-        .map_err(|e| format!("cannot lock the dead-letter store {}: {e}", dir.display()))?;
+pub fn purge(dir: &Path, filter: &Filter) -> Result<usize, DeadLetterError> {
+    let remover = Remover::lock(dir).map_err(store_error("lock", dir))?;
     let (entries, _) = select(dir, filter)?;
     let ids: Vec<EntryId> = entries.iter().map(|(id, _)| *id).collect();
-    remover
-        .remove(&ids)
-        .map_err(|e| format!("cannot purge: {e}"))?;
+    remover.remove(&ids).map_err(store_error("purge", dir))?;
     Ok(ids.len())
 }
 

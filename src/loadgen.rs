@@ -3,6 +3,7 @@
 //! a progress bar.
 
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -33,16 +34,38 @@ enum Writer {
     File(std::io::BufWriter<std::fs::File>),
 }
 
+/// Why load generation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the input file has no records")]
+    EmptyInput,
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
 /// Writes the records; returns how many were written.
-pub fn generate(spec: &LoadSpec) -> Result<u64, String> {
+pub fn generate(spec: &LoadSpec) -> Result<u64, LoadgenError> {
+    let read = |p: &PathBuf| {
+        let p = p.clone();
+        move |source| LoadgenError::Read { path: p, source }
+    };
     let lines: Option<Vec<String>> = match &spec.input {
         Some(p) => {
-            let f =
-                std::fs::File::open(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let f = std::fs::File::open(p).map_err(read(p))?;
             let v: Vec<String> = std::io::BufReader::new(f)
                 .lines()
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                .map_err(read(p))?;
             Some(v.into_iter().filter(|l| !l.trim().is_empty()).collect())
         }
         None => None,
@@ -52,12 +75,14 @@ pub fn generate(spec: &LoadSpec) -> Result<u64, String> {
             ClientConfig::new()
                 .set("bootstrap.servers", brokers)
                 .set("linger.ms", "5")
-                .create()
-                .map_err(|e| format!("cannot create the Kafka producer: {e}"))?,
+                .create()?,
             topic.clone(),
         ),
         Target::File(p) => Writer::File(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+            std::fs::File::create(p).map_err(|source| LoadgenError::Write {
+                path: p.clone(),
+                source,
+            })?,
         )),
     };
     let workload = Workload {
@@ -74,7 +99,7 @@ pub fn generate(spec: &LoadSpec) -> Result<u64, String> {
     for i in 0..spec.records {
         let record = match &lines {
             Some(l) if !l.is_empty() => l[(i as usize) % l.len()].clone().into_bytes(),
-            Some(_) => return Err("the input file has no records".into()),
+            Some(_) => return Err(LoadgenError::EmptyInput),
             None => workload.record(&mut rng, i),
         };
         let key = i.to_string();
@@ -88,10 +113,10 @@ pub fn generate(spec: &LoadSpec) -> Result<u64, String> {
                     }
                 }
             },
-            Writer::File(f) => {
-                f.write_all(&record).map_err(|e| e.to_string())?;
-                f.write_all(b"\n").map_err(|e| e.to_string())?;
-            }
+            Writer::File(f) => f
+                .write_all(&record)
+                .and_then(|()| f.write_all(b"\n"))
+                .map_err(|source| write_error(spec, source))?,
         }
         if spec.rate > 0 {
             // Keep to the rate: sleep until this record's due time.
@@ -108,11 +133,17 @@ pub fn generate(spec: &LoadSpec) -> Result<u64, String> {
         }
     }
     match &mut writer {
-        Writer::Kafka(p, _) => p
-            .flush(Duration::from_secs(30))
-            .map_err(|e| format!("cannot flush to Kafka: {e}"))?,
-        Writer::File(f) => f.flush().map_err(|e| e.to_string())?,
+        Writer::Kafka(p, _) => p.flush(Duration::from_secs(30))?,
+        Writer::File(f) => f.flush().map_err(|source| write_error(spec, source))?,
     }
     bar.finish_and_clear();
     Ok(spec.records)
+}
+
+fn write_error(spec: &LoadSpec, source: std::io::Error) -> LoadgenError {
+    let path = match &spec.target {
+        Target::File(p) => p.clone(),
+        Target::Kafka { .. } => PathBuf::new(),
+    };
+    LoadgenError::Write { path, source }
 }

@@ -234,6 +234,57 @@ const EXIT_RUNTIME: u8 = 2;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Why a command failed, and so its exit code. Every error the user sees
+/// is printed in one place, [`main`], as `error: ` and its context chain.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// Exit 1: a config, input or argument to fix.
+    #[error("{0:#}")]
+    Invalid(anyhow::Error),
+    /// Exit 2: it failed while running.
+    #[error("{0:#}")]
+    Runtime(anyhow::Error),
+    /// Exit 1, already reported (config diagnostics, a test's diff).
+    #[error("already reported")]
+    Reported,
+}
+
+/// `.invalid("context")?` and `.runtime("context")?` on any error (exit 1
+/// and 2), `.failed()?` for exit 2 when the error says it all.
+trait Classify<T> {
+    fn failed(self) -> Result<T, CliError>;
+    fn invalid(
+        self,
+        context: impl std::fmt::Display + Send + Sync + 'static,
+    ) -> Result<T, CliError>;
+    fn runtime(
+        self,
+        context: impl std::fmt::Display + Send + Sync + 'static,
+    ) -> Result<T, CliError>;
+}
+
+impl<T, E: Into<anyhow::Error>> Classify<T> for Result<T, E> {
+    fn failed(self) -> Result<T, CliError> {
+        self.map_err(|e| CliError::Runtime(e.into()))
+    }
+    fn invalid(
+        self,
+        context: impl std::fmt::Display + Send + Sync + 'static,
+    ) -> Result<T, CliError> {
+        self.map_err(|e| CliError::Invalid(e.into().context(context)))
+    }
+    fn runtime(
+        self,
+        context: impl std::fmt::Display + Send + Sync + 'static,
+    ) -> Result<T, CliError> {
+        self.map_err(|e| CliError::Runtime(e.into().context(context)))
+    }
+}
+
+fn invalid(message: impl std::fmt::Display + Send + Sync + 'static) -> CliError {
+    CliError::Invalid(anyhow::anyhow!("{message}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs on stderr; RUST_LOG overrides the level (default: info).
@@ -245,6 +296,21 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    match try_main(cli) {
+        Ok(code) => code,
+        Err(CliError::Reported) => ExitCode::from(EXIT_INVALID),
+        Err(e @ CliError::Invalid(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(e @ CliError::Runtime(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Validate {
             config,
@@ -273,7 +339,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn tap(a: TapArgs) -> ExitCode {
+fn tap(a: TapArgs) -> Result<ExitCode, CliError> {
     let req = ossnotify::tap_client::Request {
         url: a.url,
         rule: a.rule,
@@ -286,22 +352,14 @@ fn tap(a: TapArgs) -> ExitCode {
     };
     let stdout = io::stdout();
     let mut out = io::LineWriter::new(stdout.lock());
-    match ossnotify::tap_client::run(&req, &mut out, &mut io::stderr()) {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: tap: {e}");
-            ExitCode::from(EXIT_INVALID)
-        }
-    }
+    ossnotify::tap_client::run(&req, &mut out, &mut io::stderr()).invalid("tap")?;
+    Ok(ExitCode::SUCCESS)
 }
 
-fn run(config_path: &Path) -> ExitCode {
+fn run(config_path: &Path) -> Result<ExitCode, CliError> {
     use ossnotify::config::SourceType;
     use ossnotify::pipeline::Input;
-    let config = match load_for_run(config_path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let config = load_for_run(config_path)?;
     let input = match config.source.kind {
         SourceType::Stdin => Input::Lines(
             BufReader::new(Box::new(io::stdin()) as Box<dyn io::Read + Send>),
@@ -309,16 +367,12 @@ fn run(config_path: &Path) -> ExitCode {
         ),
         SourceType::File => {
             let path = config.source.path.clone().unwrap_or_default();
-            match std::fs::File::open(&path) {
-                Ok(f) => Input::Lines(
-                    BufReader::with_capacity(1 << 16, Box::new(f) as Box<dyn io::Read + Send>),
-                    path.display().to_string(),
-                ),
-                Err(e) => {
-                    eprintln!("error: cannot read {}: {e}", path.display());
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            }
+            let f =
+                std::fs::File::open(&path).invalid(format!("cannot read {}", path.display()))?;
+            Input::Lines(
+                BufReader::with_capacity(1 << 16, Box::new(f) as Box<dyn io::Read + Send>),
+                path.display().to_string(),
+            )
         }
         SourceType::Kafka => Input::Kafka,
     };
@@ -344,39 +398,29 @@ fn run(config_path: &Path) -> ExitCode {
             }
         });
     }
-    match ossnotify::pipeline::run(&config, input, stop) {
-        Ok(s) => {
-            if !s.drained {
-                eprintln!("run: the drain deadline cut the drain short; what was in flight is read again at the next start");
-            }
-            eprintln!(
-                "run: {} records ({} invalid, {} skipped, {} without a matching rule); {} messages: {} delivered, {} dead-lettered",
-                s.records, s.invalid, s.skipped, s.unmatched, s.messages, s.delivered, s.dead_lettered
-            );
-            if s.backlogged > 0 || s.still_backlogged > 0 {
-                eprintln!(
-                    "run: {} kept in sink backlogs while their sinks failed; {} still there, sent again by the next run",
-                    s.backlogged, s.still_backlogged
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
+    let s = ossnotify::pipeline::run(&config, input, stop).failed()?;
+    if !s.drained {
+        eprintln!("run: the drain deadline cut the drain short; what was in flight is read again at the next start");
     }
+    eprintln!(
+        "run: {} records ({} invalid, {} skipped, {} without a matching rule); {} messages: {} delivered, {} dead-lettered",
+        s.records, s.invalid, s.skipped, s.unmatched, s.messages, s.delivered, s.dead_lettered
+    );
+    if s.backlogged > 0 || s.still_backlogged > 0 {
+        eprintln!(
+            "run: {} kept in sink backlogs while their sinks failed; {} still there, sent again by the next run",
+            s.backlogged, s.still_backlogged
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-fn loadgen(a: LoadgenArgs) -> ExitCode {
+fn loadgen(a: LoadgenArgs) -> Result<ExitCode, CliError> {
     use ossnotify::loadgen::{generate, LoadSpec, Target};
     let target = match (a.brokers, a.topic, a.file) {
         (Some(brokers), Some(topic), None) => Target::Kafka { brokers, topic },
         (None, None, Some(f)) => Target::File(f),
-        _ => {
-            eprintln!("error: give either --brokers and --topic, or --file");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        _ => return Err(invalid("give either --brokers and --topic, or --file")),
     };
     let spec = LoadSpec {
         target,
@@ -386,63 +430,39 @@ fn loadgen(a: LoadgenArgs) -> ExitCode {
         seed: a.seed,
     };
     let start = std::time::Instant::now();
-    match generate(&spec) {
-        Ok(n) => {
-            let secs = start.elapsed().as_secs_f64();
-            eprintln!(
-                "loadgen: {n} records in {secs:.2} s ({:.0}/s)",
-                n as f64 / secs.max(1e-9)
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
-    }
+    let n = generate(&spec).failed()?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "loadgen: {n} records in {secs:.2} s ({:.0}/s)",
+        n as f64 / secs.max(1e-9)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The tokio runtime for the commands that do I/O.
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the runtime: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        })
+        .runtime("cannot start the runtime")
 }
 
-fn config_tests(config_path: &Path, tests: &Path) -> ExitCode {
-    let config = match load_for_run(config_path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let text = match std::fs::read_to_string(tests) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", tests.display());
-            return ExitCode::from(EXIT_INVALID);
-        }
-    };
-    match ossnotify::config_tests::run(&config, tests, &text) {
-        Ok(r) => {
-            print!("{}", r.text);
-            println!("test: {} passed, {} failed", r.passed, r.failed);
-            if r.failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_INVALID)
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_INVALID)
-        }
+fn config_tests(config_path: &Path, tests: &Path) -> Result<ExitCode, CliError> {
+    let config = load_for_run(config_path)?;
+    let text =
+        std::fs::read_to_string(tests).invalid(format!("cannot read {}", tests.display()))?;
+    let r = ossnotify::config_tests::run(&config, tests, &text)
+        .map_err(|e| CliError::Invalid(e.into()))?;
+    print!("{}", r.text);
+    println!("test: {} passed, {} failed", r.passed, r.failed);
+    if r.failed == 0 {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(CliError::Reported)
     }
 }
 
-fn dead_letter(cmd: DeadLetterCommand) -> ExitCode {
+fn dead_letter(cmd: DeadLetterCommand) -> Result<ExitCode, CliError> {
     use ossnotify::dead_letter::{self as dl, Filter};
     let (args, all) = match &cmd {
         DeadLetterCommand::Ls(a)
@@ -451,67 +471,50 @@ fn dead_letter(cmd: DeadLetterCommand) -> ExitCode {
         | DeadLetterCommand::Replay(a) => (a, false),
         DeadLetterCommand::Purge { args, all } => (args, *all),
     };
-    let time = |t: &Option<String>| t.as_deref().map(dl::parse_time).transpose();
-    let filter = match (time(&args.since), time(&args.until)) {
-        (Ok(since_ms), Ok(until_ms)) => Filter {
-            sink: args.sink.clone(),
-            rule: args.rule.clone(),
-            kind: args.kind,
-            since_ms,
-            until_ms,
-        },
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
+    let time = |flag: &'static str, t: &Option<String>| {
+        t.as_deref().map(dl::parse_time).transpose().invalid(flag)
     };
-    let config = match load_for_run(&args.config) {
-        Ok(c) => c,
-        Err(code) => return code,
+    let filter = Filter {
+        sink: args.sink.clone(),
+        rule: args.rule.clone(),
+        kind: args.kind,
+        since_ms: time("--since", &args.since)?,
+        until_ms: time("--until", &args.until)?,
     };
+    let config = load_for_run(&args.config)?;
     let dir = config.dead_letter.path.clone();
-    let listed = || dl::select(&dir, &filter);
-    let result = match cmd {
-        DeadLetterCommand::Ls(_) => listed().map(|(e, bad)| print!("{}", dl::ls(&e, &bad))),
-        DeadLetterCommand::Stats(_) => listed()
-            .map(|(e, bad)| print!("{}", dl::stats(&e, &bad, ossnotify_sinks::store::now_ms()))),
-        DeadLetterCommand::Show(_) => listed().map(|(e, _)| print!("{}", dl::show(&e))),
+    let listed = || dl::select(&dir, &filter).failed();
+    match cmd {
+        DeadLetterCommand::Ls(_) => {
+            let (e, bad) = listed()?;
+            print!("{}", dl::ls(&e, &bad));
+        }
+        DeadLetterCommand::Stats(_) => {
+            let (e, bad) = listed()?;
+            print!("{}", dl::stats(&e, &bad, ossnotify_sinks::store::now_ms()));
+        }
+        DeadLetterCommand::Show(_) => print!("{}", dl::show(&listed()?.0)),
         DeadLetterCommand::Purge { .. } if filter.is_empty() && !all => {
-            eprintln!(
-                "error: purge takes a filter (--sink, --rule, --kind, --since, --until), or --all"
-            );
-            return ExitCode::from(EXIT_INVALID);
+            return Err(invalid(
+                "purge takes a filter (--sink, --rule, --kind, --since, --until), or --all",
+            ));
         }
         DeadLetterCommand::Purge { .. } => {
-            dl::purge(&dir, &filter).map(|n| println!("purge: {n} entries taken out"))
+            let n = dl::purge(&dir, &filter).failed()?;
+            println!("purge: {n} entries taken out");
         }
         DeadLetterCommand::Replay(_) => {
-            let rt = match runtime() {
-                Ok(rt) => rt,
-                Err(code) => return code,
-            };
-            match rt.block_on(dl::replay(&config, &filter)) {
-                Ok(r) => {
-                    println!(
-                        "replay: {} delivered, {} still failing (kept), {} not replayable (kept)",
-                        r.delivered, r.still_failing, r.kept
-                    );
-                    if r.still_failing > 0 {
-                        return ExitCode::from(EXIT_RUNTIME);
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(e),
+            let r = runtime()?.block_on(dl::replay(&config, &filter)).failed()?;
+            println!(
+                "replay: {} delivered, {} still failing (kept), {} not replayable (kept)",
+                r.delivered, r.still_failing, r.kept
+            );
+            if r.still_failing > 0 {
+                return Ok(ExitCode::from(EXIT_RUNTIME));
             }
         }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// SIGINT or SIGTERM.
@@ -530,7 +533,7 @@ async fn wait_for_stop() {
     }
 }
 
-fn mns_dev(a: MnsDevArgs) -> ExitCode {
+fn mns_dev(a: MnsDevArgs) -> Result<ExitCode, CliError> {
     use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
     for (flag, v) in [
         ("--fail-rate", a.fail_rate),
@@ -538,8 +541,7 @@ fn mns_dev(a: MnsDevArgs) -> ExitCode {
         ("--drop-rate", a.drop_rate),
     ] {
         if !(0.0..=1.0).contains(&v) {
-            eprintln!("error: {flag} must be between 0 and 1, not {v}");
-            return ExitCode::from(EXIT_INVALID);
+            return Err(invalid(format!("{flag} must be between 0 and 1, not {v}")));
         }
     }
     let nonempty = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>();
@@ -562,40 +564,22 @@ fn mns_dev(a: MnsDevArgs) -> ExitCode {
         max_connections: a.max_connections,
     };
     let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(cert), Some(key)) => match ossnotify_sinks::mns::dev_server::tls_config(cert, key) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_INVALID);
-            }
-        },
+        (Some(cert), Some(key)) => {
+            Some(ossnotify_sinks::mns::dev_server::tls_config(cert, key).map_err(invalid)?)
+        }
         _ => None,
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(&a.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: cannot listen on {}: {e}", a.listen);
-                return ExitCode::from(EXIT_RUNTIME);
-            }
-        };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&a.listen)
+            .await
+            .runtime(format!("cannot listen on {}", a.listen))?;
         let topics = cfg.topics.join(",");
         let queues = cfg.queues.join(",");
-        let started = match tls {
+        let server = match tls {
             Some(tls) => DevServer::start_tls(cfg, listener, tls),
             None => DevServer::start(cfg, listener),
-        };
-        let server = match started {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: cannot open the record file: {e}");
-                return ExitCode::from(EXIT_RUNTIME);
-            }
-        };
+        }
+        .runtime("cannot open the record file")?;
         // Tests and scripts wait for this line.
         println!(
             "mns-dev listening on {} (topics: {topics}; queues: {queues})",
@@ -607,7 +591,7 @@ fn mns_dev(a: MnsDevArgs) -> ExitCode {
             server.requests(),
             server.accepted_count()
         );
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     })
 }
 
@@ -619,7 +603,7 @@ fn print_diagnostics(diags: &[config::Diagnostic]) {
     }
 }
 
-fn validate(path: &Path, no_environment: bool) -> ExitCode {
+fn validate(path: &Path, no_environment: bool) -> Result<ExitCode, CliError> {
     let loaded = if no_environment {
         match config::load_structure(path) {
             Ok(warnings) => {
@@ -629,7 +613,7 @@ fn validate(path: &Path, no_environment: bool) -> ExitCode {
                     path.display(),
                     warnings.len()
                 );
-                return ExitCode::SUCCESS;
+                return Ok(ExitCode::SUCCESS);
             }
             Err(diags) => Err(diags),
         }
@@ -646,7 +630,7 @@ fn validate(path: &Path, no_environment: bool) -> ExitCode {
                 loaded.config.sinks.len(),
                 loaded.warnings.len()
             );
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
         Err(diags) => {
             print_diagnostics(&diags);
@@ -655,13 +639,14 @@ fn validate(path: &Path, no_environment: bool) -> ExitCode {
                 .filter(|d| d.severity == Severity::Error)
                 .count();
             println!("{}: invalid: {errors} errors", path.display());
-            ExitCode::from(EXIT_INVALID)
+            Err(CliError::Reported)
         }
     }
 }
 
-/// Loads a config for commands that run it: warnings to stderr, errors too.
-fn load_for_run(path: &Path) -> Result<config::Config, ExitCode> {
+/// Loads a config for commands that run it: warnings to stderr, errors too
+/// (each is already a located diagnostic).
+fn load_for_run(path: &Path) -> Result<config::Config, CliError> {
     match config::load(path) {
         Ok(loaded) => {
             for w in &loaded.warnings {
@@ -673,7 +658,7 @@ fn load_for_run(path: &Path) -> Result<config::Config, ExitCode> {
             for d in &diags {
                 eprintln!("{d}");
             }
-            Err(ExitCode::from(EXIT_INVALID))
+            Err(CliError::Reported)
         }
     }
 }
@@ -683,31 +668,25 @@ fn dry_run(
     input: Option<&Path>,
     explain: bool,
     format: ossnotify::dry_run::Format,
-) -> ExitCode {
-    let config = match load_for_run(config_path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+) -> Result<ExitCode, CliError> {
+    let config = load_for_run(config_path)?;
     let index = RuleIndex::build(config.rules.clone(), config.region_policy());
     let (mut reader, name): (Box<dyn io::BufRead>, String) = match input {
         None => (Box::new(io::stdin().lock()), "<stdin>".into()),
         Some(p) if p == Path::new("-") => (Box::new(io::stdin().lock()), "<stdin>".into()),
-        Some(p) => match std::fs::File::open(p) {
-            Ok(f) => (
+        Some(p) => {
+            let f = std::fs::File::open(p).invalid(format!("cannot read {}", p.display()))?;
+            (
                 Box::new(BufReader::with_capacity(1 << 16, f)),
                 p.display().to_string(),
-            ),
-            Err(e) => {
-                eprintln!("error: cannot read {}: {e}", p.display());
-                return ExitCode::from(EXIT_INVALID);
-            }
-        },
+            )
+        }
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let stderr = io::stderr();
     let mut diag = stderr.lock();
-    match ossnotify::dry_run::run(
+    let ran = ossnotify::dry_run::run(
         &config,
         &index,
         &mut reader,
@@ -715,19 +694,17 @@ fn dry_run(
         &mut out,
         &mut diag,
         ossnotify::dry_run::Options { explain, format },
-    ) {
+    );
+    match ran {
         Ok(s) => {
             let _ = writeln!(
                 diag,
                 "match: {} records: {} messages, {} without a matching rule, {} skipped, {} invalid",
                 s.records, s.messages, s.unmatched, s.skipped, s.invalid
             );
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            let _ = writeln!(diag, "error: {name}: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(CliError::Runtime(anyhow::Error::new(e).context(name))),
     }
 }

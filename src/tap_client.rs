@@ -8,6 +8,34 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// Why a tap ended in error.
+#[derive(Debug, thiserror::Error)]
+pub enum TapError {
+    #[error("--url {0:?}: expected http://HOST:PORT")]
+    Url(String),
+    #[error("cannot connect to {host}: {source}")]
+    Connect {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("{host}: {source}")]
+    Io {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("{host} closed the connection before answering")]
+    Closed { host: String },
+    #[error("{host} refused the tap: {answer}")]
+    Refused { host: String, answer: String },
+    #[error("{host} sent a line that is not JSON: {source}")]
+    NotJson {
+        host: String,
+        source: serde_json::Error,
+    },
+    #[error("cannot write: {0}")]
+    Write(std::io::Error),
+}
+
 /// What to ask the daemon for.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -24,14 +52,12 @@ pub struct Request {
 
 impl Request {
     /// `HOST:PORT` and the `/tap?…` path of this request.
-    fn target(&self) -> Result<(String, String), String> {
-        let rest = self
-            .url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("--url {:?}: must start with http://", self.url))?;
+    fn target(&self) -> Result<(String, String), TapError> {
+        let url = || TapError::Url(self.url.clone());
+        let rest = self.url.strip_prefix("http://").ok_or_else(url)?;
         let host = rest.split('/').next().unwrap_or(rest);
         if host.is_empty() {
-            return Err(format!("--url {:?}: no host", self.url));
+            return Err(url());
         }
         let enc = |v: &str| {
             percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
@@ -69,48 +95,57 @@ pub struct Seen {
 
 /// Streams until the daemon ends the stream (`limit` reached, or it
 /// stops), writing messages to `out` and drop notices to `err`.
-pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Seen, String> {
+pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Seen, TapError> {
     let (host, path) = req.target()?;
-    let mut stream =
-        TcpStream::connect(&host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    let io = |source| TapError::Io {
+        host: host.clone(),
+        source,
+    };
+    let mut stream = TcpStream::connect(&host).map_err(|source| TapError::Connect {
+        host: host.clone(),
+        source,
+    })?;
     let _ = stream.set_nodelay(true);
     stream
-        .set_read_timeout(None)
-        .and_then(|_| stream.set_write_timeout(Some(Duration::from_secs(10))))
-        .map_err(|e| e.to_string())?;
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .map_err(io)?;
     // HTTP/1.0: the daemon ends the body by closing the connection, so
     // there are no chunks to decode.
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")
-        .map_err(|e| format!("cannot send to {host}: {e}"))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(io)?;
     let mut r = BufReader::new(stream);
     let mut status = String::new();
-    r.read_line(&mut status)
-        .map_err(|e| format!("no answer from {host}: {e}"))?;
+    let closed = || TapError::Closed { host: host.clone() };
+    if r.read_line(&mut status).map_err(io)? == 0 {
+        return Err(closed());
+    }
     loop {
         let mut h = String::new();
-        match r.read_line(&mut h) {
-            Ok(0) => return Err(format!("{host} closed the connection")),
-            Ok(_) if h.trim_end().is_empty() => break,
-            Ok(_) => {}
-            Err(e) => return Err(format!("reading from {host}: {e}")),
+        match r.read_line(&mut h).map_err(io)? {
+            0 => return Err(closed()),
+            _ if h.trim_end().is_empty() => break,
+            _ => {}
         }
     }
     if status.split_whitespace().nth(1) != Some("200") {
         let mut body = String::new();
         let _ = std::io::Read::read_to_string(&mut r, &mut body);
-        return Err(format!("{host}: {} {}", status.trim_end(), body.trim_end()));
+        return Err(TapError::Refused {
+            host: host.clone(),
+            answer: format!("{} {}", status.trim_end(), body.trim_end()),
+        });
     }
     let mut seen = Seen::default();
     let mut line = String::new();
     loop {
         line.clear();
-        match r.read_line(&mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => return Err(format!("reading from {host}: {e}")),
+        if r.read_line(&mut line).map_err(io)? == 0 {
+            break;
         }
-        let v: serde_json::Value = serde_json::from_str(line.trim_end())
-            .map_err(|e| format!("{host} sent a line that is not JSON: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line.trim_end()).map_err(|source| TapError::NotJson {
+                host: host.clone(),
+                source,
+            })?;
         if let Some(n) = v.get("dropped").and_then(|n| n.as_u64()) {
             seen.dropped += n;
             let _ = writeln!(
@@ -138,7 +173,7 @@ pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Se
             text.push('\t');
             text.push_str(&v["message"].to_string());
         }
-        writeln!(out, "{text}").map_err(|e| format!("cannot write: {e}"))?;
+        writeln!(out, "{text}").map_err(TapError::Write)?;
         if req.limit.is_some_and(|l| seen.messages >= l) {
             break;
         }

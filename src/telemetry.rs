@@ -154,6 +154,19 @@ pub fn recorder() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Why the metrics server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// Another metrics recorder is installed in this process.
+    #[error("cannot install the metrics recorder")]
+    Recorder,
+    #[error("[metrics] listen = {listen:?}: {source}")]
+    Listen {
+        listen: String,
+        source: std::io::Error,
+    },
+}
+
 /// Serves `/metrics`, `/health`, `/ready` and `/tap` on `listen` from the
 /// current tokio runtime.
 pub async fn serve(
@@ -161,11 +174,14 @@ pub async fn serve(
     ready: Arc<AtomicBool>,
     supervisor: Arc<crate::pipeline::Supervisor>,
     taps: Arc<Taps>,
-) -> Result<(), String> {
-    let handle = recorder().ok_or("cannot install the metrics recorder")?;
+) -> Result<(), TelemetryError> {
+    let handle = recorder().ok_or(TelemetryError::Recorder)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("[metrics] listen = {listen:?}: {e}"))?;
+        .map_err(|source| TelemetryError::Listen {
+            listen: listen.to_owned(),
+            source,
+        })?;
     tracing::info!(listen, "metrics at /metrics, health at /health and /ready");
     tokio::spawn(async move {
         loop {

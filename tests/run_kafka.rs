@@ -11,122 +11,44 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 const COPIES: usize = 40;
 
-fn counts(v: impl Iterator<Item = String>) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for s in v {
-        *m.entry(s).or_insert(0) += 1;
-    }
-    m
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_to_mns_with_commits_and_sigterm() {
-    let brokers = support::broker::brokers().to_owned();
-    support::broker::create_topic("oplog-e2e", 3);
     let d = support::Dir::new();
-
     // The corpus: the demo logs, COPIES times, 1 to 3 records per message.
     let demo = std::fs::read_to_string(support::repo("configs/demo-oplogs.ndjson")).unwrap();
     let lines: Vec<&str> = demo.lines().collect();
-    let mut corpus = String::new();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let mut n = 0;
+    let mut payloads = Vec::new();
     for copy in 0..COPIES {
         let mut i = 0;
         while i < lines.len() {
             let take = 1 + (copy + i) % 3;
-            let chunk = &lines[i..(i + take).min(lines.len())];
-            let payload = chunk.join("\n");
-            corpus.push_str(&payload);
-            corpus.push('\n');
-            let key = format!("k{n}");
-            producer
-                .send(BaseRecord::to("oplog-e2e").key(&key).payload(&payload))
-                .unwrap();
-            n += 1;
+            payloads.push(lines[i..(i + take).min(lines.len())].join("\n"));
             i += take;
         }
     }
-    producer.flush(Duration::from_secs(10)).unwrap();
-    let corpus_path = d.write("corpus.ndjson", &corpus);
-
+    support::broker::create_topic("oplog-e2e", 3);
+    support::broker::produce("oplog-e2e", &payloads);
+    let corpus = d.write("corpus.ndjson", &(payloads.join("\n") + "\n"));
     let server = support::mns_dev(support::dev_config()).await;
     let metrics_port = support::free_port();
-    let cfg = d.write(
-        "kafka.toml",
-        &format!(
-            r#"rules_dir = "{rules}"
-
-[source]
-type = "kafka"
-brokers = "{brokers}"
-topics = ["oplog-e2e"]
-group_id = "ossnotify-e2e"
-key_encoding = "url"
-
-[source.librdkafka]
-"session.timeout.ms" = "10000"
-"max.poll.interval.ms" = "30000"
-"statistics.interval.ms" = "500"
-
-[pipeline]
-workers = 2
-queue_capacity = 16
-drain_timeout_ms = 600000
-
-[dead_letter]
-path = "{dl}"
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[sinks.console]
-type = "mns_queue"
-endpoint = "{endpoint}"
-queue = "oss-events"
-access_key_id = "AK"
-access_key_secret = "SK"
-"#,
-            rules = support::repo("configs/rules.d").display(),
-            dl = d.path("dead-letter").display(),
-            endpoint = server.endpoint(),
-            metrics_port = metrics_port,
-        ),
+    let cfg = kafka_config(
+        &d,
+        "oplog-e2e",
+        "ossnotify-e2e",
+        &server.endpoint(),
+        "base64",
     );
-
-    // What should arrive: `match` over the same records.
-    let out = support::run(
-        &[
-            "match",
-            "-c",
-            cfg.to_str().unwrap(),
-            corpus_path.to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
-    let want = counts(support::text(&out.stdout).lines().map(|l| {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        v["message"].to_string()
-    }));
+    with_metrics(&cfg, metrics_port);
+    let want = support::predicted(&cfg, &corpus);
     let expected: usize = want.values().sum();
     assert_eq!(expected, 7 * COPIES);
 
-    let mut child = run(&cfg);
+    let child = run(&cfg);
     // A group join on tansu can take ~25 s.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while server.accepted().len() < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(&server, &want, 120).await;
     // Let the tracker commit and publish, then look at the endpoints.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let health = support::http_get(metrics_port, "/health");
@@ -154,76 +76,27 @@ access_key_secret = "SK"
         assert!(m.contains(&want), "missing {want:?} in:\n{m}");
     }
     assert!(!m.contains("rule"), "no per-rule series");
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
+
     let stopped = Instant::now();
-    let status = tokio::task::spawn_blocking(move || {
-        let s = child.wait().unwrap();
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-        (s, err)
-    })
-    .await
-    .unwrap();
-    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    let (code, log) = stop(child).await;
+    assert_eq!(code, Some(0), "{log}");
     // The drain ends by itself, long before its deadline.
-    assert!(!status.1.contains("drain deadline"), "{}", status.1);
+    assert!(!log.contains("drain deadline"), "{log}");
+    let drain = stopped.elapsed();
+    assert!(drain < Duration::from_secs(20), "drain took {drain:?}");
     assert!(
-        stopped.elapsed() < Duration::from_secs(20),
-        "drain took {:?}",
-        stopped.elapsed()
+        log.contains(&format!("messages: {expected} delivered")),
+        "{log}"
     );
-    assert!(
-        status
-            .1
-            .contains(&format!("messages: {expected} delivered")),
-        "{}",
-        status.1
-    );
-
-    let got = counts(server.accepted().into_iter().map(|a| {
-        let json = base64::engine::general_purpose::STANDARD
-            .decode(&a.body)
-            .unwrap();
-        serde_json::from_slice::<serde_json::Value>(&json)
-            .unwrap()
-            .to_string()
-    }));
+    // Exactly the predicted messages (no restart here, so no duplicates).
+    assert_eq!(received(&server), want);
+    // Committed offsets reach the end of every partition: offsets start
+    // at 0 and are contiguous, so the committed next-offsets add up to
+    // every message produced exactly when everything is committed.
     assert_eq!(
-        got, want,
-        "exactly the predicted messages (no restart here, so no duplicates)"
+        committed_total("ossnotify-e2e", "oplog-e2e") as usize,
+        payloads.len()
     );
-
-    // Committed offsets reach the end of every partition.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "ossnotify-e2e")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition("oplog-e2e", p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    // Offsets start at 0 and are contiguous, so the committed next-offsets
-    // of all partitions add up to every message produced exactly when
-    // everything is committed. (tansu's watermarks are not reliable here.)
-    let mut total = 0;
-    for e in committed.elements() {
-        match e.offset() {
-            Offset::Offset(o) => total += o,
-            other => panic!(
-                "partition {} has no committed offset: {other:?}",
-                e.partition()
-            ),
-        }
-    }
-    assert_eq!(total as usize, n);
 
     // Invalid records: dead-lettered with their coordinates.
     let invalid: Vec<_> = ossnotify_sinks::dead_letter::read_all(&d.path("dead-letter"))
@@ -242,6 +115,69 @@ access_key_secret = "SK"
     server.stop();
 }
 
+/// The tests' config: `topic` read by `group` into one `mns_queue` sink
+/// (`console`, as the demo rules name it) at `endpoint`, sending
+/// `encoding`; kill tests' session settings.
+fn kafka_config(
+    d: &support::Dir,
+    topic: &str,
+    group: &str,
+    endpoint: &str,
+    encoding: &str,
+) -> std::path::PathBuf {
+    d.write(
+        "kafka.toml",
+        &format!(
+            r#"rules_dir = "{rules}"
+
+[source]
+type = "kafka"
+brokers = "{brokers}"
+topics = ["{topic}"]
+group_id = "{group}"
+key_encoding = "url"
+
+[source.librdkafka]
+"session.timeout.ms" = "10000"
+"max.poll.interval.ms" = "30000"
+"statistics.interval.ms" = "500"
+
+[pipeline]
+workers = 2
+queue_capacity = 8
+drain_timeout_ms = 600000
+
+[dead_letter]
+path = "{dl}"
+
+[sinks.console]
+type = "mns_queue"
+endpoint = "{endpoint}"
+queue = "oss-events"
+encoding = "{encoding}"
+access_key_id = "AK"
+access_key_secret = "SK"
+batch_size = 4
+max_in_flight = 2
+[sinks.console.retry]
+max_attempts = 1000
+initial_backoff_ms = 20
+max_backoff_ms = 200
+"#,
+            rules = support::repo("configs/rules.d").display(),
+            brokers = support::broker::brokers(),
+            dl = d.path("dead-letter").display(),
+        ),
+    )
+}
+
+/// Adds `[metrics] listen` on `port` to the config at `cfg`.
+fn with_metrics(cfg: &std::path::Path, port: u16) {
+    let mut text = std::fs::read_to_string(cfg).unwrap();
+    text.push_str(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    std::fs::write(cfg, text).unwrap();
+}
+
 /// Produces the demo logs `copies` times (one record per message) to a new
 /// topic; returns (messages produced, config path, expected), the sink
 /// sending in `encoding`.
@@ -253,61 +189,20 @@ fn setup(
     group: &str,
     encoding: &str,
 ) -> (usize, std::path::PathBuf, BTreeMap<String, usize>) {
-    let brokers = support::broker::brokers().to_owned();
-    support::broker::create_topic(topic, 3);
     let demo = std::fs::read_to_string(support::repo("configs/demo-oplogs.ndjson")).unwrap();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let mut corpus = String::new();
-    let mut n = 0;
-    for _ in 0..copies {
-        for line in demo.lines() {
-            corpus.push_str(line);
-            corpus.push('\n');
-            let key = format!("k{n}");
-            loop {
-                match producer.send(BaseRecord::to(topic).key(&key).payload(line)) {
-                    Ok(()) => break,
-                    Err(_) => {
-                        producer.poll(Duration::from_millis(10));
-                    }
-                }
-            }
-            n += 1;
-        }
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
-    let corpus_path = d.write("corpus.ndjson", &corpus);
-    let cfg = d.write(
-        "kafka.toml",
-        &format!(
-            "rules_dir = \"{rules}\"\n\n[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{group}\"\nkey_encoding = \"url\"\n\n[source.librdkafka]\n\"session.timeout.ms\" = \"10000\"\n\"max.poll.interval.ms\" = \"30000\"\n\n[pipeline]\nworkers = 2\nqueue_capacity = 8\ndrain_timeout_ms = 600000\n\n[dead_letter]\npath = \"{dl}\"\n\n[sinks.console]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\nencoding = \"{encoding}\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 4\nmax_in_flight = 2\n[sinks.console.retry]\nmax_attempts = 1000\ninitial_backoff_ms = 20\nmax_backoff_ms = 200\n",
-            rules = support::repo("configs/rules.d").display(),
-            dl = d.path("dead-letter").display(),
-        ),
-    );
-    let out = support::run(
-        &[
-            "match",
-            "-c",
-            cfg.to_str().unwrap(),
-            corpus_path.to_str().unwrap(),
-        ],
-        b"",
-    );
-    let want = counts(support::text(&out.stdout).lines().map(|l| {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        v["message"].to_string()
-    }));
-    (n, cfg, want)
+    let payloads: Vec<String> = (0..copies)
+        .flat_map(|_| demo.lines().map(str::to_owned))
+        .collect();
+    support::broker::create_topic(topic, 3);
+    support::broker::produce(topic, &payloads);
+    let corpus = d.write("corpus.ndjson", &(payloads.join("\n") + "\n"));
+    let cfg = kafka_config(d, topic, group, endpoint, encoding);
+    let want = support::predicted(&cfg, &corpus);
+    (payloads.len(), cfg, want)
 }
 
-/// The notifications that arrived, as `match` prints them, counted. A
-/// CloudEvent counts as the notification of its `data`.
 fn received(server: &DevServer) -> BTreeMap<String, usize> {
-    counts(server.accepted().into_iter().map(|a| {
+    support::counts(server.accepted().into_iter().map(|a| {
         if a.body.starts_with('{') {
             let ce: serde_json::Value = serde_json::from_str(&a.body).unwrap();
             return serde_json::json!({ "events": [ce["data"]] }).to_string();
@@ -361,20 +256,11 @@ async fn wait_for(server: &DevServer, want: &BTreeMap<String, usize>, secs: u64)
     }
 }
 
-async fn stop(mut child: std::process::Child) -> (Option<i32>, String) {
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
+/// SIGTERM, and its exit code and log once it has drained.
+async fn stop(member: support::Member) -> (Option<i32>, String) {
+    tokio::task::spawn_blocking(move || member.signal("-TERM"))
+        .await
         .unwrap()
-        .success());
-    tokio::task::spawn_blocking(move || {
-        let s = child.wait().unwrap();
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-        (s.code(), err)
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,7 +277,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
         "cloudevents",
     );
     let total: usize = want.values().sum();
-    let mut first = run(&cfg);
+    let first = run(&cfg);
     let deadline = Instant::now() + Duration::from_secs(120);
     while server.accepted().len() < total / 3 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -400,12 +286,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
         server.accepted().len() >= total / 3,
         "the first run made no progress"
     );
-    assert!(Command::new("kill")
-        .args(["-KILL", &first.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let _ = first.wait();
+    first.signal("-KILL");
     let at_kill = server.accepted().len();
     assert!(
         at_kill < total,
@@ -473,7 +354,7 @@ async fn sink_down_then_back_loses_nothing_and_pauses() {
     ));
     std::fs::write(&cfg, text).unwrap();
     let child = run(&cfg);
-    let pid = child.id();
+    let pid = child.child.id();
     // While the sink is down, memory stays bounded.
     let mut peak_kib = 0u64;
     let t0 = Instant::now();
@@ -512,17 +393,9 @@ async fn sink_down_then_back_loses_nothing_and_pauses() {
 }
 
 fn produce_demo(topic: &str) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", support::broker::brokers())
-        .create()
-        .unwrap();
     let demo = std::fs::read_to_string(support::repo("configs/demo-oplogs.ndjson")).unwrap();
-    for (i, line) in demo.lines().enumerate() {
-        producer
-            .send(BaseRecord::to(topic).key(&i.to_string()).payload(line))
-            .unwrap();
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
+    let lines: Vec<String> = demo.lines().map(str::to_owned).collect();
+    support::broker::produce(topic, &lines);
 }
 
 /// One step of the reload test: with a config text, writes it and gives the
@@ -687,14 +560,11 @@ async fn two_processes_in_one_group_share_the_partitions() {
     server.stop();
 }
 
-/// `ossnotify run -c CONFIG`, its log (stderr) piped for the assertions.
-fn run(cfg: &std::path::Path) -> std::process::Child {
-    support::bin()
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// `ossnotify run -c CONFIG`, its log in a file beside the config.
+fn run(cfg: &std::path::Path) -> support::Member {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    support::Member::start(cfg, cfg.with_file_name(format!("run-{n}.log")), "info")
 }
 
 /// `ossnotify tap` against a daemon consuming from tansu: a filtered tap
@@ -720,9 +590,7 @@ async fn tap_shows_a_running_daemons_messages_and_never_slows_it() {
     );
     let total: usize = want.values().sum();
     let port = support::free_port();
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
-    std::fs::write(&cfg, text).unwrap();
+    with_metrics(&cfg, port);
     let corpus = d.path("corpus.ndjson");
     let predicted = support::run(
         &[

@@ -19,6 +19,28 @@ pub enum Encoding {
     CloudEvents,
 }
 
+/// Why a sink could not be built from its (valid) config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A file the sink needs: its output, a CA bundle.
+    #[error("cannot {what} {path}: {source}")]
+    File {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the CA certificates: {0}")]
+    Certificates(#[source] reqwest::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// A `credentials_file` that cannot be read or used (the message names
+    /// the file and what is wrong).
+    #[error("{0}")]
+    Credentials(String),
+    #[error("cannot create the Kafka producer: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
 /// A problem with one field of a sink table, found after parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldIssue {
@@ -47,7 +69,7 @@ pub trait SinkConfig: fmt::Debug + Send + Sync {
     /// Checks values serde cannot (ranges, URL shapes, lengths).
     fn validate(&self) -> Vec<FieldIssue>;
     /// The sink itself, named `name` (its table key). Needs a tokio runtime.
-    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, String>;
+    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, BuildError>;
 }
 
 /// A credential: usable by the sink, never shown by `Debug` or `Display`.

@@ -31,12 +31,16 @@ impl SinkConfig for FileConfig {
     fn event_bus(&self) -> Option<&str> {
         self.event_bus.as_deref()
     }
-    fn build(&self, name: &str) -> Result<Box<dyn Sink>, String> {
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>, crate::config::BuildError> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
-            .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+            .map_err(|source| crate::config::BuildError::File {
+                what: "open",
+                path: self.path.clone(),
+                source,
+            })?;
         Ok(Box::new(FileSink {
             name: name.to_owned(),
             file: Arc::new(Mutex::new(file)),

@@ -78,7 +78,7 @@ impl SinkConfig for HttpConfig {
     fn event_bus(&self) -> Option<&str> {
         self.event_bus.as_deref()
     }
-    fn build(&self, name: &str) -> Result<Box<dyn Sink>, String> {
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>, crate::config::BuildError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_millis(self.request_timeout_ms))
@@ -95,7 +95,7 @@ impl SinkConfig for HttpConfig {
                 }
             }))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(crate::config::BuildError::HttpClient)?;
         Ok(Box::new(HttpSink {
             name: name.to_owned(),
             http,

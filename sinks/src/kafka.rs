@@ -56,7 +56,7 @@ impl SinkConfig for KafkaConfig {
     fn event_bus(&self) -> Option<&str> {
         self.event_bus.as_deref()
     }
-    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, String> {
+    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, crate::config::BuildError> {
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
@@ -65,9 +65,7 @@ impl SinkConfig for KafkaConfig {
         for (k, v) in &self.librdkafka {
             cc.set(k, v);
         }
-        let producer: FutureProducer = cc
-            .create()
-            .map_err(|e| format!("sinks.{name}: cannot create the Kafka producer: {e}"))?;
+        let producer: FutureProducer = cc.create()?;
         Ok(Box::new(KafkaSink {
             name: name.to_owned(),
             producer,

@@ -17,7 +17,7 @@ pub mod sink;
 pub mod stdout;
 pub mod store;
 
-pub use config::{Encoding, FieldIssue, RetryConfig, Secret, SinkConfig};
+pub use config::{BuildError, Encoding, FieldIssue, RetryConfig, Secret, SinkConfig};
 pub use dead_letter::{deliver_or_dead_letter, DeadLetter, DeadLetterKind, DeadLetterStore};
 pub use sink::{Envelope, Outcome, Sink};
 

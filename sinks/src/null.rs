@@ -19,7 +19,7 @@ impl SinkConfig for NullConfig {
     fn validate(&self) -> Vec<FieldIssue> {
         Vec::new()
     }
-    fn build(&self, name: &str) -> Result<Box<dyn Sink>, String> {
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>, crate::config::BuildError> {
         Ok(Box::new(NullSink {
             name: name.to_owned(),
         }))

@@ -30,7 +30,7 @@ impl SinkConfig for StdoutConfig {
     fn validate(&self) -> Vec<FieldIssue> {
         Vec::new()
     }
-    fn build(&self, name: &str) -> Result<Box<dyn Sink>, String> {
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>, crate::config::BuildError> {
         Ok(Box::new(StdoutSink {
             name: name.to_owned(),
         }))

@@ -21,8 +21,7 @@ fn cfg() -> DevConfig {
 }
 
 async fn start(cfg: DevConfig) -> DevServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    DevServer::start(cfg, listener).unwrap()
+    DevServer::local(cfg).await.unwrap()
 }
 
 fn client(server: &DevServer, secret: &str) -> MnsClient {

@@ -40,211 +40,32 @@ pub(super) fn validate(
         }
         None => SourceConfig::default(),
     };
-    if raw.pipeline.workers == 0 {
-        errors.push(Diagnostic::error(
-            None,
-            "pipeline.workers",
-            "must be at least 1",
-        ));
-    }
-    if raw.pipeline.commit_interval_ms == 0 {
-        errors.push(Diagnostic::error(
-            None,
-            "pipeline.commit_interval_ms",
-            "must be at least 1",
-        ));
-    }
-    if raw.pipeline.queue_capacity == 0 {
-        errors.push(Diagnostic::error(
-            None,
-            "pipeline.queue_capacity",
-            "must be at least 1",
-        ));
-    }
-    // The revocation callback holds the poll loop for up to this long: it
-    // must stay well inside the time librdkafka allows between polls.
-    let max_poll_ms: u64 = source
-        .librdkafka
-        .get("max.poll.interval.ms")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300_000);
-    if raw.pipeline.revoke_wait_ms.saturating_mul(2) >= max_poll_ms {
-        errors.push(Diagnostic::error(
-            None,
-            "pipeline.revoke_wait_ms",
-            format!(
-                "is {} ms; keep it under half of max.poll.interval.ms ({max_poll_ms} ms), or the member is dropped from the group while it waits",
-                raw.pipeline.revoke_wait_ms
-            ),
-        ));
-    }
+    check_pipeline(&raw.pipeline, &source, &mut errors);
 
     let mut sinks: Vec<SinkEntry> = sinks.into_iter().map(|(s, _)| s).collect();
     sinks.sort_by(|a, b| a.name.cmp(&b.name));
-    let sink_index: FxHashMap<&str, u32> = sinks
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i as u32))
-        .collect();
-
-    let mut specs = Vec::with_capacity(raw_rules.len());
-    // Per rule: (file, index within that file, span of its id).
-    let mut origins: Vec<(usize, usize, usize)> = Vec::with_capacity(raw_rules.len());
-    let mut ids: FxHashMap<String, usize> = FxHashMap::default();
-    let mut per_file_index: FxHashMap<usize, usize> = FxHashMap::default();
+    let mut rules = Rules {
+        src,
+        sink_index: sinks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i as u32))
+            .collect(),
+        sinks: &sinks,
+        broken_sinks,
+        policy: &raw.policy,
+        specs: Vec::with_capacity(raw_rules.len()),
+        origins: Vec::with_capacity(raw_rules.len()),
+        ids: FxHashMap::default(),
+        per_file_index: FxHashMap::default(),
+    };
     for (file, r) in raw_rules {
-        let n = per_file_index.entry(file).or_insert(0);
-        let idx = *n;
-        *n += 1;
-        let f = &src.files[file];
-        let field = |sub: &str| format!("rules[{idx}].{sub}");
-        let err = |errors: &mut Vec<Diagnostic>, at: usize, sub: &str, msg: String| {
-            errors.push(Diagnostic::error(Some(f.location(at)), field(sub), msg));
-        };
-        let before = errors.len();
-        let id = r.id.get_ref().trim();
-        if id.is_empty() {
-            err(&mut errors, r.id.span().start, "id", "is empty".into());
-        } else if let Some(&first) = ids.get(id) {
-            let (ff, _, fspan) = origins[first];
-            err(
-                &mut errors,
-                r.id.span().start,
-                "id",
-                format!(
-                    "duplicate rule id {id:?}; first defined at {}",
-                    src.files[ff].location(fspan)
-                ),
-            );
-        }
-        if r.bucket.get_ref().is_empty() {
-            err(
-                &mut errors,
-                r.bucket.span().start,
-                "bucket",
-                "is empty".into(),
-            );
-        }
-        let region = match &r.region {
-            Some(reg) if reg.get_ref().is_empty() => {
-                err(
-                    &mut errors,
-                    reg.span().start,
-                    "region",
-                    "is empty; omit it for every region".into(),
-                );
-                None
-            }
-            Some(reg) => Some(
-                reg.get_ref()
-                    .strip_prefix("oss-")
-                    .unwrap_or(reg.get_ref())
-                    .to_owned(),
-            ),
-            None => None,
-        };
-        let mut events = Vec::new();
-        if r.events.get_ref().is_empty() {
-            err(
-                &mut errors,
-                r.events.span().start,
-                "events",
-                "is empty; name at least one event type".into(),
-            );
-        }
-        for (j, e) in r.events.get_ref().iter().enumerate() {
-            match EventPattern::parse(e.get_ref()) {
-                Ok(p) => events.push(p),
-                Err(m) => err(&mut errors, e.span().start, &format!("events[{j}]"), m),
-            }
-        }
-        let mut resources = Vec::new();
-        for (j, res) in r.resources.iter().enumerate() {
-            match Pattern::parse(res.get_ref()) {
-                Ok(p) => {
-                    let len = res.get_ref().len();
-                    if len > OSS_MAX_KEY_BYTES {
-                        warnings.push(Diagnostic::warning(
-                            Some(f.location(res.span().start)),
-                            field(&format!("resources[{j}]")),
-                            format!("resource is {len} bytes; OSS keys are at most {OSS_MAX_KEY_BYTES}, so only keys from stores that allow longer ones (S3, MinIO, Ceph) can match it"),
-                        ));
-                    }
-                    resources.push(p)
-                }
-                Err(m) => err(&mut errors, res.span().start, &format!("resources[{j}]"), m),
-            }
-        }
-        let mut rule_sinks = Vec::new();
-        if r.sinks.get_ref().is_empty() {
-            err(
-                &mut errors,
-                r.sinks.span().start,
-                "sinks",
-                "is empty; name at least one sink".into(),
-            );
-        }
-        for (j, s) in r.sinks.get_ref().iter().enumerate() {
-            match sink_index.get(s.get_ref().as_str()) {
-                Some(&i) if !rule_sinks.contains(&i) => rule_sinks.push(i),
-                Some(_) => {}
-                None if broken_sinks.contains(s.get_ref()) => errors.push(Diagnostic::error(
-                    Some(f.location(s.span().start)),
-                    field(&format!("sinks[{j}]")),
-                    format!("sink {:?} has errors (above)", s.get_ref()),
-                )),
-                None => err(
-                    &mut errors,
-                    s.span().start,
-                    &format!("sinks[{j}]"),
-                    format!("unknown sink {:?}; {}", s.get_ref(), defined(&sinks)),
-                ),
-            }
-        }
-        if errors.len() > before {
-            continue;
-        }
-        if !id.is_empty() {
-            ids.insert(id.to_owned(), specs.len());
-        }
-        check_policy(
-            &raw.policy,
-            &r,
-            region.as_deref(),
-            &events,
-            idx,
-            f,
-            &mut warnings,
-        );
-        origins.push((file, idx, r.id.span().start));
-        specs.push(RuleSpec {
-            id: id.to_owned(),
-            bucket: r.bucket.into_inner(),
-            region,
-            events,
-            resources,
-            sinks: rule_sinks,
-        });
+        rules.add(file, r, &mut errors, &mut warnings);
     }
-
     if errors.is_empty() {
-        for o in find_overlaps(&specs, OVERLAP_REPORT_LIMIT) {
-            let (fa, _, sa) = origins[o.a as usize];
-            let (fb, ib, sb) = origins[o.b as usize];
-            let msg = format!(
-                "{} (the other rule is at {}); OSS refuses overlapping rules — narrow a resource or an event type, or set [policy] allow_overlapping_rules = true",
-                o.describe(&specs),
-                src.files[fa].location(sa)
-            );
-            let at = Some(src.files[fb].location(sb));
-            let field = format!("rules[{ib}]");
-            if raw.policy.allow_overlapping_rules {
-                warnings.push(Diagnostic::warning(at, field, msg));
-            } else {
-                errors.push(Diagnostic::error(at, field, msg));
-            }
-        }
+        rules.check_overlaps(&mut errors, &mut warnings);
     }
+    let specs = rules.specs;
 
     if !errors.is_empty() {
         errors.extend(warnings);
@@ -264,6 +85,255 @@ pub(super) fn validate(
         },
         warnings,
     })
+}
+
+fn check_pipeline(
+    p: &super::model::PipelineConfig,
+    source: &SourceConfig,
+    errors: &mut Vec<Diagnostic>,
+) {
+    for (field, value) in [
+        ("pipeline.workers", p.workers as u64),
+        ("pipeline.commit_interval_ms", p.commit_interval_ms),
+        ("pipeline.queue_capacity", p.queue_capacity as u64),
+    ] {
+        if value == 0 {
+            errors.push(Diagnostic::error(None, field, "must be at least 1"));
+        }
+    }
+    // The revocation callback holds the poll loop for up to this long: it
+    // must stay well inside the time librdkafka allows between polls.
+    let max_poll_ms: u64 = source
+        .librdkafka
+        .get("max.poll.interval.ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    if p.revoke_wait_ms.saturating_mul(2) >= max_poll_ms {
+        errors.push(Diagnostic::error(
+            None,
+            "pipeline.revoke_wait_ms",
+            format!(
+                "is {} ms; keep it under half of max.poll.interval.ms ({max_poll_ms} ms), or the member is dropped from the group while it waits",
+                p.revoke_wait_ms
+            ),
+        ));
+    }
+}
+
+/// The rules checked so far, and what checking the next one needs.
+struct Rules<'a> {
+    src: &'a RuleSource<'a>,
+    sinks: &'a [SinkEntry],
+    sink_index: FxHashMap<&'a str, u32>,
+    broken_sinks: &'a [String],
+    policy: &'a super::model::PolicyConfig,
+    specs: Vec<RuleSpec>,
+    /// Per rule: (file, index within that file, span of its id).
+    origins: Vec<(usize, usize, usize)>,
+    ids: FxHashMap<String, usize>,
+    per_file_index: FxHashMap<usize, usize>,
+}
+
+/// Reports errors on one rule's fields: `rules[N].FIELD` of its file.
+struct RuleErrors<'e> {
+    file: &'e SourceText,
+    idx: usize,
+    errors: &'e mut Vec<Diagnostic>,
+}
+
+impl RuleErrors<'_> {
+    fn field(&self, sub: &str) -> String {
+        format!("rules[{}].{sub}", self.idx)
+    }
+    fn push(&mut self, at: usize, sub: &str, msg: impl Into<String>) {
+        let field = self.field(sub);
+        self.errors.push(Diagnostic::error(
+            Some(self.file.location(at)),
+            field,
+            msg.into(),
+        ));
+    }
+}
+
+impl Rules<'_> {
+    /// Checks rule `r` of `file`; a rule without errors joins the set.
+    fn add(
+        &mut self,
+        file: usize,
+        r: RawRule,
+        errors: &mut Vec<Diagnostic>,
+        warnings: &mut Vec<Diagnostic>,
+    ) {
+        let n = self.per_file_index.entry(file).or_insert(0);
+        let idx = *n;
+        *n += 1;
+        let f = &self.src.files[file];
+        let before = errors.len();
+        let mut e = RuleErrors {
+            file: f,
+            idx,
+            errors,
+        };
+        let id = r.id.get_ref().trim();
+        self.check_id(id, r.id.span().start, &mut e);
+        if r.bucket.get_ref().is_empty() {
+            e.push(r.bucket.span().start, "bucket", "is empty");
+        }
+        let region = match &r.region {
+            Some(reg) if reg.get_ref().is_empty() => {
+                e.push(
+                    reg.span().start,
+                    "region",
+                    "is empty; omit it for every region",
+                );
+                None
+            }
+            Some(reg) => Some(
+                reg.get_ref()
+                    .strip_prefix("oss-")
+                    .unwrap_or(reg.get_ref())
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let events = events_of(&r, &mut e);
+        let resources = resources_of(&r, &mut e, warnings);
+        let rule_sinks = self.sinks_of(&r, &mut e);
+        if errors.len() > before {
+            return;
+        }
+        if !id.is_empty() {
+            self.ids.insert(id.to_owned(), self.specs.len());
+        }
+        check_policy(
+            self.policy,
+            &r,
+            region.as_deref(),
+            &events,
+            idx,
+            f,
+            warnings,
+        );
+        self.origins.push((file, idx, r.id.span().start));
+        self.specs.push(RuleSpec {
+            id: id.to_owned(),
+            bucket: r.bucket.into_inner(),
+            region,
+            events,
+            resources,
+            sinks: rule_sinks,
+        });
+    }
+
+    fn check_id(&self, id: &str, at: usize, e: &mut RuleErrors<'_>) {
+        if id.is_empty() {
+            e.push(at, "id", "is empty");
+        } else if let Some(&first) = self.ids.get(id) {
+            let (ff, _, fspan) = self.origins[first];
+            e.push(
+                at,
+                "id",
+                format!(
+                    "duplicate rule id {id:?}; first defined at {}",
+                    self.src.files[ff].location(fspan)
+                ),
+            );
+        }
+    }
+
+    /// The rule's sinks as positions in the sorted sink list.
+    fn sinks_of(&self, r: &RawRule, e: &mut RuleErrors<'_>) -> Vec<u32> {
+        let mut out = Vec::new();
+        if r.sinks.get_ref().is_empty() {
+            e.push(
+                r.sinks.span().start,
+                "sinks",
+                "is empty; name at least one sink",
+            );
+        }
+        for (j, s) in r.sinks.get_ref().iter().enumerate() {
+            let sub = format!("sinks[{j}]");
+            match self.sink_index.get(s.get_ref().as_str()) {
+                Some(&i) if !out.contains(&i) => out.push(i),
+                Some(_) => {}
+                None if self.broken_sinks.contains(s.get_ref()) => e.push(
+                    s.span().start,
+                    &sub,
+                    format!("sink {:?} has errors (above)", s.get_ref()),
+                ),
+                None => e.push(
+                    s.span().start,
+                    &sub,
+                    format!("unknown sink {:?}; {}", s.get_ref(), defined(self.sinks)),
+                ),
+            }
+        }
+        out
+    }
+
+    /// Overlapping rules: errors, or warnings when the policy allows them.
+    fn check_overlaps(&self, errors: &mut Vec<Diagnostic>, warnings: &mut Vec<Diagnostic>) {
+        for o in find_overlaps(&self.specs, OVERLAP_REPORT_LIMIT) {
+            let (fa, _, sa) = self.origins[o.a as usize];
+            let (fb, ib, sb) = self.origins[o.b as usize];
+            let msg = format!(
+                "{} (the other rule is at {}); OSS refuses overlapping rules — narrow a resource or an event type, or set [policy] allow_overlapping_rules = true",
+                o.describe(&self.specs),
+                self.src.files[fa].location(sa)
+            );
+            let at = Some(self.src.files[fb].location(sb));
+            let field = format!("rules[{ib}]");
+            if self.policy.allow_overlapping_rules {
+                warnings.push(Diagnostic::warning(at, field, msg));
+            } else {
+                errors.push(Diagnostic::error(at, field, msg));
+            }
+        }
+    }
+}
+
+fn events_of(r: &RawRule, e: &mut RuleErrors<'_>) -> Vec<EventPattern> {
+    let mut events = Vec::new();
+    if r.events.get_ref().is_empty() {
+        e.push(
+            r.events.span().start,
+            "events",
+            "is empty; name at least one event type",
+        );
+    }
+    for (j, ev) in r.events.get_ref().iter().enumerate() {
+        match EventPattern::parse(ev.get_ref()) {
+            Ok(p) => events.push(p),
+            Err(m) => e.push(ev.span().start, &format!("events[{j}]"), m),
+        }
+    }
+    events
+}
+
+fn resources_of(
+    r: &RawRule,
+    e: &mut RuleErrors<'_>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Vec<Pattern> {
+    let mut resources = Vec::new();
+    for (j, res) in r.resources.iter().enumerate() {
+        let sub = format!("resources[{j}]");
+        match Pattern::parse(res.get_ref()) {
+            Ok(p) => {
+                let len = res.get_ref().len();
+                if len > OSS_MAX_KEY_BYTES {
+                    warnings.push(Diagnostic::warning(
+                        Some(e.file.location(res.span().start)),
+                        e.field(&sub),
+                        format!("resource is {len} bytes; OSS keys are at most {OSS_MAX_KEY_BYTES}, so only keys from stores that allow longer ones (S3, MinIO, Ceph) can match it"),
+                    ));
+                }
+                resources.push(p)
+            }
+            Err(m) => e.push(res.span().start, &sub, m),
+        }
+    }
+    resources
 }
 
 fn defined(sinks: &[SinkEntry]) -> String {

@@ -11,6 +11,7 @@
 //! backlog blocks the sink (and so, through the bounded queues, the
 //! consumer) or dead-letters, as `when_full` says.
 
+use super::error::PipelineError;
 use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub const REDELIVERED: &str = "ossnotify_sink_redelivered_total";
 
 pub struct Backlog {
     sink: String,
+    dir: PathBuf,
     writer: store::Writer,
     remover: store::Remover,
     reader: Mutex<store::Reader>,
@@ -102,6 +104,7 @@ impl Backlog {
         }
         let b = Backlog {
             sink: name.to_owned(),
+            dir: dir.to_owned(),
             writer,
             remover,
             reader: Mutex::new(store::Reader::new(dir)),
@@ -115,6 +118,16 @@ impl Backlog {
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The failure to `what` (write, read, trim) this backlog.
+    pub fn error(&self, what: &'static str, sink: &str, source: io::Error) -> PipelineError {
+        PipelineError::Backlog {
+            what,
+            sink: sink.to_owned(),
+            dir: self.dir.clone(),
+            source,
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -7,6 +7,7 @@
 mod backlog;
 mod batch;
 mod cpus;
+mod error;
 mod offsets;
 mod reload;
 mod revoked;
@@ -20,6 +21,7 @@ mod tracker;
 mod worker;
 
 pub use batch::{Batch, Coord, Topics};
+pub use error::PipelineError;
 pub use offsets::{Anomaly, Generation, OffsetTracker, PartitionOffsets};
 pub use reload::ReloadCounters;
 pub use routing::DEFAULT_EVENT_BUS;

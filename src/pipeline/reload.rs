@@ -12,6 +12,17 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::{self, Config};
 
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new config does not validate: its errors, located.
+    #[error("{0}")]
+    Invalid(String),
+    /// Its sinks cannot be built or their backlogs opened.
+    #[error(transparent)]
+    Apply(#[from] super::PipelineError),
+}
+
 /// Reload outcomes so far.
 #[derive(Debug, Default)]
 pub struct ReloadCounters {
@@ -23,7 +34,7 @@ pub struct ReloadCounters {
 /// `apply` puts a loaded, valid config into effect (or says why not).
 pub fn watch(
     path: PathBuf,
-    apply: impl Fn(&Config) -> Result<(), String> + Send + 'static,
+    apply: impl Fn(&Config) -> Result<(), super::PipelineError> + Send + 'static,
     stop: Arc<AtomicBool>,
     counters: Arc<ReloadCounters>,
 ) -> std::thread::JoinHandle<()> {
@@ -67,7 +78,12 @@ pub fn watch(
                 continue;
             }
             seen = now;
-            match load(&path).and_then(|new| apply(&new).map(|()| new.rules.len())) {
+            let reloaded = load(&path).and_then(|new| {
+                apply(&new)
+                    .map(|()| new.rules.len())
+                    .map_err(ReloadError::from)
+            });
+            match reloaded {
                 Ok(n) => {
                     counters.succeeded.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(rules = n, config = %path.display(), "reloaded");
@@ -81,15 +97,17 @@ pub fn watch(
     })
 }
 
-fn load(path: &std::path::Path) -> Result<Config, String> {
+fn load(path: &std::path::Path) -> Result<Config, ReloadError> {
     config::load(path)
         .map(|loaded| loaded.config)
         .map_err(|diags| {
-            diags
-                .iter()
-                .filter(|d| d.severity == config::Severity::Error)
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
+            ReloadError::Invalid(
+                diags
+                    .iter()
+                    .filter(|d| d.severity == config::Severity::Error)
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })
 }

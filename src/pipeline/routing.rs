@@ -21,6 +21,7 @@ use ossnotify_sinks::{deliver_or_dead_letter, DeadLetterStore, Encoding, Envelop
 
 use super::backlog::{self, Backlog};
 use super::batch::Coord;
+use super::error::PipelineError;
 use super::revoked::Revoked;
 use super::supervisor::Supervisor;
 use super::tracker::Progress;
@@ -127,14 +128,19 @@ impl Drivers {
     /// The routing for `config`: sinks whose table is unchanged are kept,
     /// the others built and started. Nothing changes if a sink cannot be
     /// built.
-    pub fn routing(&self, config: &Config) -> Result<Routing, String> {
+    pub fn routing(&self, config: &Config) -> Result<Routing, PipelineError> {
         let mut live = self.live.lock().expect("not poisoned");
         let mut built = Vec::new();
         for s in &config.sinks {
             let kept = live.get(&s.name).filter(|(f, _)| *f == s.fingerprint);
             if kept.is_none() {
                 let _guard = self.rt.enter();
-                let sink: Arc<dyn Sink> = Arc::from(s.config.build(&s.name)?);
+                let sink: Arc<dyn Sink> = Arc::from(s.config.build(&s.name).map_err(|source| {
+                    PipelineError::BuildSink {
+                        sink: s.name.clone(),
+                        source,
+                    }
+                })?);
                 built.push((s.name.clone(), sink));
             }
         }
@@ -189,18 +195,22 @@ impl Drivers {
 
     /// Sink `name`'s backlog, opened (with its redelivery task) the first
     /// time.
-    fn backlog(&self, name: &str, iso: &Isolation) -> Result<Arc<Backlog>, String> {
+    fn backlog(&self, name: &str, iso: &Isolation) -> Result<Arc<Backlog>, PipelineError> {
         let mut backlogs = self.backlogs.lock().expect("not poisoned");
         if let Some(b) = backlogs.get(name) {
             return Ok(b.clone());
         }
         let max = iso.backlog.max_mib.saturating_mul(1 << 20);
-        let b = Arc::new(Backlog::open(&self.backlog_root, name, max).map_err(|e| {
-            format!(
-                "cannot open the backlog of sink {name} in {}: {e}",
-                backlog::dir_of(&self.backlog_root, name).display()
-            )
-        })?);
+        let b = Arc::new(
+            Backlog::open(&self.backlog_root, name, max).map_err(|source| {
+                PipelineError::Backlog {
+                    what: "open",
+                    sink: name.to_owned(),
+                    dir: backlog::dir_of(&self.backlog_root, name),
+                    source,
+                }
+            })?,
+        );
         backlogs.insert(name.to_owned(), b.clone());
         let task = Redelivery {
             name: name.to_owned(),
@@ -225,7 +235,7 @@ impl Drivers {
         sink: Arc<dyn Sink>,
         encoding: Encoding,
         event_bus: Option<&str>,
-    ) -> Result<SinkQueue, String> {
+    ) -> Result<SinkQueue, PipelineError> {
         let isolation = sink.isolation();
         let backlog = match &isolation {
             Some(iso) => Some(self.backlog(sink.name(), iso)?),
@@ -298,7 +308,7 @@ async fn drive(
     sink: Arc<dyn Sink>,
     mut rx: tokio::sync::mpsc::Receiver<Vec<Item>>,
     ctx: DriverContext,
-) -> Result<(), String> {
+) -> Result<(), PipelineError> {
     let permits = Arc::new(tokio::sync::Semaphore::new(sink.max_in_flight().max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let max = sink.max_batch().max(1);
@@ -323,7 +333,7 @@ async fn drive(
                 .clone()
                 .acquire_owned()
                 .await
-                .map_err(|e| e.to_string())?;
+                .expect("the permits are never closed");
             let (sink, ctx) = (sink.clone(), ctx.clone());
             tasks.spawn(async move {
                 let (envelopes, coords): (Vec<Envelope>, Vec<Coord>) =
@@ -352,16 +362,16 @@ async fn drive(
                 add(&ctx.counters.backlogged, settled.backlogged);
                 add(&ctx.stats.backlogged, settled.backlogged);
                 let _ = ctx.progress.send(Progress::Acked(coords));
-                Ok::<(), String>(())
+                Ok::<(), PipelineError>(())
             });
             // Reap what has finished, keeping the set small.
             while let Some(done) = tasks.try_join_next() {
-                done.map_err(|e| e.to_string())??;
+                done??;
             }
         }
     }
     while let Some(done) = tasks.join_next().await {
-        done.map_err(|e| e.to_string())??;
+        done??;
     }
     Ok(())
 }
@@ -384,13 +394,6 @@ struct Settled {
     backlogged: u64,
 }
 
-fn store_error(store: &DeadLetterStore, e: std::io::Error) -> String {
-    format!(
-        "cannot write the dead-letter store {}: {e}",
-        store.dir().display()
-    )
-}
-
 /// Delivers a batch, or, while the sink's breaker is open, keeps it in the
 /// sink's backlog without trying. Every message ends delivered, in the
 /// backlog (transient failures, with isolation) or in the dead-letter store
@@ -401,11 +404,11 @@ async fn settle(
     sink: &dyn Sink,
     envelopes: &[Envelope],
     ctx: &DriverContext,
-) -> Result<Option<Settled>, String> {
+) -> Result<Option<Settled>, PipelineError> {
     let (Some(iso), Some(backlog)) = (&ctx.isolation, &ctx.backlog) else {
         let outcomes = deliver_or_dead_letter(sink, envelopes, &ctx.store)
             .await
-            .map_err(|e| store_error(&ctx.store, e))?;
+            .map_err(|e| PipelineError::store(&ctx.store, e))?;
         record_ages(&ctx.event_age, envelopes, &outcomes);
         let delivered = outcomes
             .iter()
@@ -442,7 +445,7 @@ async fn settle(
             let keep: Vec<&Envelope> = deferred.iter().map(|d| d.0).collect();
             backlog
                 .push(&keep)
-                .map_err(|e| format!("cannot write the backlog of sink {}: {e}", sink.name()))?;
+                .map_err(|source| backlog.error("write", sink.name(), source))?;
             settled.backlogged = keep.len() as u64;
             break;
         }
@@ -483,7 +486,7 @@ async fn settle(
         .collect();
     ctx.store
         .give_up(sink.name(), &give_up)
-        .map_err(|e| store_error(&ctx.store, e))?;
+        .map_err(|e| PipelineError::store(&ctx.store, e))?;
     settled.dead_lettered = give_up.len() as u64;
     Ok(Some(settled))
 }
@@ -503,7 +506,7 @@ struct Redelivery {
 }
 
 impl Redelivery {
-    async fn run(self) -> Result<(), String> {
+    async fn run(self) -> Result<(), PipelineError> {
         use std::time::Duration;
         let mut gone_logged = false;
         loop {
@@ -544,7 +547,7 @@ impl Redelivery {
             let head = self
                 .backlog
                 .head((sink.max_batch() * 4).clamp(1, 4096))
-                .map_err(|e| format!("cannot read the backlog: {e}"))?;
+                .map_err(|source| self.backlog.error("read", &self.name, source))?;
             let envelopes: Vec<Envelope> = head.iter().map(|h| h.1.clone()).collect();
             let outcomes = sink.deliver(&envelopes).await;
             record_ages(&self.event_age, &envelopes, &outcomes);
@@ -564,10 +567,10 @@ impl Redelivery {
             }
             self.store
                 .give_up(&self.name, &failed)
-                .map_err(|e| store_error(&self.store, e))?;
+                .map_err(|e| PipelineError::store(&self.store, e))?;
             self.backlog
                 .remove(&done)
-                .map_err(|e| format!("cannot take delivered messages out of the backlog: {e}"))?;
+                .map_err(|source| self.backlog.error("trim", &self.name, source))?;
             metrics::counter!(backlog::REDELIVERED, "sink" => self.name.clone())
                 .increment(delivered);
             if done.is_empty() {
@@ -575,5 +578,136 @@ impl Redelivery {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// A config with `sinks` (name, TOML body) and one rule sending to all.
+    fn config(dir: &std::path::Path, sinks: &[(&str, &str)]) -> Config {
+        let mut text = format!(
+            "[dead_letter]\npath = \"{}\"\n",
+            dir.join("dead-letter").display()
+        );
+        for (name, body) in sinks {
+            text.push_str(&format!("[sinks.{name}]\n{body}\n"));
+        }
+        let names: Vec<String> = sinks.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        text.push_str(&format!(
+            "[[rules]]\nid = \"r\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [{}]\n",
+            names.join(", ")
+        ));
+        let path = dir.join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        crate::config::load(&path).unwrap().config
+    }
+
+    fn file_sink(dir: &std::path::Path, name: &str) -> String {
+        format!("type = \"file\"\npath = \"{}\"", dir.join(name).display())
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_sinks_replaces_changed_ones_and_drops_removed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (progress, _progress_rx) = crossbeam_channel::unbounded();
+        let drivers = Drivers::new(
+            rt.handle().clone(),
+            Arc::new(DeadLetterStore::open(&d.join("dead-letter")).unwrap()),
+            d.join("backlog"),
+            progress,
+            Arc::default(),
+            Supervisor::new(Arc::new(AtomicBool::new(false))),
+            Arc::default(),
+            8192,
+        );
+        let first = drivers
+            .routing(&config(
+                d,
+                &[
+                    ("keep", "type = \"null\""),
+                    ("change", &file_sink(d, "a.ndjson")),
+                    ("remove", &file_sink(d, "b.ndjson")),
+                ],
+            ))
+            .unwrap();
+        let second = drivers
+            .routing(&config(
+                d,
+                &[
+                    ("keep", "type = \"null\""),
+                    ("change", &file_sink(d, "c.ndjson")),
+                ],
+            ))
+            .unwrap();
+        // Sinks are kept in name order: change, keep (, remove).
+        let names: Vec<&str> = second.sinks.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["change", "keep"]);
+        assert!(first.sinks[1].tx.same_channel(&second.sinks[1].tx), "kept");
+        assert!(
+            !first.sinks[0].tx.same_channel(&second.sinks[0].tx),
+            "replaced"
+        );
+        assert_eq!(drivers.handles.lock().unwrap().len(), 4);
+        // Once no routing holds them, the old queues close and their
+        // drivers (the replaced and the removed sink's) end; the others run.
+        drop(first);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let finished = || {
+            let h = drivers.handles.lock().unwrap();
+            h.iter().map(|h| h.is_finished()).collect::<Vec<_>>()
+        };
+        // Started: change, keep, remove, then the new change.
+        while finished() != [true, false, true, false] {
+            assert!(std::time::Instant::now() < deadline, "{:?}", finished());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(second);
+    }
+
+    #[test]
+    fn a_sink_that_cannot_be_built_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (progress, _progress_rx) = crossbeam_channel::unbounded();
+        let drivers = Drivers::new(
+            rt.handle().clone(),
+            Arc::new(DeadLetterStore::open(&d.join("dead-letter")).unwrap()),
+            d.join("backlog"),
+            progress,
+            Arc::default(),
+            Supervisor::new(Arc::new(AtomicBool::new(false))),
+            Arc::default(),
+            8192,
+        );
+        let first = drivers
+            .routing(&config(d, &[("keep", "type = \"null\"")]))
+            .unwrap();
+        let bad = file_sink(&d.join("no-such-directory"), "x.ndjson");
+        let err = drivers
+            .routing(&config(d, &[("keep", "type = \"null\""), ("bad", &bad)]))
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&err, PipelineError::BuildSink { sink, source: ossnotify_sinks::BuildError::File { .. } } if sink == "bad"),
+            "{err}"
+        );
+        let again = drivers
+            .routing(&config(d, &[("keep", "type = \"null\"")]))
+            .unwrap();
+        assert!(first.sinks[0].tx.same_channel(&again.sinks[0].tx));
+        assert_eq!(drivers.handles.lock().unwrap().len(), 1);
     }
 }

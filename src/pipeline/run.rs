@@ -58,9 +58,26 @@ pub struct RunSummary {
 /// Why a run did not end well.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// It could not start: runtime, store, metrics listener, consumer.
+    /// `[pipeline] cpus` names CPUs this machine does not let us use.
     #[error("{0}")]
-    Start(String),
+    Cpus(String),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
+    #[error("cannot open the dead-letter store {dir}: {source}")]
+    DeadLetterStore {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// A sink that cannot be built, a backlog that cannot be opened.
+    #[error(transparent)]
+    Routing(#[from] super::PipelineError),
+    /// The source cannot start (the Kafka consumer cannot be created).
+    #[error("{0}")]
+    Source(String),
     /// A component failed while running (see `supervisor`).
     #[error(transparent)]
     Failed(#[from] Failure),
@@ -73,9 +90,8 @@ pub enum RunError {
 /// Runs `config` over `input`: lines until they end, or Kafka until `stop`
 /// (or a failure); then drains and commits (see `shutdown`).
 pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSummary, RunError> {
-    let start = |e: String| RunError::Start(e);
     let cpus = config.pipeline.cpus.clone();
-    super::cpus::check(&cpus).map_err(start)?;
+    super::cpus::check(&cpus).map_err(RunError::Cpus)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("ossnotify-io")
@@ -85,7 +101,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         })
         .enable_all()
         .build()
-        .map_err(|e| start(format!("cannot start the runtime: {e}")))?;
+        .map_err(RunError::Runtime)?;
     let supervisor = Supervisor::new(stop);
     // /metrics, /health, /ready.
     let ready = Arc::new(AtomicBool::new(false));
@@ -96,18 +112,15 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
             ready.clone(),
             supervisor.clone(),
             taps.clone(),
-        ))
-        .map_err(start)?;
+        ))?;
     }
     // After the metrics recorder is installed: opening counts repairs and
     // retention.
     let store = Arc::new(
         DeadLetterStore::open_with(&config.dead_letter.path, config.dead_letter.store_options())
-            .map_err(|e| {
-                start(format!(
-                    "cannot open the dead-letter store {}: {e}",
-                    config.dead_letter.path.display()
-                ))
+            .map_err(|source| RunError::DeadLetterStore {
+                dir: config.dead_letter.path.clone(),
+                source,
             })?,
     );
     let counters = Arc::new(Counters::default());
@@ -126,31 +139,15 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         revoked.clone(),
         config.pipeline.queue_capacity,
     ));
-    let routing = Arc::new(ArcSwap::from_pointee(
-        drivers.routing(config).map_err(start)?,
-    ));
+    let routing = Arc::new(ArcSwap::from_pointee(drivers.routing(config)?));
     // SIGHUP or an edit of the config file: new rules and sinks, swapped in
     // atomically.
     let reloads = Arc::new(super::reload::ReloadCounters::default());
     let reload_stop = Arc::new(AtomicBool::new(false));
-    let reloader = {
-        let (drivers, routing, running) = (drivers.clone(), routing.clone(), config.fixed_parts());
-        super::reload::watch(
-            config.path.clone(),
-            move |new: &Config| {
-                if new.fixed_parts() != running {
-                    tracing::warn!("[source], [pipeline], [dead_letter] and [metrics] changed: those changes take effect at the next start");
-                }
-                routing.store(Arc::new(drivers.routing(new)?));
-                Ok(())
-            },
-            reload_stop.clone(),
-            reloads.clone(),
-        )
-    };
+    let reloader = spawn_reloader(config, &drivers, &routing, &reload_stop, &reloads);
 
-    let mut source =
-        source::open(config, input, &topics, &progress, &ready, &revoked).map_err(start)?;
+    let mut source = source::open(config, input, &topics, &progress, &ready, &revoked)
+        .map_err(RunError::Source)?;
     // `queue_capacity` records, in batches; a few per worker at most (more
     // only adds latency).
     let batches = (config.pipeline.queue_capacity / BATCH).clamp(1, config.pipeline.workers * 4);
@@ -179,15 +176,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
                 publish_queues(&batches, &routing.load());
             }
         };
-        let (cpus, supervisor) = (cpus.clone(), supervisor.clone());
-        std::thread::Builder::new()
-            .name("ossnotify-offsets".into())
-            .spawn(move || {
-                let _watch = supervisor.watch("offset tracker");
-                super::cpus::pin_or_warn(&cpus);
-                tracker.run(publish)
-            })
-            .map_err(|e| start(format!("cannot start a thread: {e}")))?
+        spawn_tracker(tracker, publish, &cpus, &supervisor)?
     };
 
     let mut workers = Vec::new();
@@ -206,12 +195,10 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
             taps: taps.clone(),
         };
         let supervisor = supervisor.clone();
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("ossnotify-worker-{i}"))
-                .spawn(move || supervisor.run(&format!("worker-{i}"), || w.run()))
-                .map_err(|e| start(format!("cannot start a thread: {e}")))?,
-        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("ossnotify-worker-{i}"))
+            .spawn(move || supervisor.run(&format!("worker-{i}"), || w.run()));
+        workers.push(spawned.map_err(RunError::Thread)?);
     }
     drop(batch_rx);
 
@@ -290,6 +277,48 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         committed,
         drained,
     })
+}
+
+/// SIGHUP or an edit of the config file: new rules and sinks, swapped in
+/// atomically, until `stop`.
+fn spawn_reloader(
+    config: &Config,
+    drivers: &Arc<Drivers>,
+    routing: &Arc<ArcSwap<Routing>>,
+    stop: &Arc<AtomicBool>,
+    reloads: &Arc<super::reload::ReloadCounters>,
+) -> std::thread::JoinHandle<()> {
+    let (drivers, routing, running) = (drivers.clone(), routing.clone(), config.fixed_parts());
+    super::reload::watch(
+        config.path.clone(),
+        move |new: &Config| {
+            if new.fixed_parts() != running {
+                tracing::warn!("[source], [pipeline], [dead_letter] and [metrics] changed: those changes take effect at the next start");
+            }
+            routing.store(Arc::new(drivers.routing(new)?));
+            Ok(())
+        },
+        stop.clone(),
+        reloads.clone(),
+    )
+}
+
+/// The offset tracker's thread, publishing the metrics as it goes.
+fn spawn_tracker(
+    tracker: Tracker,
+    publish: impl FnMut(&OffsetTracker) + Send + 'static,
+    cpus: &[usize],
+    supervisor: &Arc<Supervisor>,
+) -> Result<std::thread::JoinHandle<Result<Vec<Position>, String>>, RunError> {
+    let (cpus, supervisor) = (cpus.to_vec(), supervisor.clone());
+    std::thread::Builder::new()
+        .name("ossnotify-offsets".into())
+        .spawn(move || {
+            let _watch = supervisor.watch("offset tracker");
+            super::cpus::pin_or_warn(&cpus);
+            tracker.run(publish)
+        })
+        .map_err(RunError::Thread)
 }
 
 /// Publishes every count as a metric (counters as absolute values: the

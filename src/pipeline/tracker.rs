@@ -227,6 +227,11 @@ impl Tracker {
         for r in &revokes {
             self.give_up(&mut t, r);
         }
+        // The last commit is synchronous even when an asynchronous one sent
+        // the same offsets: that one may still be in flight as the consumer
+        // closes, and a broker that has the final offsets means fewer
+        // records read twice at the next start.
+        committed.clear();
         let result = self.commit(&t, true, &mut committed);
         anomalies.publish();
         publish(&t);
@@ -429,5 +434,51 @@ mod tests {
                 .all(|(o, _)| *o == vec![("oplog".into(), 0, 1)]),
             "{commits:?}"
         );
+    }
+
+    /// The loop itself: periodic commits cover the finished prefix of each
+    /// partition and never pass a record still in flight, however the
+    /// acknowledgements interleave; the last commit, at `Finish`, waits for
+    /// the broker.
+    #[test]
+    fn commits_only_the_finished_prefix_and_the_last_commit_is_synchronous() {
+        let sup = Supervisor::new(Arc::new(AtomicBool::new(false)));
+        let (tx, rec, h) = start(sup);
+        let last = |rec: &Recorder| rec.0.lock().unwrap().last().cloned();
+        let wait_for = |rec: &Recorder, want: i64| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while last(rec).is_none_or(|(o, _)| o != vec![("oplog".into(), 0, want)]) {
+                assert!(std::time::Instant::now() < deadline, "{:?}", last(rec));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        tx.send(Progress::Assigned(vec![(0, 0, 1)])).unwrap();
+        tx.send(Progress::Seen((0..4).map(|o| coord(0, 1, o)).collect()))
+            .unwrap();
+        // Record 0: one message; 1: two; 2: none; 3: one.
+        tx.send(Progress::Resolved(vec![
+            (coord(0, 1, 0), 1),
+            (coord(0, 1, 1), 2),
+            (coord(0, 1, 2), 0),
+            (coord(0, 1, 3), 1),
+        ]))
+        .unwrap();
+        tx.send(Progress::Acked(vec![
+            coord(0, 1, 3),
+            coord(0, 1, 1),
+            coord(0, 1, 0),
+        ]))
+        .unwrap();
+        // 0 is done; 1 waits for its second message, so 2 and 3 wait too.
+        wait_for(&rec, 1);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(last(&rec).unwrap().0, vec![("oplog".into(), 0, 1)]);
+        tx.send(Progress::Acked(vec![coord(0, 1, 1)])).unwrap();
+        wait_for(&rec, 4);
+        assert!(rec.0.lock().unwrap().iter().all(|(_, sync)| !sync));
+        tx.send(Progress::Finish).unwrap();
+        h.join().unwrap().unwrap();
+        let (offsets, sync) = last(&rec).unwrap();
+        assert_eq!((offsets, sync), (vec![("oplog".into(), 0, 4)], true));
     }
 }

@@ -16,6 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use ossnotify_sinks::{DeadLetter, DeadLetterStore, Encoding, Envelope};
 
 use super::batch::{Batch, Topics};
+use super::error::PipelineError;
 use super::revoked::Revoked;
 use super::routing::{Item, Routing};
 use super::tap::Taps;
@@ -82,7 +83,7 @@ pub struct Worker {
 
 impl Worker {
     /// Processes batches until the source's channel closes.
-    pub fn run(mut self) -> Result<(), String> {
+    pub fn run(mut self) -> Result<(), PipelineError> {
         super::cpus::pin_or_warn(&self.cpus);
         let mut out: Vec<(u32, Envelope)> = Vec::new();
         let mut cloudevent = Vec::with_capacity(2048);
@@ -190,12 +191,9 @@ impl Worker {
             let _ = self.spares.try_send(batch);
             // Invalid records are durable before they count as done; if
             // they cannot be, the batch is never resolved (never committed).
-            self.store.append(&invalid).map_err(|e| {
-                format!(
-                    "cannot write the dead-letter store {}: {e}",
-                    self.store.dir().display()
-                )
-            })?;
+            self.store
+                .append(&invalid)
+                .map_err(|e| PipelineError::store(&self.store, e))?;
             let _ = self.progress.send(Progress::Resolved(resolved));
             for (queue, chunk) in routing.sinks.iter().zip(chunks) {
                 if !chunk.is_empty() {
@@ -203,7 +201,7 @@ impl Worker {
                     queue
                         .tx
                         .blocking_send(chunk)
-                        .map_err(|_| format!("the driver of sink {} stopped", queue.name))?;
+                        .map_err(|_| PipelineError::DriverGone(queue.name.clone()))?;
                 }
             }
         }

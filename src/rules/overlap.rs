@@ -194,8 +194,20 @@ fn check_group(f: &mut Finder<'_>, group: &[u32]) {
         .copied()
         .filter(|i| matches!(i.pattern, Pattern::Suffix(_) | Pattern::PrefixSuffix(..)))
         .collect();
+    exact_names(f, &items, &prefixed, &suffixed);
+    if !f.full() {
+        prefix_family(f, &prefixed);
+    }
+    if !f.full() {
+        suffix_family(f, suffixed);
+    }
+    if !f.full() {
+        always_overlapping(f, &items);
+    }
+}
 
-    // Exact names against everything: look each one up like a key.
+/// Exact names against everything: each looked up like a key.
+fn exact_names(f: &mut Finder<'_>, items: &[Item], prefixed: &[Item], suffixed: &[Item]) {
     let prefix_trie = Trie::build(
         prefixed
             .iter()
@@ -218,7 +230,7 @@ fn check_group(f: &mut Finder<'_>, group: &[u32]) {
         true,
     );
     let mut exact: FxHashMap<&str, Vec<Item>> = FxHashMap::default();
-    for i in &items {
+    for i in items {
         if let Pattern::Exact(e) = i.pattern {
             exact.entry(e).or_default().push(*i);
         }
@@ -247,9 +259,12 @@ fn check_group(f: &mut Finder<'_>, group: &[u32]) {
             }
         }
     }
+}
 
-    // Prefix family: each against the entries whose prefix is a prefix of its own.
-    let mut sorted = prefixed.clone();
+/// The prefix family: each against the entries whose prefix is a prefix
+/// of its own.
+fn prefix_family(f: &mut Finder<'_>, prefixed: &[Item]) {
+    let mut sorted = prefixed.to_vec();
     sorted.sort_by(|a, b| a.pattern.prefix().cmp(b.pattern.prefix()));
     let mut stack: Vec<Item> = Vec::new();
     for x in sorted {
@@ -270,9 +285,12 @@ fn check_group(f: &mut Finder<'_>, group: &[u32]) {
         }
         stack.push(x);
     }
+}
 
-    // Suffix family: suffix-only against suffixes it extends or that extend it
-    // (p*s against p*s was settled above).
+/// The suffix family: suffix-only against suffixes it extends or that
+/// extend it (`p*s` against `p*s` was settled with the prefixes).
+fn suffix_family(f: &mut Finder<'_>, suffixed: Vec<Item>) {
+    let mut stack: Vec<Item> = Vec::new();
     let mut sorted = suffixed;
     sorted.sort_by(|a, b| {
         a.pattern
@@ -281,7 +299,6 @@ fn check_group(f: &mut Finder<'_>, group: &[u32]) {
             .rev()
             .cmp(b.pattern.suffix().bytes().rev())
     });
-    stack.clear();
     for x in sorted {
         while stack
             .last()
@@ -299,9 +316,11 @@ fn check_group(f: &mut Finder<'_>, group: &[u32]) {
         }
         stack.push(x);
     }
+}
 
-    // Pairs that always overlap: prefix vs suffix, and `*` vs anything.
-    // Two representatives (of different rules) per event type suffice.
+/// Pairs that always overlap: prefix vs suffix, and `*` vs anything. Two
+/// representatives (of different rules) per event type suffice.
+fn always_overlapping(f: &mut Finder<'_>, items: &[Item]) {
     for &t in ALL_EVENT_TYPES {
         let reps = |filter: &dyn Fn(&Pattern) -> bool| -> Vec<Item> {
             let mut v: Vec<Item> = Vec::new();

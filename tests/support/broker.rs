@@ -3,6 +3,8 @@
 //! test binary exits. `OSSNOTIFY_TEST_BROKERS` points the tests at a broker
 //! that is already running instead.
 
+#![allow(dead_code)] // included by test binaries that each use a part
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -50,4 +52,25 @@ pub fn create_topic(name: &str, partitions: u32) {
         .status()
         .expect("run scripts/broker.sh");
     assert!(status.success(), "creating topic {name} failed");
+}
+
+/// Produces `payloads` to `topic` (keys `k0`, `k1`, …), in order, and
+/// waits until the broker has them all.
+pub fn produce(topic: &str, payloads: &[String]) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    for (n, payload) in payloads.iter().enumerate() {
+        let key = format!("k{n}");
+        // A full local queue: let it drain, then send again.
+        while producer
+            .send(BaseRecord::to(topic).key(&key).payload(payload))
+            .is_err()
+        {
+            producer.poll(std::time::Duration::from_millis(10));
+        }
+    }
+    producer.flush(std::time::Duration::from_secs(60)).unwrap();
 }

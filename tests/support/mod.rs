@@ -64,6 +64,34 @@ impl Dir {
     }
 }
 
+/// How many times each string comes.
+pub fn counts(v: impl Iterator<Item = String>) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for s in v {
+        *m.entry(s).or_insert(0) += 1;
+    }
+    m
+}
+
+/// What `ossnotify match -c CONFIG CORPUS` predicts: each message (the
+/// notification JSON, compact) and how many times.
+pub fn predicted(config: &Path, corpus: &Path) -> std::collections::BTreeMap<String, usize> {
+    let out = run(
+        &[
+            "match",
+            "-c",
+            config.to_str().unwrap(),
+            corpus.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    counts(text(&out.stdout).lines().map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["message"].to_string()
+    }))
+}
+
 /// `ossnotify validate -c` on `config`: (exit code, stdout).
 pub fn validate(config: &Path) -> (i32, String) {
     let out = run(&["validate", "-c", config.to_str().unwrap()], b"");
@@ -134,6 +162,58 @@ pub fn start_mns_dev(mut cmd: Command) -> (std::process::Child, String) {
 }
 
 /// A loopback port nobody listens on now.
+/// A loopback `host:port` no one listens on now.
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// The sum of the committed offsets a pipeline reports on its `/metrics`
+/// at `addr` (a plain HTTP GET: a Kafka client polling the group's offsets
+/// instead kept a core busy and skewed the harnesses).
+pub fn metrics_committed(addr: &str) -> i64 {
+    let port = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    http_get(port, "/metrics")
+        .lines()
+        .filter(|l| l.starts_with("ossnotify_committed_offset{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as i64
+}
+
+/// `BIN run -c CONFIG` (this build's, or another to compare against), its
+/// log (stderr) into `log`, `RUST_LOG` as given.
+pub fn spawn_run_of(bin: &Path, config: &Path, log: &Path, rust_log: &str) -> std::process::Child {
+    Command::new(bin)
+        .args(["run", "-c", config.to_str().unwrap()])
+        .env("RUST_LOG", rust_log)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("spawn ossnotify run")
+}
+
+/// This build's `ossnotify run -c CONFIG`, its log in `log`.
+pub fn spawn_run(config: &Path, log: &Path) -> std::process::Child {
+    spawn_run_of(
+        Path::new(env!("CARGO_BIN_EXE_ossnotify")),
+        config,
+        log,
+        "info",
+    )
+}
+
+/// Stops it as an operator would (SIGTERM) and checks it exited cleanly.
+pub fn stop_run(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "ossnotify run exited with {status}");
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -179,8 +259,9 @@ pub fn run_on_stdin(cfg: &Path) -> std::process::Child {
 pub async fn mns_dev(
     cfg: ossnotify_sinks::mns::dev_server::DevConfig,
 ) -> ossnotify_sinks::mns::dev_server::DevServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    ossnotify_sinks::mns::dev_server::DevServer::start(cfg, listener).unwrap()
+    ossnotify_sinks::mns::dev_server::DevServer::local(cfg)
+        .await
+        .unwrap()
 }
 
 /// An `ossnotify run -c CONFIG` process whose log (stderr) goes to a file,
@@ -203,14 +284,8 @@ impl Drop for Member {
 impl Member {
     /// Starts a member; `RUST_LOG` as given (the default level is info).
     pub fn start(config: &Path, log: PathBuf, rust_log: &str) -> Member {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = bin()
-            .args(["run", "-c", config.to_str().unwrap()])
-            .env("RUST_LOG", rust_log)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn ossnotify run");
+        let bin = Path::new(env!("CARGO_BIN_EXE_ossnotify"));
+        let child = spawn_run_of(bin, config, &log, rust_log);
         Member { child, log }
     }
 

@@ -3,6 +3,7 @@
 //! returned `MessageBodyMD5`, and classes failures for [`crate::retry`]
 //! through MNS's one table of error codes.
 
+use crate::config::BuildError;
 use std::time::{Duration, SystemTime};
 
 use super::sign::{self, SignedParts, CONTENT_TYPE, MNS_VERSION};
@@ -143,7 +144,7 @@ impl MnsClient {
         key_id: &str,
         secret: Secret,
         timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         Self::with_roots(endpoint, key_id, secret, timeout, None)
     }
 
@@ -155,7 +156,7 @@ impl MnsClient {
         secret: Secret,
         timeout: Duration,
         extra_roots: Option<&[u8]>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         // HTTPS needs a crypto provider; ring is the one we build.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
@@ -163,15 +164,13 @@ impl MnsClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true);
         if let Some(pem) = extra_roots {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("cannot read the CA certificates: {e}"))?
+            for cert in
+                reqwest::Certificate::from_pem_bundle(pem).map_err(BuildError::Certificates)?
             {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = builder.build().map_err(BuildError::HttpClient)?;
         Ok(MnsClient {
             http,
             endpoint: endpoint.trim_end_matches('/').to_owned(),

@@ -128,10 +128,12 @@ pub(super) fn credentials_of(
     secret: &Secret,
     token: &Option<Secret>,
     file: &Option<std::path::PathBuf>,
-) -> Result<super::credentials::Source, String> {
+) -> Result<super::credentials::Source, crate::config::BuildError> {
     use super::credentials::{Credentials, FileSource, Source};
     Ok(match file {
-        Some(path) => Source::File(std::sync::Arc::new(FileSource::open(path)?)),
+        Some(path) => Source::File(std::sync::Arc::new(
+            FileSource::open(path).map_err(crate::config::BuildError::Credentials)?,
+        )),
         None => Source::Fixed(std::sync::Arc::new(Credentials {
             key_id: key_id.to_owned(),
             secret: secret.clone(),
@@ -172,7 +174,7 @@ fn check_common(
 }
 
 impl SinkConfig for MnsTopicConfig {
-    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, String> {
+    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, crate::config::BuildError> {
         Ok(Box::new(super::sink::MnsTopicSink::new(name, self)?))
     }
     fn kind(&self) -> &'static str {
@@ -208,7 +210,7 @@ impl SinkConfig for MnsTopicConfig {
 }
 
 impl SinkConfig for MnsQueueConfig {
-    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, String> {
+    fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, crate::config::BuildError> {
         Ok(Box::new(super::sink::MnsQueueSink::new(name, self)?))
     }
     fn kind(&self) -> &'static str {

@@ -154,6 +154,12 @@ pub struct DevServer {
 }
 
 impl DevServer {
+    /// Starts serving on a free loopback port: what tests and harnesses
+    /// use.
+    pub async fn local(cfg: DevConfig) -> std::io::Result<DevServer> {
+        Self::start(cfg, TcpListener::bind("127.0.0.1:0").await?)
+    }
+
     /// Starts serving on `listener` (bind `127.0.0.1:0` for a free port).
     pub fn start(cfg: DevConfig, listener: TcpListener) -> std::io::Result<DevServer> {
         Self::start_with(cfg, listener, None)
@@ -388,31 +394,48 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
     if let Err(r) = authenticate(&credentials, &parts, &body) {
         return Ok(*r);
     }
+    let (kind, name) = match target(cfg, &parts) {
+        Ok(t) => t,
+        Err(r) => return Ok(*r),
+    };
+    let (messages, batch) = match messages_of(kind, &body) {
+        Ok(m) => m,
+        Err(r) => return Ok(*r),
+    };
+    Ok(accept_all(&st, kind, name, &messages, batch))
+}
+
+/// Which topic or queue a request is for (`kind` is `topic` or `queue`),
+/// or MNS's answer when it is none that exists.
+fn target<'p>(
+    cfg: &DevConfig,
+    parts: &'p hyper::http::request::Parts,
+) -> Result<(&'static str, &'p str), Box<Reply>> {
     let path = parts.uri.path();
     let (kind, name) = match path.trim_matches('/').split('/').collect::<Vec<_>>()[..] {
         ["topics", name, "messages"] => ("topic", name),
         ["queues", name, "messages"] => ("queue", name),
         _ => {
-            return Ok(error(
+            return Err(Box::new(error(
                 StatusCode::NOT_FOUND,
                 "InvalidArgument",
                 "mns-dev implements POST /topics/{t}/messages and POST /queues/{q}/messages",
-            ))
+            )))
         }
     };
     if parts.method != hyper::Method::POST {
-        return Ok(error(
+        return Err(Box::new(error(
             StatusCode::METHOD_NOT_ALLOWED,
             "InvalidArgument",
             "only POST is implemented",
-        ));
+        )));
     }
     let known = match kind {
         "topic" => cfg.topics.iter().any(|t| t == name),
         _ => cfg.queues.iter().any(|q| q == name),
     };
     if !known {
-        return Ok(match kind {
+        return Err(Box::new(match kind {
             "topic" => error(
                 StatusCode::NOT_FOUND,
                 "TopicNotExist",
@@ -423,34 +446,46 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
                 "QueueNotExist",
                 "The queue name you provided is not exist.",
             ),
-        });
+        }));
     }
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return Ok(error(
+    Ok((kind, name))
+}
+
+/// The messages of a request body, and whether it was a batch; or MNS's
+/// answer to a malformed one.
+fn messages_of(kind: &str, body: &[u8]) -> Result<(Vec<xml::OutMessage>, bool), Box<Reply>> {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "MalformedXML",
             "body is not UTF-8",
-        ));
+        )));
     };
     let messages = match xml::parse_request(text) {
         Ok(m) if !m.is_empty() => m,
-        Ok(_) => return Ok(error(StatusCode::BAD_REQUEST, "MalformedXML", "no Message")),
-        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "MalformedXML", &e)),
+        Ok(_) => {
+            return Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "MalformedXML",
+                "no Message",
+            )))
+        }
+        Err(e) => return Err(Box::new(error(StatusCode::BAD_REQUEST, "MalformedXML", &e))),
     };
     let batch = text.contains("<Messages");
     if kind == "topic" && (batch || messages.len() != 1) {
-        return Ok(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "MalformedXML",
             "PublishMessage takes one Message",
-        ));
+        )));
     }
     if messages.len() > 16 {
-        return Ok(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "InvalidArgument",
             "a batch holds at most 16 messages",
-        ));
+        )));
     }
     if let Some(m) = messages.iter().find(|m| m.body.len() > super::MAX_BYTES) {
         let why = format!(
@@ -458,22 +493,39 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
             m.body.len(),
             super::MAX_BYTES
         );
-        return Ok(error(StatusCode::BAD_REQUEST, "InvalidArgument", &why));
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            &why,
+        )));
     }
+    Ok((messages, batch))
+}
+
+/// Accepts the messages (but those `--fail-rate` fails) and answers as
+/// MNS does: one message's id, or a batch's entries.
+fn accept_all(
+    st: &Arc<State>,
+    kind: &'static str,
+    name: &str,
+    messages: &[xml::OutMessage],
+    batch: bool,
+) -> Reply {
+    let cfg = &st.cfg;
     if !batch {
         if cfg.fail_rate > 0.0 && fastrand::f64() < cfg.fail_rate {
-            return Ok(error(
+            return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",
                 "mns-dev: --fail-rate",
-            ));
+            );
         }
         let m = &messages[0];
-        let id = accept(&st, kind, name, m);
-        return Ok(reply(
+        let id = accept(st, kind, name, m);
+        return reply(
             StatusCode::CREATED,
             xml::sent_response(&id, &sign::md5_hex(m.body.as_bytes()).to_uppercase()),
-        ));
+        );
     }
     let mut any_failed = false;
     let entries: Vec<BatchEntry> = messages
@@ -487,7 +539,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
                 }
             } else {
                 BatchEntry::Sent {
-                    message_id: accept(&st, kind, name, m),
+                    message_id: accept(st, kind, name, m),
                     body_md5: sign::md5_hex(m.body.as_bytes()).to_uppercase(),
                 }
             }
@@ -499,7 +551,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
     } else {
         StatusCode::CREATED
     };
-    Ok(reply(status, xml::batch_response(&entries)))
+    reply(status, xml::batch_response(&entries))
 }
 
 enum BodyError {

@@ -1,6 +1,7 @@
 //! The `mns_topic` and `mns_queue` sinks: the client plus the retry policy,
 //! one outcome per envelope.
 
+use crate::config::BuildError;
 use std::time::Duration;
 
 use super::client::{self, batches, MnsClient};
@@ -16,11 +17,13 @@ fn client_for(
     credentials: super::credentials::Source,
     timeout_ms: u64,
     ca_file: Option<&std::path::Path>,
-) -> Result<MnsClient, String> {
+) -> Result<MnsClient, BuildError> {
     let roots = match ca_file {
-        Some(p) => Some(
-            std::fs::read(p).map_err(|e| format!("cannot read ca_file {}: {e}", p.display()))?,
-        ),
+        Some(p) => Some(std::fs::read(p).map_err(|source| BuildError::File {
+            what: "read ca_file",
+            path: p.to_owned(),
+            source,
+        })?),
         None => None,
     };
     Ok(MnsClient::with_roots(
@@ -66,7 +69,7 @@ pub struct MnsTopicSink {
 }
 
 impl MnsTopicSink {
-    pub fn new(name: &str, c: &MnsTopicConfig) -> Result<Self, String> {
+    pub fn new(name: &str, c: &MnsTopicConfig) -> Result<Self, BuildError> {
         let isolation = Isolation::new(name, &c.breaker, &c.backlog);
         Ok(MnsTopicSink {
             name: name.to_owned(),
@@ -154,7 +157,7 @@ pub struct MnsQueueSink {
 }
 
 impl MnsQueueSink {
-    pub fn new(name: &str, c: &MnsQueueConfig) -> Result<Self, String> {
+    pub fn new(name: &str, c: &MnsQueueConfig) -> Result<Self, BuildError> {
         let isolation = Isolation::new(name, &c.breaker, &c.backlog);
         Ok(MnsQueueSink {
             name: name.to_owned(),

@@ -1,0 +1,42 @@
+//! What stops a pipeline component: each is reported to the supervisor,
+//! which stops the run (exit 2) naming the component and this cause.
+
+use std::path::PathBuf;
+
+use ossnotify_sinks::BuildError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Invalid records and given-up messages must be durable before their
+    /// offsets commit; without the store nothing more may be committed.
+    #[error("cannot write the dead-letter store {dir}: {source}")]
+    DeadLetterStore {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// A sink's backlog cannot be opened, written, read or trimmed.
+    #[error("cannot {what} the backlog of sink {sink} in {dir}: {source}")]
+    Backlog {
+        what: &'static str,
+        sink: String,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sink {sink}: {source}")]
+    BuildSink { sink: String, source: BuildError },
+    /// A worker found a sink's queue closed: its driver ended early.
+    #[error("the driver of sink {0} stopped")]
+    DriverGone(String),
+    /// A delivery task of a sink's driver panicked or was cancelled.
+    #[error("a delivery task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl PipelineError {
+    pub fn store(store: &ossnotify_sinks::DeadLetterStore, source: std::io::Error) -> Self {
+        PipelineError::DeadLetterStore {
+            dir: store.dir().to_owned(),
+            source,
+        }
+    }
+}
