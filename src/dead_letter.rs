@@ -327,7 +327,13 @@ mod tests {
         );
         let two_h = now_ms() - parse_time("2h").unwrap();
         assert!((7_199_000..7_201_000).contains(&two_h), "{two_h}");
-        assert!(parse_time("yesterday").is_err());
+        assert!(
+            matches!(parse_time("yesterday"), Err(DeadLetterError::Time(t)) if t == "yesterday")
+        );
+        assert!(matches!(
+            parse_time("-5"),
+            Err(DeadLetterError::BeforeEpoch(_)) | Err(DeadLetterError::Time(_))
+        ));
     }
 
     #[test]

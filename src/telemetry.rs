@@ -223,3 +223,25 @@ pub async fn serve(
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_busy_listen_address_is_a_listen_error_naming_it() {
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = busy.local_addr().unwrap().to_string();
+        let supervisor = crate::pipeline::Supervisor::new(Arc::new(AtomicBool::new(false)));
+        let err = serve(&addr, Arc::default(), supervisor, Arc::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, TelemetryError::Listen { listen, .. } if *listen == addr),
+            "{err}"
+        );
+        assert!(err
+            .to_string()
+            .starts_with(&format!("[metrics] listen = {addr:?}: ")));
+    }
+}

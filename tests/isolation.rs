@@ -276,38 +276,7 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
         }
     }
     // The breaker is open, the backlog holds about 25 s of messages.
-    assert_eq!(
-        metric(
-            &during_outage,
-            "ossnotify_sink_breaker_state{sink=\"failing\"}"
-        ),
-        1.0
-    );
-    assert_eq!(
-        metric(
-            &during_outage,
-            "ossnotify_sink_breaker_state{sink=\"healthy\"}"
-        ),
-        0.0
-    );
-    assert!(
-        metric(
-            &during_outage,
-            "ossnotify_sink_backlog_messages{sink=\"failing\"}"
-        ) > (rate * 20) as f64
-    );
-    assert!(
-        metric(
-            &during_outage,
-            "ossnotify_sink_backlog_bytes{sink=\"failing\"}"
-        ) > 0.0
-    );
-    assert!(
-        metric(
-            &during_outage,
-            "ossnotify_sink_backlog_oldest_age_seconds{sink=\"failing\"}"
-        ) > 20.0
-    );
+    assert_isolated(&during_outage, rate);
     // Then after it, once the backlog is redelivered: the baseline, both
     // sinks healthy.
     while outage_start.elapsed() < Duration::from_secs(85) {
@@ -316,21 +285,7 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
     let n = producing.finish();
     // The healthy sink's latency (produce to accept), by when it was sent.
     let sent_at = producing.times.lock().unwrap().clone();
-    let (mut during, mut after) = (Vec::new(), Vec::new());
-    for a in healthy.accepted() {
-        let Some(t) = seq_of(&a.body).and_then(|s| sent_at.get(s as usize)) else {
-            continue;
-        };
-        let Ok(at) = t.duration_since(outage_wall) else {
-            continue;
-        };
-        let latency = a.received.duration_since(*t).unwrap_or_default();
-        if at < Duration::from_secs(55) {
-            during.push(latency);
-        } else if at > Duration::from_secs(75) {
-            after.push(latency);
-        }
-    }
+    let (mut during, mut after) = latencies(&healthy, &sent_at, outage_wall);
     let got_healthy = wait_all(&healthy, n, Duration::from_secs(30)).await;
     let got_failing = wait_all(&failing, n, Duration::from_secs(90)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -495,4 +450,66 @@ async fn a_full_backlog_blocks_and_pauses_the_consumer_with_bounded_memory() {
     );
     healthy.stop();
     failing.stop();
+}
+
+/// The failing sink's breaker is open and its backlog holds about 25 s of
+/// messages at `rate`; the healthy sink's breaker is closed.
+fn assert_isolated(during_outage: &str, rate: u64) {
+    assert_eq!(
+        metric(
+            during_outage,
+            "ossnotify_sink_breaker_state{sink=\"failing\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            during_outage,
+            "ossnotify_sink_breaker_state{sink=\"healthy\"}"
+        ),
+        0.0
+    );
+    assert!(
+        metric(
+            during_outage,
+            "ossnotify_sink_backlog_messages{sink=\"failing\"}"
+        ) > (rate * 20) as f64
+    );
+    assert!(
+        metric(
+            during_outage,
+            "ossnotify_sink_backlog_bytes{sink=\"failing\"}"
+        ) > 0.0
+    );
+    assert!(
+        metric(
+            during_outage,
+            "ossnotify_sink_backlog_oldest_age_seconds{sink=\"failing\"}"
+        ) > 20.0
+    );
+}
+
+/// The healthy sink's produce-to-accept latencies of the messages sent in
+/// the outage's first 55 s, and of those sent after 75 s.
+fn latencies(
+    healthy: &DevServer,
+    sent_at: &[SystemTime],
+    outage_wall: SystemTime,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut during, mut after) = (Vec::new(), Vec::new());
+    for a in healthy.accepted() {
+        let Some(t) = seq_of(&a.body).and_then(|s| sent_at.get(s as usize)) else {
+            continue;
+        };
+        let Ok(at) = t.duration_since(outage_wall) else {
+            continue;
+        };
+        let latency = a.received.duration_since(*t).unwrap_or_default();
+        if at < Duration::from_secs(55) {
+            during.push(latency);
+        } else if at > Duration::from_secs(75) {
+            after.push(latency);
+        }
+    }
+    (during, after)
 }

@@ -686,26 +686,7 @@ async fn tap_shows_a_running_daemons_messages_and_never_slows_it() {
 
     // The stalled tap: what it reads now, plus what it was told it lost,
     // is every message.
-    stalled
-        .set_read_timeout(Some(Duration::from_millis(1500)))
-        .unwrap();
-    let mut body = Vec::new();
-    let mut buf = [0u8; 1 << 16];
-    while let Ok(n) = std::io::Read::read(&mut stalled, &mut buf) {
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&buf[..n]);
-    }
-    let body = support::text(&body);
-    let (mut messages, mut dropped) = (0, 0);
-    for l in body.lines().skip_while(|l| !l.is_empty()).skip(1) {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        match v["dropped"].as_u64() {
-            Some(n) => dropped += n as usize,
-            None => messages += 1,
-        }
-    }
+    let (messages, dropped) = read_tap(stalled);
     assert!(
         dropped > 0,
         "the stalled tap lost nothing: {messages} messages"
@@ -754,4 +735,30 @@ fn small_window_connect(port: u16) -> std::net::TcpStream {
         assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
         std::net::TcpStream::from_raw_fd(fd)
     }
+}
+
+/// Reads a raw `/tap` answer until it pauses for 1.5 s: (messages, the
+/// sum of the `{"dropped":N}` notices).
+fn read_tap(mut stream: std::net::TcpStream) -> (usize, usize) {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut body = Vec::new();
+    let mut buf = [0u8; 1 << 16];
+    while let Ok(n) = std::io::Read::read(&mut stream, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    let body = support::text(&body);
+    let (mut messages, mut dropped) = (0, 0);
+    for l in body.lines().skip_while(|l| !l.is_empty()).skip(1) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        match v["dropped"].as_u64() {
+            Some(n) => dropped += n as usize,
+            None => messages += 1,
+        }
+    }
+    (messages, dropped)
 }

@@ -230,10 +230,21 @@ pub(crate) fn check_http_url(field: &'static str, url: &str, issues: &mut Vec<Fi
     }
 }
 
-pub(crate) fn check_in_flight(n: usize, issues: &mut Vec<FieldIssue>) {
-    if n == 0 {
+/// What every network sink checks alike: its concurrency, retries,
+/// breaker and backlog.
+pub(crate) fn check_delivery(
+    max_in_flight: usize,
+    retry: &RetryConfig,
+    breaker: &crate::breaker::BreakerConfig,
+    backlog: &crate::breaker::BacklogConfig,
+    issues: &mut Vec<FieldIssue>,
+) {
+    if max_in_flight == 0 {
         issues.push(FieldIssue::new("max_in_flight", "must be at least 1"));
     }
+    retry.validate(issues);
+    breaker.validate(issues);
+    backlog.validate(issues);
 }
 
 #[cfg(test)]

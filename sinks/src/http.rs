@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::breaker::{BacklogConfig, BreakerConfig, Isolation};
 use crate::config::{
-    check_http_url, check_in_flight, default_max_in_flight, default_timeout_ms, redact_url,
+    check_delivery, check_http_url, default_max_in_flight, default_timeout_ms, redact_url,
     Encoding, FieldIssue, RetryConfig, SinkConfig,
 };
 use crate::retry::{retry, status_class, Class, Classify};
@@ -109,10 +109,13 @@ impl SinkConfig for HttpConfig {
         if self.max_batch == 0 {
             v.push(FieldIssue::new("max_batch", "must be at least 1"));
         }
-        check_in_flight(self.max_in_flight, &mut v);
-        self.retry.validate(&mut v);
-        self.breaker.validate(&mut v);
-        self.backlog.validate(&mut v);
+        check_delivery(
+            self.max_in_flight,
+            &self.retry,
+            &self.breaker,
+            &self.backlog,
+            &mut v,
+        );
         if self.cloudevents_mode == CloudEventsMode::Binary {
             if self.encoding != Encoding::CloudEvents {
                 v.push(FieldIssue::new(

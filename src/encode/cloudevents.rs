@@ -68,12 +68,8 @@ pub fn write_cloudevent(out: &mut Vec<u8>, ev: &CloudEvent<'_>, event_bus: &str,
     out.extend_from_slice(ev.id.as_bytes());
     out.extend_from_slice(b"\",\"source\":\"acs.oss\",\"type\":\"oss:");
     out.extend_from_slice(ev.event_name.as_bytes());
-    out.extend_from_slice(b"\",\"subject\":\"acs:oss:");
-    write_escaped(out, ev.region);
-    out.push(b':');
-    write_escaped(out, ev.owner_id);
-    out.push(b':');
-    write_escaped(out, ev.bucket);
+    out.extend_from_slice(b"\",\"subject\":\"");
+    super::write_bucket_arn(out, ev.region, ev.owner_id, ev.bucket);
     out.push(b'/');
     write_escaped(out, ev.key);
     out.extend_from_slice(b"\",\"time\":\"");

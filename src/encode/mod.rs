@@ -25,12 +25,8 @@ pub fn write_notification(
     out.extend_from_slice(op.event_type.name().as_bytes());
     out.extend_from_slice(b"\",\"eventSource\":\"acs:oss\",\"eventTime\":\"");
     crate::oplog::time::write_utc(op.time_ms, out);
-    out.extend_from_slice(b"\",\"eventVersion\":\"1.0\",\"oss\":{\"bucket\":{\"arn\":\"acs:oss:");
-    json::write_escaped(out, op.region);
-    out.push(b':');
-    json::write_escaped(out, op.owner_id);
-    out.push(b':');
-    json::write_escaped(out, op.bucket);
+    out.extend_from_slice(b"\",\"eventVersion\":\"1.0\",\"oss\":{\"bucket\":{\"arn\":\"");
+    write_bucket_arn(out, op.region, op.owner_id, op.bucket);
     out.extend_from_slice(b"\",\"name\":");
     write_json_string(out, op.bucket);
     out.extend_from_slice(b",\"ownerIdentity\":");
@@ -81,6 +77,18 @@ pub fn write_notification(
         out.push(b'}');
     }
     out.extend_from_slice(b"}]}");
+}
+
+/// Appends `acs:oss:{region}:{owner}:{bucket}`, escaped for a JSON string:
+/// the bucket's ARN, and the start of a CloudEvent's `subject`.
+#[inline]
+fn write_bucket_arn(out: &mut Vec<u8>, region: &str, owner: &str, bucket: &str) {
+    out.extend_from_slice(b"acs:oss:");
+    json::write_escaped(out, region);
+    out.push(b':');
+    json::write_escaped(out, owner);
+    out.push(b':');
+    json::write_escaped(out, bucket);
 }
 
 /// Appends the standard, padded Base64 of `data` to `out`.

@@ -32,6 +32,36 @@ pub enum PipelineError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// Why the source could not start, or stopped reading.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot create the Kafka consumer: {0}")]
+    Consumer(#[source] rdkafka::error::KafkaError),
+    #[error("cannot subscribe to {topics:?}: {source}")]
+    Subscribe {
+        topics: Vec<String>,
+        source: rdkafka::error::KafkaError,
+    },
+    /// The input of a file or stdin source failed (not an invalid line:
+    /// those are dead-lettered).
+    #[error("{input}: read failed after line {line}: {source}")]
+    Read {
+        input: String,
+        line: i64,
+        source: std::io::Error,
+    },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    /// The workers' channel closed under the source: a worker failed.
+    #[error("the workers stopped")]
+    WorkersGone,
+    /// A lines source is read once; `read` was called again.
+    #[error("the input was read already")]
+    ReadTwice,
+    #[error("source type {0} is read as lines, not as Kafka")]
+    NotKafka(String),
+}
+
 impl PipelineError {
     pub fn store(store: &ossnotify_sinks::DeadLetterStore, source: std::io::Error) -> Self {
         PipelineError::DeadLetterStore {

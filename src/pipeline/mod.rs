@@ -21,7 +21,7 @@ mod tracker;
 mod worker;
 
 pub use batch::{Batch, Coord, Topics};
-pub use error::PipelineError;
+pub use error::{PipelineError, SourceError};
 pub use offsets::{Anomaly, Generation, OffsetTracker, PartitionOffsets};
 pub use reload::ReloadCounters;
 pub use routing::DEFAULT_EVENT_BUS;

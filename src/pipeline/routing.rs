@@ -605,6 +605,21 @@ mod tests {
         crate::config::load(&path).unwrap().config
     }
 
+    /// Drivers on `rt` with their stores in `d` (progress is dropped).
+    fn drivers(rt: &tokio::runtime::Runtime, d: &std::path::Path) -> Drivers {
+        let (progress, _) = crossbeam_channel::unbounded();
+        Drivers::new(
+            rt.handle().clone(),
+            Arc::new(DeadLetterStore::open(&d.join("dead-letter")).unwrap()),
+            d.join("backlog"),
+            progress,
+            Arc::default(),
+            Supervisor::new(Arc::new(AtomicBool::new(false))),
+            Arc::default(),
+            8192,
+        )
+    }
+
     fn file_sink(dir: &std::path::Path, name: &str) -> String {
         format!("type = \"file\"\npath = \"{}\"", dir.join(name).display())
     }
@@ -618,17 +633,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (progress, _progress_rx) = crossbeam_channel::unbounded();
-        let drivers = Drivers::new(
-            rt.handle().clone(),
-            Arc::new(DeadLetterStore::open(&d.join("dead-letter")).unwrap()),
-            d.join("backlog"),
-            progress,
-            Arc::default(),
-            Supervisor::new(Arc::new(AtomicBool::new(false))),
-            Arc::default(),
-            8192,
-        );
+        let drivers = drivers(&rt, d);
         let first = drivers
             .routing(&config(
                 d,
@@ -681,17 +686,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (progress, _progress_rx) = crossbeam_channel::unbounded();
-        let drivers = Drivers::new(
-            rt.handle().clone(),
-            Arc::new(DeadLetterStore::open(&d.join("dead-letter")).unwrap()),
-            d.join("backlog"),
-            progress,
-            Arc::default(),
-            Supervisor::new(Arc::new(AtomicBool::new(false))),
-            Arc::default(),
-            8192,
-        );
+        let drivers = drivers(&rt, d);
         let first = drivers
             .routing(&config(d, &[("keep", "type = \"null\"")]))
             .unwrap();

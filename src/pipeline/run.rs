@@ -76,15 +76,15 @@ pub enum RunError {
     #[error(transparent)]
     Routing(#[from] super::PipelineError),
     /// The source cannot start (the Kafka consumer cannot be created).
-    #[error("{0}")]
-    Source(String),
+    #[error(transparent)]
+    Source(#[from] super::error::SourceError),
     /// A component failed while running (see `supervisor`).
     #[error(transparent)]
     Failed(#[from] Failure),
     /// The last, synchronous offset commit failed: what was done since the
     /// previous commit is read again after a restart.
-    #[error("{0}")]
-    LastCommit(String),
+    #[error("the last offset commit failed: {0}")]
+    LastCommit(#[source] rdkafka::error::KafkaError),
 }
 
 /// Runs `config` over `input`: lines until they end, or Kafka until `stop`
@@ -216,67 +216,101 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         // Dropping the hand-off closes the workers' channel.
     }
 
-    // The shutdown, in the order `shutdown` states.
-    let mut drain = Drain::new(
-        &supervisor,
-        Duration::from_millis(config.pipeline.drain_timeout_ms),
-    );
-    let mut drained = drain.join(&mut workers);
-    reload_stop.store(true, Ordering::SeqCst);
-    let _ = reloader.join();
-    drivers.close();
-    routing.store(Arc::new(Routing {
-        index: crate::rules::RuleIndex::build(Vec::new(), config.region_policy()),
-        sinks: Vec::new(),
-        want_base64: false,
-    }));
-    let handles = std::mem::take(&mut *drivers.handles.lock().expect("not poisoned"));
-    let still_backlogged = drivers.backlogged();
-    drained = drained && drain.wait(|| handles.iter().all(|h| h.is_finished()));
-    if !drained {
-        tracing::warn!(
-            "drain deadline reached: committing what is done; the rest is read again after a restart"
+    Started {
+        rt,
+        supervisor,
+        workers,
+        reloader,
+        reload_stop,
+        drivers,
+        routing,
+        progress,
+        tracker,
+        source,
+        counters,
+    }
+    .shut_down(config)
+}
+
+/// What a run started: what its shutdown stops, in the order `shutdown`
+/// states.
+struct Started {
+    rt: tokio::runtime::Runtime,
+    supervisor: Arc<Supervisor>,
+    workers: Vec<std::thread::JoinHandle<Option<()>>>,
+    reloader: std::thread::JoinHandle<()>,
+    reload_stop: Arc<AtomicBool>,
+    drivers: Arc<Drivers>,
+    routing: Arc<ArcSwap<Routing>>,
+    progress: crossbeam_channel::Sender<super::tracker::Progress>,
+    tracker: std::thread::JoinHandle<Result<Vec<Position>, rdkafka::error::KafkaError>>,
+    source: Box<dyn source::Source>,
+    counters: Arc<Counters>,
+}
+
+impl Started {
+    fn shut_down(mut self, config: &Config) -> Result<RunSummary, RunError> {
+        let mut drain = Drain::new(
+            &self.supervisor,
+            Duration::from_millis(config.pipeline.drain_timeout_ms),
         );
+        let mut drained = drain.join(&mut self.workers);
+        self.reload_stop.store(true, Ordering::SeqCst);
+        let _ = self.reloader.join();
+        self.drivers.close();
+        self.routing.store(Arc::new(Routing {
+            index: crate::rules::RuleIndex::build(Vec::new(), config.region_policy()),
+            sinks: Vec::new(),
+            want_base64: false,
+        }));
+        let handles = std::mem::take(&mut *self.drivers.handles.lock().expect("not poisoned"));
+        let still_backlogged = self.drivers.backlogged();
+        drained = drained && drain.wait(|| handles.iter().all(|h| h.is_finished()));
+        if !drained {
+            tracing::warn!(
+                "drain deadline reached: committing what is done; the rest is read again after a restart"
+            );
+        }
+        let _ = self.progress.send(super::tracker::Progress::Finish);
+        drop(self.progress);
+        let last_commit = self.tracker.join().unwrap_or_else(|_| Ok(Vec::new()));
+        // What failed before the run gave up draining. Stragglers left past
+        // the deadline fail when the runtime goes (their sink queues close):
+        // that is the shutdown, not a failure of the run.
+        let failure = self.supervisor.failure().cloned();
+        if drained {
+            drop(self.source);
+            self.rt.block_on(async {
+                for h in handles {
+                    let _ = h.await;
+                }
+            });
+        } else {
+            // Workers may still hold messages of the consumer's: it must
+            // outlive them, so it is never destroyed (the process ends next).
+            std::mem::forget(self.source);
+            self.rt.shutdown_background();
+        }
+        if let Some(f) = failure {
+            return Err(RunError::Failed(f));
+        }
+        let committed = last_commit.map_err(RunError::LastCommit)?;
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Ok(RunSummary {
+            records: get(&c.records),
+            invalid: get(&c.invalid),
+            skipped: get(&c.skipped),
+            unmatched: get(&c.unmatched),
+            messages: get(&c.messages),
+            delivered: get(&c.delivered),
+            dead_lettered: get(&c.dead_lettered),
+            backlogged: get(&c.backlogged),
+            still_backlogged,
+            committed,
+            drained,
+        })
     }
-    let _ = progress.send(super::tracker::Progress::Finish);
-    drop(progress);
-    let last_commit = tracker.join().unwrap_or_else(|_| Ok(Vec::new()));
-    // What failed before the run gave up draining. Stragglers left past
-    // the deadline fail when the runtime goes (their sink queues close):
-    // that is the shutdown, not a failure of the run.
-    let failure = supervisor.failure().cloned();
-    if drained {
-        drop(source);
-        rt.block_on(async {
-            for h in handles {
-                let _ = h.await;
-            }
-        });
-    } else {
-        // Workers may still hold messages of the consumer's: it must
-        // outlive them, so it is never destroyed (the process ends next).
-        std::mem::forget(source);
-        rt.shutdown_background();
-    }
-    if let Some(f) = failure {
-        return Err(RunError::Failed(f));
-    }
-    let committed = last_commit.map_err(RunError::LastCommit)?;
-    let c = &counters;
-    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    Ok(RunSummary {
-        records: get(&c.records),
-        invalid: get(&c.invalid),
-        skipped: get(&c.skipped),
-        unmatched: get(&c.unmatched),
-        messages: get(&c.messages),
-        delivered: get(&c.delivered),
-        dead_lettered: get(&c.dead_lettered),
-        backlogged: get(&c.backlogged),
-        still_backlogged,
-        committed,
-        drained,
-    })
 }
 
 /// SIGHUP or an edit of the config file: new rules and sinks, swapped in
@@ -309,7 +343,7 @@ fn spawn_tracker(
     publish: impl FnMut(&OffsetTracker) + Send + 'static,
     cpus: &[usize],
     supervisor: &Arc<Supervisor>,
-) -> Result<std::thread::JoinHandle<Result<Vec<Position>, String>>, RunError> {
+) -> Result<std::thread::JoinHandle<Result<Vec<Position>, rdkafka::error::KafkaError>>, RunError> {
     let (cpus, supervisor) = (cpus.to_vec(), supervisor.clone());
     std::thread::Builder::new()
         .name("ossnotify-offsets".into())

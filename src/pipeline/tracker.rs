@@ -19,6 +19,7 @@
 //! Once the supervisor has a failure, nothing more is committed: not
 //! periodically, not on revocation, not at the end.
 
+use rdkafka::error::KafkaError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,7 @@ pub enum Progress {
 /// What commits offsets: the Kafka consumer. A file or stdin has none.
 pub trait Committer: Send + Sync {
     /// Commits `offsets`; `sync` waits for the broker's answer.
-    fn commit(&self, offsets: &[Position], sync: bool) -> Result<(), String>;
+    fn commit(&self, offsets: &[Position], sync: bool) -> Result<(), KafkaError>;
     /// Whether an asynchronous commit failed since the last call: then
     /// everything is committed again at the next interval.
     fn take_failed(&self) -> bool;
@@ -135,7 +136,7 @@ impl Tracker {
     /// Applies progress until [`Progress::Finish`] (or every sender is
     /// gone), committing on the way; then commits a last time, synchronously.
     /// Returns the final positions, or why the last commit failed.
-    pub fn run(self, mut publish: impl FnMut(&OffsetTracker)) -> Result<Vec<Position>, String> {
+    pub fn run(self, mut publish: impl FnMut(&OffsetTracker)) -> Result<Vec<Position>, KafkaError> {
         let mut t = OffsetTracker::default();
         let mut anomalies = Anomalies::default();
         let mut revokes: Vec<PendingRevoke> = Vec::new();
@@ -267,7 +268,7 @@ impl Tracker {
         t: &OffsetTracker,
         sync: bool,
         committed: &mut Vec<Position>,
-    ) -> Result<(), String> {
+    ) -> Result<(), KafkaError> {
         let Some(c) = &self.committer else {
             return Ok(());
         };
@@ -287,7 +288,7 @@ impl Tracker {
                 *committed = now;
                 Ok(())
             }
-            Err(e) if sync => Err(format!("the last offset commit failed: {e}")),
+            Err(e) if sync => Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "offset commit failed; retrying at the next interval");
                 Ok(())
@@ -311,7 +312,7 @@ mod tests {
     struct Recorder(Mutex<Vec<(Vec<Position>, bool)>>);
 
     impl Committer for Recorder {
-        fn commit(&self, offsets: &[Position], sync: bool) -> Result<(), String> {
+        fn commit(&self, offsets: &[Position], sync: bool) -> Result<(), KafkaError> {
             self.0.lock().unwrap().push((offsets.to_vec(), sync));
             Ok(())
         }
@@ -329,7 +330,7 @@ mod tests {
         }
     }
 
-    type Running = std::thread::JoinHandle<Result<Vec<Position>, String>>;
+    type Running = std::thread::JoinHandle<Result<Vec<Position>, KafkaError>>;
 
     fn start(supervisor: Arc<Supervisor>) -> (Sender<Progress>, Arc<Recorder>, Running) {
         let topics = Arc::new(Topics::default());

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use crate::breaker::{BacklogConfig, BreakerConfig};
 use crate::config::{
-    check_http_url, check_in_flight, default_max_in_flight, default_timeout_ms, Encoding,
+    check_delivery, check_http_url, default_max_in_flight, default_timeout_ms, Encoding,
     FieldIssue, RetryConfig, Secret, SinkConfig,
 };
 
@@ -142,13 +142,50 @@ pub(super) fn credentials_of(
     })
 }
 
-fn check_common(
-    endpoint: &str,
-    key_id: &str,
-    secret: &Secret,
-    file: &Option<std::path::PathBuf>,
-    issues: &mut Vec<FieldIssue>,
-) {
+/// What both MNS sinks need to reach MNS, borrowed from their configs.
+pub(super) struct Connection<'a> {
+    pub endpoint: &'a str,
+    pub access_key_id: &'a str,
+    pub access_key_secret: &'a Secret,
+    pub security_token: &'a Option<Secret>,
+    pub credentials_file: &'a Option<std::path::PathBuf>,
+    pub ca_file: Option<&'a std::path::Path>,
+    pub request_timeout_ms: u64,
+}
+
+macro_rules! connection_of {
+    ($c:expr) => {
+        Connection {
+            endpoint: &$c.endpoint,
+            access_key_id: &$c.access_key_id,
+            access_key_secret: &$c.access_key_secret,
+            security_token: &$c.security_token,
+            credentials_file: &$c.credentials_file,
+            ca_file: $c.ca_file.as_deref(),
+            request_timeout_ms: $c.request_timeout_ms,
+        }
+    };
+}
+
+impl MnsTopicConfig {
+    pub(super) fn connection(&self) -> Connection<'_> {
+        connection_of!(self)
+    }
+}
+
+impl MnsQueueConfig {
+    pub(super) fn connection(&self) -> Connection<'_> {
+        connection_of!(self)
+    }
+}
+
+fn check_common(c: &Connection<'_>, issues: &mut Vec<FieldIssue>) {
+    let (endpoint, key_id, secret, file) = (
+        c.endpoint,
+        c.access_key_id,
+        c.access_key_secret,
+        c.credentials_file,
+    );
     check_http_url("endpoint", endpoint, issues);
     if file.is_some() {
         if !key_id.is_empty() || !secret.expose().is_empty() {
@@ -188,23 +225,20 @@ impl SinkConfig for MnsTopicConfig {
     }
     fn validate(&self) -> Vec<FieldIssue> {
         let mut v = Vec::new();
-        check_common(
-            &self.endpoint,
-            &self.access_key_id,
-            &self.access_key_secret,
-            &self.credentials_file,
-            &mut v,
-        );
+        check_common(&self.connection(), &mut v);
         check_name("topic", &self.topic, &mut v);
         if let Some(tag) = &self.message_tag {
             if tag.is_empty() || tag.chars().count() > 16 {
                 v.push(FieldIssue::new("message_tag", "must be 1 to 16 characters"));
             }
         }
-        check_in_flight(self.max_in_flight, &mut v);
-        self.retry.validate(&mut v);
-        self.breaker.validate(&mut v);
-        self.backlog.validate(&mut v);
+        check_delivery(
+            self.max_in_flight,
+            &self.retry,
+            &self.breaker,
+            &self.backlog,
+            &mut v,
+        );
         v
     }
 }
@@ -224,13 +258,7 @@ impl SinkConfig for MnsQueueConfig {
     }
     fn validate(&self) -> Vec<FieldIssue> {
         let mut v = Vec::new();
-        check_common(
-            &self.endpoint,
-            &self.access_key_id,
-            &self.access_key_secret,
-            &self.credentials_file,
-            &mut v,
-        );
+        check_common(&self.connection(), &mut v);
         check_name("queue", &self.queue, &mut v);
         if !(1..=16).contains(&self.batch_size) {
             v.push(FieldIssue::new(
@@ -244,10 +272,13 @@ impl SinkConfig for MnsQueueConfig {
         if self.priority.is_some_and(|p| !(1..=16).contains(&p)) {
             v.push(FieldIssue::new("priority", "must be 1 to 16"));
         }
-        check_in_flight(self.max_in_flight, &mut v);
-        self.retry.validate(&mut v);
-        self.breaker.validate(&mut v);
-        self.backlog.validate(&mut v);
+        check_delivery(
+            self.max_in_flight,
+            &self.retry,
+            &self.breaker,
+            &self.backlog,
+            &mut v,
+        );
         v
     }
 }

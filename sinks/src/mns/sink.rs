@@ -12,13 +12,20 @@ use crate::breaker::Isolation;
 use crate::config::RetryConfig;
 use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
+/// The client of sink `name`, its retries counted under the name and
+/// stopped by its breaker.
 fn client_for(
-    endpoint: &str,
-    credentials: super::credentials::Source,
-    timeout_ms: u64,
-    ca_file: Option<&std::path::Path>,
+    name: &str,
+    c: &super::config::Connection<'_>,
+    isolation: Option<&Isolation>,
 ) -> Result<MnsClient, BuildError> {
-    let roots = match ca_file {
+    let credentials = super::config::credentials_of(
+        c.access_key_id,
+        c.access_key_secret,
+        c.security_token,
+        c.credentials_file,
+    )?;
+    let roots = match c.ca_file {
         Some(p) => Some(std::fs::read(p).map_err(|source| BuildError::File {
             what: "read ca_file",
             path: p.to_owned(),
@@ -27,13 +34,14 @@ fn client_for(
         None => None,
     };
     Ok(MnsClient::with_roots(
-        endpoint,
+        c.endpoint,
         "",
         crate::Secret::from(String::new()),
-        Duration::from_millis(timeout_ms),
+        Duration::from_millis(c.request_timeout_ms),
         roots.as_deref(),
     )?
-    .with_credentials(credentials))
+    .with_credentials(credentials)
+    .for_sink(name, isolation.map(|i| i.breaker.clone())))
 }
 
 /// MNS refuses bodies over 64 KB: such a message is never sent.
@@ -73,18 +81,7 @@ impl MnsTopicSink {
         let isolation = Isolation::new(name, &c.breaker, &c.backlog);
         Ok(MnsTopicSink {
             name: name.to_owned(),
-            client: client_for(
-                &c.endpoint,
-                super::config::credentials_of(
-                    &c.access_key_id,
-                    &c.access_key_secret,
-                    &c.security_token,
-                    &c.credentials_file,
-                )?,
-                c.request_timeout_ms,
-                c.ca_file.as_deref(),
-            )?
-            .for_sink(name, isolation.as_ref().map(|i| i.breaker.clone())),
+            client: client_for(name, &c.connection(), isolation.as_ref())?,
             isolation,
             topic: c.topic.clone(),
             tag: c.message_tag.clone(),
@@ -161,18 +158,7 @@ impl MnsQueueSink {
         let isolation = Isolation::new(name, &c.breaker, &c.backlog);
         Ok(MnsQueueSink {
             name: name.to_owned(),
-            client: client_for(
-                &c.endpoint,
-                super::config::credentials_of(
-                    &c.access_key_id,
-                    &c.access_key_secret,
-                    &c.security_token,
-                    &c.credentials_file,
-                )?,
-                c.request_timeout_ms,
-                c.ca_file.as_deref(),
-            )?
-            .for_sink(name, isolation.as_ref().map(|i| i.breaker.clone())),
+            client: client_for(name, &c.connection(), isolation.as_ref())?,
             isolation,
             queue: c.queue.clone(),
             batch_size: c.batch_size,

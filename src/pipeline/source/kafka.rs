@@ -19,6 +19,7 @@
 //! runs, the source holds its batch and reads nothing; the workers, the
 //! sinks and the tracker go on.
 
+use super::super::error::SourceError;
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -325,7 +326,7 @@ pub const FETCH_DEFAULTS: &[(&str, &str)] = &[
 struct KafkaCommitter(Arc<KafkaConsumer>);
 
 impl Committer for KafkaCommitter {
-    fn commit(&self, offsets: &[Position], sync: bool) -> Result<(), String> {
+    fn commit(&self, offsets: &[Position], sync: bool) -> Result<(), rdkafka::error::KafkaError> {
         let Some(list) = commit_list(offsets) else {
             return Ok(());
         };
@@ -334,7 +335,7 @@ impl Committer for KafkaCommitter {
         } else {
             CommitMode::Async
         };
-        self.0.commit(&list, mode).map_err(|e| e.to_string())
+        self.0.commit(&list, mode)
     }
 
     fn take_failed(&self) -> bool {
@@ -358,7 +359,7 @@ impl KafkaSource {
         ready: Arc<AtomicBool>,
         topics: Arc<Topics>,
         given_up: Arc<Revoked>,
-    ) -> Result<KafkaSource, String> {
+    ) -> Result<KafkaSource, SourceError> {
         let mut cc = ClientConfig::new();
         cc.set(
             "bootstrap.servers",
@@ -391,13 +392,14 @@ impl KafkaSource {
             log_limit: Default::default(),
             fetch_queue: AtomicPtr::new(std::ptr::null_mut()),
         };
-        let consumer: KafkaConsumer = cc
-            .create_with_context(ctx)
-            .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
+        let consumer: KafkaConsumer = cc.create_with_context(ctx).map_err(SourceError::Consumer)?;
         let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
-            .map_err(|e| format!("cannot subscribe to {topics:?}: {e}"))?;
+            .map_err(|source| SourceError::Subscribe {
+                topics: cfg.topics.clone(),
+                source,
+            })?;
         Ok(KafkaSource {
             consumer: Arc::new(consumer),
         })
@@ -411,7 +413,7 @@ impl Source for KafkaSource {
     /// heartbeats from its own thread). Longer than that means a stalled
     /// sink: pause every assigned partition and keep polling (staying in
     /// the group, serving rebalances, fetching nothing) until there is room.
-    fn read(&mut self, out: &Handoff, supervisor: &Supervisor) -> Result<(), String> {
+    fn read(&mut self, out: &Handoff, supervisor: &Supervisor) -> Result<(), SourceError> {
         let consumer = &*self.consumer;
         let mut reader = Reader {
             consumer,
@@ -463,7 +465,7 @@ impl Source for KafkaSource {
                         paused = set_paused(consumer, false);
                     }
                 }
-                Err(Refused::Gone) => return Err("the workers stopped".into()),
+                Err(Refused::Gone) => return Err(SourceError::WorkersGone),
                 Err(Refused::Full(b)) => {
                     batch = b;
                     if !paused {

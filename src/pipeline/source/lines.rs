@@ -8,6 +8,7 @@
 //! or as soon as nothing more is buffered (the next read could block), so a
 //! trickle of lines is not held back waiting for 256 of them.
 
+use super::super::error::SourceError;
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +49,7 @@ impl LinesSource {
 
 /// What the reading thread sends: batches, then the end (Ok) or why the
 /// input could not be read.
-type Read = Result<Batch, String>;
+type Read = Result<Batch, SourceError>;
 
 /// How much of an over-long line the dead-letter entry keeps.
 const TOO_LARGE_KEPT: usize = 1024;
@@ -96,9 +97,11 @@ fn read_input(mut input: LineInput, name: String, topic: u32, out: Sender<Read>)
         let (n, ended) = match read_line_capped(&mut input, &mut line, limit + 1) {
             Ok(r) => r,
             Err(e) => {
-                let _ = out.send(Err(format!(
-                    "{name}: read failed after line {line_no}: {e}"
-                )));
+                let _ = out.send(Err(SourceError::Read {
+                    input: name.clone(),
+                    line: line_no,
+                    source: e,
+                }));
                 return;
             }
         };
@@ -134,8 +137,8 @@ fn read_input(mut input: LineInput, name: String, topic: u32, out: Sender<Read>)
 }
 
 impl Source for LinesSource {
-    fn read(&mut self, out: &Handoff, supervisor: &Supervisor) -> Result<(), String> {
-        let input = self.input.take().ok_or("the input was read already")?;
+    fn read(&mut self, out: &Handoff, supervisor: &Supervisor) -> Result<(), SourceError> {
+        let input = self.input.take().ok_or(SourceError::ReadTwice)?;
         let (tx, rx): (Sender<Read>, Receiver<Read>) = bounded(2);
         let (name, topic) = (self.name.clone(), self.topic);
         // Not joined: on a stop it may be blocked in a read that never
@@ -143,7 +146,7 @@ impl Source for LinesSource {
         std::thread::Builder::new()
             .name("ossnotify-input".into())
             .spawn(move || read_input(input, name, topic, tx))
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
+            .map_err(SourceError::Thread)?;
         while !supervisor.stopping() {
             let mut batch = match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Ok(batch)) => batch,
@@ -157,7 +160,7 @@ impl Source for LinesSource {
             loop {
                 match out.offer(batch, &mut announced, Duration::from_secs(1)) {
                     Ok(()) => break,
-                    Err(Refused::Gone) => return Err("the workers stopped".to_owned()),
+                    Err(Refused::Gone) => return Err(SourceError::WorkersGone),
                     Err(Refused::Full(_)) if supervisor.stopping() => return Ok(()),
                     Err(Refused::Full(b)) => batch = b,
                 }

@@ -14,6 +14,7 @@ pub mod fetch_queue;
 pub mod kafka;
 pub mod lines;
 
+use super::error::SourceError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ pub trait Source: Send {
     /// Reads until the input ends or the supervisor says stop. Records
     /// held but not handed over when it returns are dropped: never
     /// resolved, so never committed (read again after a restart).
-    fn read(&mut self, out: &Handoff, supervisor: &Supervisor) -> Result<(), String>;
+    fn read(&mut self, out: &Handoff, supervisor: &Supervisor) -> Result<(), SourceError>;
 
     /// What commits this source's offsets, if anything does.
     fn committer(&self) -> Option<Arc<dyn Committer>>;
@@ -99,7 +100,7 @@ pub fn open(
     progress: &Sender<Progress>,
     ready: &Arc<std::sync::atomic::AtomicBool>,
     revoked: &Arc<super::revoked::Revoked>,
-) -> Result<Box<dyn Source>, String> {
+) -> Result<Box<dyn Source>, SourceError> {
     Ok(match (input, config.source.kind) {
         (super::Input::Lines(reader, name), _) => {
             ready.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -113,10 +114,6 @@ pub fn open(
             topics.clone(),
             revoked.clone(),
         )?),
-        (super::Input::Kafka, other) => {
-            return Err(format!(
-                "source type {other:?} is read as lines, not as Kafka"
-            ))
-        }
+        (super::Input::Kafka, other) => return Err(SourceError::NotKafka(format!("{other:?}"))),
     })
 }
