@@ -32,6 +32,10 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+#[path = "chaos/world.rs"]
+mod world;
+
+use world::{Arrivals, World};
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
@@ -45,6 +49,7 @@ use base64::Engine as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+use support::free_port;
 
 const TOPIC: &str = "chaos-oplog";
 const GROUP: &str = "chaos";
@@ -106,14 +111,6 @@ fn script(name: &str, args: &[&str]) {
     assert!(status.success(), "{name} {args:?} failed");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Counts produce failures (those records never reached the topic; the
 /// final read of the topic is the truth anyway).
 #[derive(Clone, Default)]
@@ -169,228 +166,6 @@ fn produce(brokers: String, rate: f64, stop: Arc<AtomicBool>, next: Arc<AtomicU6
         next.store(seq + 1, Ordering::SeqCst);
     }
     let _ = rdkafka::producer::Producer::flush(&producer, Duration::from_secs(600));
-}
-
-/// The members, mns-dev and the broker, as the harness drives them.
-struct World {
-    dir: PathBuf,
-    broker_dir: PathBuf,
-    kafka_port: u16,
-    mns_port: u16,
-    mns: Option<Child>,
-    mns_starts: u32,
-    strategy: String,
-    members: Vec<Option<Child>>,
-    starts: u32,
-    peak_rss_kib: Vec<u64>,
-    bad_exits: Vec<String>,
-}
-
-impl World {
-    fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.kafka_port)
-    }
-
-    fn config(&self, slot: usize) -> PathBuf {
-        let path = self.dir.join(format!("member-{slot}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                r#"[source]
-type = "kafka"
-brokers = "{brokers}"
-topics = ["{TOPIC}"]
-group_id = "{GROUP}"
-
-[source.librdkafka]
-"session.timeout.ms" = "10000"
-"max.poll.interval.ms" = "30000"
-"partition.assignment.strategy" = "{strategy}"
-
-[pipeline]
-drain_timeout_ms = 20000
-
-[dead_letter]
-path = "{dl}"
-
-[sinks.q]
-type = "mns_queue"
-endpoint = "http://127.0.0.1:{mns}"
-queue = "oss-events"
-access_key_id = "AK"
-access_key_secret = "SK"
-max_in_flight = 16
-
-[sinks.q.retry]
-max_attempts = 12
-initial_backoff_ms = 50
-max_backoff_ms = 2000
-
-[[rules]]
-id = "puts"
-bucket = "chaos"
-events = ["ObjectCreated:PutObject"]
-sinks = ["q"]
-"#,
-                brokers = self.brokers(),
-                strategy = self.strategy,
-                dl = self.dir.join(format!("dead-letter-{slot}")).display(),
-                mns = self.mns_port,
-            ),
-        )
-        .unwrap();
-        path
-    }
-
-    /// (Re)starts mns-dev with `faults` (extra flags); its record file
-    /// keeps growing across restarts.
-    fn mns(&mut self, faults: &[&str]) {
-        if let Some(mut c) = self.mns.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let _ = c.wait();
-        }
-        // The port was just freed: retry the bind for a while.
-        for _ in 0..50 {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_ossnotify"))
-                .args([
-                    "mns-dev",
-                    "--listen",
-                    &format!("127.0.0.1:{}", self.mns_port),
-                    "--access-key-id",
-                    "AK",
-                    "--access-key-secret",
-                    "SK",
-                    "--queues",
-                    "oss-events",
-                    "--record",
-                    self.dir.join("accepted.ndjson").to_str().unwrap(),
-                ])
-                .args(faults)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            // It prints one line once it listens.
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
-            if line.starts_with("mns-dev listening") {
-                self.mns = Some(child);
-                self.mns_starts += 1;
-                return;
-            }
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("mns-dev would not start on port {}", self.mns_port);
-    }
-
-    fn running(&self) -> Vec<usize> {
-        (0..SLOTS).filter(|s| self.members[*s].is_some()).collect()
-    }
-
-    fn start(&mut self, slot: usize) {
-        let cfg = self.config(slot);
-        self.starts += 1;
-        let log = self.dir.join(format!("member-{slot}-{}.log", self.starts));
-        self.members[slot] = Some(support::spawn_run(&cfg, &log));
-    }
-
-    fn kill(&mut self, slot: usize, signal: &str) {
-        if let Some(mut c) = self.members[slot].take() {
-            let _ = Command::new("kill")
-                .args([signal, &c.id().to_string()])
-                .status();
-            let status = c.wait().unwrap();
-            if signal == "-TERM" && !status.success() {
-                self.bad_exits
-                    .push(format!("member {slot}: SIGTERM gave {status}"));
-            }
-        }
-    }
-
-    fn sample_rss(&mut self) {
-        for s in 0..SLOTS {
-            if let Some(c) = &self.members[s] {
-                let status =
-                    std::fs::read_to_string(format!("/proc/{}/status", c.id())).unwrap_or_default();
-                if let Some(kib) = status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-                {
-                    self.peak_rss_kib[s] = self.peak_rss_kib[s].max(kib);
-                }
-            }
-        }
-    }
-}
-
-/// What has arrived (or was dead-lettered): per request id, the times it
-/// arrived. Reads mns-dev's record file from where it stopped last time.
-#[derive(Default)]
-struct Arrivals {
-    offset: u64,
-    by_id: HashMap<u64, Vec<u64>>,
-}
-
-impl Arrivals {
-    fn id_of(body_b64: &str) -> Option<u64> {
-        let json = base64::engine::general_purpose::STANDARD
-            .decode(body_b64)
-            .ok()?;
-        let text = String::from_utf8(json).ok()?;
-        let at = text.find("\"requestId\":\"c-")? + 15;
-        text[at..].split('"').next()?.parse().ok()
-    }
-
-    fn update(&mut self, dir: &Path) {
-        let path = dir.join("accepted.ndjson");
-        let Ok(mut f) = std::fs::File::open(&path) else {
-            return;
-        };
-        use std::io::Seek;
-        let _ = f.seek(std::io::SeekFrom::Start(self.offset));
-        let mut r = std::io::BufReader::new(f);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match r.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(n) if !line.ends_with('\n') => {
-                    let _ = n; // a line still being written: next time
-                    break;
-                }
-                Ok(n) => {
-                    self.offset += n as u64;
-                    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                    if let Some(id) = Self::id_of(v["body"].as_str().unwrap_or_default()) {
-                        self.by_id
-                            .entry(id)
-                            .or_default()
-                            .push(v["received_ms"].as_u64().unwrap_or(0));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Dead-lettered deliveries, from every member's store.
-    fn dead_lettered(dir: &Path) -> HashMap<u64, usize> {
-        let mut out = HashMap::new();
-        for s in 0..SLOTS {
-            let store = dir.join(format!("dead-letter-{s}"));
-            for d in ossnotify_sinks::dead_letter::read_all(&store).unwrap_or_default() {
-                if d.kind == ossnotify_sinks::DeadLetterKind::Delivery {
-                    if let Some(id) = Self::id_of(&d.payload) {
-                        *out.entry(id).or_insert(0) += 1;
-                    }
-                }
-            }
-        }
-        out
-    }
 }
 
 struct Fault {
@@ -449,29 +224,81 @@ fn read_topic(brokers: &str) -> Vec<String> {
     out
 }
 
+/// The run's settings, from the environment.
+struct Options {
+    seconds: u64,
+    strategy: String,
+    load: f64,
+    seed: u64,
+    /// The durable broker (the test broker's tansu on S3 storage, a local
+    /// S3 server outliving it) survives its restarts, which are then among
+    /// the faults; otherwise the test broker itself, never restarted.
+    durable: bool,
+}
+
+impl Options {
+    fn from_env() -> Options {
+        Options {
+            seconds: env_or("OSSNOTIFY_CHAOS_SECONDS", 120),
+            strategy: env_or("OSSNOTIFY_CHAOS_STRATEGY", "range".to_owned()),
+            load: env_or("OSSNOTIFY_CHAOS_LOAD", 0.5),
+            seed: env_or("OSSNOTIFY_CHAOS_SEED", now_ms() | 1),
+            durable: env_or("OSSNOTIFY_CHAOS_BROKER", "durable".to_owned()) == "durable",
+        }
+    }
+
+    fn broker_script(&self) -> &'static str {
+        if self.durable {
+            "durable-broker.sh"
+        } else {
+            "broker.sh"
+        }
+    }
+}
+
 fn main() {
-    let seconds: u64 = env_or("OSSNOTIFY_CHAOS_SECONDS", 120);
-    let strategy: String = env_or("OSSNOTIFY_CHAOS_STRATEGY", "range".to_owned());
-    let load: f64 = env_or("OSSNOTIFY_CHAOS_LOAD", 0.5);
-    let seed: u64 = env_or("OSSNOTIFY_CHAOS_SEED", now_ms() | 1);
-    // The durable broker (the test broker's tansu on S3 storage, a local S3
-    // server outliving it) survives its restarts; `memory` is the test
-    // broker itself, never restarted.
-    let durable = env_or("OSSNOTIFY_CHAOS_BROKER", "durable".to_owned()) == "durable";
-    let restart_broker = durable;
+    let o = Options::from_env();
+    let mut w = setup(&o);
+    let next = Arc::new(AtomicU64::new(0));
+    let delivery = Delivery::default();
+    let (mut arrivals, max_rate) = calibrate(&mut w, &next, &delivery);
+    let rate = (max_rate * o.load).max(10.0);
+    println!(
+        "calibration: {max_rate:.0} records/s for one member; chaos load {} → {rate:.0} records/s",
+        o.load
+    );
+    let (mut faults, low, mns_faulty) = harm(&mut w, &o, rate, &next, &delivery, &mut arrivals);
+    let produced = next.load(Ordering::SeqCst);
+    catch_up(
+        &mut w,
+        produced,
+        low,
+        mns_faulty,
+        &mut faults,
+        &mut arrivals,
+    );
+    let v = verdict(&w, &faults, &arrivals);
+    report(&o, &w, &v, &faults, (rate, max_rate), produced, &delivery);
+    if o.durable {
+        script(o.broker_script(), &["stop", w.broker_dir.to_str().unwrap()]);
+    } else {
+        script(o.broker_script(), &["stop", &w.kafka_port.to_string()]);
+    }
+    if v.lost > 0 || !w.bad_exits.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+/// Starts the broker (with the topic) and mns-dev.
+fn setup(o: &Options) -> World {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = root.join(format!("target/chaos/{strategy}-{seed}"));
+    let dir = root.join(format!("target/chaos/{}-{}", o.strategy, o.seed));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let broker_dir = dir.join("broker");
     let kafka_port = free_port();
-    let broker_script = if durable {
-        "durable-broker.sh"
-    } else {
-        "broker.sh"
-    };
-    let script = |args: &[&str]| script(broker_script, args);
-    if durable {
+    let script = |args: &[&str]| script(o.broker_script(), args);
+    if o.durable {
         script(&[
             "start",
             broker_dir.to_str().unwrap(),
@@ -489,31 +316,36 @@ fn main() {
     ]);
     let mut w = World {
         dir: dir.clone(),
-        broker_dir: broker_dir.clone(),
+        broker_dir,
         kafka_port,
         mns_port: free_port(),
         mns: None,
         mns_starts: 0,
-        strategy: strategy.clone(),
+        strategy: o.strategy.clone(),
         members: (0..SLOTS).map(|_| None).collect(),
         starts: 0,
         peak_rss_kib: vec![0; SLOTS],
         bad_exits: Vec::new(),
     };
     w.mns(&[]);
-    let broker = if durable {
+    let broker = if o.durable {
         "tansu on S3 storage (a local S3 server), restarted among the faults"
     } else {
         "tansu in memory (the test broker), not restarted"
     };
     println!(
-        "chaos: {strategy}, {seconds} s of harm, seed {seed}; machine: 2-core VM; {broker}; files in {}",
+        "chaos: {}, {} s of harm, seed {}; machine: 2-core VM; {broker}; files in {}",
+        o.strategy,
+        o.seconds,
+        o.seed,
         dir.display()
     );
+    w
+}
 
-    // Calibration: one member, a healthy system, a backlog to work through.
-    let next = Arc::new(AtomicU64::new(0));
-    let delivery = Delivery::default();
+/// One member, a healthy system, a backlog to work through: how many
+/// records a second one member sustains. Returns the arrivals so far too.
+fn calibrate(w: &mut World, next: &Arc<AtomicU64>, delivery: &Delivery) -> (Arrivals, f64) {
     let calibration = 20_000u64;
     {
         let stop = Arc::new(AtomicBool::new(false));
@@ -535,7 +367,7 @@ fn main() {
     let mut first: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        arrivals.update(&dir);
+        arrivals.update(&w.dir);
         let n = arrivals.by_id.len();
         if n > 0 && first.is_none() {
             first = Some(Instant::now());
@@ -546,13 +378,22 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let secs = first.map_or(1.0, |f| f.elapsed().as_secs_f64().max(0.1));
+    println!("calibration: one member worked through {produced_cal} records in {secs:.1} s");
     let max_rate = want_cal as f64 / secs / (want_cal as f64 / produced_cal as f64);
-    let rate = (max_rate * load).max(10.0);
-    println!(
-        "calibration: one member worked through {produced_cal} records in {secs:.1} s ({max_rate:.0} records/s); chaos load {load} → {rate:.0} records/s"
-    );
+    (arrivals, max_rate)
+}
 
-    // The chaos.
+/// The harm: records produced at `rate` while a random fault strikes
+/// every 6–16 s, for `o.seconds`. Returns the faults, the watermark, and
+/// whether mns-dev is left faulty.
+fn harm(
+    w: &mut World,
+    o: &Options,
+    rate: f64,
+    next: &Arc<AtomicU64>,
+    delivery: &Delivery,
+    arrivals: &mut Arrivals,
+) -> (Vec<Fault>, u64, bool) {
     let stop_producing = Arc::new(AtomicBool::new(false));
     let producer = {
         let (brokers, stop, next, d) = (
@@ -564,7 +405,7 @@ fn main() {
         // The sequence goes on where calibration ended.
         std::thread::spawn(move || produce(brokers, rate, stop, next, d))
     };
-    let mut rng = Rng(seed);
+    let mut rng = Rng(o.seed);
     let mut faults: Vec<Fault> = Vec::new();
     let mut low = 0u64;
     let t0 = Instant::now();
@@ -572,20 +413,16 @@ fn main() {
     let mut mns_faulty = false;
     let mut dead_cache = HashMap::new();
     let mut last_dead_read = Instant::now();
-    while t0.elapsed() < Duration::from_secs(seconds) {
+    while t0.elapsed() < Duration::from_secs(o.seconds) {
         std::thread::sleep(Duration::from_millis(250));
         w.sample_rss();
-        arrivals.update(&dir);
+        arrivals.update(&w.dir);
         if last_dead_read.elapsed() > Duration::from_secs(5) {
-            dead_cache = Arrivals::dead_lettered(&dir);
+            dead_cache = Arrivals::dead_lettered(&w.dir);
             last_dead_read = Instant::now();
         }
-        low = watermark(&arrivals, &dead_cache, low, next.load(Ordering::SeqCst));
-        for f in faults.iter_mut().filter(|f| f.recovered.is_none()) {
-            if low >= f.produced {
-                f.recovered = Some(f.at.elapsed());
-            }
-        }
+        low = watermark(arrivals, &dead_cache, low, next.load(Ordering::SeqCst));
+        mark_recovered(&mut faults, low);
         if Instant::now() < next_fault {
             continue;
         }
@@ -593,71 +430,14 @@ fn main() {
         // One fault at a time on mns-dev: heal the last one first.
         if mns_faulty {
             w.mns(&[]);
-            mns_faulty = false;
         }
         // Members killed or stopped come back at the next tick.
         if w.running().is_empty() {
             let slot = rng.below(SLOTS as u64) as usize;
             w.start(slot);
         }
-        let running = w.running();
-        let pick = |rng: &mut Rng| running[rng.below(running.len() as u64) as usize];
-        let kind = match rng.below(8) {
-            0 if running.len() < SLOTS => {
-                let slot = (0..SLOTS).find(|s| w.members[*s].is_none()).unwrap();
-                w.start(slot);
-                "start a member"
-            }
-            1 if running.len() > 1 => {
-                let slot = pick(&mut rng);
-                w.kill(slot, "-TERM");
-                "SIGTERM a member"
-            }
-            2 => {
-                let slot = pick(&mut rng);
-                w.kill(slot, "-KILL");
-                // Restarted a moment later (its partitions wait for the
-                // session to time out meanwhile).
-                std::thread::sleep(Duration::from_secs(1 + rng.below(4)));
-                w.start(slot);
-                "kill -9 a member, restart it"
-            }
-            3 => {
-                let slot = pick(&mut rng);
-                w.kill(slot, "-TERM");
-                w.start(slot);
-                "restart a member"
-            }
-            4 => {
-                w.mns(&["--fail-first-seconds", "8"]);
-                "mns-dev: 5xx burst (8 s)"
-            }
-            5 => {
-                w.mns(&["--latency-ms", "300"]);
-                mns_faulty = true;
-                "mns-dev: 300 ms latency"
-            }
-            6 => {
-                w.mns(&["--drop-rate", "0.3"]);
-                mns_faulty = true;
-                "mns-dev: 30 % dropped connections"
-            }
-            7 if restart_broker => {
-                script(&[
-                    "restart",
-                    w.broker_dir.to_str().unwrap(),
-                    &w.kafka_port.to_string(),
-                ]);
-                "restart the broker"
-            }
-            _ => {
-                let slot = pick(&mut rng);
-                w.kill(slot, "-KILL");
-                std::thread::sleep(Duration::from_secs(1 + rng.below(4)));
-                w.start(slot);
-                "kill -9 a member, restart it"
-            }
-        };
+        let kind;
+        (kind, mns_faulty) = one_fault(w, &mut rng, o);
         println!("{:>6.1} s: {kind}", t0.elapsed().as_secs_f64());
         faults.push(Fault {
             kind,
@@ -667,28 +447,103 @@ fn main() {
             recovered: None,
         });
     }
-
-    // Heal, stop producing, catch up, stop.
     stop_producing.store(true, Ordering::SeqCst);
     producer.join().unwrap();
+    (faults, low, mns_faulty)
+}
+
+/// Strikes one random fault; its name, and whether mns-dev stays faulty.
+fn one_fault(w: &mut World, rng: &mut Rng, o: &Options) -> (&'static str, bool) {
+    let running = w.running();
+    let pick = |rng: &mut Rng| running[rng.below(running.len() as u64) as usize];
+    let kill_and_restart = |w: &mut World, rng: &mut Rng, slot: usize| {
+        w.kill(slot, "-KILL");
+        // Restarted a moment later (its partitions wait for the session to
+        // time out meanwhile).
+        std::thread::sleep(Duration::from_secs(1 + rng.below(4)));
+        w.start(slot);
+        ("kill -9 a member, restart it", false)
+    };
+    match rng.below(8) {
+        0 if running.len() < SLOTS => {
+            let slot = (0..SLOTS).find(|s| w.members[*s].is_none()).unwrap();
+            w.start(slot);
+            ("start a member", false)
+        }
+        1 if running.len() > 1 => {
+            let slot = pick(rng);
+            w.kill(slot, "-TERM");
+            ("SIGTERM a member", false)
+        }
+        3 => {
+            let slot = pick(rng);
+            w.kill(slot, "-TERM");
+            w.start(slot);
+            ("restart a member", false)
+        }
+        4 => {
+            w.mns(&["--fail-first-seconds", "8"]);
+            ("mns-dev: 5xx burst (8 s)", false)
+        }
+        5 => {
+            w.mns(&["--latency-ms", "300"]);
+            ("mns-dev: 300 ms latency", true)
+        }
+        6 => {
+            w.mns(&["--drop-rate", "0.3"]);
+            ("mns-dev: 30 % dropped connections", true)
+        }
+        7 if o.durable => {
+            script(
+                o.broker_script(),
+                &[
+                    "restart",
+                    w.broker_dir.to_str().unwrap(),
+                    &w.kafka_port.to_string(),
+                ],
+            );
+            ("restart the broker", false)
+        }
+        // 2, and the cases above whose condition does not hold.
+        _ => {
+            let slot = pick(rng);
+            kill_and_restart(w, rng, slot)
+        }
+    }
+}
+
+/// Faults whose records have all arrived by watermark `low` recovered now.
+fn mark_recovered(faults: &mut [Fault], low: u64) {
+    for f in faults.iter_mut().filter(|f| f.recovered.is_none()) {
+        if low >= f.produced {
+            f.recovered = Some(f.at.elapsed());
+        }
+    }
+}
+
+/// Heals everything, waits (up to 10 min) until every produced record's
+/// messages arrived, and stops the members and mns-dev.
+fn catch_up(
+    w: &mut World,
+    produced: u64,
+    mut low: u64,
+    mns_faulty: bool,
+    faults: &mut [Fault],
+    arrivals: &mut Arrivals,
+) {
     if mns_faulty {
         w.mns(&[]);
     }
     if w.running().is_empty() {
         w.start(0);
     }
-    let produced = next.load(Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(600);
     while low < produced && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
         w.sample_rss();
-        arrivals.update(&dir);
-        low = watermark(&arrivals, &Arrivals::dead_lettered(&dir), low, produced);
-        for f in faults.iter_mut().filter(|f| f.recovered.is_none()) {
-            if low >= f.produced {
-                f.recovered = Some(f.at.elapsed());
-            }
-        }
+        arrivals.update(&w.dir);
+        low = watermark(arrivals, &Arrivals::dead_lettered(&w.dir), low, produced);
+        mark_recovered(faults, low);
     }
     std::thread::sleep(Duration::from_secs(2));
     for s in w.running() {
@@ -700,11 +555,24 @@ fn main() {
             .status();
         let _ = c.wait();
     }
-    arrivals.update(&dir);
+    arrivals.update(&w.dir);
+}
 
-    // The verdict, against `ossnotify match` over what the topic holds.
+/// What arrived against what `ossnotify match` says the topic's records
+/// must produce.
+struct Verdict {
+    records: Vec<String>,
+    total_expected: usize,
+    lost: usize,
+    duplicates: usize,
+    dead_lettered: usize,
+    /// Duplicates charged to the fault before them.
+    dup_by_kind: BTreeMap<&'static str, usize>,
+}
+
+fn verdict(w: &World, faults: &[Fault], arrivals: &Arrivals) -> Verdict {
     let records = read_topic(&w.brokers());
-    let corpus = dir.join("corpus.ndjson");
+    let corpus = w.dir.join("corpus.ndjson");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&corpus).unwrap());
         for r in &records {
@@ -735,23 +603,26 @@ fn main() {
             .entry(id.trim_start_matches("c-").parse().unwrap())
             .or_insert(0) += 1;
     }
-    let dead = Arrivals::dead_lettered(&dir);
-    let total_expected: usize = expected.values().sum();
-    let mut lost = 0usize;
-    let mut duplicates = 0usize;
-    let mut dup_by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    let dead = Arrivals::dead_lettered(&w.dir);
+    let mut v = Verdict {
+        records,
+        total_expected: expected.values().sum(),
+        lost: 0,
+        duplicates: 0,
+        dead_lettered: dead.values().sum(),
+        dup_by_kind: BTreeMap::new(),
+    };
     for (id, want) in &expected {
-        let times = arrivals.by_id.get(id).cloned().unwrap_or_default();
+        let mut times = arrivals.by_id.get(id).cloned().unwrap_or_default();
         let got = times.len() + dead.get(id).copied().unwrap_or(0);
         if got < *want {
-            lost += want - got;
-            if lost <= 10 {
+            v.lost += want - got;
+            if v.lost <= 10 {
                 println!("LOST: request c-{id} ({got} of {want})");
             }
         }
         if got > *want {
-            duplicates += got - want;
-            let mut times = times;
+            v.duplicates += got - want;
             times.sort_unstable();
             for t in times.iter().skip(*want) {
                 let kind = faults
@@ -759,31 +630,53 @@ fn main() {
                     .rev()
                     .find(|f| f.at_ms <= *t)
                     .map_or("calibration (no fault)", |f| f.kind);
-                *dup_by_kind.entry(kind).or_insert(0) += 1;
+                *v.dup_by_kind.entry(kind).or_insert(0) += 1;
             }
         }
     }
-    let extra_in_topic = records.len() as u64 - produced.min(records.len() as u64);
+    v
+}
+
+/// The two tables BENCHMARKS.md shows.
+fn report(
+    o: &Options,
+    w: &World,
+    v: &Verdict,
+    faults: &[Fault],
+    (rate, max_rate): (f64, f64),
+    produced: u64,
+    delivery: &Delivery,
+) {
+    let extra_in_topic = v.records.len() as u64 - produced.min(v.records.len() as u64);
     println!();
     println!("| figure | value |");
     println!("|---|---|");
-    println!("| assignment | `{strategy}` |");
+    println!("| assignment | `{}` |", o.strategy);
     println!(
-        "| harm | {seconds} s, seed {seed}, {} faults |",
+        "| harm | {} s, seed {}, {} faults |",
+        o.seconds,
+        o.seed,
         faults.len()
     );
-    println!("| produce rate | {rate:.0} records/s ({load} of {max_rate:.0}) |");
+    println!(
+        "| produce rate | {rate:.0} records/s ({} of {max_rate:.0}) |",
+        o.load
+    );
     println!(
         "| records in the topic | {} ({} produce failures, {extra_in_topic} producer retries) |",
-        records.len(),
+        v.records.len(),
         delivery.0.failed.load(Ordering::Relaxed)
     );
-    println!("| messages expected (`ossnotify match`) | {total_expected} |");
-    println!("| lost | **{lost}** |");
-    println!("| dead-lettered | {} |", dead.values().sum::<usize>());
     println!(
-        "| duplicated | {duplicates} ({:.2} %) |",
-        100.0 * duplicates as f64 / total_expected.max(1) as f64
+        "| messages expected (`ossnotify match`) | {} |",
+        v.total_expected
+    );
+    println!("| lost | **{}** |", v.lost);
+    println!("| dead-lettered | {} |", v.dead_lettered);
+    println!(
+        "| duplicated | {} ({:.2} %) |",
+        v.duplicates,
+        100.0 * v.duplicates as f64 / v.total_expected.max(1) as f64
     );
     let worst = faults
         .iter()
@@ -807,7 +700,7 @@ fn main() {
     println!("| fault | times | duplicates charged | worst recovery |");
     println!("|---|---|---|---|");
     let mut kinds: BTreeMap<&str, (usize, Duration)> = BTreeMap::new();
-    for f in &faults {
+    for f in faults {
         let e = kinds.entry(f.kind).or_default();
         e.0 += 1;
         e.1 = e.1.max(f.recovered.unwrap_or(f.at.elapsed()));
@@ -815,22 +708,14 @@ fn main() {
     for (kind, (n, worst)) in &kinds {
         println!(
             "| {kind} | {n} | {} | {:.1} s |",
-            dup_by_kind.get(kind).copied().unwrap_or(0),
+            v.dup_by_kind.get(kind).copied().unwrap_or(0),
             worst.as_secs_f64()
         );
     }
-    if let Some(n) = dup_by_kind.get("calibration (no fault)") {
+    if let Some(n) = v.dup_by_kind.get("calibration (no fault)") {
         println!("| (before any fault) | | {n} | |");
     }
     for b in &w.bad_exits {
         println!("BAD EXIT: {b}");
-    }
-    if durable {
-        script(&["stop", broker_dir.to_str().unwrap()]);
-    } else {
-        script(&["stop", &kafka_port.to_string()]);
-    }
-    if lost > 0 || !w.bad_exits.is_empty() {
-        std::process::exit(1);
     }
 }

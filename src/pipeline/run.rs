@@ -92,16 +92,7 @@ pub enum RunError {
 pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSummary, RunError> {
     let cpus = config.pipeline.cpus.clone();
     super::cpus::check(&cpus).map_err(RunError::Cpus)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("ossnotify-io")
-        .on_thread_start({
-            let cpus = cpus.clone();
-            move || super::cpus::pin_or_warn(&cpus)
-        })
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)?;
+    let rt = io_runtime(&cpus)?;
     let supervisor = Supervisor::new(stop);
     // /metrics, /health, /ready.
     let ready = Arc::new(AtomicBool::new(false));
@@ -116,13 +107,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     }
     // After the metrics recorder is installed: opening counts repairs and
     // retention.
-    let store = Arc::new(
-        DeadLetterStore::open_with(&config.dead_letter.path, config.dead_letter.store_options())
-            .map_err(|source| RunError::DeadLetterStore {
-                dir: config.dead_letter.path.clone(),
-                source,
-            })?,
-    );
+    let store = Arc::new(open_store(config)?);
     let counters = Arc::new(Counters::default());
     let topics = Arc::new(Topics::default());
     let (progress, progress_rx) = unbounded();
@@ -311,6 +296,27 @@ impl Started {
             drained,
         })
     }
+}
+
+/// The runtime of the sinks' I/O and the metrics server: one thread, on
+/// the pipeline's CPUs.
+fn io_runtime(cpus: &[usize]) -> Result<tokio::runtime::Runtime, RunError> {
+    let cpus = cpus.to_vec();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("ossnotify-io")
+        .on_thread_start(move || super::cpus::pin_or_warn(&cpus))
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)
+}
+
+fn open_store(config: &Config) -> Result<DeadLetterStore, RunError> {
+    DeadLetterStore::open_with(&config.dead_letter.path, config.dead_letter.store_options())
+        .map_err(|source| RunError::DeadLetterStore {
+            dir: config.dead_letter.path.clone(),
+            source,
+        })
 }
 
 /// SIGHUP or an edit of the config file: new rules and sinks, swapped in
