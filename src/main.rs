@@ -56,7 +56,7 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Show the messages a running daemon produces (from its [metrics] listen address), one line each: rule, sinks, event, bucket/key.
+    /// Show the messages a running daemon produces (from its [metrics] listen address), one JSON line each: rule, sinks, event, bucket, key (and the notification with --full).
     Tap(TapArgs),
     /// Re-send the dead-letter store through the config's sinks; delivered entries are removed (`dead-letter replay` without filters).
     Replay {

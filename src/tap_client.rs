@@ -1,6 +1,7 @@
 //! `ossnotify tap`: attaches to a running daemon's `/tap` (its `[metrics]
-//! listen` address) and prints one line per message it produces: rule,
-//! sinks, event name and `bucket/key`, and with `--full` the notification.
+//! listen` address) and prints one JSON line per message it produces:
+//! `{"rule","sinks","event","bucket","key"}`, and with `--full` the
+//! notification as `message`.
 //! Messages the daemon dropped because this tap read too slowly are
 //! reported on standard error; the daemon never waits for a tap.
 
@@ -156,24 +157,8 @@ pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Se
             continue;
         }
         seen.messages += 1;
-        let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
-        let sinks: Vec<&str> = v["sinks"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
-            .unwrap_or_default();
-        let mut text = format!(
-            "{}\t{}\t{}\t{}/{}",
-            s("rule"),
-            sinks.join(","),
-            s("event"),
-            s("bucket"),
-            s("key")
-        );
-        if req.full {
-            text.push('\t');
-            text.push_str(&v["message"].to_string());
-        }
-        writeln!(out, "{text}").map_err(TapError::Write)?;
+        // The daemon's line as it came: it was checked to be JSON above.
+        writeln!(out, "{}", line.trim_end()).map_err(TapError::Write)?;
         if req.limit.is_some_and(|l| seen.messages >= l) {
             break;
         }

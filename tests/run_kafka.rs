@@ -671,12 +671,16 @@ async fn tap_shows_a_running_daemons_messages_and_never_slows_it() {
         .collect();
     assert_eq!(lines.len(), uploads.len());
     for l in &lines {
-        let cols: Vec<&str> = l.split('\t').collect();
-        assert_eq!(&cols[..2], ["photo-uploads", "console"]);
-        assert!(cols[2].starts_with("ObjectCreated:"), "{l}");
-        assert!(cols[3].starts_with("photos-shenzhen/uploads/"), "{l}");
-        let message: serde_json::Value = serde_json::from_str(cols[4]).unwrap();
-        assert!(uploads.contains(&message), "{l}");
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["rule"], "photo-uploads", "{l}");
+        assert_eq!(v["sinks"], serde_json::json!(["console"]), "{l}");
+        assert!(
+            v["event"].as_str().unwrap().starts_with("ObjectCreated:"),
+            "{l}"
+        );
+        assert_eq!(v["bucket"], "photos-shenzhen", "{l}");
+        assert!(v["key"].as_str().unwrap().starts_with("uploads/"), "{l}");
+        assert!(uploads.contains(&v["message"]), "{l}");
     }
     let out = tokio::task::spawn_blocking(move || first_five.wait_with_output().unwrap())
         .await

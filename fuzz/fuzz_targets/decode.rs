@@ -25,6 +25,13 @@ fuzz_target!(|data: &[u8]| {
             engine.process(index(), line, |m| {
                 assert!(std::str::from_utf8(m.json).is_ok());
                 assert_eq!(m.base64.len() % 4, 0);
+                // The CloudEvent of any message is JSON, and its `data` is
+                // the notification's one event.
+                let mut ce = Vec::new();
+                m.write_cloudevent(&mut ce, "bus", 0);
+                let ce: serde_json::Value = serde_json::from_slice(&ce).expect("a CloudEvent is JSON");
+                let n: serde_json::Value = serde_json::from_slice(m.json).expect("the notification is JSON");
+                assert_eq!(ce["data"], n["events"][0]);
             });
         }
     }
