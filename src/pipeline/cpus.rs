@@ -9,9 +9,27 @@
 //! the broker, confining the pipeline's threads to one core raised the
 //! Kafka harness from 0.84× to 0.94× a bare consumer (BENCHMARKS.md).
 
+/// Why the pipeline's threads cannot be confined to `[pipeline] cpus`.
+#[derive(Debug, thiserror::Error)]
+pub enum CpuError {
+    #[error("CPU {0} is beyond what Linux supports")]
+    OutOfRange(usize),
+    #[error(transparent)]
+    Affinity(#[from] std::io::Error),
+    #[error("only supported on Linux")]
+    Unsupported,
+    #[error("the CPU check panicked")]
+    Panicked,
+    #[error("pipeline.cpus: cannot run on CPUs {cpus:?}: {source}")]
+    Refused {
+        cpus: Vec<usize>,
+        source: Box<CpuError>,
+    },
+}
+
 /// Confines the calling thread to `cpus`; nothing to do when empty.
 #[cfg(target_os = "linux")]
-pub fn pin_current_thread(cpus: &[usize]) -> Result<(), String> {
+pub fn pin_current_thread(cpus: &[usize]) -> Result<(), CpuError> {
     if cpus.is_empty() {
         return Ok(());
     }
@@ -20,7 +38,7 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<(), String> {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for &cpu in cpus {
         if cpu >= libc::CPU_SETSIZE as usize {
-            return Err(format!("CPU {cpu} is beyond what Linux supports"));
+            return Err(CpuError::OutOfRange(cpu));
         }
         // SAFETY: `cpu` is below CPU_SETSIZE, so the bit is inside `set`.
         unsafe { libc::CPU_SET(cpu, &mut set) };
@@ -31,30 +49,33 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<(), String> {
     if r == 0 {
         Ok(())
     } else {
-        Err(std::io::Error::last_os_error().to_string())
+        Err(std::io::Error::last_os_error().into())
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn pin_current_thread(cpus: &[usize]) -> Result<(), String> {
+pub fn pin_current_thread(cpus: &[usize]) -> Result<(), CpuError> {
     if cpus.is_empty() {
         Ok(())
     } else {
-        Err("only supported on Linux".into())
+        Err(CpuError::Unsupported)
     }
 }
 
 /// Checks `cpus` can be used, from a short-lived thread (pinning is per
 /// thread, and the caller's must stay as it is). No thread when empty.
-pub fn check(cpus: &[usize]) -> Result<(), String> {
+pub fn check(cpus: &[usize]) -> Result<(), CpuError> {
     if cpus.is_empty() {
         return Ok(());
     }
     let wanted = cpus.to_vec();
     std::thread::spawn(move || pin_current_thread(&wanted))
         .join()
-        .map_err(|_| "the CPU check panicked".to_owned())?
-        .map_err(|e| format!("pipeline.cpus: cannot run on CPUs {cpus:?}: {e}"))
+        .map_err(|_| CpuError::Panicked)?
+        .map_err(|e| CpuError::Refused {
+            cpus: cpus.to_vec(),
+            source: Box::new(e),
+        })
 }
 
 /// Pins, logging (not failing) if it cannot: `check` ran at start.
@@ -93,9 +114,10 @@ mod tests {
         assert!(check(&[first]).is_ok());
         let err = check(&[100_000]).unwrap_err();
         assert!(
-            err.contains("pipeline.cpus") && err.contains("100000"),
+            matches!(&err, CpuError::Refused { source, .. } if matches!(**source, CpuError::OutOfRange(100_000))),
             "{err}"
         );
+        assert!(err.to_string().starts_with("pipeline.cpus: "), "{err}");
         assert!(check(&[]).is_ok());
     }
 }

@@ -59,8 +59,8 @@ pub struct RunSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// `[pipeline] cpus` names CPUs this machine does not let us use.
-    #[error("{0}")]
-    Cpus(String),
+    #[error(transparent)]
+    Cpus(#[from] super::cpus::CpuError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot start a thread: {0}")]

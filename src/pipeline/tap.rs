@@ -21,6 +21,19 @@ pub const TAP_CAPACITY: usize = 1024;
 /// Taps attached at once; more are refused.
 pub const MAX_TAPS: usize = 16;
 
+/// Why a tap request was refused (`/tap` answers 400 or 503 with it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TapRequestError {
+    #[error("{0}: not UTF-8")]
+    NotUtf8(String),
+    #[error("sample: {0:?} is not a rate in (0, 1]")]
+    Sample(String),
+    #[error("unknown parameter {0:?}")]
+    Unknown(String),
+    #[error("{MAX_TAPS} taps are attached already")]
+    TooMany,
+}
+
 /// What a tap wants; every set field must match.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TapFilter {
@@ -39,7 +52,7 @@ pub struct TapFilter {
 impl TapFilter {
     /// Parses `/tap`'s query string: `rule`, `bucket`, `sink`, `event`,
     /// `sample`, `full`.
-    pub fn from_query(query: &str) -> Result<TapFilter, String> {
+    pub fn from_query(query: &str) -> Result<TapFilter, TapRequestError> {
         let mut f = TapFilter {
             sample: 1.0,
             ..TapFilter::default()
@@ -48,7 +61,7 @@ impl TapFilter {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
                 .decode_utf8()
-                .map_err(|_| format!("{k}: not UTF-8"))?
+                .map_err(|_| TapRequestError::NotUtf8(k.to_owned()))?
                 .into_owned();
             match k {
                 "rule" => f.rule = Some(v),
@@ -61,11 +74,11 @@ impl TapFilter {
                         .parse()
                         .ok()
                         .filter(|s: &f64| *s > 0.0 && *s <= 1.0)
-                        .ok_or_else(|| format!("sample: {v:?} is not a rate in (0, 1]"))?
+                        .ok_or_else(|| TapRequestError::Sample(v.clone()))?
                 }
                 // The client stops reading; nothing to do here.
                 "limit" => {}
-                _ => return Err(format!("unknown parameter {k:?}")),
+                _ => return Err(TapRequestError::Unknown(k.to_owned())),
             }
         }
         Ok(f)
@@ -130,10 +143,10 @@ impl Drop for Tap {
 }
 
 impl Taps {
-    pub fn attach(self: &Arc<Self>, filter: TapFilter) -> Result<Tap, String> {
+    pub fn attach(self: &Arc<Self>, filter: TapFilter) -> Result<Tap, TapRequestError> {
         let mut subs = self.subscribers.lock().expect("not poisoned");
         if subs.len() >= MAX_TAPS {
-            return Err(format!("{MAX_TAPS} taps are attached already"));
+            return Err(TapRequestError::TooMany);
         }
         let (tx, rx) = tokio::sync::mpsc::channel(TAP_CAPACITY);
         let sub = Arc::new(Subscriber {
@@ -255,9 +268,15 @@ mod tests {
         assert!(!f.matches(&message("s", &[1]), &names));
         let f = TapFilter::from_query("event=ObjectRemoved:DeleteObject").unwrap();
         assert!(!f.matches(&message("r", &[0]), &names));
-        assert!(TapFilter::from_query("sample=0").is_err());
+        assert_eq!(
+            TapFilter::from_query("sample=0"),
+            Err(TapRequestError::Sample("0".into()))
+        );
         assert!(TapFilter::from_query("sample=1.5").is_err());
-        assert!(TapFilter::from_query("color=red").is_err());
+        assert_eq!(
+            TapFilter::from_query("color=red"),
+            Err(TapRequestError::Unknown("color".into()))
+        );
     }
 
     #[test]
@@ -275,6 +294,20 @@ mod tests {
         drop(tap);
         assert!(!taps.any());
         assert!(taps.view().subs.is_empty());
+    }
+
+    #[test]
+    fn at_most_max_taps_are_attached() {
+        let taps = Arc::new(Taps::default());
+        let held: Vec<Tap> = (0..MAX_TAPS)
+            .map(|_| taps.attach(TapFilter::default()).unwrap())
+            .collect();
+        assert_eq!(
+            taps.attach(TapFilter::default()).err(),
+            Some(TapRequestError::TooMany)
+        );
+        drop(held);
+        assert!(taps.attach(TapFilter::default()).is_ok());
     }
 
     #[test]
