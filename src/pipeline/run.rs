@@ -164,28 +164,20 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         spawn_tracker(tracker, publish, &cpus, &supervisor)?
     };
 
-    let mut workers = Vec::new();
-    for i in 0..config.pipeline.workers {
-        let w = Worker {
-            rx: batch_rx.clone(),
-            spares: spare_tx.clone(),
-            routing: routing.clone(),
-            topics: topics.clone(),
-            store: store.clone(),
-            progress: progress.clone(),
-            counters: counters.clone(),
-            revoked: revoked.clone(),
-            engine: Engine::new(config.source.key_encoding, false),
-            cpus: cpus.clone(),
-            taps: taps.clone(),
-        };
-        let supervisor = supervisor.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("ossnotify-worker-{i}"))
-            .spawn(move || supervisor.run(&format!("worker-{i}"), || w.run()));
-        workers.push(spawned.map_err(RunError::Thread)?);
-    }
-    drop(batch_rx);
+    let template = Worker {
+        rx: batch_rx,
+        spares: spare_tx,
+        routing: routing.clone(),
+        topics: topics.clone(),
+        store,
+        progress: progress.clone(),
+        counters: counters.clone(),
+        revoked,
+        engine: Engine::new(config.source.key_encoding, false),
+        cpus: cpus.clone(),
+        taps,
+    };
+    let workers = spawn_workers(template, config.pipeline.workers, &supervisor)?;
 
     // The source, on this thread (pinned only now: librdkafka's threads,
     // started with the consumer above, keep every CPU).
@@ -296,6 +288,37 @@ impl Started {
             drained,
         })
     }
+}
+
+/// `n` worker threads like `template` (each with an engine of its own).
+fn spawn_workers(
+    template: Worker,
+    n: usize,
+    supervisor: &Arc<Supervisor>,
+) -> Result<Vec<std::thread::JoinHandle<Option<()>>>, RunError> {
+    let mut workers = Vec::new();
+    for i in 0..n {
+        let w = Worker {
+            rx: template.rx.clone(),
+            spares: template.spares.clone(),
+            routing: template.routing.clone(),
+            topics: template.topics.clone(),
+            store: template.store.clone(),
+            progress: template.progress.clone(),
+            counters: template.counters.clone(),
+            revoked: template.revoked.clone(),
+            engine: template.engine.fresh(),
+            cpus: template.cpus.clone(),
+            taps: template.taps.clone(),
+        };
+        let supervisor = supervisor.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("ossnotify-worker-{i}"))
+            .spawn(move || supervisor.run(&format!("worker-{i}"), || w.run()));
+        workers.push(spawned.map_err(RunError::Thread)?);
+    }
+    // Dropping the template drops its receiver: the workers hold the rest.
+    Ok(workers)
 }
 
 /// The runtime of the sinks' I/O and the metrics server: one thread, on

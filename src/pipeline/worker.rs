@@ -109,13 +109,9 @@ impl Worker {
                     // Never held whole: dead-lettered with its start.
                     tally.records += 1;
                     tally.invalid += 1;
-                    invalid.push(DeadLetter::invalid_record(
-                        &String::from_utf8_lossy(payload),
-                        &format!(
-                            "record is {len} bytes, over the limit of {}; only its first {} bytes are kept here",
-                            crate::oplog::MAX_RECORD_BYTES,
-                            payload.len()
-                        ),
+                    invalid.push(too_large_record(
+                        payload,
+                        len,
                         &self.topics.describe(&coord),
                     ));
                     resolved.push((coord, 0));
@@ -207,4 +203,18 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The dead letter of a record over the size limit, of which only the
+/// start (`kept`) was ever held.
+fn too_large_record(kept: &[u8], len: usize, source: &str) -> DeadLetter {
+    DeadLetter::invalid_record(
+        &String::from_utf8_lossy(kept),
+        &format!(
+            "record is {len} bytes, over the limit of {}; only its first {} bytes are kept here",
+            crate::oplog::MAX_RECORD_BYTES,
+            kept.len()
+        ),
+        source,
+    )
 }
