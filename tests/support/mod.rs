@@ -161,7 +161,6 @@ pub fn start_mns_dev(mut cmd: Command) -> (std::process::Child, String) {
     (child, first)
 }
 
-/// A loopback port nobody listens on now.
 /// A loopback `host:port` no one listens on now.
 pub fn free_addr() -> String {
     format!("127.0.0.1:{}", free_port())
@@ -214,6 +213,7 @@ pub fn stop_run(mut child: std::process::Child) {
     assert!(status.success(), "ossnotify run exited with {status}");
 }
 
+/// A loopback port nobody listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
