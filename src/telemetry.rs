@@ -65,52 +65,40 @@ fn tap(taps: &Arc<Taps>, query: &str) -> Response<Body> {
         Ok(f) => f,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("tap: {e}\n")),
     };
-    let limit = query
-        .split('&')
-        .find_map(|p| p.strip_prefix("limit="))
-        .map(|v| v.parse::<u64>())
-        .transpose();
-    let limit = match limit {
-        Ok(l) => l.unwrap_or(u64::MAX),
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("tap: limit: {e}\n")),
-    };
     let mut tap = match taps.attach(filter) {
         Ok(t) => t,
         Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("tap: {e}\n")),
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
-        let mut sent = 0u64;
+        let (mut sent, limit) = (0u64, tap.limit());
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-        let dropped = |tap: &crate::pipeline::tap::Tap| match tap.take_dropped() {
-            0 => None,
-            n => Some(Bytes::from(format!("{{\"dropped\":{n}}}\n"))),
-        };
         while sent < limit {
+            // A message, or half a second without one: either way, say
+            // first what was dropped since the last notice.
             let line = tokio::select! {
-                line = tap.rx.recv() => line,
-                _ = tick.tick() => {
-                    if tx.is_closed() {
-                        break;
-                    }
-                    if let Some(notice) = dropped(&tap) {
-                        if tx.send(notice).await.is_err() {
-                            break;
-                        }
-                    }
-                    continue;
-                }
+                line = tap.rx.recv() => match line {
+                    Some(line) => Some(line),
+                    None => break,
+                },
+                _ = tick.tick() => None,
             };
-            let Some(line) = line else { break };
-            if let Some(notice) = dropped(&tap) {
+            if tx.is_closed() {
+                break;
+            }
+            let dropped = tap.take_dropped();
+            if dropped > 0 {
+                let notice = Bytes::from(format!("{{\"dropped\":{dropped}}}\n"));
                 if tx.send(notice).await.is_err() {
                     break;
                 }
             }
-            if tx.send(line).await.is_err() {
-                break;
+            if let Some(line) = line {
+                if tx.send(line).await.is_err() {
+                    break;
+                }
+                sent += 1;
             }
-            sent += 1;
         }
         // Dropping `tap` detaches it: the workers stop offering.
     });

@@ -28,6 +28,8 @@ pub enum TapRequestError {
     NotUtf8(String),
     #[error("sample: {0:?} is not a rate in (0, 1]")]
     Sample(String),
+    #[error("limit: {0:?} is not a count")]
+    Limit(String),
     #[error("unknown parameter {0:?}")]
     Unknown(String),
     #[error("{MAX_TAPS} taps are attached already")]
@@ -47,11 +49,13 @@ pub struct TapFilter {
     pub sample: f64,
     /// Include the notification JSON.
     pub full: bool,
+    /// End the stream after this many messages.
+    pub limit: Option<u64>,
 }
 
 impl TapFilter {
     /// Parses `/tap`'s query string: `rule`, `bucket`, `sink`, `event`,
-    /// `sample`, `full`.
+    /// `sample`, `full`, `limit`.
     pub fn from_query(query: &str) -> Result<TapFilter, TapRequestError> {
         let mut f = TapFilter {
             sample: 1.0,
@@ -76,8 +80,9 @@ impl TapFilter {
                         .filter(|s: &f64| *s > 0.0 && *s <= 1.0)
                         .ok_or_else(|| TapRequestError::Sample(v.clone()))?
                 }
-                // The client stops reading; nothing to do here.
-                "limit" => {}
+                "limit" => {
+                    f.limit = Some(v.parse().map_err(|_| TapRequestError::Limit(v.clone()))?)
+                }
                 _ => return Err(TapRequestError::Unknown(k.to_owned())),
             }
         }
@@ -103,9 +108,8 @@ impl TapFilter {
     }
 }
 
-/// One attached tap.
+/// One attached tap (known by its address: `Arc::ptr_eq`).
 struct Subscriber {
-    id: u64,
     filter: TapFilter,
     tx: tokio::sync::mpsc::Sender<Bytes>,
     dropped: AtomicU64,
@@ -117,7 +121,6 @@ pub struct Taps {
     /// How many are attached: the one thing a worker reads per batch.
     attached: AtomicUsize,
     subscribers: Mutex<Vec<Arc<Subscriber>>>,
-    next_id: AtomicU64,
 }
 
 /// An attached tap: its stream of NDJSON lines. Dropping it detaches.
@@ -132,12 +135,17 @@ impl Tap {
     pub fn take_dropped(&self) -> u64 {
         self.sub.dropped.swap(0, Ordering::Relaxed)
     }
+
+    /// The most messages this tap is to receive.
+    pub fn limit(&self) -> u64 {
+        self.sub.filter.limit.unwrap_or(u64::MAX)
+    }
 }
 
 impl Drop for Tap {
     fn drop(&mut self) {
         let mut subs = self.taps.subscribers.lock().expect("not poisoned");
-        subs.retain(|s| s.id != self.sub.id);
+        subs.retain(|s| !Arc::ptr_eq(s, &self.sub));
         self.taps.attached.store(subs.len(), Ordering::Relaxed);
     }
 }
@@ -150,7 +158,6 @@ impl Taps {
         }
         let (tx, rx) = tokio::sync::mpsc::channel(TAP_CAPACITY);
         let sub = Arc::new(Subscriber {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
             filter,
             tx,
             dropped: AtomicU64::new(0),
@@ -261,8 +268,13 @@ mod tests {
 
     #[test]
     fn filters_and_query_parsing() {
-        let f = TapFilter::from_query("rule=r&event=ObjectCreated%3A*&sink=hook&full=1").unwrap();
-        assert!(f.full && f.sample == 1.0);
+        let f = TapFilter::from_query("rule=r&event=ObjectCreated%3A*&sink=hook&full=1&limit=7")
+            .unwrap();
+        assert!(f.full && f.sample == 1.0 && f.limit == Some(7));
+        assert_eq!(
+            TapFilter::from_query("limit=-1"),
+            Err(TapRequestError::Limit("-1".into()))
+        );
         assert!(f.matches(&message("r", &[0, 1]), &names));
         assert!(!f.matches(&message("r", &[0]), &names));
         assert!(!f.matches(&message("s", &[1]), &names));
