@@ -82,11 +82,6 @@ impl Engine {
         }
     }
 
-    /// A new engine with this one's settings and buffers of its own.
-    pub fn fresh(&self) -> Engine {
-        Engine::new(self.key_encoding, self.want_base64).with_explain(self.explain)
-    }
-
     /// Whether messages need their Base64 (some sink wants it): a reload
     /// can change the sinks.
     pub fn set_want_base64(&mut self, want: bool) {

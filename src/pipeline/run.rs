@@ -164,20 +164,21 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         spawn_tracker(tracker, publish, &cpus, &supervisor)?
     };
 
-    let template = Worker {
-        rx: batch_rx,
-        spares: spare_tx,
+    let workers = spawn_workers(config.pipeline.workers, &supervisor, || Worker {
+        rx: batch_rx.clone(),
+        spares: spare_tx.clone(),
         routing: routing.clone(),
         topics: topics.clone(),
-        store,
+        store: store.clone(),
         progress: progress.clone(),
         counters: counters.clone(),
-        revoked,
+        revoked: revoked.clone(),
         engine: Engine::new(config.source.key_encoding, false),
         cpus: cpus.clone(),
-        taps,
-    };
-    let workers = spawn_workers(template, config.pipeline.workers, &supervisor)?;
+        taps: taps.clone(),
+    })?;
+    // The workers hold the receivers now: the channel closes with them.
+    drop(batch_rx);
 
     // The source, on this thread (pinned only now: librdkafka's threads,
     // started with the consumer above, keep every CPU).
@@ -290,34 +291,21 @@ impl Started {
     }
 }
 
-/// `n` worker threads like `template` (each with an engine of its own).
+/// `n` worker threads, each running the worker `make` gives it.
 fn spawn_workers(
-    template: Worker,
     n: usize,
     supervisor: &Arc<Supervisor>,
+    make: impl Fn() -> Worker,
 ) -> Result<Vec<std::thread::JoinHandle<Option<()>>>, RunError> {
     let mut workers = Vec::new();
     for i in 0..n {
-        let w = Worker {
-            rx: template.rx.clone(),
-            spares: template.spares.clone(),
-            routing: template.routing.clone(),
-            topics: template.topics.clone(),
-            store: template.store.clone(),
-            progress: template.progress.clone(),
-            counters: template.counters.clone(),
-            revoked: template.revoked.clone(),
-            engine: template.engine.fresh(),
-            cpus: template.cpus.clone(),
-            taps: template.taps.clone(),
-        };
+        let w = make();
         let supervisor = supervisor.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("ossnotify-worker-{i}"))
             .spawn(move || supervisor.run(&format!("worker-{i}"), || w.run()));
         workers.push(spawned.map_err(RunError::Thread)?);
     }
-    // Dropping the template drops its receiver: the workers hold the rest.
     Ok(workers)
 }
 
