@@ -263,22 +263,29 @@ trait Classify<T> {
     ) -> Result<T, CliError>;
 }
 
-impl<T, E: Into<anyhow::Error>> Classify<T> for Result<T, E> {
+impl<T, E: std::fmt::Display> Classify<T> for Result<T, E> {
     fn failed(self) -> Result<T, CliError> {
-        self.map_err(|e| CliError::Runtime(e.into()))
+        self.map_err(|e| CliError::Runtime(flat(e)))
     }
     fn invalid(
         self,
         context: impl std::fmt::Display + Send + Sync + 'static,
     ) -> Result<T, CliError> {
-        self.map_err(|e| CliError::Invalid(e.into().context(context)))
+        self.map_err(|e| CliError::Invalid(flat(e).context(context)))
     }
     fn runtime(
         self,
         context: impl std::fmt::Display + Send + Sync + 'static,
     ) -> Result<T, CliError> {
-        self.map_err(|e| CliError::Runtime(e.into().context(context)))
+        self.map_err(|e| CliError::Runtime(flat(e).context(context)))
     }
+}
+
+/// `e` as its message alone. The library's errors name their cause in
+/// their message (a file and its `io::Error`); kept as a source too, the
+/// chain printed in `main` would say the cause twice.
+fn flat(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::msg(e.to_string())
 }
 
 fn invalid(message: impl std::fmt::Display + Send + Sync + 'static) -> CliError {
@@ -452,7 +459,7 @@ fn config_tests(config_path: &Path, tests: &Path) -> Result<ExitCode, CliError> 
     let text =
         std::fs::read_to_string(tests).invalid(format!("cannot read {}", tests.display()))?;
     let r = ossnotify::config_tests::run(&config, tests, &text)
-        .map_err(|e| CliError::Invalid(e.into()))?;
+        .map_err(|e| CliError::Invalid(flat(e)))?;
     print!("{}", r.text);
     println!("test: {} passed, {} failed", r.passed, r.failed);
     if r.failed == 0 {
@@ -705,6 +712,6 @@ fn dry_run(
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        Err(e) => Err(CliError::Runtime(anyhow::Error::new(e).context(name))),
+        Err(e) => Err(CliError::Runtime(flat(e).context(name))),
     }
 }

@@ -279,3 +279,26 @@ fn config_unit_tests_pass_fail_with_a_diff_and_locate_errors() {
         "{err}"
     );
 }
+
+/// An error names its cause once: the library's errors carry it in their
+/// message, and the CLI does not print it again from the error's chain.
+#[test]
+fn an_error_names_its_cause_once() {
+    let out = run(
+        &[
+            "loadgen",
+            "--file",
+            "/nonexistent/dir/x.ndjson",
+            "--records",
+            "1",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: cannot write /nonexistent/dir/x.ndjson: "),
+        "{err}"
+    );
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}
