@@ -31,7 +31,8 @@ pub struct LoadSpec {
 
 enum Writer {
     Kafka(BaseProducer, String),
-    File(std::io::BufWriter<std::fs::File>),
+    /// The file and its path, for errors.
+    File(std::io::BufWriter<std::fs::File>, PathBuf),
 }
 
 /// Why load generation stopped.
@@ -78,12 +79,10 @@ pub fn generate(spec: &LoadSpec) -> Result<u64, LoadgenError> {
                 .create()?,
             topic.clone(),
         ),
-        Target::File(p) => Writer::File(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|source| LoadgenError::Write {
-                path: p.clone(),
-                source,
-            })?,
-        )),
+        Target::File(p) => Writer::File(
+            std::io::BufWriter::new(std::fs::File::create(p).map_err(write_error(p))?),
+            p.clone(),
+        ),
     };
     let workload = Workload {
         seed: spec.seed,
@@ -113,10 +112,10 @@ pub fn generate(spec: &LoadSpec) -> Result<u64, LoadgenError> {
                     }
                 }
             },
-            Writer::File(f) => f
+            Writer::File(f, path) => f
                 .write_all(&record)
                 .and_then(|()| f.write_all(b"\n"))
-                .map_err(|source| write_error(spec, source))?,
+                .map_err(write_error(path))?,
         }
         if spec.rate > 0 {
             // Keep to the rate: sleep until this record's due time.
@@ -134,16 +133,16 @@ pub fn generate(spec: &LoadSpec) -> Result<u64, LoadgenError> {
     }
     match &mut writer {
         Writer::Kafka(p, _) => p.flush(Duration::from_secs(30))?,
-        Writer::File(f) => f.flush().map_err(|source| write_error(spec, source))?,
+        Writer::File(f, path) => f.flush().map_err(write_error(path))?,
     }
     bar.finish_and_clear();
     Ok(spec.records)
 }
 
-fn write_error(spec: &LoadSpec, source: std::io::Error) -> LoadgenError {
-    let path = match &spec.target {
-        Target::File(p) => p.clone(),
-        Target::Kafka { .. } => PathBuf::new(),
-    };
-    LoadgenError::Write { path, source }
+/// The error of writing `path`.
+fn write_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> LoadgenError + '_ {
+    move |source| LoadgenError::Write {
+        path: path.to_owned(),
+        source,
+    }
 }

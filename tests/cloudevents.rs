@@ -114,7 +114,7 @@ async fn every_attribute_arrives_in_both_content_modes() {
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap();
-        let published_ms = humantime_ms(published);
+        let published_ms = ossnotify::oplog::time::parse(published).unwrap();
         assert!(
             published_ms <= at.as_millis() as i64
                 && published_ms >= (at - ran - Duration::from_secs(1)).as_millis() as i64,
@@ -146,19 +146,4 @@ async fn every_attribute_arrives_in_both_content_modes() {
         }
     }
     mns.stop();
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` as epoch ms.
-fn humantime_ms(s: &str) -> i64 {
-    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().unwrap();
-    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1000 + n(20..23)
 }
