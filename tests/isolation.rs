@@ -66,16 +66,7 @@ fn config(
     d.write(
         "run.toml",
         &format!(
-            r#"[source]
-type = "kafka"
-brokers = "{brokers}"
-topics = ["{topic}"]
-group_id = "{topic}"
-
-[source.librdkafka]
-"session.timeout.ms" = "10000"
-"max.poll.interval.ms" = "30000"
-
+            r#"{source}
 [pipeline]
 commit_interval_ms = 200
 
@@ -103,7 +94,7 @@ bucket = "iso"
 events = ["ObjectCreated:PutObject"]
 sinks = ["healthy", "failing"]
 "#,
-            brokers = support::broker::brokers(),
+            source = support::kafka_source(support::broker::brokers(), topic, topic, "", ""),
             dl = d.path("state").display(),
         ),
     )

@@ -68,17 +68,7 @@ fn config(d: &support::Dir, name: &str, topic: &str, strategy: &str, endpoint: &
     d.write(
         &format!("{name}.toml"),
         &format!(
-            r#"[source]
-type = "kafka"
-brokers = "{brokers}"
-topics = ["{topic}"]
-group_id = "{topic}"
-
-[source.librdkafka]
-"session.timeout.ms" = "10000"
-"max.poll.interval.ms" = "30000"
-"partition.assignment.strategy" = "{strategy}"
-
+            r#"{source}
 [pipeline]
 workers = 2
 queue_capacity = 16
@@ -106,7 +96,13 @@ bucket = "rb"
 events = ["ObjectCreated:PutObject"]
 sinks = ["q"]
 "#,
-            brokers = support::broker::brokers(),
+            source = support::kafka_source(
+                support::broker::brokers(),
+                topic,
+                topic,
+                "",
+                &format!("\"partition.assignment.strategy\" = \"{strategy}\""),
+            ),
             dl = d.path(&format!("dead-letter-{name}")).display(),
         ),
     )

@@ -130,18 +130,7 @@ fn kafka_config(
         &format!(
             r#"rules_dir = "{rules}"
 
-[source]
-type = "kafka"
-brokers = "{brokers}"
-topics = ["{topic}"]
-group_id = "{group}"
-key_encoding = "url"
-
-[source.librdkafka]
-"session.timeout.ms" = "10000"
-"max.poll.interval.ms" = "30000"
-"statistics.interval.ms" = "500"
-
+{source}
 [pipeline]
 workers = 2
 queue_capacity = 8
@@ -165,7 +154,13 @@ initial_backoff_ms = 20
 max_backoff_ms = 200
 "#,
             rules = support::repo("configs/rules.d").display(),
-            brokers = support::broker::brokers(),
+            source = support::kafka_source(
+                support::broker::brokers(),
+                topic,
+                group,
+                "key_encoding = \"url\"",
+                "\"statistics.interval.ms\" = \"500\"",
+            ),
             dl = d.path("dead-letter").display(),
         ),
     )
@@ -441,8 +436,14 @@ async fn reload_takes_effect_and_bad_edits_are_refused() {
     let server = mns(0, 0).await;
     support::broker::create_topic("oplog-reload", 1);
     let base = format!(
-        "[source]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"oplog-reload\"]\ngroup_id = \"ossnotify-reload\"\nkey_encoding = \"url\"\n[source.librdkafka]\n\"session.timeout.ms\" = \"10000\"\n\"max.poll.interval.ms\" = \"30000\"\n[dead_letter]\npath = \"{}\"\n[sinks.console]\ntype = \"mns_queue\"\nendpoint = \"{}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\n",
-        support::broker::brokers(),
+        "{}[dead_letter]\npath = \"{}\"\n[sinks.console]\ntype = \"mns_queue\"\nendpoint = \"{}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\n",
+        support::kafka_source(
+            support::broker::brokers(),
+            "oplog-reload",
+            "ossnotify-reload",
+            "key_encoding = \"url\"",
+            "",
+        ),
         d.path("dead-letter").display(),
         server.endpoint()
     );

@@ -28,17 +28,7 @@ impl World {
         std::fs::write(
             &path,
             format!(
-                r#"[source]
-type = "kafka"
-brokers = "{brokers}"
-topics = ["{TOPIC}"]
-group_id = "{GROUP}"
-
-[source.librdkafka]
-"session.timeout.ms" = "10000"
-"max.poll.interval.ms" = "30000"
-"partition.assignment.strategy" = "{strategy}"
-
+                r#"{source}
 [pipeline]
 drain_timeout_ms = 20000
 
@@ -64,8 +54,13 @@ bucket = "chaos"
 events = ["ObjectCreated:PutObject"]
 sinks = ["q"]
 "#,
-                brokers = self.brokers(),
-                strategy = self.strategy,
+                source = support::kafka_source(
+                    &self.brokers(),
+                    TOPIC,
+                    GROUP,
+                    "",
+                    &format!("\"partition.assignment.strategy\" = \"{}\"", self.strategy),
+                ),
                 dl = self.dir.join(format!("dead-letter-{slot}")).display(),
                 mns = self.mns_port,
             ),

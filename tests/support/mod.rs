@@ -64,6 +64,23 @@ impl Dir {
     }
 }
 
+/// A config's `[source]` for `topic` on `brokers`, read by `group`, with
+/// `source_extra` lines in `[source]` and `librdkafka_extra` in
+/// `[source.librdkafka]`. tansu holds a killed member's partitions until
+/// `max.poll.interval.ms`, so the tests' members shorten it (and their
+/// session), as every kill test must.
+pub fn kafka_source(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    source_extra: &str,
+    librdkafka_extra: &str,
+) -> String {
+    format!(
+        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{group}\"\n{source_extra}\n[source.librdkafka]\n\"session.timeout.ms\" = \"10000\"\n\"max.poll.interval.ms\" = \"30000\"\n{librdkafka_extra}\n"
+    )
+}
+
 /// How many times each string comes.
 pub fn counts(v: impl Iterator<Item = String>) -> std::collections::BTreeMap<String, usize> {
     let mut m = std::collections::BTreeMap::new();
