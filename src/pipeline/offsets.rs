@@ -616,6 +616,22 @@ mod tests {
         assert!(t.is_idle("oplog", 0));
     }
 
+    #[test]
+    fn a_record_read_before_offsets_went_back_holds_the_commit() {
+        let mut t = OffsetTracker::default();
+        t.assign("oplog", 1, 1).unwrap();
+        t.assign("oplog", 1, 2).unwrap();
+        // The source read offset 7 under generation 1 before it saw the
+        // offsets go back; the retiring generation takes it.
+        t.see("oplog", 1, 1, [7]).unwrap();
+        t.see("oplog", 1, 2, [0]).unwrap();
+        t.resolve("oplog", 1, 2, [(0, 0)]).unwrap();
+        assert_eq!(t.committable(), vec![], "7 of generation 1 is unresolved");
+        t.resolve("oplog", 1, 1, [(7, 0)]).unwrap();
+        assert_eq!(t.resolve("oplog", 1, 1, [(7, 0)]), Err(Anomaly::Stale));
+        assert_eq!(t.committable(), vec![("oplog".into(), 1, 1)]);
+    }
+
     /// One step of a random history: what the source, the workers and the
     /// sinks do, in any interleaving, plus events that only bugs or stale
     /// timing produce.
@@ -762,8 +778,15 @@ mod tests {
                             }
                             // A record read under a generation that is not
                             // current (held back over a revocation).
+                            // A retiring generation still takes it (the
+                            // source read it before offsets went backwards),
+                            // and then it is a record like any other: it
+                            // awaits its resolve and holds the commit.
                             2 if current != Some(g) => {
-                                let _ = t.see("t", partition, g, [o]);
+                                if t.see("t", partition, g, [o]).is_ok() {
+                                    unresolved.push((partition, g, o));
+                                    open.entry(partition).or_default().push((g, o));
+                                }
                             }
                             // An assignment older than the one held.
                             3 if current.is_some_and(|c| g < c) => {
