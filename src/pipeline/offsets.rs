@@ -783,7 +783,8 @@ mod tests {
                             // and then it is a record like any other: it
                             // awaits its resolve and holds the commit.
                             2 if current != Some(g) => {
-                                if t.see("t", partition, g, [o]).is_ok() {
+                                let taken = t.see("t", partition, g, [o]).is_ok();
+                                if taken {
                                     unresolved.push((partition, g, o));
                                     open.entry(partition).or_default().push((g, o));
                                 }
