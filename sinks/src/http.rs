@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::breaker::{BacklogConfig, BreakerConfig, Isolation};
+pub use crate::cloudevents::CloudEventsMode;
+use crate::cloudevents::{BinaryEvent, STRUCTURED_CONTENT_TYPE};
 use crate::config::{
     check_delivery, check_http_url, default_max_in_flight, default_timeout_ms, redact_url,
     Encoding, FieldIssue, RetryConfig, SinkConfig,
@@ -20,17 +22,6 @@ pub enum HttpBatching {
     Single,
     /// Up to `max_batch` messages per request, one per line.
     Ndjson,
-}
-
-/// How a CloudEvent travels over HTTP (CloudEvents' HTTP binding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CloudEventsMode {
-    /// The whole event as the body, `application/cloudevents+json`.
-    #[default]
-    Structured,
-    /// The attributes as `ce-*` headers, `data` as the body.
-    Binary,
 }
 
 #[derive(Clone, Deserialize)]
@@ -116,19 +107,12 @@ impl SinkConfig for HttpConfig {
             &self.backlog,
             &mut v,
         );
-        if self.cloudevents_mode == CloudEventsMode::Binary {
-            if self.encoding != Encoding::CloudEvents {
-                v.push(FieldIssue::new(
-                    "cloudevents_mode",
-                    "\"binary\" needs encoding = \"cloudevents\"",
-                ));
-            }
-            if self.batch != HttpBatching::Single {
-                v.push(FieldIssue::new(
-                    "cloudevents_mode",
-                    "\"binary\" sends one event per request: it needs batch = \"single\"",
-                ));
-            }
+        crate::cloudevents::check_mode(self.cloudevents_mode, self.encoding, &mut v);
+        if self.cloudevents_mode == CloudEventsMode::Binary && self.batch != HttpBatching::Single {
+            v.push(FieldIssue::new(
+                "cloudevents_mode",
+                "\"binary\" sends one event per request: it needs batch = \"single\"",
+            ));
         }
         v
     }
@@ -164,57 +148,8 @@ impl HttpConfig {
             (HttpBatching::Ndjson, _) => "application/x-ndjson",
             (HttpBatching::Single, Encoding::Json) => "application/json",
             (HttpBatching::Single, Encoding::Base64) => "text/plain",
-            (HttpBatching::Single, Encoding::CloudEvents) => {
-                "application/cloudevents+json; charset=utf-8"
-            }
+            (HttpBatching::Single, Encoding::CloudEvents) => STRUCTURED_CONTENT_TYPE,
         }
-    }
-}
-
-/// What CloudEvents' HTTP binding percent-encodes in a header value: space,
-/// `"`, `%` and everything outside printable ASCII (non-ASCII bytes are
-/// always encoded).
-const CE_HEADER: &percent_encoding::AsciiSet =
-    &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b'%');
-
-/// A structured CloudEvent in binary content mode: its attributes as
-/// `ce-*` headers (`datacontenttype` as `Content-Type`), its `data` as the
-/// body, byte for byte.
-#[derive(Debug, PartialEq, Eq)]
-pub struct BinaryEvent<'a> {
-    pub headers: Vec<(String, String)>,
-    pub content_type: String,
-    pub body: &'a str,
-}
-
-impl<'a> BinaryEvent<'a> {
-    pub fn from_structured(event: &'a str) -> Result<Self, String> {
-        use serde_json::value::RawValue;
-        let attrs: BTreeMap<String, &'a RawValue> = serde_json::from_str(event)
-            .map_err(|e| format!("not a CloudEvent (binary content mode needs one): {e}"))?;
-        let mut out = BinaryEvent {
-            headers: Vec::with_capacity(attrs.len()),
-            content_type: "application/json".into(),
-            body: "",
-        };
-        for (name, raw) in attrs {
-            if name == "data" {
-                out.body = raw.get();
-                continue;
-            }
-            let value = match serde_json::from_str::<String>(raw.get()) {
-                Ok(s) => s,
-                // Numbers and booleans are written as they are.
-                Err(_) => raw.get().to_owned(),
-            };
-            if name == "datacontenttype" {
-                out.content_type = value;
-            } else {
-                let value = percent_encoding::utf8_percent_encode(&value, CE_HEADER).to_string();
-                out.headers.push((format!("ce-{name}"), value));
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -255,8 +190,8 @@ impl HttpSink {
             Some(ev) => {
                 let mut req = req
                     .header("Content-Type", &ev.content_type)
-                    .body(ev.body.to_owned());
-                for (k, v) in &ev.headers {
+                    .body(ev.data.to_owned());
+                for (k, v) in ev.http_headers() {
                     req = req.header(k, v);
                 }
                 req
@@ -356,26 +291,5 @@ impl Sink for HttpSink {
             }
             out
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binary_mode_moves_attributes_to_percent_encoded_headers() {
-        let ev = r#"{"specversion":"1.0","id":"i","subject":"acs:oss:r:1:b/照 片%\"x","datacontenttype":"application/json;charset=utf-8","data":{"k":[1, 2]}}"#;
-        let b = BinaryEvent::from_structured(ev).unwrap();
-        assert_eq!(b.body, r#"{"k":[1, 2]}"#);
-        assert_eq!(b.content_type, "application/json;charset=utf-8");
-        let h: BTreeMap<_, _> = b.headers.into_iter().collect();
-        assert_eq!(h["ce-specversion"], "1.0");
-        assert_eq!(
-            h["ce-subject"],
-            "acs:oss:r:1:b/%E7%85%A7%20%E7%89%87%25%22x"
-        );
-        assert!(!h.contains_key("ce-data") && !h.contains_key("ce-datacontenttype"));
-        assert!(BinaryEvent::from_structured("eyJ9").is_err());
     }
 }
