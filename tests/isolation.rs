@@ -9,7 +9,10 @@
 //! - the same with the daemon killed -9 during the outage: the backlog
 //!   survives the restart and is delivered;
 //! - a full backlog with the default policy (block) pauses the consumer,
-//!   and memory stays bounded.
+//!   and memory stays bounded;
+//! - a `kafka` sink whose cluster is out of reach (a proxy in front of a
+//!   second tansu cuts every connection) is isolated the same way, and
+//!   catches up once the cluster is reachable again.
 
 mod support;
 
@@ -503,4 +506,174 @@ fn latencies(
         }
     }
     (during, after)
+}
+
+/// How many times each seq arrived in `topic` of `broker` (read from the
+/// beginning, by assignment), once `n` distinct seqs are there or `within`
+/// is over.
+fn kafka_arrivals(broker: u16, topic: &str, n: u64, within: Duration) -> HashMap<u64, usize> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{broker}"))
+        .set("group.id", "iso-check")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut got = HashMap::new();
+    let deadline = Instant::now() + within;
+    while (got.len() as u64) < n && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let body = std::str::from_utf8(m.payload().unwrap_or_default()).unwrap();
+            *got.entry(seq_of(body).expect(body)).or_insert(0) += 1;
+        }
+    }
+    got
+}
+
+/// How many times each seq is a line of the file sink's output.
+fn file_arrivals(path: &std::path::Path) -> HashMap<u64, usize> {
+    let mut got = HashMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        if let Some(s) = seq_of(line) {
+            *got.entry(s).or_insert(0) += 1;
+        }
+    }
+    got
+}
+
+/// The `kafka` sink's cluster out of reach (a proxy in front of a second
+/// tansu cuts every connection): the file sink keeps receiving, offsets
+/// move on, the Kafka sink's breaker opens and its messages wait in its
+/// backlog; once the cluster is reachable again they all arrive without
+/// any command, and none is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_sink_whose_cluster_is_out_of_reach_backlogs_and_catches_up() {
+    let topic = "iso-kafka-in";
+    support::broker::create_topic(topic, 2);
+    let target = support::free_port();
+    let proxy = support::proxy::Proxy::start(target).await;
+    let cluster = support::broker::Another::start(target, proxy.port);
+    cluster.create_topic("iso-kafka-out", 1);
+    let d = support::Dir::new();
+    let out = d.path("file-sink.ndjson");
+    let metrics_port = support::free_port();
+    let cfg = d.write(
+        "run.toml",
+        &format!(
+            r#"{source}
+[pipeline]
+commit_interval_ms = 200
+
+[dead_letter]
+path = "{dl}"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+[sinks.file]
+type = "file"
+path = "{out}"
+
+[sinks.kafka]
+type = "kafka"
+brokers = "127.0.0.1:{proxy}"
+topic = "iso-kafka-out"
+librdkafka = {{ "message.timeout.ms" = "3000" }}
+breaker = {{ failures = 3, probe_initial_ms = 500, probe_max_ms = 2000 }}
+
+[[rules]]
+id = "all"
+bucket = "iso"
+events = ["ObjectCreated:PutObject"]
+sinks = ["file", "kafka"]
+"#,
+            source = support::kafka_source(support::broker::brokers(), topic, topic, "", ""),
+            dl = d.path("state").display(),
+            out = out.display(),
+            proxy = proxy.port,
+        ),
+    );
+    let batch = |seqs: std::ops::Range<u64>| seqs.map(|s| record(s, 0)).collect::<Vec<_>>();
+    support::broker::produce(topic, &batch(0..100));
+    let member = Member::start(&cfg, d.path("run.log"), "info");
+    tokio::task::block_in_place(|| join(&member));
+    // Healthy: the first 100 reach both.
+    let got = tokio::task::block_in_place(|| {
+        kafka_arrivals(proxy.port, "iso-kafka-out", 100, Duration::from_secs(60))
+    });
+    assert_eq!(got.len(), 100, "{}", member.log_text());
+
+    // The cluster goes out of reach; 300 more records.
+    proxy.cut();
+    support::broker::produce(topic, &batch(100..400));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut metrics = String::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        metrics = support::http_get(metrics_port, "/metrics");
+        let backlogged = metric(&metrics, "ossnotify_sink_backlog_messages{sink=\"kafka\"}");
+        if file_arrivals(&out).len() == 400 && committed_total(topic) == 400 && backlogged > 0.0 {
+            break;
+        }
+    }
+    assert_eq!(
+        file_arrivals(&out).len(),
+        400,
+        "the file sink stalled behind the Kafka sink:\n{}",
+        member.log_text()
+    );
+    assert_eq!(committed_total(topic), 400, "offsets stopped moving");
+    // Open, or half-open while a probe is out.
+    assert_ne!(
+        metric(&metrics, "ossnotify_sink_breaker_state{sink=\"kafka\"}"),
+        0.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "ossnotify_sink_backlog_messages{sink=\"kafka\"}") > 0.0,
+        "{metrics}"
+    );
+
+    // Reachable again: everything arrives, without any command.
+    proxy.heal();
+    let got = tokio::task::block_in_place(|| {
+        kafka_arrivals(proxy.port, "iso-kafka-out", 400, Duration::from_secs(90))
+    });
+    let lost: Vec<u64> = (0..400).filter(|s| !got.contains_key(s)).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        metrics = support::http_get(metrics_port, "/metrics");
+        if metric(&metrics, "ossnotify_sink_backlog_messages{sink=\"kafka\"}") == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (code, log) = tokio::task::block_in_place(|| member.signal("-TERM"));
+    eprintln!(
+        "kafka sink: {} of 400 distinct, {} duplicates, {} redelivered from the backlog; producer replaced: {}",
+        got.len(),
+        got.values().map(|c| c - 1).sum::<usize>(),
+        metric(&metrics, "ossnotify_sink_redelivered_total{sink=\"kafka\"}"),
+        log.contains("a new one takes over"),
+    );
+    assert!(lost.is_empty(), "the Kafka sink lost {lost:?}:\n{log}");
+    assert_eq!(
+        metric(&metrics, "ossnotify_sink_backlog_messages{sink=\"kafka\"}"),
+        0.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "ossnotify_sink_redelivered_total{sink=\"kafka\"}") > 0.0,
+        "{metrics}"
+    );
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("circuit breaker open"), "{log}");
+    assert!(log.contains("circuit breaker closed"), "{log}");
+    assert!(ossnotify_sinks::dead_letter::read_all(&d.path("state"))
+        .unwrap()
+        .is_empty());
 }

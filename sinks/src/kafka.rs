@@ -1,18 +1,24 @@
 //! `type = "kafka"`: produce each message to a topic, keyed by bucket/key,
 //! with an idempotent producer; librdkafka's delivery reports are the
-//! outcomes (it retries transient errors itself). CloudEvents travel as
+//! outcomes (it retries transient errors itself, within `message.timeout.ms`).
+//! An error that outlives those retries (a timeout, brokers unreachable) is
+//! transient for the breaker: the message waits in the sink's backlog
+//! rather than in the dead-letter store. CloudEvents travel as
 //! CloudEvents' Kafka binding says: structured (the event as the value,
 //! `content-type: application/cloudevents+json`) or binary (`ce_*`
 //! headers, `data` as the value).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde::Deserialize;
 
+use crate::breaker::{BacklogConfig, BreakerConfig, Isolation};
 use crate::cloudevents::{BinaryEvent, CloudEventsMode, STRUCTURED_CONTENT_TYPE};
 use crate::config::{Encoding, FieldIssue, SinkConfig};
 use crate::sink::{Delivery, Envelope, Outcome, Sink};
@@ -33,7 +39,18 @@ pub struct KafkaConfig {
     /// With `encoding = "cloudevents"`: structured or binary content mode.
     #[serde(default)]
     pub cloudevents_mode: CloudEventsMode,
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    #[serde(default)]
+    pub backlog: BacklogConfig,
 }
+
+/// How long librdkafka tries a message (`message.timeout.ms`) unless the
+/// config says: with a breaker, a dead cluster should reach it soon (the
+/// sink's queue waits that long before the backlog takes over); without
+/// one, the message is dead-lettered after it, so it tries longer.
+const TIMEOUT_ISOLATED_MS: &str = "10000";
+const TIMEOUT_MS: &str = "30000";
 
 /// Credential properties (`sasl.password`, …) are hidden.
 impl std::fmt::Debug for KafkaConfig {
@@ -51,6 +68,8 @@ impl std::fmt::Debug for KafkaConfig {
             .field("encoding", &self.encoding)
             .field("event_bus", &self.event_bus)
             .field("cloudevents_mode", &self.cloudevents_mode)
+            .field("breaker", &self.breaker)
+            .field("backlog", &self.backlog)
             .finish()
     }
 }
@@ -69,7 +88,14 @@ impl SinkConfig for KafkaConfig {
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "30000");
+            .set(
+                "message.timeout.ms",
+                if self.breaker.enabled {
+                    TIMEOUT_ISOLATED_MS
+                } else {
+                    TIMEOUT_MS
+                },
+            );
         // The user's properties win.
         for (k, v) in &self.librdkafka {
             cc.set(k, v);
@@ -77,12 +103,14 @@ impl SinkConfig for KafkaConfig {
         let producer: FutureProducer = cc.create()?;
         Ok(Box::new(KafkaSink {
             name: name.to_owned(),
-            producer,
+            producer: RwLock::new(Arc::new(producer)),
+            client_config: cc,
             topic: self.topic.clone(),
             cloudevents: match self.encoding {
                 Encoding::CloudEvents => Some(self.cloudevents_mode),
                 _ => None,
             },
+            isolation: Isolation::new(name, &self.breaker, &self.backlog),
         }))
     }
     fn validate(&self) -> Vec<FieldIssue> {
@@ -94,19 +122,129 @@ impl SinkConfig for KafkaConfig {
             v.push(FieldIssue::new("topic", "is empty"));
         }
         crate::cloudevents::check_mode(self.cloudevents_mode, self.encoding, &mut v);
+        self.breaker.validate(&mut v);
+        self.backlog.validate(&mut v);
         v
     }
 }
 
 pub struct KafkaSink {
     name: String,
-    producer: FutureProducer,
+    /// Replaced when librdkafka reports it failed fatally.
+    producer: RwLock<Arc<FutureProducer>>,
+    client_config: ClientConfig,
     topic: String,
     /// The content mode, when the payloads are CloudEvents.
     cloudevents: Option<CloudEventsMode>,
+    isolation: Option<Isolation>,
+}
+
+/// Whether a produce error that librdkafka gave up on may pass: the
+/// cluster or the partition's leader was out of reach, or too slow. Any
+/// other error (too large, not authorized, a topic that does not exist)
+/// is the message's or the config's, and final.
+fn transient(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    match e {
+        KafkaError::MessageProduction(code) => matches!(
+            code,
+            C::MessageTimedOut
+                | C::QueueFull
+                | C::AllBrokersDown
+                | C::BrokerTransportFailure
+                | C::RequestTimedOut
+                | C::NetworkException
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+                | C::NotEnoughReplicas
+                | C::NotEnoughReplicasAfterAppend
+                | C::BrokerNotAvailable
+        ),
+        // The producer went away under the message (a reload).
+        KafkaError::Canceled => true,
+        _ => false,
+    }
 }
 
 impl KafkaSink {
+    fn producer(&self) -> Arc<FutureProducer> {
+        self.producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// After a failed send: whether `used` is broken. An idempotent
+    /// producer is when librdkafka says it failed fatally, or when the
+    /// cluster no longer takes its producer id or epoch (tansu fences it
+    /// after an outage outlasted `message.timeout.ms`): it then fails every
+    /// later send the same way, so a new producer, with a new id, replaces
+    /// it (once, however many sends saw it fail). The message was not
+    /// delivered and may be sent again: the failure is transient.
+    fn replace_if_broken(&self, used: &Arc<FutureProducer>, err: &KafkaError) -> bool {
+        use RDKafkaErrorCode as C;
+        let (code, reason) = match (used.client().fatal_error(), err) {
+            (Some(fatal), _) => fatal,
+            (
+                None,
+                KafkaError::MessageProduction(
+                    code @ (C::ProducerFenced
+                    | C::InvalidProducerEpoch
+                    | C::UnknownProducerId
+                    | C::InvalidProducerIdMapping
+                    | C::OutOfOrderSequenceNumber),
+                ),
+            ) => (*code, err.to_string()),
+            _ => return false,
+        };
+        let mut current = self.producer.write().unwrap_or_else(|p| p.into_inner());
+        if Arc::ptr_eq(&current, used) {
+            match self.client_config.create::<FutureProducer>() {
+                Ok(p) => {
+                    tracing::warn!(sink = %self.name, ?code, %reason, "the Kafka producer is broken: a new one takes over");
+                    *current = Arc::new(p);
+                }
+                // The next failure tries again.
+                Err(e) => {
+                    tracing::error!(sink = %self.name, error = %e, "the Kafka producer is broken and a new one cannot be created")
+                }
+            }
+        }
+        true
+    }
+
+    async fn send(&self, producer: &Arc<FutureProducer>, e: &Envelope) -> Outcome {
+        let (value, headers) = match self.value_and_headers(&e.payload) {
+            Ok(v) => v,
+            Err(error) => return Outcome::Failed { error, attempts: 1 },
+        };
+        let mut record = FutureRecord::to(&self.topic)
+            .key(e.key.as_bytes())
+            .payload(value.as_bytes());
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
+        // A full local queue is waited out for up to 30 s.
+        let sent = producer.send(record, Duration::from_secs(30)).await;
+        let breaker = self.isolation.as_ref().map(|i| &i.breaker);
+        match sent {
+            Ok(_) => {
+                breaker.inspect(|b| b.record(true));
+                Outcome::Delivered
+            }
+            Err((err, _)) => {
+                let error = format!("Kafka: {err}");
+                if transient(&err) || self.replace_if_broken(producer, &err) {
+                    breaker.inspect(|b| b.record(false));
+                    Outcome::Deferred { error, attempts: 1 }
+                } else {
+                    breaker.inspect(|b| b.record(true));
+                    Outcome::Failed { error, attempts: 1 }
+                }
+            }
+        }
+    }
+
     /// The record's value and headers for one payload; a payload binary
     /// mode cannot split is a permanent failure.
     fn value_and_headers<'p>(
@@ -151,30 +289,16 @@ impl Sink for KafkaSink {
         4
     }
 
+    fn isolation(&self) -> Option<Isolation> {
+        self.isolation.clone()
+    }
+
     fn deliver<'a>(&'a self, batch: &'a [Envelope]) -> Delivery<'a> {
         // All of the batch is enqueued at once (each future enqueues on its
-        // first poll); each then waits for its delivery report. A full local
-        // queue is waited out for up to 30 s.
-        Box::pin(futures_util::future::join_all(batch.iter().map(
-            |e| async move {
-                let (value, headers) = match self.value_and_headers(&e.payload) {
-                    Ok(v) => v,
-                    Err(error) => return Outcome::Failed { error, attempts: 1 },
-                };
-                let mut record = FutureRecord::to(&self.topic)
-                    .key(e.key.as_bytes())
-                    .payload(value.as_bytes());
-                if let Some(headers) = headers {
-                    record = record.headers(headers);
-                }
-                match self.producer.send(record, Duration::from_secs(30)).await {
-                    Ok(_) => Outcome::Delivered,
-                    Err((err, _)) => Outcome::Failed {
-                        error: format!("Kafka: {err}"),
-                        attempts: 1,
-                    },
-                }
-            },
-        )))
+        // first poll); each then waits for its delivery report.
+        Box::pin(async move {
+            let producer = self.producer();
+            futures_util::future::join_all(batch.iter().map(|e| self.send(&producer, e))).await
+        })
     }
 }

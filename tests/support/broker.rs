@@ -74,3 +74,50 @@ pub fn produce(topic: &str, payloads: &[String]) {
     }
     producer.flush(std::time::Duration::from_secs(60)).unwrap();
 }
+
+/// A second tansu, whose clients are told to connect to `advertised` (a
+/// `support::proxy::Proxy`'s port), so that a test can cut them off
+/// from it while it keeps its data. Stopped when dropped.
+pub struct Another {
+    pub port: u16,
+}
+
+impl Another {
+    pub fn start(port: u16, advertised: u16) -> Another {
+        let status = Command::new("bash")
+            .arg(script())
+            .args([
+                "start",
+                &port.to_string(),
+                &std::process::id().to_string(),
+                &advertised.to_string(),
+            ])
+            .status()
+            .expect("run scripts/broker.sh");
+        assert!(status.success(), "scripts/broker.sh start failed");
+        Another { port }
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let status = Command::new("bash")
+            .arg(script())
+            .args([
+                "topic",
+                &self.port.to_string(),
+                name,
+                &partitions.to_string(),
+            ])
+            .status()
+            .expect("run scripts/broker.sh");
+        assert!(status.success(), "creating topic {name} failed");
+    }
+}
+
+impl Drop for Another {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .args(["stop", &self.port.to_string()])
+            .status();
+    }
+}

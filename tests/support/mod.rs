@@ -115,6 +115,7 @@ pub fn validate(config: &Path) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text(&out.stdout))
 }
 pub mod broker;
+pub mod proxy;
 
 /// A client of consumer group `group` on the test broker that only reads
 /// its committed offsets: it never joins the group.
