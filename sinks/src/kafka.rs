@@ -96,6 +96,11 @@ impl SinkConfig for KafkaConfig {
                     TIMEOUT_MS
                 },
             );
+        // A topic the cluster says it lacks fails its messages after this
+        // wait (librdkafka's default is 30 s): well before their
+        // `message.timeout.ms`, so that it is told from an outage and
+        // dead-lettered, not kept in the backlog.
+        cc.set("topic.metadata.propagation.max.ms", "5000");
         // The user's properties win.
         for (k, v) in &self.librdkafka {
             cc.set(k, v);

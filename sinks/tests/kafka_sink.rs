@@ -166,3 +166,30 @@ fn binary_mode_needs_cloudevents() {
         issues[0].message
     );
 }
+
+/// A topic the cluster does not have (and will not create) is the
+/// config's error: dead-lettered (`Failed`) within seconds, not taken for
+/// an outage and kept for a redelivery that cannot succeed. tansu creates
+/// topics on first use, so this runs on librdkafka's mock cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_is_a_permanent_failure() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let cfg: KafkaConfig = toml::from_str(&format!(
+        "brokers = \"{}\"\ntopic = \"no-such-topic\"\n[librdkafka]\n\"allow.auto.create.topics\" = \"false\"\n",
+        cluster.bootstrap_servers()
+    ))
+    .unwrap();
+    let sink = cfg.build("missing").unwrap();
+    let e = Envelope {
+        payload: "p".into(),
+        rule_id: "r".into(),
+        key: "b/k".into(),
+        ..Default::default()
+    };
+    let out = sink.deliver(std::slice::from_ref(&e)).await;
+    match &out[0] {
+        Outcome::Failed { error, .. } => assert!(error.contains("Unknown topic"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(sink.isolation().unwrap().breaker.is_closed());
+}
