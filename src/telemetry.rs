@@ -37,6 +37,9 @@ pub const TRACKER_ANOMALIES: &str = "ossnotify_tracker_anomalies_total";
 pub const EVENT_AGE: &str = "ossnotify_event_age_seconds";
 /// The age of the oldest record read and not yet committable.
 pub const OLDEST_PENDING: &str = "ossnotify_oldest_pending_seconds";
+/// How long this member's consumer group has been rebalancing (0 while it
+/// is settled): nothing is consumed or committed meanwhile.
+pub const GROUP_UNSETTLED: &str = "ossnotify_group_unsettled_seconds";
 
 /// The event-age histogram's buckets, in seconds: from a quick pipeline to
 /// an hour-long outage.

@@ -31,6 +31,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use super::fetch_queue::{forward, FetchQueue, Fetched};
+use super::group_watch::GroupWatch;
 use super::{Handoff, Refused, Source, BATCH};
 use crate::config::SourceConfig;
 use crate::pipeline::batch::{Batch, Coord, Topics};
@@ -79,6 +80,7 @@ pub struct SourceContext {
     /// The source loop's [`FetchQueue`] while it runs (else null): newly
     /// assigned partitions are forwarded to it.
     fetch_queue: AtomicPtr<rdkafka::bindings::rd_kafka_queue_t>,
+    group: Mutex<GroupWatch>,
 }
 
 impl ClientContext for SourceContext {
@@ -111,6 +113,9 @@ impl ClientContext for SourceContext {
     fn stats(&self, stats: rdkafka::Statistics) {
         let up = stats.brokers.values().any(|b| b.state == "UP");
         self.set_connected(up);
+        if let Some(g) = &stats.cgrp {
+            self.watch_group(g);
+        }
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
@@ -123,6 +128,23 @@ impl ClientContext for SourceContext {
 }
 
 impl SourceContext {
+    fn watch_group(&self, g: &rdkafka::statistics::ConsumerGroup) {
+        let mut watch = self.group.lock().unwrap_or_else(|p| p.into_inner());
+        let was_stuck = watch.warned();
+        let (age, warn) = watch.observe(&g.join_state, std::time::Instant::now());
+        metrics::gauge!(crate::telemetry::GROUP_UNSETTLED).set(age.as_secs_f64());
+        if warn {
+            tracing::warn!(
+                seconds = age.as_secs(),
+                join_state = %g.join_state,
+                reason = %g.rebalance_reason,
+                "the consumer group has not settled for longer than max.poll.interval.ms: nothing is consumed or committed until it does; if it lasts, the group coordinator may be stuck (see the broker)"
+            );
+        } else if was_stuck && age.is_zero() {
+            tracing::info!("the consumer group settled");
+        }
+    }
+
     /// Logs a change of the brokers' reachability once; `/ready` and
     /// `ossnotify_source_connected` follow it.
     fn set_connected(&self, up: bool) {
@@ -391,6 +413,13 @@ impl KafkaSource {
             given_up,
             log_limit: Default::default(),
             fetch_queue: AtomicPtr::new(std::ptr::null_mut()),
+            group: Mutex::new(GroupWatch::new(Duration::from_millis(
+                cfg.librdkafka
+                    .get("max.poll.interval.ms")
+                    .and_then(|v| v.parse().ok())
+                    // librdkafka's default.
+                    .unwrap_or(300_000),
+            ))),
         };
         let consumer: KafkaConsumer = cc.create_with_context(ctx).map_err(SourceError::Consumer)?;
         let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();

@@ -11,6 +11,7 @@
 //! Adding a source means a module here and one arm in [`open`].
 
 pub mod fetch_queue;
+pub mod group_watch;
 pub mod kafka;
 pub mod lines;
 
