@@ -13,10 +13,12 @@
 //! `ossnotify match` what those records must produce, and checks that every
 //! such message arrived at mns-dev at least once or sits in a dead-letter
 //! store. It reports the faults injected, the messages expected, lost (must
-//! be 0), duplicated (count and %, and per fault kind: each extra delivery is
+//! be 0: missing though the group committed past their record),
+//! undelivered (must be 0: missing and not committed, so a stalled run
+//! rather than a broken guarantee), duplicated (count and %, and per fault kind: each extra delivery is
 //! charged to the last fault before it), the worst time to recover after a
 //! fault (until every message produced before it had arrived), and each
-//! member's peak RSS. It exits 1 if anything was lost.
+//! member's peak RSS. It exits 1 if anything was lost or undelivered.
 //!
 //! ```text
 //! OSSNOTIFY_CHAOS_SECONDS=600 OSSNOTIFY_CHAOS_STRATEGY=cooperative-sticky cargo bench --bench chaos
@@ -190,7 +192,8 @@ fn watermark(arrivals: &Arrivals, dead: &HashMap<u64, usize>, from: u64, upto: u
 }
 
 /// Every record the topic holds, from the beginning (no group).
-fn read_topic(brokers: &str) -> Vec<String> {
+/// Every record of the topic, with where it is: (partition, offset, text).
+fn read_topic(brokers: &str) -> Vec<(i32, i64, String)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "chaos-reader")
@@ -214,7 +217,11 @@ fn read_topic(brokers: &str) -> Vec<String> {
     while next.iter().any(|(p, o)| o < &high[p]) && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
             next.insert(m.partition(), m.offset() + 1);
-            out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            out.push((
+                m.partition(),
+                m.offset(),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            ));
         }
     }
     assert!(
@@ -222,6 +229,30 @@ fn read_topic(brokers: &str) -> Vec<String> {
         "could not read the whole topic back"
     );
     out
+}
+
+/// The group's committed offset of each partition (after the members
+/// stopped): what the next run would start from.
+fn committed(brokers: &str) -> HashMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", GROUP)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(TOPIC, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .unwrap();
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The run's settings, from the environment.
@@ -284,7 +315,7 @@ fn main() {
     } else {
         script(o.broker_script(), &["stop", &w.kafka_port.to_string()]);
     }
-    if v.lost > 0 || !w.bad_exits.is_empty() {
+    if v.lost > 0 || v.undelivered > 0 || !w.bad_exits.is_empty() {
         std::process::exit(1);
     }
 }
@@ -561,9 +592,14 @@ fn catch_up(
 /// What arrived against what `ossnotify match` says the topic's records
 /// must produce.
 struct Verdict {
-    records: Vec<String>,
+    records: Vec<(i32, i64, String)>,
     total_expected: usize,
+    /// Missing though the group committed past their record: the
+    /// guarantee broken.
     lost: usize,
+    /// Missing, and their record not committed: the next run delivers
+    /// them, but this one stalled.
+    undelivered: usize,
     duplicates: usize,
     dead_lettered: usize,
     /// Duplicates charged to the fault before them.
@@ -571,12 +607,19 @@ struct Verdict {
 }
 
 fn verdict(w: &World, faults: &[Fault], arrivals: &Arrivals) -> Verdict {
+    let committed = committed(&w.brokers());
     let records = read_topic(&w.brokers());
     let corpus = w.dir.join("corpus.ndjson");
+    // Where each request's record is.
+    let mut at: HashMap<u64, (i32, i64)> = HashMap::new();
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&corpus).unwrap());
-        for r in &records {
+        for (p, o, r) in &records {
             writeln!(f, "{r}").unwrap();
+            let v: serde_json::Value = serde_json::from_str(r).unwrap();
+            if let Some(id) = v["request_id"].as_str().and_then(|i| i.strip_prefix("c-")) {
+                at.entry(id.parse().unwrap()).or_insert((*p, *o));
+            }
         }
     }
     let out = Command::new(env!("CARGO_BIN_EXE_ossnotify"))
@@ -608,6 +651,7 @@ fn verdict(w: &World, faults: &[Fault], arrivals: &Arrivals) -> Verdict {
         records,
         total_expected: expected.values().sum(),
         lost: 0,
+        undelivered: 0,
         duplicates: 0,
         dead_lettered: dead.values().sum(),
         dup_by_kind: BTreeMap::new(),
@@ -616,9 +660,16 @@ fn verdict(w: &World, faults: &[Fault], arrivals: &Arrivals) -> Verdict {
         let mut times = arrivals.by_id.get(id).cloned().unwrap_or_default();
         let got = times.len() + dead.get(id).copied().unwrap_or(0);
         if got < *want {
-            v.lost += want - got;
-            if v.lost <= 10 {
-                println!("LOST: request c-{id} ({got} of {want})");
+            let (p, o) = at[id];
+            let past = committed.get(&p).is_some_and(|c| o < *c);
+            let (count, label) = if past {
+                (&mut v.lost, "LOST (committed past it)")
+            } else {
+                (&mut v.undelivered, "UNDELIVERED (not committed)")
+            };
+            *count += want - got;
+            if *count <= 10 {
+                println!("{label}: request c-{id} at {p}/{o} ({got} of {want})");
             }
         }
         if got > *want {
@@ -671,7 +722,11 @@ fn report(
         "| messages expected (`ossnotify match`) | {} |",
         v.total_expected
     );
-    println!("| lost | **{}** |", v.lost);
+    println!("| lost (committed past) | **{}** |", v.lost);
+    println!(
+        "| undelivered at the end (not committed; the next run sends them) | {} |",
+        v.undelivered
+    );
     println!("| dead-lettered | {} |", v.dead_lettered);
     println!(
         "| duplicated | {} ({:.2} %) |",
