@@ -13,12 +13,13 @@
 //! `ossnotify match` what those records must produce, and checks that every
 //! such message arrived at mns-dev at least once or sits in a dead-letter
 //! store. It reports the faults injected, the messages expected, lost (must
-//! be 0: missing though the group committed past their record),
-//! undelivered (must be 0: missing and not committed, so a stalled run
-//! rather than a broken guarantee), duplicated (count and %, and per fault kind: each extra delivery is
-//! charged to the last fault before it), the worst time to recover after a
-//! fault (until every message produced before it had arrived), and each
-//! member's peak RSS. It exits 1 if anything was lost or undelivered.
+//! be 0: missing though the group committed past their record), undelivered
+//! (must be 0: missing and not committed, so a stalled run rather than a
+//! broken guarantee), duplicated (count and %, and per fault kind: each
+//! extra delivery is charged to the last fault before it), the worst time
+//! to recover after a fault (until every message produced before it had
+//! arrived), and each member's peak RSS. It exits 1 if anything was lost or
+//! undelivered.
 //!
 //! ```text
 //! OSSNOTIFY_CHAOS_SECONDS=600 OSSNOTIFY_CHAOS_STRATEGY=cooperative-sticky cargo bench --bench chaos
