@@ -617,7 +617,8 @@ fn verdict(w: &World, faults: &[Fault], arrivals: &Arrivals) -> Verdict {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&corpus).unwrap());
         for (p, o, r) in &records {
             writeln!(f, "{r}").unwrap();
-            let v: serde_json::Value = serde_json::from_str(r).unwrap();
+            // Some records are not JSON on purpose (dead-lettered).
+            let v: serde_json::Value = serde_json::from_str(r).unwrap_or_default();
             if let Some(id) = v["request_id"].as_str().and_then(|i| i.strip_prefix("c-")) {
                 at.entry(id.parse().unwrap()).or_insert((*p, *o));
             }
