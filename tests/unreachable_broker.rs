@@ -11,22 +11,21 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-#[test]
-fn an_unreachable_broker_is_reported_without_a_flood() {
-    let d = support::Dir::new();
-    // A port nobody listens on.
-    let closed = support::free_port();
-    let metrics = support::free_port();
-    let cfg = d.write(
+/// A member of group `g` reading topic `t` from `brokers` into a null
+/// sink, with librdkafka's statistics every second, its metrics on
+/// `metrics`, and `librdkafka` extra lines in `[source.librdkafka]`.
+fn config(d: &support::Dir, brokers: &str, metrics: u16, librdkafka: &str) -> std::path::PathBuf {
+    d.write(
         "c.toml",
         &format!(
             r#"[source]
 type = "kafka"
-brokers = "127.0.0.1:{closed}"
+brokers = "{brokers}"
 topics = ["t"]
 group_id = "g"
 [source.librdkafka]
 "statistics.interval.ms" = "1000"
+{librdkafka}
 
 [metrics]
 listen = "127.0.0.1:{metrics}"
@@ -45,7 +44,16 @@ sinks = ["n"]
 "#,
             dl = d.path("dl").display()
         ),
-    );
+    )
+}
+
+#[test]
+fn an_unreachable_broker_is_reported_without_a_flood() {
+    let d = support::Dir::new();
+    // A port nobody listens on.
+    let closed = support::free_port();
+    let metrics = support::free_port();
+    let cfg = config(&d, &format!("127.0.0.1:{closed}"), metrics, "");
     let member = support::Member::start(&cfg, d.path("run.log"), "info");
     let watched = Duration::from_secs(15);
     std::thread::sleep(watched);
@@ -87,37 +95,11 @@ fn a_group_that_never_settles_is_reported() {
     );
     let d = support::Dir::new();
     let metrics = support::free_port();
-    let cfg = d.write(
-        "c.toml",
-        &format!(
-            r#"[source]
-type = "kafka"
-brokers = "{brokers}"
-topics = ["t"]
-group_id = "g"
-[source.librdkafka]
-"statistics.interval.ms" = "1000"
-"session.timeout.ms" = "6000"
-"max.poll.interval.ms" = "8000"
-
-[metrics]
-listen = "127.0.0.1:{metrics}"
-
-[dead_letter]
-path = "{dl}"
-
-[sinks.n]
-type = "null"
-
-[[rules]]
-id = "r"
-bucket = "b"
-events = ["ObjectCreated:PutObject"]
-sinks = ["n"]
-"#,
-            brokers = cluster.bootstrap_servers(),
-            dl = d.path("dl").display()
-        ),
+    let cfg = config(
+        &d,
+        &cluster.bootstrap_servers(),
+        metrics,
+        "\"session.timeout.ms\" = \"6000\"\n\"max.poll.interval.ms\" = \"8000\"",
     );
     let member = support::Member::start(&cfg, d.path("run.log"), "info");
     assert!(
