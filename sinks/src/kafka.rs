@@ -135,7 +135,7 @@ impl SinkConfig for KafkaConfig {
 
 pub struct KafkaSink {
     name: String,
-    /// Replaced when librdkafka reports it failed fatally.
+    /// Replaced when it breaks (see [`KafkaSink::replace_if_broken`]).
     producer: RwLock<Arc<FutureProducer>>,
     client_config: ClientConfig,
     topic: String,
