@@ -233,10 +233,16 @@ impl Tracker {
         // closes, and a broker that has the final offsets means fewer
         // records read twice at the next start.
         committed.clear();
-        let result = self.commit(&t, true, &mut committed);
+        let result = match self.commit(&t, true, &mut committed) {
+            Err(e) if refused_by_rebalance(&e) => {
+                tracing::warn!(error = %e, "the last offset commit was refused: the group is rebalancing, and these partitions are no longer this member's to commit; their next owner reads the uncommitted records again (duplicates, nothing lost)");
+                Ok(Vec::new())
+            }
+            other => other.map(|()| t.committable()),
+        };
         anomalies.publish();
         publish(&t);
-        result.map(|()| t.committable())
+        result
     }
 
     /// Forgets the revoked partitions and replies with what is done for
@@ -297,6 +303,23 @@ impl Tracker {
     }
 }
 
+/// A commit the group coordinator refused because this member's generation
+/// is over or a rebalance is under way: the group's churn (a member joined
+/// or left as this one stopped), not a failure of this run. Whatever it
+/// would have committed is read again by the partitions' next owner.
+fn refused_by_rebalance(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::IllegalGeneration
+                | C::RebalanceInProgress
+                | C::UnknownMemberId
+                | C::FencedInstanceId
+        )
+    )
+}
+
 fn same_partition(a: &Coord, b: &Coord) -> bool {
     (a.topic, a.partition, a.epoch) == (b.topic, b.partition, b.epoch)
 }
@@ -321,6 +344,51 @@ mod tests {
         }
     }
 
+    /// Takes asynchronous commits, refuses synchronous ones with `code`.
+    struct Refusing(rdkafka::types::RDKafkaErrorCode);
+
+    impl Committer for Refusing {
+        fn commit(&self, _: &[Position], sync: bool) -> Result<(), KafkaError> {
+            if sync {
+                Err(KafkaError::ConsumerCommit(self.0))
+            } else {
+                Ok(())
+            }
+        }
+        fn take_failed(&self) -> bool {
+            false
+        }
+    }
+
+    /// The last commit refused by the coordinator: as the group's churn
+    /// (the run ends normally, nothing committed at the end) or as a
+    /// failure of the run (the broker out of reach).
+    #[test]
+    fn a_last_commit_refused_by_a_rebalance_ends_the_run_normally() {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        for (code, churn) in [
+            (C::IllegalGeneration, true),
+            (C::RebalanceInProgress, true),
+            (C::UnknownMemberId, true),
+            (C::AllBrokersDown, false),
+            (C::RequestTimedOut, false),
+        ] {
+            let sup = Supervisor::new(Arc::new(AtomicBool::new(false)));
+            let (tx, h) = start_with(sup, Arc::new(Refusing(code)));
+            tx.send(Progress::Assigned(vec![(0, 0, 1)])).unwrap();
+            tx.send(Progress::Seen(vec![coord(0, 1, 0)])).unwrap();
+            tx.send(Progress::Resolved(vec![(coord(0, 1, 0), 0)]))
+                .unwrap();
+            tx.send(Progress::Finish).unwrap();
+            let result = h.join().unwrap();
+            if churn {
+                assert_eq!(result.unwrap(), vec![], "{code:?}");
+            } else {
+                assert_eq!(result, Err(KafkaError::ConsumerCommit(code)));
+            }
+        }
+    }
+
     fn coord(partition: i32, epoch: Generation, offset: i64) -> Coord {
         Coord {
             topic: 0,
@@ -333,22 +401,26 @@ mod tests {
     type Running = std::thread::JoinHandle<Result<Vec<Position>, KafkaError>>;
 
     fn start(supervisor: Arc<Supervisor>) -> (Sender<Progress>, Arc<Recorder>, Running) {
+        let recorder = Arc::new(Recorder::default());
+        let (tx, h) = start_with(supervisor, recorder.clone());
+        (tx, recorder, h)
+    }
+
+    fn start_with(
+        supervisor: Arc<Supervisor>,
+        committer: Arc<dyn Committer>,
+    ) -> (Sender<Progress>, Running) {
         let topics = Arc::new(Topics::default());
         topics.id("oplog");
         let (tx, rx) = crossbeam_channel::unbounded();
-        let recorder = Arc::new(Recorder::default());
         let tracker = Tracker {
             progress: rx,
-            committer: Some(recorder.clone()),
+            committer: Some(committer),
             topics,
             supervisor,
             interval: Duration::from_millis(20),
         };
-        (
-            tx,
-            recorder,
-            std::thread::spawn(move || tracker.run(|_| {})),
-        )
+        (tx, std::thread::spawn(move || tracker.run(|_| {})))
     }
 
     #[test]
