@@ -234,26 +234,9 @@ fn read_topic(brokers: &str) -> Vec<(i32, i64, String)> {
 
 /// The group's committed offset of each partition (after the members
 /// stopped): what the next run would start from.
-fn committed(brokers: &str) -> HashMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", GROUP)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(TOPIC, p);
-    }
-    let got = consumer
-        .committed_offsets(tpl, Duration::from_secs(30))
-        .unwrap();
-    got.elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect()
+fn committed(brokers: &str) -> BTreeMap<i32, i64> {
+    let reader = support::group_reader_on(brokers, GROUP);
+    support::committed_within(&reader, TOPIC, PARTITIONS, Duration::from_secs(30))
 }
 
 /// The run's settings, from the environment.

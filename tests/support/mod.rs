@@ -120,8 +120,13 @@ pub mod proxy;
 /// A client of consumer group `group` on the test broker that only reads
 /// its committed offsets: it never joins the group.
 pub fn group_reader(group: &str) -> rdkafka::consumer::BaseConsumer {
+    group_reader_on(broker::brokers(), group)
+}
+
+/// [`group_reader`] on the cluster at `brokers`.
+pub fn group_reader_on(brokers: &str, group: &str) -> rdkafka::consumer::BaseConsumer {
     rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", broker::brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .create()
         .unwrap()
@@ -134,14 +139,27 @@ pub fn committed(
     topic: &str,
     partitions: i32,
 ) -> std::collections::BTreeMap<i32, i64> {
+    committed_within(
+        consumer,
+        topic,
+        partitions,
+        std::time::Duration::from_secs(10),
+    )
+}
+
+/// [`committed`], waiting up to `timeout` for the broker's answer.
+pub fn committed_within(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+    partitions: i32,
+    timeout: std::time::Duration,
+) -> std::collections::BTreeMap<i32, i64> {
     use rdkafka::consumer::Consumer;
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let c = consumer
-        .committed_offsets(tpl, std::time::Duration::from_secs(10))
-        .unwrap();
+    let c = consumer.committed_offsets(tpl, timeout).unwrap();
     c.elements()
         .iter()
         .filter_map(|e| match e.offset() {
