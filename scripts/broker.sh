@@ -55,7 +55,7 @@ case "${1:-}" in
       --storage-engine "memory://tansu/" >"$tools/tansu-$port.log" 2>&1 &
     pid=$!
     echo "$pid" >"$tools/tansu-$port.pid"
-    if [ -n "${3:-}" ] && [ "$3" != "-" ]; then
+    if [ -n "${3:-}" ]; then
       # Stop with the process that asked for the broker (a test binary).
       # Its pid and log files go with it (one pair per port used, or
       # .tools/ collects hundreds).

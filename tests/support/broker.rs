@@ -33,25 +33,40 @@ pub fn brokers() -> &'static str {
             .local_addr()
             .unwrap()
             .port();
-        let status = Command::new("bash")
-            .arg(script())
-            .args(["start", &port.to_string(), &std::process::id().to_string()])
-            .status()
-            .expect("run scripts/broker.sh");
-        assert!(status.success(), "scripts/broker.sh start failed");
+        start_on(port, port);
         format!("127.0.0.1:{port}")
     })
 }
 
-/// Creates `name` with `partitions` partitions.
-pub fn create_topic(name: &str, partitions: u32) {
-    let port = brokers().rsplit(':').next().unwrap().to_owned();
+/// Starts tansu on `port`, telling clients to connect to `advertised`;
+/// it stops when this test binary exits.
+fn start_on(port: u16, advertised: u16) {
     let status = Command::new("bash")
         .arg(script())
-        .args(["topic", &port, name, &partitions.to_string()])
+        .args([
+            "start",
+            &port.to_string(),
+            &std::process::id().to_string(),
+            &advertised.to_string(),
+        ])
+        .status()
+        .expect("run scripts/broker.sh");
+    assert!(status.success(), "scripts/broker.sh start failed");
+}
+
+/// Creates `name` with `partitions` partitions on the broker at `port`.
+fn create_topic_on(port: &str, name: &str, partitions: u32) {
+    let status = Command::new("bash")
+        .arg(script())
+        .args(["topic", port, name, &partitions.to_string()])
         .status()
         .expect("run scripts/broker.sh");
     assert!(status.success(), "creating topic {name} failed");
+}
+
+/// Creates `name` with `partitions` partitions.
+pub fn create_topic(name: &str, partitions: u32) {
+    create_topic_on(brokers().rsplit(':').next().unwrap(), name, partitions);
 }
 
 /// Produces `payloads` to `topic` (keys `k0`, `k1`, …), in order, and
@@ -84,32 +99,12 @@ pub struct Another {
 
 impl Another {
     pub fn start(port: u16, advertised: u16) -> Another {
-        let status = Command::new("bash")
-            .arg(script())
-            .args([
-                "start",
-                &port.to_string(),
-                &std::process::id().to_string(),
-                &advertised.to_string(),
-            ])
-            .status()
-            .expect("run scripts/broker.sh");
-        assert!(status.success(), "scripts/broker.sh start failed");
+        start_on(port, advertised);
         Another { port }
     }
 
     pub fn create_topic(&self, name: &str, partitions: u32) {
-        let status = Command::new("bash")
-            .arg(script())
-            .args([
-                "topic",
-                &self.port.to_string(),
-                name,
-                &partitions.to_string(),
-            ])
-            .status()
-            .expect("run scripts/broker.sh");
-        assert!(status.success(), "creating topic {name} failed");
+        create_topic_on(&self.port.to_string(), name, partitions);
     }
 }
 
