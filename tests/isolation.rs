@@ -59,12 +59,13 @@ fn arrivals(server: &DevServer) -> HashMap<u64, usize> {
     out
 }
 
-fn config(
+/// A member reading `topic` into `sinks` (their TOML tables), with one
+/// rule sending every PutObject of bucket `iso` to `rule_sinks`.
+fn member_config(
     d: &support::Dir,
     topic: &str,
-    healthy: &str,
-    failing: &str,
-    extra: &str,
+    sinks: &str,
+    rule_sinks: &str,
 ) -> std::path::PathBuf {
     d.write(
         "run.toml",
@@ -76,7 +77,33 @@ commit_interval_ms = 200
 [dead_letter]
 path = "{dl}"
 
-[sinks.healthy]
+{sinks}
+
+[[rules]]
+id = "all"
+bucket = "iso"
+events = ["ObjectCreated:PutObject"]
+sinks = {rule_sinks}
+"#,
+            source = support::kafka_source(support::broker::brokers(), topic, topic, "", ""),
+            dl = d.path("state").display(),
+        ),
+    )
+}
+
+/// Two `mns_topic` sinks, `healthy` and `failing`, then `extra`.
+fn config(
+    d: &support::Dir,
+    topic: &str,
+    healthy: &str,
+    failing: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    member_config(
+        d,
+        topic,
+        &format!(
+            r#"[sinks.healthy]
 type = "mns_topic"
 endpoint = "{healthy}"
 topic = "oss-events"
@@ -89,17 +116,9 @@ endpoint = "{failing}"
 topic = "oss-events"
 access_key_id = "AK"
 access_key_secret = "SK"
-{extra}
-
-[[rules]]
-id = "all"
-bucket = "iso"
-events = ["ObjectCreated:PutObject"]
-sinks = ["healthy", "failing"]
-"#,
-            source = support::kafka_source(support::broker::brokers(), topic, topic, "", ""),
-            dl = d.path("state").display(),
+{extra}"#
         ),
+        r#"["healthy", "failing"]"#,
     )
 }
 
@@ -561,17 +580,11 @@ async fn a_kafka_sink_whose_cluster_is_out_of_reach_backlogs_and_catches_up() {
     let d = support::Dir::new();
     let out = d.path("file-sink.ndjson");
     let metrics_port = support::free_port();
-    let cfg = d.write(
-        "run.toml",
+    let cfg = member_config(
+        &d,
+        topic,
         &format!(
-            r#"{source}
-[pipeline]
-commit_interval_ms = 200
-
-[dead_letter]
-path = "{dl}"
-
-[metrics]
+            r#"[metrics]
 listen = "127.0.0.1:{metrics_port}"
 
 [sinks.file]
@@ -583,19 +596,11 @@ type = "kafka"
 brokers = "127.0.0.1:{proxy}"
 topic = "iso-kafka-out"
 librdkafka = {{ "message.timeout.ms" = "3000" }}
-breaker = {{ failures = 3, probe_initial_ms = 500, probe_max_ms = 2000 }}
-
-[[rules]]
-id = "all"
-bucket = "iso"
-events = ["ObjectCreated:PutObject"]
-sinks = ["file", "kafka"]
-"#,
-            source = support::kafka_source(support::broker::brokers(), topic, topic, "", ""),
-            dl = d.path("state").display(),
+breaker = {{ failures = 3, probe_initial_ms = 500, probe_max_ms = 2000 }}"#,
             out = out.display(),
             proxy = proxy.port,
         ),
+        r#"["file", "kafka"]"#,
     );
     let batch = |seqs: std::ops::Range<u64>| seqs.map(|s| record(s, 0)).collect::<Vec<_>>();
     support::broker::produce(topic, &batch(0..100));
