@@ -243,6 +243,15 @@ pub(crate) fn check_delivery(
         issues.push(FieldIssue::new("max_in_flight", "must be at least 1"));
     }
     retry.validate(issues);
+    check_isolation(breaker, backlog, issues);
+}
+
+/// The breaker and backlog tables of a sink that has them.
+pub(crate) fn check_isolation(
+    breaker: &crate::breaker::BreakerConfig,
+    backlog: &crate::breaker::BacklogConfig,
+    issues: &mut Vec<FieldIssue>,
+) {
     breaker.validate(issues);
     backlog.validate(issues);
 }

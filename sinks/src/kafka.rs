@@ -127,8 +127,7 @@ impl SinkConfig for KafkaConfig {
             v.push(FieldIssue::new("topic", "is empty"));
         }
         crate::cloudevents::check_mode(self.cloudevents_mode, self.encoding, &mut v);
-        self.breaker.validate(&mut v);
-        self.backlog.validate(&mut v);
+        crate::config::check_isolation(&self.breaker, &self.backlog, &mut v);
         v
     }
 }
