@@ -1,17 +1,20 @@
 //! `ossnotify dead-letter ls | stats | show | replay | purge` (docs/commands.md), and
 //! `ossnotify replay`, which is `dead-letter replay` without filters.
 //!
-//! All of it is safe beside the running daemon (see
-//! [`ossnotify_sinks::store`]): `ls`, `stats` and `show` only read;
-//! `replay` and `purge` take the store's remover lock (one at a time) and
-//! take entries out, never rewriting what the daemon appends to. A replay
-//! takes out each batch it delivered as soon as it is delivered, so one
-//! that dies midway re-sends at most that batch.
+//! Both stores work alike, and all of it is safe beside the running
+//! daemon: `ls`, `stats` and `show` only read; `replay` and `purge` take
+//! entries out, never rewriting what the daemon appends to (on disk they
+//! hold the store's remover lock, one at a time, see
+//! [`ossnotify_sinks::store`]; in Kafka they append markers and move the
+//! store's group, see [`ossnotify_sinks::kafka_store::dead_letters`]). A
+//! replay takes out each batch it delivered as soon as it is delivered, so
+//! one that dies midway re-sends at most that batch.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 
 use ossnotify_sinks::dead_letter::{read_store, Contents, Unreadable};
+use ossnotify_sinks::kafka_store::dead_letters::KafkaDeadLetters;
 use ossnotify_sinks::store::{now_ms, EntryId, Remover};
 use ossnotify_sinks::{DeadLetter, DeadLetterKind, Envelope, Outcome, Sink};
 
@@ -56,10 +59,10 @@ pub enum DeadLetterError {
     Time(String),
     #[error("time {0:?} is before 1970")]
     BeforeEpoch(String),
-    #[error("cannot {what} the dead-letter store {dir}: {source}")]
+    #[error("cannot {what} the dead-letter store ({place}): {source}")]
     Store {
         what: &'static str,
-        dir: std::path::PathBuf,
+        place: String,
         source: std::io::Error,
     },
     #[error("sink {sink}: {source}")]
@@ -69,9 +72,85 @@ pub enum DeadLetterError {
     },
 }
 
-fn store_error(what: &'static str, dir: &Path) -> impl FnOnce(std::io::Error) -> DeadLetterError {
-    let dir = dir.to_owned();
-    move |source| DeadLetterError::Store { what, dir, source }
+/// Where the dead letters are, as the config says (`[dead_letter] store`).
+pub enum Place {
+    Disk(PathBuf),
+    Kafka(KafkaDeadLetters),
+}
+
+impl Place {
+    /// The store of `config`. Nothing is created: a Kafka store's topic
+    /// that does not exist yet holds nothing.
+    pub fn of(config: &Config) -> Result<Place, DeadLetterError> {
+        Ok(match config.dead_letter_store() {
+            crate::config::StoreKind::Disk => Place::Disk(config.dead_letter.path.clone()),
+            crate::config::StoreKind::Kafka => {
+                let topic = config.dead_letter_topic();
+                Place::Kafka(
+                    KafkaDeadLetters::new(
+                        &config.store_client(),
+                        &topic,
+                        &config.dead_letter_group(),
+                    )
+                    .map_err(|source| DeadLetterError::Store {
+                        what: "open",
+                        place: format!("topic {topic}"),
+                        source,
+                    })?,
+                )
+            }
+        })
+    }
+
+    /// `directory D` or `topic T`.
+    pub fn describe(&self) -> String {
+        match self {
+            Place::Disk(d) => format!("directory {}", d.display()),
+            Place::Kafka(k) => format!("topic {}", k.topic()),
+        }
+    }
+
+    fn error(&self, what: &'static str) -> impl FnOnce(std::io::Error) -> DeadLetterError {
+        let place = self.describe();
+        move |source| DeadLetterError::Store {
+            what,
+            place,
+            source,
+        }
+    }
+
+    /// Every entry in order, and the unreadable ones.
+    fn read(&self) -> Result<Contents, DeadLetterError> {
+        match self {
+            Place::Disk(d) => read_store(d),
+            Place::Kafka(k) => k.read(),
+        }
+        .map_err(self.error("read"))
+    }
+
+    /// The right to take entries out: on disk, the store's remover lock
+    /// (one replay or purge at a time).
+    fn taker(&self) -> Result<Taker<'_>, DeadLetterError> {
+        Ok(match self {
+            Place::Disk(d) => Taker::Disk(Remover::lock(d).map_err(self.error("lock"))?),
+            Place::Kafka(k) => Taker::Kafka(k),
+        })
+    }
+}
+
+/// Takes entries out of a store.
+enum Taker<'a> {
+    Disk(Remover),
+    Kafka(&'a KafkaDeadLetters),
+}
+
+impl Taker<'_> {
+    fn remove(&self, ids: &[EntryId]) -> std::io::Result<()> {
+        match self {
+            Taker::Disk(r) => r.remove(ids),
+            Taker::Kafka(k) => k.remove(ids),
+        }
+    }
 }
 
 /// A time for `--since` / `--until`: an age (`90s`, `30m`, `2h`, `7d`: that
@@ -100,8 +179,8 @@ fn utc(ms: u64) -> String {
 }
 
 /// The entries `filter` selects, in order, and the store's unreadable ones.
-pub fn select(dir: &Path, filter: &Filter) -> Result<Contents, DeadLetterError> {
-    let (entries, bad) = read_store(dir).map_err(store_error("read", dir))?;
+pub fn select(place: &Place, filter: &Filter) -> Result<Contents, DeadLetterError> {
+    let (entries, bad) = place.read()?;
     Ok((
         entries
             .into_iter()
@@ -225,10 +304,13 @@ pub struct ReplayReport {
 
 /// Sends the selected delivery entries again through the sinks of
 /// `config`; those delivered are taken out of the store.
-pub async fn replay(config: &Config, filter: &Filter) -> Result<ReplayReport, DeadLetterError> {
-    let dir = &config.dead_letter.path;
-    let remover = Remover::lock(dir).map_err(store_error("lock", dir))?;
-    let (entries, _) = select(dir, filter)?;
+pub async fn replay(
+    config: &Config,
+    place: &Place,
+    filter: &Filter,
+) -> Result<ReplayReport, DeadLetterError> {
+    let remover = place.taker()?;
+    let (entries, _) = select(place, filter)?;
     let mut report = ReplayReport::default();
     let mut by_sink: BTreeMap<String, Vec<(EntryId, DeadLetter)>> = BTreeMap::new();
     for (id, e) in entries {
@@ -277,18 +359,18 @@ pub async fn replay(config: &Config, filter: &Filter) -> Result<ReplayReport, De
             }
             remover
                 .remove(&done)
-                .map_err(store_error("take replayed entries out of", dir))?;
+                .map_err(place.error("take replayed entries out of"))?;
         }
     }
     Ok(report)
 }
 
 /// Takes the selected entries out of the store for good; how many.
-pub fn purge(dir: &Path, filter: &Filter) -> Result<usize, DeadLetterError> {
-    let remover = Remover::lock(dir).map_err(store_error("lock", dir))?;
-    let (entries, _) = select(dir, filter)?;
+pub fn purge(place: &Place, filter: &Filter) -> Result<usize, DeadLetterError> {
+    let remover = place.taker()?;
+    let (entries, _) = select(place, filter)?;
     let ids: Vec<EntryId> = entries.iter().map(|(id, _)| *id).collect();
-    remover.remove(&ids).map_err(store_error("purge", dir))?;
+    remover.remove(&ids).map_err(place.error("purge"))?;
     Ok(ids.len())
 }
 

@@ -489,8 +489,8 @@ fn dead_letter(cmd: DeadLetterCommand) -> Result<ExitCode, CliError> {
         until_ms: time("--until", &args.until)?,
     };
     let config = load_for_run(&args.config)?;
-    let dir = config.dead_letter.path.clone();
-    let listed = || dl::select(&dir, &filter).failed();
+    let place = dl::Place::of(&config).failed()?;
+    let listed = || dl::select(&place, &filter).failed();
     match cmd {
         DeadLetterCommand::Ls(_) => {
             let (e, bad) = listed()?;
@@ -507,11 +507,13 @@ fn dead_letter(cmd: DeadLetterCommand) -> Result<ExitCode, CliError> {
             ));
         }
         DeadLetterCommand::Purge { .. } => {
-            let n = dl::purge(&dir, &filter).failed()?;
+            let n = dl::purge(&place, &filter).failed()?;
             println!("purge: {n} entries taken out");
         }
         DeadLetterCommand::Replay(_) => {
-            let r = runtime()?.block_on(dl::replay(&config, &filter)).failed()?;
+            let r = runtime()?
+                .block_on(dl::replay(&config, &place, &filter))
+                .failed()?;
             println!(
                 "replay: {} delivered, {} still failing (kept), {} not replayable (kept)",
                 r.delivered, r.still_failing, r.kept

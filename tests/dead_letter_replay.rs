@@ -64,7 +64,7 @@ async fn permanent_404_is_dead_lettered_and_replay_delivers_it() {
     // 404 TopicNotExist is permanent: one attempt, no retries.
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Failed { error, attempts: 1 } if error.starts_with("TopicNotExist"))), "{outcomes:?}");
     assert_eq!(missing.requests(), 5);
-    let mut landed = read_all(store.dir()).unwrap();
+    let mut landed = read_all(&loaded.dead_letter.path).unwrap();
     landed.sort_by(|a, b| a.payload.cmp(&b.payload));
     assert_eq!(landed.len(), 5);
     for (e, d) in batch.iter().zip(&landed) {
@@ -98,7 +98,7 @@ async fn permanent_404_is_dead_lettered_and_replay_delivers_it() {
         got,
         batch.iter().map(|e| e.payload.clone()).collect::<Vec<_>>()
     );
-    assert!(read_all(store.dir()).unwrap().is_empty());
+    assert!(read_all(&loaded.dead_letter.path).unwrap().is_empty());
     // Nothing left: a second replay sends nothing.
     let (code, out) = run_replay(&path).await;
     assert_eq!(code, 0, "{out}");
@@ -139,7 +139,7 @@ async fn replay_that_cannot_deliver_keeps_every_entry() {
         out.contains("replay: 0 delivered, 5 still failing (kept), 1 not replayable (kept)"),
         "{out}"
     );
-    let after = read_all(store.dir()).unwrap();
+    let after = read_all(&loaded.dead_letter.path).unwrap();
     assert_eq!(after.len(), 6);
     let payloads = |v: &[DeadLetter]| {
         let mut p: Vec<String> = v.iter().map(|e| e.payload.clone()).collect();

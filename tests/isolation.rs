@@ -75,7 +75,11 @@ fn member_config(
 commit_interval_ms = 200
 
 [dead_letter]
+store = "disk"
 path = "{dl}"
+
+[backlog]
+store = "disk"
 
 {sinks}
 

@@ -75,7 +75,11 @@ queue_capacity = 16
 drain_timeout_ms = 60000
 
 [dead_letter]
+store = "disk"
 path = "{dl}"
+
+[backlog]
+store = "disk"
 
 [sinks.q]
 type = "mns_queue"
@@ -424,7 +428,11 @@ group_id = "{topic}"
 commit_interval_ms = 100
 
 [dead_letter]
+store = "disk"
 path = "{dl}"
+
+[backlog]
+store = "disk"
 
 [sinks.f]
 type = "file"

@@ -137,7 +137,11 @@ queue_capacity = 8
 drain_timeout_ms = 600000
 
 [dead_letter]
+store = "disk"
 path = "{dl}"
+
+[backlog]
+store = "disk"
 
 [sinks.console]
 type = "mns_queue"
@@ -436,7 +440,7 @@ async fn reload_takes_effect_and_bad_edits_are_refused() {
     let server = mns(0, 0).await;
     support::broker::create_topic("oplog-reload", 1);
     let base = format!(
-        "{}[dead_letter]\npath = \"{}\"\n[sinks.console]\ntype = \"mns_queue\"\nendpoint = \"{}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\n",
+        "{}[dead_letter]\nstore = \"disk\"\npath = \"{}\"\n[backlog]\nstore = \"disk\"\n[sinks.console]\ntype = \"mns_queue\"\nendpoint = \"{}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\n",
         support::kafka_source(
             support::broker::brokers(),
             "oplog-reload",

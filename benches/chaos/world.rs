@@ -33,7 +33,11 @@ impl World {
 drain_timeout_ms = 20000
 
 [dead_letter]
+store = "disk"
 path = "{dl}"
+
+[backlog]
+store = "disk"
 
 [sinks.q]
 type = "mns_queue"

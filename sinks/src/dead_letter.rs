@@ -71,8 +71,12 @@ pub struct DeadLetter {
     /// Where the input came from (`topic/partition/offset`, `file:line`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
-    /// Milliseconds since the epoch.
+    /// Milliseconds since the epoch: when it was given up on.
     pub time_ms: u64,
+    /// When its first failure was, if earlier (a message kept in a backlog
+    /// before it failed for good).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure_ms: Option<u64>,
 }
 
 impl DeadLetter {
@@ -94,6 +98,7 @@ impl DeadLetter {
             error: error.into(),
             source: String::new(),
             time_ms: now_ms(),
+            first_failure_ms: None,
         }
     }
 }
@@ -111,6 +116,7 @@ impl DeadLetter {
             error: error.into(),
             source: source.into(),
             time_ms: now_ms(),
+            first_failure_ms: None,
         }
     }
 }
@@ -157,17 +163,25 @@ pub async fn deliver_or_dead_letter(
     Ok(outcomes)
 }
 
-/// The dead-letter store in a directory: a [`crate::store`] of JSON
-/// entries, appended to by the daemon, read and replayed by
-/// `ossnotify dead-letter` beside it.
+/// The dead-letter store: a [`crate::store`] of JSON entries in a
+/// directory, or a Kafka topic ([`crate::kafka_store::dead_letters`]);
+/// appended to by the daemon, read and replayed by `ossnotify dead-letter`
+/// beside it.
 pub struct DeadLetterStore {
-    writer: store::Writer,
-    opts: StoreOptions,
+    backend: Backend,
     /// A dead sink gives up on every message: one line per kind of error
     /// every 30 s, not one per message (every entry is still written).
     log_limit: crate::log_limit::LogLimit,
-    /// When retention last ran.
-    retained: Mutex<std::time::Instant>,
+}
+
+enum Backend {
+    Disk {
+        writer: store::Writer,
+        opts: StoreOptions,
+        /// When retention last ran.
+        retained: Mutex<std::time::Instant>,
+    },
+    Kafka(crate::kafka_store::dead_letters::KafkaDeadLetters),
 }
 
 /// The metric counting entries retention dropped, labelled `store`.
@@ -191,18 +205,28 @@ impl DeadLetterStore {
         let (writer, repairs) = store::Writer::open(dir, opts.clone())?;
         report_repairs("dead-letter", dir, &repairs);
         let store = DeadLetterStore {
-            writer,
-            opts,
+            backend: Backend::Disk {
+                writer,
+                opts,
+                retained: Mutex::new(std::time::Instant::now()),
+            },
             log_limit: Default::default(),
-            retained: Mutex::new(std::time::Instant::now()),
         };
-        store.import_legacy()?;
+        store.import_legacy(dir)?;
         store.retain();
         Ok(store)
     }
 
-    fn import_legacy(&self) -> io::Result<()> {
-        let legacy = self.dir().join(LEGACY_FILE);
+    /// The store in a Kafka topic.
+    pub fn kafka(topic: crate::kafka_store::dead_letters::KafkaDeadLetters) -> DeadLetterStore {
+        DeadLetterStore {
+            backend: Backend::Kafka(topic),
+            log_limit: Default::default(),
+        }
+    }
+
+    fn import_legacy(&self, dir: &Path) -> io::Result<()> {
+        let legacy = dir.join(LEGACY_FILE);
         match std::fs::symlink_metadata(&legacy) {
             Ok(m) if m.is_file() => {}
             _ => return Ok(()),
@@ -217,16 +241,26 @@ impl DeadLetterStore {
         Ok(())
     }
 
-    /// The store's directory.
-    pub fn dir(&self) -> &Path {
-        self.writer.dir()
+    /// Where the store is, for messages: `directory D` or `topic T`.
+    pub fn place(&self) -> String {
+        match &self.backend {
+            Backend::Disk { writer, .. } => format!("directory {}", writer.dir().display()),
+            Backend::Kafka(k) => format!("topic {}", k.topic()),
+        }
     }
 
-    /// Appends entries and syncs: when this returns Ok they survive a crash.
+    /// Appends entries durably: when this returns Ok they survive a crash
+    /// (synced to disk, or acknowledged by every in-sync replica).
     pub fn append(&self, entries: &[DeadLetter]) -> io::Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
+        let (writer, retained) = match &self.backend {
+            Backend::Kafka(k) => return k.append(entries),
+            Backend::Disk {
+                writer, retained, ..
+            } => (writer, retained),
+        };
         let json: Vec<Vec<u8>> = entries
             .iter()
             .map(|e| serde_json::to_vec(e).map_err(io::Error::other))
@@ -236,12 +270,9 @@ impl DeadLetterStore {
             .zip(&json)
             .map(|(e, j)| (e.time_ms, j.as_slice()))
             .collect();
-        self.writer.append(&framed)?;
+        writer.append(&framed)?;
         let due = {
-            let mut last = self
-                .retained
-                .lock()
-                .map_err(|_| io::Error::other("poisoned"))?;
+            let mut last = retained.lock().map_err(|_| io::Error::other("poisoned"))?;
             let due = last.elapsed() > std::time::Duration::from_secs(60);
             if due {
                 *last = std::time::Instant::now();
@@ -280,19 +311,24 @@ impl DeadLetterStore {
         self.append(&entries)
     }
 
-    /// Applies retention unless a replay or purge holds the store.
+    /// Applies retention unless a replay or purge holds the store (a
+    /// topic's retention is the cluster's).
     fn retain(&self) {
+        let Backend::Disk { writer, opts, .. } = &self.backend else {
+            return;
+        };
+        let dir = writer.dir();
         let (Ok(Some(remover)), true) = (
-            store::Remover::try_lock(self.dir()),
-            self.opts.max_bytes.is_some() || self.opts.max_age.is_some(),
+            store::Remover::try_lock(dir),
+            opts.max_bytes.is_some() || opts.max_age.is_some(),
         ) else {
             return;
         };
-        match remover.retain(&self.opts, now_ms()) {
+        match remover.retain(opts, now_ms()) {
             Ok(0) => {}
             Ok(n) => {
                 metrics::counter!(RETENTION_DROPPED, "store" => "dead-letter").increment(n);
-                tracing::warn!(entries = n, dir = %self.dir().display(), "dead-letter retention dropped entries");
+                tracing::warn!(entries = n, dir = %dir.display(), "dead-letter retention dropped entries");
             }
             Err(e) => tracing::warn!(error = %e, "dead-letter retention failed"),
         }

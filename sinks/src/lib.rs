@@ -10,6 +10,7 @@ pub mod dead_letter;
 pub mod file;
 pub mod http;
 pub mod kafka;
+pub mod kafka_store;
 pub mod log_limit;
 pub mod mns;
 pub mod null;

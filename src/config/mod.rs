@@ -11,5 +11,5 @@ pub use diagnostic::{Diagnostic, Location, Severity};
 pub use load::{load, load_str, load_structure};
 pub use model::{
     Config, DeadLetterConfig, MetricsConfig, PipelineConfig, PolicyConfig, SinkEntry, SourceConfig,
-    SourceType,
+    SourceType, StoreKind,
 };

@@ -17,7 +17,7 @@ pub struct Config {
     pub source: SourceConfig,
     pub pipeline: PipelineConfig,
     pub dead_letter: DeadLetterConfig,
-    pub backlog: BacklogDirConfig,
+    pub backlog: BacklogConfig,
     pub metrics: MetricsConfig,
     pub policy: PolicyConfig,
     /// Sorted by name; a rule's `sinks` are indices into this list.
@@ -77,7 +77,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub dead_letter: DeadLetterConfig,
     #[serde(default)]
-    pub backlog: BacklogDirConfig,
+    pub backlog: BacklogConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
@@ -195,25 +195,48 @@ impl Default for PipelineConfig {
     }
 }
 
+/// Where a store keeps what it holds (`[dead_letter] store`, `[backlog]
+/// store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Topics in the source's Kafka cluster: no state on a member's disk.
+    Kafka,
+    /// Segment stores in a local directory.
+    Disk,
+}
+
 /// `[dead_letter]`: where the store is, and its retention (none by
 /// default: a dead letter stays until replayed or purged).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeadLetterConfig {
+    /// `None`: `kafka` with a Kafka source, else `disk`.
+    pub store: Option<StoreKind>,
     pub path: PathBuf,
     pub max_mib: Option<u64>,
     pub max_age_hours: Option<u64>,
     /// Segment size: retention drops whole segments.
     pub segment_mib: u64,
+    /// The Kafka store's topic; default `{group_id}.dead-letter`.
+    pub topic: Option<String>,
+    /// The Kafka store's topic is created with these (`-1`: the broker's
+    /// `default.replication.factor`).
+    pub partitions: i32,
+    pub replication_factor: i32,
 }
 
 impl Default for DeadLetterConfig {
     fn default() -> Self {
         DeadLetterConfig {
+            store: None,
             path: PathBuf::from("dead-letter"),
             max_mib: None,
             max_age_hours: None,
             segment_mib: 16,
+            topic: None,
+            partitions: 1,
+            replication_factor: -1,
         }
     }
 }
@@ -230,14 +253,36 @@ impl DeadLetterConfig {
     }
 }
 
-/// `[backlog]`: where the sinks' backlogs are (a directory per sink). By
-/// default `backlog/` inside the dead-letter directory, so that a process
-/// keeps all its state in one place and two processes given their own
-/// dead-letter directories never share a backlog.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[backlog]`: where the sinks' backlogs are. On disk, a directory per
+/// sink, by default `backlog/` inside the dead-letter directory, so that a
+/// process keeps all its state in one place and two processes given their
+/// own dead-letter directories never share a backlog. In Kafka, a topic
+/// per sink (`{topic_prefix}{sink}`), redelivered by a group of its own.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct BacklogDirConfig {
+pub struct BacklogConfig {
+    /// `None`: `kafka` with a Kafka source, else `disk`.
+    pub store: Option<StoreKind>,
     pub path: Option<PathBuf>,
+    /// Default `{group_id}.backlog.`.
+    pub topic_prefix: Option<String>,
+    /// Each sink's topic is created with these (`-1`: the broker's
+    /// `default.replication.factor`). One partition keeps a sink's
+    /// backlog in order.
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+impl Default for BacklogConfig {
+    fn default() -> Self {
+        BacklogConfig {
+            store: None,
+            path: None,
+            topic_prefix: None,
+            partitions: 1,
+            replication_factor: -1,
+        }
+    }
 }
 
 impl Config {
@@ -247,6 +292,69 @@ impl Config {
             .path
             .clone()
             .unwrap_or_else(|| self.dead_letter.path.join("backlog"))
+    }
+
+    /// Where the dead letters are kept.
+    pub fn dead_letter_store(&self) -> StoreKind {
+        self.dead_letter.store.unwrap_or(self.default_store())
+    }
+
+    /// Where the backlogs are kept.
+    pub fn backlog_store(&self) -> StoreKind {
+        self.backlog.store.unwrap_or(self.default_store())
+    }
+
+    fn default_store(&self) -> StoreKind {
+        match self.source.kind {
+            SourceType::Kafka => StoreKind::Kafka,
+            _ => StoreKind::Disk,
+        }
+    }
+
+    fn group_id(&self) -> &str {
+        self.source.group_id.as_deref().unwrap_or("ossnotify")
+    }
+
+    /// The Kafka dead-letter store's topic.
+    pub fn dead_letter_topic(&self) -> String {
+        self.dead_letter
+            .topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.dead-letter", self.group_id()))
+    }
+
+    /// The group whose committed offsets say where the Kafka dead-letter
+    /// store's live entries start.
+    pub fn dead_letter_group(&self) -> String {
+        format!("{}.dead-letter", self.group_id())
+    }
+
+    /// The Kafka backlog topics' prefix: a sink's topic is this followed
+    /// by its name ([`ossnotify_sinks::kafka_store::topic_name`]).
+    pub fn backlog_topic_prefix(&self) -> String {
+        self.backlog
+            .topic_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}.backlog.", self.group_id()))
+    }
+
+    /// The Kafka backlog topic of sink `name`.
+    pub fn backlog_topic(&self, name: &str) -> String {
+        ossnotify_sinks::kafka_store::topic_name(&self.backlog_topic_prefix(), name)
+    }
+
+    /// The consumer group that redelivers the Kafka backlogs.
+    pub fn backlog_group(&self) -> String {
+        format!("{}.backlog", self.group_id())
+    }
+
+    /// A client config for the stores' topics: the source's cluster, with
+    /// its connection and security properties.
+    pub fn store_client(&self) -> rdkafka::ClientConfig {
+        ossnotify_sinks::kafka_store::client_config(
+            self.source.brokers.as_deref().unwrap_or_default(),
+            &self.source.librdkafka,
+        )
     }
 }
 

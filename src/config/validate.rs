@@ -41,6 +41,7 @@ pub(super) fn validate(
         None => SourceConfig::default(),
     };
     check_pipeline(&raw.pipeline, &source, &mut errors);
+    check_stores(&raw.dead_letter, &raw.backlog, &source, &mut errors);
 
     let mut sinks: Vec<SinkEntry> = sinks.into_iter().map(|(s, _)| s).collect();
     sinks.sort_by(|a, b| a.name.cmp(&b.name));
@@ -373,6 +374,36 @@ fn check_source(s: &SourceConfig, at: &Location, errors: &mut Vec<Diagnostic>) {
             }
         }
         SourceType::Stdin => {}
+    }
+}
+
+/// A Kafka store keeps its topics in the source's cluster: there is none
+/// without a Kafka source.
+fn check_stores(
+    dead_letter: &super::model::DeadLetterConfig,
+    backlog: &super::model::BacklogConfig,
+    source: &SourceConfig,
+    errors: &mut Vec<Diagnostic>,
+) {
+    use super::model::StoreKind;
+    for (field, store, partitions) in [
+        ("dead_letter", dead_letter.store, dead_letter.partitions),
+        ("backlog", backlog.store, backlog.partitions),
+    ] {
+        if store == Some(StoreKind::Kafka) && source.kind != SourceType::Kafka {
+            errors.push(Diagnostic::error(
+                None,
+                format!("{field}.store"),
+                "is \"kafka\", which keeps its topics in the source's Kafka cluster; with a file or stdin source use \"disk\"",
+            ));
+        }
+        if partitions < 1 {
+            errors.push(Diagnostic::error(
+                None,
+                format!("{field}.partitions"),
+                "must be at least 1",
+            ));
+        }
     }
 }
 

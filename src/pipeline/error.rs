@@ -1,27 +1,28 @@
 //! What stops a pipeline component: each is reported to the supervisor,
 //! which stops the run (exit 2) naming the component and this cause.
 
-use std::path::PathBuf;
-
 use ossnotify_sinks::BuildError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     /// Invalid records and given-up messages must be durable before their
     /// offsets commit; without the store nothing more may be committed.
-    #[error("cannot write the dead-letter store {dir}: {source}")]
+    #[error("cannot write the dead-letter store ({place}): {source}")]
     DeadLetterStore {
-        dir: PathBuf,
+        place: String,
         source: std::io::Error,
     },
     /// A sink's backlog cannot be opened, written, read or trimmed.
-    #[error("cannot {what} the backlog of sink {sink} in {dir}: {source}")]
+    #[error("cannot {what} the backlog of sink {sink} ({place}): {source}")]
     Backlog {
         what: &'static str,
         sink: String,
-        dir: PathBuf,
+        place: String,
         source: std::io::Error,
     },
+    /// The cluster would not create a Kafka store's topics.
+    #[error(transparent)]
+    StoreTopics(#[from] ossnotify_sinks::kafka_store::TopicsRefused),
     #[error("sink {sink}: {source}")]
     BuildSink { sink: String, source: BuildError },
     /// A worker found a sink's queue closed: its driver ended early.
@@ -65,7 +66,7 @@ pub enum SourceError {
 impl PipelineError {
     pub fn store(store: &ossnotify_sinks::DeadLetterStore, source: std::io::Error) -> Self {
         PipelineError::DeadLetterStore {
-            dir: store.dir().to_owned(),
+            place: store.place(),
             source,
         }
     }

@@ -4,9 +4,9 @@
 //! tracking for at-least-once commits, supervision, hot reload of rules and
 //! sinks, and the metrics. `run` wires them; `shutdown` says how a run ends.
 
-mod backlog;
 mod batch;
 mod cpus;
+pub mod delivery;
 mod error;
 mod offsets;
 mod reload;

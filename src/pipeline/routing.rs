@@ -19,8 +19,12 @@ use ossnotify_sinks::breaker::{Isolation, WhenFull};
 use ossnotify_sinks::log_limit::LogLimit;
 use ossnotify_sinks::{deliver_or_dead_letter, DeadLetterStore, Encoding, Envelope, Outcome, Sink};
 
-use super::backlog::{self, Backlog};
 use super::batch::Coord;
+use super::delivery::backlog::Backlog;
+use super::delivery::disk_backlog::{self, DiskBacklog};
+use super::delivery::kafka_backlog::{KafkaBacklog, Size};
+use super::delivery::kafka_redelivery::{KafkaRedelivery, Watched, Wiring};
+use super::delivery::redelivery::{self, record_ages, CurrentSinks, Redelivered, Redelivery};
 use super::error::PipelineError;
 use super::revoked::Revoked;
 use super::supervisor::Supervisor;
@@ -66,18 +70,88 @@ pub struct SinkStats {
     pub backlogged: AtomicU64,
 }
 
+/// Where the sinks' backlogs are kept (`[backlog] store`).
+pub enum BacklogStore {
+    /// A directory per sink under this one.
+    Disk(std::path::PathBuf),
+    /// A topic per sink in the source's cluster.
+    Kafka(Box<KafkaBacklogs>),
+}
+
+/// The Kafka backlog store: how to reach it and name its topics, its
+/// producer, and the member's redelivery (started with the first backlog).
+pub struct KafkaBacklogs {
+    pub client: rdkafka::ClientConfig,
+    /// Each sink's topic is this followed by its name.
+    pub topic_prefix: String,
+    pub group: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    producer: Mutex<Option<Arc<ossnotify_sinks::kafka_store::AckedProducer>>>,
+    redelivery: Mutex<Option<KafkaRedelivery>>,
+    /// Topics found with a finite `retention.ms`.
+    retention: Mutex<HashMap<String, i64>>,
+}
+
+impl KafkaBacklogs {
+    pub fn new(config: &Config) -> KafkaBacklogs {
+        KafkaBacklogs {
+            client: config.store_client(),
+            topic_prefix: config.backlog_topic_prefix(),
+            group: config.backlog_group(),
+            partitions: config.backlog.partitions,
+            replication_factor: config.backlog.replication_factor,
+            producer: Mutex::default(),
+            redelivery: Mutex::default(),
+            retention: Mutex::default(),
+        }
+    }
+
+    fn topic(&self, sink: &str) -> String {
+        ossnotify_sinks::kafka_store::topic_name(&self.topic_prefix, sink)
+    }
+
+    fn spec(&self, sink: &str) -> ossnotify_sinks::kafka_store::TopicSpec {
+        ossnotify_sinks::kafka_store::TopicSpec {
+            name: self.topic(sink),
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            retention_ms: Some(-1),
+        }
+    }
+
+    /// Creates the topics of `sinks` the cluster lacks; warns about those
+    /// found with a finite retention.
+    fn ensure(&self, sinks: &[&str]) -> Result<(), PipelineError> {
+        let specs: Vec<_> = sinks.iter().map(|s| self.spec(s)).collect();
+        let finite = ossnotify_sinks::kafka_store::ensure_topics(&self.client, &specs)?;
+        let mut retention = self.retention.lock().expect("not poisoned");
+        for f in finite {
+            tracing::warn!(
+                topic = %f.topic,
+                retention_ms = f.retention_ms,
+                "a backlog topic has a finite retention: messages waiting longer may expire before they are delivered; set retention.ms=-1 on it (see {})",
+                super::delivery::backlog::RETENTION_HEADROOM
+            );
+            retention.insert(f.topic, f.retention_ms);
+        }
+        Ok(())
+    }
+}
+
 /// Starts and keeps the sink drivers.
 pub struct Drivers {
     rt: tokio::runtime::Handle,
     store: Arc<DeadLetterStore>,
-    /// `[backlog] path`: a directory per sink with isolation.
-    backlog_root: std::path::PathBuf,
+    backlog_store: BacklogStore,
     /// Open backlogs by sink name, kept across reloads (a backlog belongs
-    /// to the name), each with its redelivery task.
+    /// to the name); on disk each has its redelivery task.
     backlogs: Mutex<HashMap<String, Arc<Backlog>>>,
-    /// The sink now serving each name, for the redelivery tasks.
-    current: Arc<Mutex<HashMap<String, Arc<dyn Sink>>>>,
+    /// The sink now serving each name, for redelivery.
+    current: CurrentSinks,
     redeliveries: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Messages redelivered from backlogs, by sink name.
+    pub redelivered: Redelivered,
     progress: Sender<Progress>,
     counters: Arc<Counters>,
     supervisor: Arc<Supervisor>,
@@ -97,7 +171,7 @@ impl Drivers {
     pub fn new(
         rt: tokio::runtime::Handle,
         store: Arc<DeadLetterStore>,
-        backlog_root: std::path::PathBuf,
+        backlog_store: BacklogStore,
         progress: Sender<Progress>,
         counters: Arc<Counters>,
         supervisor: Arc<Supervisor>,
@@ -107,10 +181,11 @@ impl Drivers {
         Drivers {
             rt,
             store,
-            backlog_root,
+            backlog_store,
             backlogs: Mutex::default(),
             current: Arc::default(),
             redeliveries: Mutex::default(),
+            redelivered: Arc::default(),
             progress,
             counters,
             supervisor,
@@ -144,6 +219,14 @@ impl Drivers {
                 built.push((s.name.clone(), sink));
             }
         }
+        if let BacklogStore::Kafka(k) = &self.backlog_store {
+            let isolated: Vec<&str> = built
+                .iter()
+                .filter(|(_, s)| s.isolation().is_some())
+                .map(|(n, _)| n.as_str())
+                .collect();
+            k.ensure(&isolated)?;
+        }
         let mut next = HashMap::new();
         let mut sinks = Vec::new();
         for s in &config.sinks {
@@ -164,11 +247,19 @@ impl Drivers {
             tracing::info!(sink = %name, "sink removed: it finishes its queue");
         }
         // The old queues close once no routing holds them. A removed
-        // sink's backlog stays on disk, unsent, until the sink is back.
+        // sink's backlog stays where it is, unsent, until the sink is back.
         self.current
             .lock()
             .expect("not poisoned")
             .retain(|name, _| next.contains_key(name));
+        if let BacklogStore::Kafka(k) = &self.backlog_store {
+            if let Some(r) = &*k.redelivery.lock().expect("not poisoned") {
+                r.watching
+                    .lock()
+                    .expect("not poisoned")
+                    .retain(|_, w| next.contains_key(&w.sink));
+            }
+        }
         *live = next;
         Ok(Routing {
             index: RuleIndex::build(config.rules.clone(), config.region_policy()),
@@ -185,39 +276,77 @@ impl Drivers {
         for h in self.redeliveries.lock().expect("not poisoned").drain(..) {
             h.abort();
         }
+        if let BacklogStore::Kafka(k) = &self.backlog_store {
+            if let Some(mut r) = k.redelivery.lock().expect("not poisoned").take() {
+                r.stop();
+            }
+        }
     }
 
     /// Messages in the backlogs now.
     pub fn backlogged(&self) -> u64 {
         let b = self.backlogs.lock().expect("not poisoned");
-        b.values().map(|b| b.len() as u64).sum()
+        b.values().map(|b| b.len()).sum()
     }
 
-    /// Sink `name`'s backlog, opened (with its redelivery task) the first
-    /// time.
+    /// Sink `name`'s backlog, opened (with its redelivery) the first time.
     fn backlog(&self, name: &str, iso: &Isolation) -> Result<Arc<Backlog>, PipelineError> {
         let mut backlogs = self.backlogs.lock().expect("not poisoned");
-        if let Some(b) = backlogs.get(name) {
-            return Ok(b.clone());
-        }
         let max = iso.backlog.max_mib.saturating_mul(1 << 20);
-        let b = Arc::new(
-            Backlog::open(&self.backlog_root, name, max).map_err(|source| {
-                PipelineError::Backlog {
-                    what: "open",
-                    sink: name.to_owned(),
-                    dir: backlog::dir_of(&self.backlog_root, name),
-                    source,
-                }
-            })?,
-        );
-        backlogs.insert(name.to_owned(), b.clone());
+        let b = match backlogs.get(name) {
+            Some(b) => b.clone(),
+            None => {
+                let b = match &self.backlog_store {
+                    BacklogStore::Disk(root) => self.open_disk(root, name, max)?,
+                    BacklogStore::Kafka(k) => Arc::new(self.open_kafka(k, name, max)?),
+                };
+                backlogs.insert(name.to_owned(), b.clone());
+                b
+            }
+        };
+        // On Kafka, (again) among the topics the member redelivers.
+        if let (BacklogStore::Kafka(k), Backlog::Kafka(kb)) = (&self.backlog_store, &*b) {
+            let redelivery = k.redelivery.lock().expect("not poisoned");
+            if let Some(r) = &*redelivery {
+                let retention_ms = k
+                    .retention
+                    .lock()
+                    .expect("not poisoned")
+                    .get(kb.topic())
+                    .copied();
+                r.watching.lock().expect("not poisoned").insert(
+                    kb.topic().to_owned(),
+                    Watched {
+                        sink: name.to_owned(),
+                        size: kb.size.clone(),
+                        retention_ms,
+                    },
+                );
+            }
+        }
+        Ok(b)
+    }
+
+    fn open_disk(
+        &self,
+        root: &std::path::Path,
+        name: &str,
+        max: u64,
+    ) -> Result<Arc<Backlog>, PipelineError> {
+        let disk = DiskBacklog::open(root, name, max).map_err(|source| PipelineError::Backlog {
+            what: "open",
+            sink: name.to_owned(),
+            place: format!("directory {}", disk_backlog::dir_of(root, name).display()),
+            source,
+        })?;
+        let b = Arc::new(Backlog::Disk(Box::new(disk)));
         let task = Redelivery {
             name: name.to_owned(),
             event_age: metrics::histogram!(crate::telemetry::EVENT_AGE, "sink" => name.to_owned()),
             backlog: b.clone(),
             current: self.current.clone(),
             store: self.store.clone(),
+            redelivered: redelivery::counter(&self.redelivered, name),
         };
         let supervisor = self.supervisor.clone();
         let label = format!("redelivery of sink {name}");
@@ -230,6 +359,55 @@ impl Drivers {
         Ok(b)
     }
 
+    fn open_kafka(
+        &self,
+        k: &KafkaBacklogs,
+        name: &str,
+        max: u64,
+    ) -> Result<Backlog, PipelineError> {
+        let topic = k.topic(name);
+        let place_error = |source: std::io::Error| PipelineError::Backlog {
+            what: "open",
+            sink: name.to_owned(),
+            place: format!("topic {topic}"),
+            source,
+        };
+        let producer = {
+            let mut p = k.producer.lock().expect("not poisoned");
+            match &*p {
+                Some(p) => p.clone(),
+                None => {
+                    let made = Arc::new(
+                        ossnotify_sinks::kafka_store::AckedProducer::new(&k.client)
+                            .map_err(|e| place_error(std::io::Error::other(e)))?,
+                    );
+                    *p = Some(made.clone());
+                    made
+                }
+            }
+        };
+        let mut redelivery = k.redelivery.lock().expect("not poisoned");
+        if redelivery.is_none() {
+            let wiring = Wiring {
+                rt: self.rt.clone(),
+                current: self.current.clone(),
+                store: self.store.clone(),
+                supervisor: self.supervisor.clone(),
+                redelivered: self.redelivered.clone(),
+            };
+            *redelivery = Some(
+                KafkaRedelivery::start(&k.client, &k.group, wiring)
+                    .map_err(|e| place_error(std::io::Error::other(e)))?,
+            );
+        }
+        Ok(Backlog::Kafka(KafkaBacklog::new(
+            topic.clone(),
+            producer,
+            max,
+            Arc::new(Size::default()),
+        )))
+    }
+
     fn start(
         &self,
         sink: Arc<dyn Sink>,
@@ -237,14 +415,16 @@ impl Drivers {
         event_bus: Option<&str>,
     ) -> Result<SinkQueue, PipelineError> {
         let isolation = sink.isolation();
-        let backlog = match &isolation {
-            Some(iso) => Some(self.backlog(sink.name(), iso)?),
-            None => None,
-        };
+        // Before its backlog opens: its redelivery finds the sink there
+        // (and does not take it for gone).
         self.current
             .lock()
             .expect("not poisoned")
             .insert(sink.name().to_owned(), sink.clone());
+        let backlog = match &isolation {
+            Some(iso) => Some(self.backlog(sink.name(), iso)?),
+            None => None,
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(self.chunks);
         let stats = Arc::new(SinkStats {
             name: sink.name().to_owned(),
@@ -376,16 +556,6 @@ async fn drive(
     Ok(())
 }
 
-/// Records how stale the delivered messages were on arrival.
-fn record_ages(age: &metrics::Histogram, envelopes: &[Envelope], outcomes: &[Outcome]) {
-    let now = ossnotify_sinks::store::now_ms() as i64;
-    for (e, o) in envelopes.iter().zip(outcomes) {
-        if matches!(o, Outcome::Delivered) && e.event_time_ms > 0 {
-            age.record((now - e.event_time_ms).max(0) as f64 / 1000.0);
-        }
-    }
-}
-
 /// What became of a batch.
 #[derive(Debug, Default)]
 struct Settled {
@@ -445,6 +615,7 @@ async fn settle(
             let keep: Vec<&Envelope> = deferred.iter().map(|d| d.0).collect();
             backlog
                 .push(&keep)
+                .await
                 .map_err(|source| backlog.error("write", sink.name(), source))?;
             settled.backlogged = keep.len() as u64;
             break;
@@ -491,96 +662,6 @@ async fn settle(
     Ok(Some(settled))
 }
 
-/// Sends a sink's backlog again, oldest first, whenever its breaker lets a
-/// request through: delivered and permanently failed (dead-lettered)
-/// messages are taken out, the rest wait for the next round. One round at
-/// a time: its requests queue for the sink's `max_in_flight` permits with
-/// live traffic's, first come first served, so live messages keep about
-/// half the sink's capacity while a backlog drains.
-struct Redelivery {
-    name: String,
-    event_age: metrics::Histogram,
-    backlog: Arc<Backlog>,
-    current: Arc<Mutex<HashMap<String, Arc<dyn Sink>>>>,
-    store: Arc<DeadLetterStore>,
-}
-
-impl Redelivery {
-    async fn run(self) -> Result<(), PipelineError> {
-        use std::time::Duration;
-        let mut gone_logged = false;
-        loop {
-            if self.backlog.is_empty() {
-                let _ = tokio::time::timeout(Duration::from_secs(1), self.backlog.added.notified())
-                    .await;
-                self.backlog.show();
-                continue;
-            }
-            let sink = self
-                .current
-                .lock()
-                .expect("not poisoned")
-                .get(&self.name)
-                .cloned();
-            let Some(sink) = sink else {
-                if !gone_logged {
-                    tracing::warn!(sink = %self.name, messages = self.backlog.len(), "the sink is gone from the config: its backlog waits on disk");
-                    gone_logged = true;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            };
-            if let Some(iso) = sink.isolation() {
-                if !iso.breaker.admit() {
-                    let wait = iso
-                        .breaker
-                        .until_probe()
-                        .clamp(Duration::from_millis(10), Duration::from_secs(1));
-                    tokio::time::sleep(wait).await;
-                    self.backlog.show();
-                    continue;
-                }
-            }
-            // Four batches' worth per round: the sink spreads them over its
-            // `max_in_flight` requests, shared fairly (first come, first
-            // served) with live traffic, and one sync takes them out.
-            let head = self
-                .backlog
-                .head((sink.max_batch() * 4).clamp(1, 4096))
-                .map_err(|source| self.backlog.error("read", &self.name, source))?;
-            let envelopes: Vec<Envelope> = head.iter().map(|h| h.1.clone()).collect();
-            let outcomes = sink.deliver(&envelopes).await;
-            record_ages(&self.event_age, &envelopes, &outcomes);
-            let (mut done, mut failed, mut delivered) = (Vec::new(), Vec::new(), 0u64);
-            for ((id, e), o) in head.iter().zip(&outcomes) {
-                match o {
-                    Outcome::Delivered => {
-                        done.push(*id);
-                        delivered += 1;
-                    }
-                    Outcome::Failed { error, attempts } => {
-                        failed.push((e, error.as_str(), *attempts));
-                        done.push(*id);
-                    }
-                    Outcome::Deferred { .. } => {}
-                }
-            }
-            self.store
-                .give_up(&self.name, &failed)
-                .map_err(|e| PipelineError::store(&self.store, e))?;
-            self.backlog
-                .remove(&done)
-                .map_err(|source| self.backlog.error("trim", &self.name, source))?;
-            metrics::counter!(backlog::REDELIVERED, "sink" => self.name.clone())
-                .increment(delivered);
-            if done.is_empty() {
-                // All deferred: the breaker decides when to try again.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,7 +692,7 @@ mod tests {
         Drivers::new(
             rt.handle().clone(),
             Arc::new(DeadLetterStore::open(&d.join("dead-letter")).unwrap()),
-            d.join("backlog"),
+            BacklogStore::Disk(d.join("backlog")),
             progress,
             Arc::default(),
             Supervisor::new(Arc::new(AtomicBool::new(false))),

@@ -67,11 +67,14 @@ pub enum RunError {
     Thread(std::io::Error),
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
-    #[error("cannot open the dead-letter store {dir}: {source}")]
+    #[error("cannot open the dead-letter store ({place}): {source}")]
     DeadLetterStore {
-        dir: std::path::PathBuf,
+        place: String,
         source: std::io::Error,
     },
+    /// The cluster would not create a Kafka store's topics.
+    #[error(transparent)]
+    StoreTopics(#[from] ossnotify_sinks::kafka_store::TopicsRefused),
     /// A sink that cannot be built, a backlog that cannot be opened.
     #[error(transparent)]
     Routing(#[from] super::PipelineError),
@@ -117,7 +120,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     let drivers = Arc::new(Drivers::new(
         rt.handle().clone(),
         store.clone(),
-        config.backlog_path(),
+        backlog_store(config),
         progress.clone(),
         counters.clone(),
         supervisor.clone(),
@@ -322,12 +325,53 @@ fn io_runtime(cpus: &[usize]) -> Result<tokio::runtime::Runtime, RunError> {
         .map_err(RunError::Runtime)
 }
 
-fn open_store(config: &Config) -> Result<DeadLetterStore, RunError> {
-    DeadLetterStore::open_with(&config.dead_letter.path, config.dead_letter.store_options())
-        .map_err(|source| RunError::DeadLetterStore {
-            dir: config.dead_letter.path.clone(),
-            source,
-        })
+/// The dead-letter store `config` names: in Kafka, its topic created at
+/// start if missing.
+pub fn open_store(config: &Config) -> Result<DeadLetterStore, RunError> {
+    use crate::config::StoreKind;
+    use ossnotify_sinks::kafka_store::{self, dead_letters::KafkaDeadLetters};
+    match config.dead_letter_store() {
+        StoreKind::Disk => {
+            DeadLetterStore::open_with(&config.dead_letter.path, config.dead_letter.store_options())
+                .map_err(|source| RunError::DeadLetterStore {
+                    place: format!("directory {}", config.dead_letter.path.display()),
+                    source,
+                })
+        }
+        StoreKind::Kafka => {
+            let client = config.store_client();
+            let topic = config.dead_letter_topic();
+            kafka_store::ensure_topics(&client, &[dead_letter_topic(config)])?;
+            let k = KafkaDeadLetters::new(&client, &topic, &config.dead_letter_group()).map_err(
+                |source| RunError::DeadLetterStore {
+                    place: format!("topic {topic}"),
+                    source,
+                },
+            )?;
+            Ok(DeadLetterStore::kafka(k))
+        }
+    }
+}
+
+/// The Kafka dead-letter topic `config` asks for.
+pub fn dead_letter_topic(config: &Config) -> ossnotify_sinks::kafka_store::TopicSpec {
+    ossnotify_sinks::kafka_store::TopicSpec {
+        name: config.dead_letter_topic(),
+        partitions: config.dead_letter.partitions,
+        replication_factor: config.dead_letter.replication_factor,
+        // The cluster's default: a dead letter is kept as long as the
+        // cluster keeps messages, unless the topic says otherwise.
+        retention_ms: None,
+    }
+}
+
+/// Where `config` keeps the sinks' backlogs.
+fn backlog_store(config: &Config) -> super::routing::BacklogStore {
+    use super::routing::{BacklogStore, KafkaBacklogs};
+    match config.backlog_store() {
+        crate::config::StoreKind::Disk => BacklogStore::Disk(config.backlog_path()),
+        crate::config::StoreKind::Kafka => BacklogStore::Kafka(Box::new(KafkaBacklogs::new(config))),
+    }
 }
 
 /// SIGHUP or an edit of the config file: new rules and sinks, swapped in

@@ -1,8 +1,7 @@
-//! A sink's durable backlog (docs/guarantees.md, isolation): where its messages wait
-//! while its circuit breaker is open, or after their retries ran out on
-//! transient failures. A message is written (synced) here before it is
-//! acknowledged, so offsets move on and the other sinks keep flowing; the
-//! redelivery task sends the backlog again, oldest first, once the sink
+//! A sink's backlog on this member's disk (`[backlog] store = "disk"`, the
+//! only store for `file` and `stdin` sources): a message is written
+//! (synced) here before it is acknowledged; the redelivery task
+//! ([`super::redelivery`]) sends it again, oldest first, once the sink
 //! answers, and takes out what was delivered.
 //!
 //! Each sink has its own [`ossnotify_sinks::store`] under `[backlog] path`
@@ -11,7 +10,6 @@
 //! backlog blocks the sink (and so, through the bounded queues, the
 //! consumer) or dead-letters, as `when_full` says.
 
-use super::error::PipelineError;
 use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,13 +18,9 @@ use std::sync::Mutex;
 use ossnotify_sinks::store::{self, now_ms, EntryId, StoreOptions};
 use ossnotify_sinks::Envelope;
 
-/// Backlog metrics, labelled `sink`.
-pub const MESSAGES: &str = "ossnotify_sink_backlog_messages";
-pub const BYTES: &str = "ossnotify_sink_backlog_bytes";
-pub const OLDEST_AGE: &str = "ossnotify_sink_backlog_oldest_age_seconds";
-pub const REDELIVERED: &str = "ossnotify_sink_redelivered_total";
+use super::backlog::{BYTES, MESSAGES, OLDEST_AGE};
 
-pub struct Backlog {
+pub struct DiskBacklog {
     sink: String,
     dir: PathBuf,
     writer: store::Writer,
@@ -63,13 +57,13 @@ pub fn dir_of(root: &Path, name: &str) -> PathBuf {
     root.join(s)
 }
 
-impl Backlog {
+impl DiskBacklog {
     /// Opens a backlog of sink `name` under `root` (repairing it), with
     /// what an earlier run left in it. A backlog belongs to one process
     /// (it holds the store's remover lock): when several processes share
     /// `root`, each takes the first free slot, `NAME`, `NAME.1`, …; a slot
     /// a dead process left is taken, and redelivered, by the next to start.
-    pub fn open(root: &Path, name: &str, max_bytes: u64) -> io::Result<Backlog> {
+    pub fn open(root: &Path, name: &str, max_bytes: u64) -> io::Result<DiskBacklog> {
         for slot in 0..64 {
             let mut dir = dir_of(root, name);
             if slot > 0 {
@@ -90,7 +84,7 @@ impl Backlog {
         name: &str,
         max_bytes: u64,
         remover: store::Remover,
-    ) -> io::Result<Backlog> {
+    ) -> io::Result<DiskBacklog> {
         let mut index = Index::default();
         let (writer, repairs) =
             store::Writer::open_reading(dir, StoreOptions::default(), Some(&remover), |e| {
@@ -102,7 +96,7 @@ impl Backlog {
         if !index.entries.is_empty() {
             tracing::info!(sink = name, messages = index.entries.len(), dir = %dir.display(), "backlog from an earlier run: it will be redelivered");
         }
-        let b = Backlog {
+        let b = DiskBacklog {
             sink: name.to_owned(),
             dir: dir.to_owned(),
             writer,
@@ -120,14 +114,9 @@ impl Backlog {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The failure to `what` (write, read, trim) this backlog.
-    pub fn error(&self, what: &'static str, sink: &str, source: io::Error) -> PipelineError {
-        PipelineError::Backlog {
-            what,
-            sink: sink.to_owned(),
-            dir: self.dir.clone(),
-            source,
-        }
+    /// Where it is, for messages.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn len(&self) -> usize {
@@ -275,7 +264,7 @@ mod tests {
     #[test]
     fn push_head_remove_and_survive_a_reopen() {
         let d = tempfile::tempdir().unwrap();
-        let b = Backlog::open(d.path(), "a/b", 1 << 20).unwrap();
+        let b = DiskBacklog::open(d.path(), "a/b", 1 << 20).unwrap();
         assert!(d.path().join("a%2Fb").is_dir());
         let es: Vec<Envelope> = (0..5).map(env).collect();
         b.push(&es.iter().collect::<Vec<_>>()).unwrap();
@@ -287,7 +276,7 @@ mod tests {
         b.remove(&[head[0].0, head[1].0]).unwrap();
         assert_eq!(b.len(), 3);
         drop(b);
-        let b = Backlog::open(d.path(), "a/b", 1 << 20).unwrap();
+        let b = DiskBacklog::open(d.path(), "a/b", 1 << 20).unwrap();
         let head = b.head(10).unwrap();
         assert_eq!(
             head.iter().map(|h| h.1.clone()).collect::<Vec<_>>(),
@@ -298,7 +287,7 @@ mod tests {
     #[test]
     fn a_corrupt_entry_is_moved_aside_on_open_and_the_rest_kept() {
         let d = tempfile::tempdir().unwrap();
-        let b = Backlog::open(d.path(), "s", 1 << 20).unwrap();
+        let b = DiskBacklog::open(d.path(), "s", 1 << 20).unwrap();
         let es: Vec<Envelope> = (0..3).map(env).collect();
         b.push(&es.iter().collect::<Vec<_>>()).unwrap();
         let second = b.head(3).unwrap()[1].0;
@@ -310,7 +299,7 @@ mod tests {
         let mut bytes = std::fs::read(&seg).unwrap();
         bytes[second.offset as usize + 30] ^= 0x55;
         std::fs::write(&seg, bytes).unwrap();
-        let b = Backlog::open(d.path(), "s", 1 << 20).unwrap();
+        let b = DiskBacklog::open(d.path(), "s", 1 << 20).unwrap();
         let head = b.head(10).unwrap();
         assert_eq!(
             head.iter().map(|h| h.1.clone()).collect::<Vec<_>>(),
@@ -327,7 +316,7 @@ mod tests {
     #[test]
     fn the_bound_is_in_bytes() {
         let d = tempfile::tempdir().unwrap();
-        let b = Backlog::open(d.path(), "s", 50).unwrap();
+        let b = DiskBacklog::open(d.path(), "s", 50).unwrap();
         assert!(b.has_room());
         b.push(&[&env(1), &env(2)]).unwrap();
         assert!(!b.has_room());

@@ -1,0 +1,219 @@
+//! Reads a store topic from a group's committed offsets (what the group has
+//! not yet taken out) up to the end it has when the read starts, without
+//! joining the group: what `dead-letter` and `backlog` show, and what the
+//! daemon measures its backlog with.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::ADMIN_TIMEOUT;
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub partition: i32,
+    pub offset: i64,
+    /// The message's timestamp (when it was written), epoch ms.
+    pub time_ms: i64,
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Stored {
+    /// The value of header `name` (the last one, if repeated).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|h| h.0 == name)
+            .map(|h| h.1.as_str())
+    }
+}
+
+/// Per partition: where the group stands (its committed offset, or the
+/// partition's start when it has none) and the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watermarks {
+    /// (partition, from, end)
+    pub partitions: Vec<(i32, i64, i64)>,
+}
+
+impl Watermarks {
+    /// Messages between each partition's `from` and its end.
+    pub fn waiting(&self) -> u64 {
+        self.partitions
+            .iter()
+            .map(|(_, from, end)| (end - from).max(0) as u64)
+            .sum()
+    }
+}
+
+/// A consumer that never joins a group: `group` only names whose committed
+/// offsets are read (and, for the dead-letter store, moved).
+pub fn consumer(cc: &ClientConfig, group: &str) -> Result<BaseConsumer, KafkaError> {
+    let mut cc = cc.clone();
+    cc.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        // A store topic's messages are what matters, from wherever the
+        // group stands (or the start).
+        .set("auto.offset.reset", "earliest");
+    cc.create()
+}
+
+/// Where `group` stands on every partition of `topic`, and the ends.
+pub fn watermarks(c: &BaseConsumer, topic: &str) -> Result<Watermarks, KafkaError> {
+    let md = c.fetch_metadata(Some(topic), ADMIN_TIMEOUT)?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Ok(Watermarks::default());
+    };
+    if let Some(e) = t.error() {
+        return Err(KafkaError::MetadataFetch(e.into()));
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in t.partitions() {
+        tpl.add_partition(topic, p.id());
+    }
+    let committed = c.committed_offsets(tpl, ADMIN_TIMEOUT)?;
+    let mut out = Watermarks::default();
+    for p in t.partitions() {
+        let (low, high) = c.fetch_watermarks(topic, p.id(), ADMIN_TIMEOUT)?;
+        let from = match committed.find_partition(topic, p.id()).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o.max(low),
+            _ => low,
+        };
+        out.partitions.push((p.id(), from, high));
+    }
+    out.partitions.sort_unstable();
+    Ok(out)
+}
+
+/// Reads `topic` from where `group` stands to the ends taken now, calling
+/// `visit` for each message in offset order per partition; returns the
+/// watermarks it read between.
+pub fn read_range(
+    cc: &ClientConfig,
+    topic: &str,
+    group: &str,
+    mut visit: impl FnMut(Stored),
+) -> Result<Watermarks, KafkaError> {
+    let c = consumer(cc, group)?;
+    let marks = watermarks(&c, topic)?;
+    let mut tpl = TopicPartitionList::new();
+    let mut left = 0usize;
+    for &(p, from, end) in &marks.partitions {
+        if end > from {
+            tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
+            left += 1;
+        }
+    }
+    if left == 0 {
+        return Ok(marks);
+    }
+    c.assign(&tpl)?;
+    let ends: std::collections::HashMap<i32, i64> =
+        marks.partitions.iter().map(|&(p, _, e)| (p, e)).collect();
+    let mut done = std::collections::HashSet::new();
+    let mut last_progress = Instant::now();
+    while done.len() < left {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                last_progress = Instant::now();
+                let end = ends.get(&m.partition()).copied().unwrap_or(0);
+                if m.offset() < end {
+                    visit(stored(&m));
+                }
+                if m.offset() + 1 >= end {
+                    done.insert(m.partition());
+                }
+            }
+            Some(Err(e)) => return Err(e),
+            None if last_progress.elapsed() > ADMIN_TIMEOUT => {
+                return Err(KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::RequestTimedOut,
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(marks)
+}
+
+/// The write time of the oldest message between the watermarks (the first
+/// of each partition that has any), epoch ms.
+pub fn oldest_time(
+    cc: &ClientConfig,
+    topic: &str,
+    marks: &Watermarks,
+) -> Result<Option<i64>, KafkaError> {
+    let c = consumer(cc, "ossnotify.measure")?;
+    let mut tpl = TopicPartitionList::new();
+    let mut left = 0;
+    for &(p, from, end) in &marks.partitions {
+        if end > from {
+            tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
+            left += 1;
+        }
+    }
+    if left == 0 {
+        return Ok(None);
+    }
+    c.assign(&tpl)?;
+    let mut oldest: Option<i64> = None;
+    let mut seen = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.len() < left && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            if seen.insert(m.partition()) {
+                if let Some(t) = m.timestamp().to_millis() {
+                    oldest = Some(oldest.map_or(t, |o| o.min(t)));
+                }
+            }
+        }
+    }
+    Ok(oldest)
+}
+
+fn stored(m: &rdkafka::message::BorrowedMessage<'_>) -> Stored {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let mut headers = Vec::new();
+    if let Some(h) = m.headers() {
+        for i in 0..h.count() {
+            let hd = h.get(i);
+            headers.push((hd.key.to_owned(), hd.value.map(text).unwrap_or_default()));
+        }
+    }
+    Stored {
+        partition: m.partition(),
+        offset: m.offset(),
+        time_ms: m.timestamp().to_millis().unwrap_or(0),
+        key: m.key().map(text),
+        value: m.payload().unwrap_or_default().to_vec(),
+        headers,
+    }
+}
+
+/// Moves `group`'s committed offsets of `topic` to `offsets` (partition,
+/// next offset to read) without joining the group.
+pub fn commit(
+    cc: &ClientConfig,
+    topic: &str,
+    group: &str,
+    offsets: &[(i32, i64)],
+) -> Result<(), KafkaError> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let c = consumer(cc, group)?;
+    let mut tpl = TopicPartitionList::new();
+    for &(p, o) in offsets {
+        tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
+    }
+    c.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+}

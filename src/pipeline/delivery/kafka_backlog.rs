@@ -1,0 +1,148 @@
+//! A sink's backlog in Kafka (`[backlog] store = "kafka"`, the default
+//! with a Kafka source): one topic per sink (`{topic_prefix}{sink}`),
+//! created at start with `retention.ms = -1`, written with `acks=all` and
+//! idempotence before the source offset is committed, and redelivered by
+//! whichever member the backlog group (`{group_id}.backlog`) assigns it to
+//! ([`super::kafka_redelivery`]). No member's disk holds a message: a
+//! member killed and never started again loses nothing.
+//!
+//! A message keeps its payload as the value, its `bucket/key` as the key
+//! (one partition by default, so the whole backlog keeps its order; with
+//! more, the order of each object's messages), and the rest in headers:
+//! `ossnotify.rule`, `ossnotify.key`, `ossnotify.event_time_ms`.
+//!
+//! The bound: the cluster alone knows what waits, so each member measures
+//! it (the backlog group's committed offsets against the topic's end,
+//! every few seconds) and adds what it wrote since; bytes are that count
+//! times the mean size of the messages this member wrote (docs/config.md).
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ossnotify_sinks::kafka_store::{AckedProducer, Record};
+use ossnotify_sinks::Envelope;
+use rdkafka::message::{Headers, Message};
+
+pub const RULE: &str = "ossnotify.rule";
+pub const KEY: &str = "ossnotify.key";
+pub const EVENT_TIME: &str = "ossnotify.event_time_ms";
+
+/// What is known of a Kafka backlog's size, shared by its writer and the
+/// member's measurement.
+#[derive(Debug, Default)]
+pub struct Size {
+    /// Waiting at the last measurement.
+    pub measured: AtomicU64,
+    /// Written by this member since.
+    pub written_since: AtomicU64,
+    /// Written by this member in all: messages and bytes (for the mean).
+    pub written: AtomicU64,
+    pub written_bytes: AtomicU64,
+}
+
+impl Size {
+    pub fn waiting(&self) -> u64 {
+        self.measured.load(Ordering::Relaxed) + self.written_since.load(Ordering::Relaxed)
+    }
+
+    /// `waiting` messages in bytes, at the mean size this member wrote
+    /// (1 KiB before it wrote any).
+    pub fn bytes(&self, waiting: u64) -> u64 {
+        let n = self.written.load(Ordering::Relaxed);
+        let mean = self
+            .written_bytes
+            .load(Ordering::Relaxed)
+            .checked_div(n)
+            .unwrap_or(1024);
+        waiting.saturating_mul(mean)
+    }
+}
+
+pub struct KafkaBacklog {
+    topic: String,
+    producer: Arc<AckedProducer>,
+    max_bytes: u64,
+    pub size: Arc<Size>,
+}
+
+impl KafkaBacklog {
+    pub fn new(
+        topic: String,
+        producer: Arc<AckedProducer>,
+        max_bytes: u64,
+        size: Arc<Size>,
+    ) -> KafkaBacklog {
+        KafkaBacklog {
+            topic,
+            producer,
+            max_bytes,
+            size,
+        }
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn waiting(&self) -> u64 {
+        self.size.waiting()
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.size.bytes(self.size.waiting()) < self.max_bytes
+    }
+
+    /// Writes `envelopes`; returns once the cluster has every one.
+    pub async fn push(&self, envelopes: &[&Envelope]) -> io::Result<()> {
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<Record> = envelopes.iter().map(|e| self.record(e)).collect();
+        self.producer
+            .write(&records)
+            .await
+            .map_err(io::Error::other)?;
+        let bytes: u64 = envelopes.iter().map(|e| e.payload.len() as u64).sum();
+        let n = envelopes.len() as u64;
+        self.size.written_since.fetch_add(n, Ordering::Relaxed);
+        self.size.written.fetch_add(n, Ordering::Relaxed);
+        self.size.written_bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn record(&self, e: &Envelope) -> Record {
+        Record {
+            topic: self.topic.clone(),
+            partition: None,
+            key: Some(e.key.clone()),
+            value: e.payload.as_bytes().to_vec(),
+            headers: vec![
+                (RULE, e.rule_id.clone()),
+                (KEY, e.key.clone()),
+                (EVENT_TIME, e.event_time_ms.to_string()),
+            ],
+        }
+    }
+}
+
+/// The envelope a backlog message holds.
+pub fn envelope_of(m: &impl Message) -> Envelope {
+    let mut e = Envelope {
+        payload: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+        ..Envelope::default()
+    };
+    if let Some(h) = m.headers() {
+        for i in 0..h.count() {
+            let hd = h.get(i);
+            let v = String::from_utf8_lossy(hd.value.unwrap_or_default());
+            match hd.key {
+                RULE => e.rule_id = v.into_owned(),
+                KEY => e.key = v.into_owned(),
+                EVENT_TIME => e.event_time_ms = v.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    e
+}

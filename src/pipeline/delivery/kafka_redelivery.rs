@@ -1,0 +1,596 @@
+//! Redelivery of the Kafka backlogs: every member joins the backlog group
+//! (`{group_id}.backlog`), subscribed to the backlog topics of the sinks
+//! in its config, so any member redelivers any sink's backlog, whoever
+//! wrote it, and a member scaled away hands its partitions to the others.
+//!
+//! # Rounds
+//!
+//! Each assigned partition is read in rounds: up to four of its sink's
+//! batches are read, the partition is paused, the round is delivered on
+//! the runtime (sharing the sink's `max_in_flight` with live traffic), and
+//! then the group's offset is committed past the round's leading messages
+//! that were delivered or dead-lettered, and no further: a message the
+//! sink deferred stops the commit, and the partition is read again from it
+//! once the breaker lets a request through. So the commit never passes an
+//! undelivered message, and a partition's messages are sent in order, one
+//! round at a time. A paused partition (its sink's breaker open) stops
+//! nothing else: each partition is paused and resumed on its own.
+//!
+//! # Rebalances
+//!
+//! Each assignment of a partition has its own generation; a round of an
+//! earlier generation (the partition was revoked while it was in flight)
+//! commits nothing: its next owner reads it again from the group's last
+//! commit. Eager and cooperative assignment both work this way, since a
+//! round's commit is the only state a partition has.
+//!
+//! # Measurement
+//!
+//! Every few seconds the member measures each backlog (the group's
+//! committed offsets against the topic's ends, and the age of the oldest
+//! message) for the gauges, the bound (`max_mib`) and the warning about a
+//! topic's finite retention.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ossnotify_sinks::kafka_store::read;
+use ossnotify_sinks::log_limit::LogLimit;
+use ossnotify_sinks::{DeadLetterStore, Envelope, Outcome};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use super::backlog::{BYTES, MESSAGES, OLDEST_AGE, RETENTION_HEADROOM};
+use super::kafka_backlog::{envelope_of, Size};
+use super::redelivery::{count_redelivered, counter, record_ages, CurrentSinks, Redelivered};
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::supervisor::Supervisor;
+
+/// How often each backlog is measured.
+const MEASURE_EVERY: Duration = Duration::from_secs(3);
+
+/// One backlog topic being redelivered.
+#[derive(Clone)]
+pub struct Watched {
+    pub sink: String,
+    pub size: Arc<Size>,
+    /// `retention.ms` of a topic found with a finite one.
+    pub retention_ms: Option<i64>,
+}
+
+/// The backlog topics to redeliver, by topic; changed on start and reload.
+pub type Watching = Arc<Mutex<BTreeMap<String, Watched>>>;
+
+/// The member's redelivery of the Kafka backlogs: a thread that reads the
+/// backlog group's partitions, and one that measures the backlogs.
+pub struct KafkaRedelivery {
+    pub watching: Watching,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What the redelivery needs from the run.
+pub struct Wiring {
+    pub rt: tokio::runtime::Handle,
+    pub current: CurrentSinks,
+    pub store: Arc<DeadLetterStore>,
+    pub supervisor: Arc<Supervisor>,
+    pub redelivered: Redelivered,
+}
+
+impl KafkaRedelivery {
+    /// Joins `group` on the cluster of `cc` (no topic yet: see `watching`).
+    pub fn start(
+        cc: &ClientConfig,
+        group: &str,
+        wiring: Wiring,
+    ) -> Result<KafkaRedelivery, rdkafka::error::KafkaError> {
+        let watching: Watching = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut member = cc.clone();
+        member
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // A round is at most a few thousand messages: what librdkafka
+            // fetches ahead of it is read again after the pause, so keep
+            // it small.
+            .set("queued.max.messages.kbytes", "4096");
+        let consumer: BaseConsumer<Events> = member.create_with_context(Events::default())?;
+        let measurer = read::consumer(cc, group)?;
+        let (done_tx, done) = mpsc::channel();
+        let mut reader = Reader {
+            consumer,
+            watching: watching.clone(),
+            subscribed: Vec::new(),
+            parts: HashMap::new(),
+            next_epoch: 0,
+            done_tx,
+            done,
+            wiring,
+            gone: LogLimit::default(),
+        };
+        let mut threads = Vec::new();
+        let s = stop.clone();
+        let supervisor = reader.wiring.supervisor.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("ossnotify-backlog".into())
+                .spawn(move || {
+                    let _watch = supervisor.watch("backlog redelivery");
+                    reader.run(&s)
+                })
+                .map_err(|e| rdkafka::error::KafkaError::ClientCreation(e.to_string()))?,
+        );
+        let (s, w, cc) = (stop.clone(), watching.clone(), cc.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("ossnotify-backlog-size".into())
+                .spawn(move || measure(&measurer, &cc, &w, &s))
+                .map_err(|e| rdkafka::error::KafkaError::ClientCreation(e.to_string()))?,
+        );
+        Ok(KafkaRedelivery {
+            watching,
+            stop,
+            threads,
+        })
+    }
+
+    /// Stops reading: rounds in flight get a moment to finish and commit;
+    /// what they did not is read again by the group.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for KafkaRedelivery {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Rebalances, as the consumer's callbacks see them (handled after the
+/// poll that ran them).
+#[derive(Default)]
+struct Events(Mutex<Vec<Event>>);
+
+enum Event {
+    Assigned(Vec<(String, i32)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for Events {}
+
+impl ConsumerContext for Events {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .push(Event::Revoked(partitions(tpl)));
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .push(Event::Assigned(partitions(tpl)));
+        }
+    }
+}
+
+type Tp = (String, i32);
+
+/// One assigned partition.
+struct Part {
+    epoch: u64,
+    /// The next offset to deliver, once known (the first message read
+    /// after the assignment tells).
+    next: Option<i64>,
+    batch: Vec<(i64, Envelope)>,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading into `batch`.
+    Reading,
+    /// Paused: its round is being delivered.
+    InFlight,
+    /// Paused until its sink's breaker lets a request through (or the
+    /// sink is back in the config).
+    Held,
+}
+
+/// What a round did.
+struct Done {
+    tp: Tp,
+    epoch: u64,
+    /// The offset to commit: past the leading messages delivered or
+    /// dead-lettered.
+    commit_to: i64,
+    /// Whether a message was deferred (the breaker decides when the
+    /// partition is read again).
+    deferred: bool,
+}
+
+struct Reader {
+    consumer: BaseConsumer<Events>,
+    watching: Watching,
+    subscribed: Vec<String>,
+    parts: HashMap<Tp, Part>,
+    next_epoch: u64,
+    done_tx: mpsc::Sender<Done>,
+    done: mpsc::Receiver<Done>,
+    wiring: Wiring,
+    /// "The sink is gone" once per sink and interval.
+    gone: LogLimit,
+}
+
+impl Reader {
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut in_flight_at_stop = Instant::now();
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                // A short grace for rounds in flight, then leave the group.
+                if !self.parts.values().any(|p| p.state == State::InFlight)
+                    || in_flight_at_stop.elapsed() > Duration::from_secs(5)
+                {
+                    break;
+                }
+                if let Ok(d) = self.done.recv_timeout(Duration::from_millis(50)) {
+                    self.finish(d);
+                }
+                continue;
+            }
+            in_flight_at_stop = Instant::now();
+            self.subscribe();
+            self.rebalanced();
+            while let Ok(d) = self.done.try_recv() {
+                self.finish(d);
+            }
+            self.release();
+            let mut wait = Duration::from_millis(50);
+            for _ in 0..4096 {
+                let got = self.consumer.poll(wait).map(|r| {
+                    r.map(|m| {
+                        let tp = (m.topic().to_owned(), m.partition());
+                        (tp, m.offset(), envelope_of(&m))
+                    })
+                });
+                match got {
+                    Some(Ok((tp, offset, envelope))) => self.accept(tp, offset, envelope),
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "backlog group: consumer error");
+                        break;
+                    }
+                    None => break,
+                }
+                wait = Duration::ZERO;
+            }
+            self.rebalanced();
+            self.launch();
+        }
+    }
+
+    /// Follows the watched topics (sinks added or removed on reload).
+    fn subscribe(&mut self) {
+        let want: Vec<String> = self
+            .watching
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        if want == self.subscribed {
+            return;
+        }
+        let topics: Vec<&str> = want.iter().map(String::as_str).collect();
+        let r = if topics.is_empty() {
+            self.consumer.unsubscribe();
+            Ok(())
+        } else {
+            self.consumer.subscribe(&topics)
+        };
+        match r {
+            Ok(()) => self.subscribed = want,
+            Err(e) => tracing::warn!(error = %e, topics = ?want, "backlog group: cannot subscribe"),
+        }
+    }
+
+    fn rebalanced(&mut self) {
+        let events = std::mem::take(&mut *self.consumer.context().0.lock().expect("not poisoned"));
+        for e in events {
+            match e {
+                Event::Revoked(tps) => {
+                    for tp in tps {
+                        self.parts.remove(&tp);
+                    }
+                }
+                Event::Assigned(tps) => {
+                    for tp in tps {
+                        self.next_epoch += 1;
+                        self.parts.insert(
+                            tp,
+                            Part {
+                                epoch: self.next_epoch,
+                                next: None,
+                                batch: Vec::new(),
+                                state: State::Reading,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a message into its partition's round.
+    fn accept(&mut self, tp: Tp, offset: i64, envelope: Envelope) {
+        let cap = self.round_size(&tp.0);
+        let Some(part) = self.parts.get_mut(&tp) else {
+            return;
+        };
+        // Read ahead of a pause, or before a seek: read again later.
+        let expected = part.batch.last().map(|b| b.0 + 1).or(part.next);
+        if part.state != State::Reading || expected.is_some_and(|n| offset < n) {
+            return;
+        }
+        part.batch.push((offset, envelope));
+        if part.batch.len() >= cap {
+            self.pause(&tp);
+        }
+    }
+
+    /// Messages per round for the sink of `topic`: four of its batches.
+    fn round_size(&self, topic: &str) -> usize {
+        self.sink_of(topic)
+            .map_or(64, |s| (s.max_batch() * 4).clamp(1, 4096))
+    }
+
+    fn sink_name(&self, topic: &str) -> Option<String> {
+        self.watching
+            .lock()
+            .expect("not poisoned")
+            .get(topic)
+            .map(|w| w.sink.clone())
+    }
+
+    fn sink_of(&self, topic: &str) -> Option<Arc<dyn ossnotify_sinks::Sink>> {
+        let name = self.sink_name(topic)?;
+        self.wiring
+            .current
+            .lock()
+            .expect("not poisoned")
+            .get(&name)
+            .cloned()
+    }
+
+    fn tpl(tp: &Tp) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&tp.0, tp.1);
+        tpl
+    }
+
+    fn pause(&self, tp: &Tp) {
+        if let Err(e) = self.consumer.pause(&Self::tpl(tp)) {
+            tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "backlog group: pause failed");
+        }
+    }
+
+    /// Reads the partition again from its next offset.
+    fn resume(&self, tp: &Tp, next: Option<i64>) {
+        if let Some(n) = next {
+            // Before resuming: what was fetched ahead of the pause is
+            // dropped by the seek, and fetching starts here.
+            if let Err(e) =
+                self.consumer
+                    .seek(&tp.0, tp.1, Offset::Offset(n), Duration::from_secs(5))
+            {
+                tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "backlog group: seek failed");
+            }
+        }
+        if let Err(e) = self.consumer.resume(&Self::tpl(tp)) {
+            tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "backlog group: resume failed");
+        }
+    }
+
+    /// Starts a round for every partition that has read something and
+    /// whose sink takes requests; holds the others.
+    fn launch(&mut self) {
+        let ready: Vec<Tp> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| p.state == State::Reading && !p.batch.is_empty())
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in ready {
+            let sink = self.sink_of(&tp.0);
+            let admitted = match &sink {
+                None => {
+                    let name = self.sink_name(&tp.0).unwrap_or_default();
+                    if self.gone.admit(&name).is_some() {
+                        tracing::warn!(sink = %name, topic = %tp.0, "the sink is gone from the config: its backlog waits in its topic");
+                    }
+                    false
+                }
+                Some(s) => s.isolation().is_none_or(|iso| iso.breaker.admit()),
+            };
+            self.pause(&tp);
+            let part = self.parts.get_mut(&tp).expect("listed above");
+            if !admitted {
+                part.next = part.batch.first().map(|b| b.0);
+                part.batch.clear();
+                part.state = State::Held;
+                continue;
+            }
+            part.state = State::InFlight;
+            let batch = std::mem::take(&mut part.batch);
+            let epoch = part.epoch;
+            let sink = sink.expect("admitted");
+            let name = sink.name().to_owned();
+            let redelivered = counter(&self.wiring.redelivered, &name);
+            let (store, supervisor, done) = (
+                self.wiring.store.clone(),
+                self.wiring.supervisor.clone(),
+                self.done_tx.clone(),
+            );
+            self.wiring.rt.spawn(async move {
+                let (offsets, envelopes): (Vec<i64>, Vec<Envelope>) = batch.into_iter().unzip();
+                let outcomes = sink.deliver(&envelopes).await;
+                let age = metrics::histogram!(crate::telemetry::EVENT_AGE, "sink" => name.clone());
+                record_ages(&age, &envelopes, &outcomes);
+                // Only the leading messages that are settled count: the
+                // partition is read again from the first deferred one.
+                let settled = outcomes
+                    .iter()
+                    .position(|o| matches!(o, Outcome::Deferred { .. }))
+                    .unwrap_or(outcomes.len());
+                let mut failed = Vec::new();
+                let mut delivered = 0;
+                for (e, o) in envelopes.iter().zip(&outcomes).take(settled) {
+                    match o {
+                        Outcome::Delivered => delivered += 1,
+                        Outcome::Failed { error, attempts } => {
+                            failed.push((e, error.as_str(), *attempts))
+                        }
+                        Outcome::Deferred { .. } => {}
+                    }
+                }
+                if let Err(e) = store.give_up(&name, &failed) {
+                    // Not committed: read again by the group.
+                    supervisor.fail(
+                        &format!("redelivery of sink {name}"),
+                        PipelineError::store(&store, e),
+                    );
+                    return;
+                }
+                count_redelivered(&name, &redelivered, delivered);
+                let commit_to = offsets
+                    .get(settled)
+                    .copied()
+                    .unwrap_or_else(|| offsets.last().map_or(0, |o| o + 1));
+                let _ = done.send(Done {
+                    tp,
+                    epoch,
+                    commit_to,
+                    deferred: settled < outcomes.len(),
+                });
+            });
+        }
+    }
+
+    /// A round ended: commit what it settled, then read on (or hold).
+    fn finish(&mut self, d: Done) {
+        let Some(part) = self.parts.get_mut(&d.tp) else {
+            return;
+        };
+        if part.epoch != d.epoch {
+            return;
+        }
+        part.next = Some(d.commit_to);
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(&d.tp.0, d.tp.1, Offset::Offset(d.commit_to))
+            .is_ok()
+        {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                // Read again by the group: duplicates, never a loss.
+                tracing::debug!(topic = %d.tp.0, error = %e, "backlog group: commit failed");
+            }
+        }
+        if d.deferred {
+            part.state = State::Held;
+        } else {
+            part.state = State::Reading;
+            let next = part.next;
+            self.resume(&d.tp, next);
+        }
+    }
+
+    /// Reads held partitions again once their sink takes requests.
+    fn release(&mut self) {
+        let held: Vec<Tp> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| p.state == State::Held)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in held {
+            let Some(sink) = self.sink_of(&tp.0) else {
+                continue;
+            };
+            let ready = sink
+                .isolation()
+                .is_none_or(|iso| iso.breaker.is_closed() || iso.breaker.until_probe().is_zero());
+            if ready {
+                let part = self.parts.get_mut(&tp).expect("listed above");
+                part.state = State::Reading;
+                let next = part.next;
+                self.resume(&tp, next);
+            }
+        }
+    }
+}
+
+/// Measures every watched backlog until `stop`.
+fn measure(c: &BaseConsumer, cc: &ClientConfig, watching: &Watching, stop: &AtomicBool) {
+    let mut last = Instant::now() - MEASURE_EVERY;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < MEASURE_EVERY {
+            continue;
+        }
+        last = Instant::now();
+        let watched: Vec<(String, Watched)> = watching
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|(t, w)| (t.clone(), w.clone()))
+            .collect();
+        for (topic, w) in watched {
+            let marks = match read::watermarks(c, &topic) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(topic, error = %e, "backlog: cannot measure");
+                    continue;
+                }
+            };
+            let waiting = marks.waiting();
+            w.size.written_since.store(0, Ordering::Relaxed);
+            w.size.measured.store(waiting, Ordering::Relaxed);
+            let oldest = if waiting > 0 {
+                read::oldest_time(cc, &topic, &marks).ok().flatten()
+            } else {
+                None
+            };
+            let age = oldest.map_or(0.0, |t| {
+                (ossnotify_sinks::store::now_ms() as i64 - t).max(0) as f64 / 1000.0
+            });
+            let sink = w.sink.clone();
+            metrics::gauge!(MESSAGES, "sink" => sink.clone()).set(waiting as f64);
+            metrics::gauge!(BYTES, "sink" => sink.clone()).set(w.size.bytes(waiting) as f64);
+            metrics::gauge!(OLDEST_AGE, "sink" => sink.clone()).set(age);
+            if let Some(r) = w.retention_ms {
+                metrics::gauge!(RETENTION_HEADROOM, "sink" => sink).set(r as f64 / 1000.0 - age);
+            }
+        }
+    }
+}
