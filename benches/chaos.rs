@@ -3,16 +3,18 @@
 //! producer keeps filling, and deliver to mns-dev, while the harness keeps
 //! doing random harm: it starts an extra member, stops one (SIGTERM), kills
 //! one (-9) and restarts it later, restarts one, makes mns-dev fail every
-//! request for a while, answer slowly, or drop connections, and restarts the
-//! broker: tansu on S3 storage against a local S3 server
+//! request for a while, answer slowly, or drop connections, fails mns-dev
+//! until the sink's backlog fills and then scales a member away for good
+//! with its directory (the members keep their backlogs and dead letters in
+//! Kafka, the default), and restarts the broker: tansu on S3 storage against a local S3 server
 //! (`scripts/durable-broker.sh`, which installs both), since an in-memory
 //! broker loses everything when it restarts.
 //!
 //! At the end it heals everything, waits for the pipeline to catch up,
 //! stops the members, reads back every record the topic holds, asks
 //! `ossnotify match` what those records must produce, and checks that every
-//! such message arrived at mns-dev at least once or sits in a dead-letter
-//! store. It reports the faults injected, the messages expected, lost (must
+//! such message arrived at mns-dev at least once or sits in the dead-letter
+//! topic. It reports the faults injected, the messages expected, lost (must
 //! be 0: missing though the group committed past their record), undelivered
 //! (must be 0: missing and not committed, so a stalled run rather than a
 //! broken guarantee), duplicated (count and %, and per fault kind: each
@@ -433,7 +435,7 @@ fn harm(
         w.sample_rss();
         arrivals.update(&w.dir);
         if last_dead_read.elapsed() > Duration::from_secs(5) {
-            dead_cache = Arrivals::dead_lettered(&w.dir);
+            dead_cache = Arrivals::dead_lettered(w);
             last_dead_read = Instant::now();
         }
         low = watermark(arrivals, &dead_cache, low, next.load(Ordering::SeqCst));
@@ -479,7 +481,7 @@ fn one_fault(w: &mut World, rng: &mut Rng, o: &Options) -> (&'static str, bool) 
         w.start(slot);
         ("kill -9 a member, restart it", false)
     };
-    match rng.below(8) {
+    match rng.below(9) {
         0 if running.len() < SLOTS => {
             let slot = (0..SLOTS).find(|s| w.members[*s].is_none()).unwrap();
             w.start(slot);
@@ -507,6 +509,21 @@ fn one_fault(w: &mut World, rng: &mut Rng, o: &Options) -> (&'static str, bool) 
         6 => {
             w.mns(&["--drop-rate", "0.3"]);
             ("mns-dev: 30 % dropped connections", true)
+        }
+        8 if running.len() > 1 => {
+            // The sink fails long enough for its breaker to open and the
+            // backlog topic to fill; then a member is scaled away for good,
+            // its directory with it: what it wrote to the backlog is
+            // redelivered by the others.
+            w.mns(&["--fail-first-seconds", "25"]);
+            std::thread::sleep(Duration::from_secs(12));
+            let slot = pick(rng);
+            w.kill(slot, "-KILL");
+            let _ = std::fs::remove_dir_all(w.dir.join(format!("dead-letter-{slot}")));
+            (
+                "mns-dev outage (25 s), a member scaled away with its disk",
+                false,
+            )
         }
         7 if o.durable => {
             script(
@@ -557,7 +574,7 @@ fn catch_up(
         std::thread::sleep(Duration::from_millis(500));
         w.sample_rss();
         arrivals.update(&w.dir);
-        low = watermark(arrivals, &Arrivals::dead_lettered(&w.dir), low, produced);
+        low = watermark(arrivals, &Arrivals::dead_lettered(w), low, produced);
         mark_recovered(faults, low);
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -631,7 +648,7 @@ fn verdict(w: &World, faults: &[Fault], arrivals: &Arrivals) -> Verdict {
             .entry(id.trim_start_matches("c-").parse().unwrap())
             .or_insert(0) += 1;
     }
-    let dead = Arrivals::dead_lettered(&w.dir);
+    let dead = Arrivals::dead_lettered(w);
     let mut v = Verdict {
         records,
         total_expected: expected.values().sum(),

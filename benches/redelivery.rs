@@ -1,12 +1,19 @@
-//! Load harness (not criterion): how fast a sink's backlog is redelivered.
-//! The release `ossnotify run` (its own process) reads records on stdin
-//! while mns-dev (in this process) fails every request, so every message
-//! ends in the `mns_queue` sink's backlog; then a second run starts with
-//! mns-dev healthy and redelivers the backlog by itself. The rate is the
-//! messages mns-dev accepted between the first and the last arrival.
+//! Load harness (not criterion): how fast a sink's backlog is written and
+//! redelivered, in each store. A release `ossnotify run` (its own process)
+//! reads records while mns-dev (in this process) fails every request, so
+//! every message ends in the `mns_queue` sink's backlog; then a second run
+//! starts with mns-dev healthy and redelivers the backlog by itself. The
+//! redelivery rate is the messages mns-dev accepted between the first and
+//! the last arrival.
+//!
+//! - disk store: the records come on stdin;
+//! - Kafka store (the default with a Kafka source): the records are first
+//!   produced to a topic of the test broker; the backlog write rate is the
+//!   backlog topic's growth between its first and its last message, and
+//!   the first run's peak RSS is reported.
 //!
 //! `cargo bench --bench redelivery` (`OSSNOTIFY_BENCH_MESSAGES`, default
-//! 300,000)
+//! 300,000; `OSSNOTIFY_BENCH_STORE`: `disk`, `kafka` or `both`, the default)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -62,52 +69,30 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
+    let store = std::env::var("OSSNOTIFY_BENCH_STORE").unwrap_or_else(|_| "both".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-
-    // 1. Fill the backlog: every request fails.
-    let down = rt.block_on(mns(true));
-    let mut first = start(
-        &config(dir.path(), &down.endpoint()),
-        &dir.path().join("first.log"),
-    );
-    {
-        let mut stdin = std::io::BufWriter::new(first.stdin.take().unwrap());
-        for i in 0..n {
-            writeln!(
-                stdin,
-                r#"{{"time":"2026-11-27T10:00:00Z","operation":"PutObject","bucket":"b","object":"photos/2026/11/27/img-{i:08}.jpg","bucket_location":"oss-cn-hangzhou","owner_id":"1148912345646818","request_id":"{i:024X}","http_status":200,"object_size":48213,"etag":"\"5EB63BBBE01EEED093CB22BB8F5ACDC3\""}}"#
-            )
-            .unwrap();
-        }
+    if store == "disk" || store == "both" {
+        disk(&rt, n);
     }
-    let t = Instant::now();
-    assert!(first.wait().unwrap().success());
-    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
-    let kept = log
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("run: ")?
-                .split(" kept in sink backlogs")
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("nothing backlogged:\n{log}"));
-    assert_eq!(kept, n, "{log}");
-    down.stop();
-    println!("machine: 2-core VM; mns-dev and the pipeline on loopback; {n} messages backlogged (the first run ended {:.1} s after its input)", t.elapsed().as_secs_f64());
+    if store == "kafka" || store == "both" {
+        kafka(&rt, n);
+    }
+}
 
-    // 2. Redeliver: mns-dev healthy, a second run with nothing to read.
-    let up = rt.block_on(mns(false));
-    let mut second = start(
-        &config(dir.path(), &up.endpoint()),
-        &dir.path().join("second.log"),
-    );
+/// One operation log record, `i`.
+fn record(i: u64) -> String {
+    format!(
+        r#"{{"time":"2026-11-27T10:00:00Z","operation":"PutObject","bucket":"b","object":"photos/2026/11/27/img-{i:08}.jpg","bucket_location":"oss-cn-hangzhou","owner_id":"1148912345646818","request_id":"{i:024X}","http_status":200,"object_size":48213,"etag":"\"5EB63BBBE01EEED093CB22BB8F5ACDC3\""}}"#
+    )
+}
+
+/// Waits until `up` has accepted `n` messages; the rate between the first
+/// arrival and the last.
+fn redelivery_rate(up: &DevServer, n: u64) -> (u64, f64) {
     let deadline = Instant::now() + Duration::from_secs(600);
     let (mut t0, mut t1) = (None, Instant::now());
     let mut last = 0;
@@ -125,8 +110,128 @@ fn main() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let (c0, t0) = t0.expect("nothing was redelivered");
-    let rate = (last - c0) as f64 / (t1 - t0).as_secs_f64();
-    println!("redelivered {last} of {n} messages to the mns_queue sink (batches of 16, 16 in flight): {rate:.0} messages/s");
+    (last, (last - c0) as f64 / (t1 - t0).as_secs_f64())
+}
+
+/// The RSS of `pid` in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn kafka(rt: &tokio::runtime::Runtime, n: u64) {
+    use ossnotify_sinks::kafka_store::{client_config, read};
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("redelivery-{}", std::process::id());
+    support::broker::create_topic(&topic, 6);
+    let records: Vec<String> = (0..n).map(record).collect();
+    support::broker::produce(&topic, &records);
+    let cfg = |endpoint: &str| {
+        let path = dir.path().join(format!(
+            "kafka-{}.toml",
+            endpoint.rsplit(':').next().unwrap()
+        ));
+        std::fs::write(
+            &path,
+            format!(
+                "{}\n[sinks.q]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n\n[sinks.q.backlog]\nmax_mib = 4096\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"q\"]\n",
+                support::kafka_source(support::broker::brokers(), &topic, &topic, "", "")
+            ),
+        )
+        .unwrap();
+        path
+    };
+
+    // 1. Fill the backlog topic: every request fails.
+    let down = rt.block_on(mns(true));
+    let first =
+        support::Member::start(&cfg(&down.endpoint()), dir.path().join("first.log"), "info");
+    let cc = client_config(support::broker::brokers(), &Default::default());
+    let c = read::consumer(&cc, "redelivery-bench").unwrap();
+    let backlog = format!("{topic}.backlog.q");
+    let (mut t0, mut t1, mut last, mut peak) = (None, Instant::now(), 0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while last < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        peak = peak.max(rss_kib(first.child.id()));
+        let size = read::watermarks(&c, &backlog).map_or(0, |m| m.waiting());
+        if size > 0 && t0.is_none() {
+            t0 = Some((size, Instant::now()));
+        }
+        if size > last {
+            (last, t1) = (size, Instant::now());
+        }
+    }
+    let (s0, t0) = t0.unwrap_or_else(|| panic!("nothing backlogged:\n{}", first.log_text()));
+    let write_rate = (last - s0) as f64 / (t1 - t0).as_secs_f64();
+    let (code, log) = first.signal("-TERM");
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(last, n, "{log}");
+    down.stop();
+    println!(
+        "kafka store: {n} messages written to the backlog topic at {write_rate:.0} messages/s; the member's peak RSS {} MiB",
+        peak / 1024
+    );
+
+    // 2. Redeliver: mns-dev healthy, a new member with nothing new to read.
+    let up = rt.block_on(mns(false));
+    let second =
+        support::Member::start(&cfg(&up.endpoint()), dir.path().join("second.log"), "info");
+    let (last, rate) = redelivery_rate(&up, n);
+    println!("kafka store: redelivered {last} of {n} messages to the mns_queue sink (batches of 16, 16 in flight): {rate:.0} messages/s");
+    let (code, log) = second.signal("-TERM");
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(last, n, "{log}");
+    up.stop();
+}
+
+fn disk(rt: &tokio::runtime::Runtime, n: u64) {
+    let dir = tempfile::tempdir().unwrap();
+
+    // 1. Fill the backlog: every request fails.
+    let down = rt.block_on(mns(true));
+    let mut first = start(
+        &config(dir.path(), &down.endpoint()),
+        &dir.path().join("first.log"),
+    );
+    {
+        let mut stdin = std::io::BufWriter::new(first.stdin.take().unwrap());
+        for i in 0..n {
+            writeln!(stdin, "{}", record(i)).unwrap();
+        }
+    }
+    let t = Instant::now();
+    assert!(first.wait().unwrap().success());
+    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    let kept = log
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("run: ")?
+                .split(" kept in sink backlogs")
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("nothing backlogged:\n{log}"));
+    assert_eq!(kept, n, "{log}");
+    down.stop();
+    println!(
+        "disk store: {n} messages backlogged (the first run ended {:.1} s after its input)",
+        t.elapsed().as_secs_f64()
+    );
+
+    // 2. Redeliver: mns-dev healthy, a second run with nothing to read.
+    let up = rt.block_on(mns(false));
+    let mut second = start(
+        &config(dir.path(), &up.endpoint()),
+        &dir.path().join("second.log"),
+    );
+    let (last, rate) = redelivery_rate(&up, n);
+    println!("disk store: redelivered {last} of {n} messages to the mns_queue sink (batches of 16, 16 in flight): {rate:.0} messages/s");
     drop(second.stdin.take());
     assert!(second.wait().unwrap().success());
     assert_eq!(

@@ -172,7 +172,8 @@ pub fn parse_time(s: &str) -> Result<u64, DeadLetterError> {
     u64::try_from(t).map_err(|_| DeadLetterError::BeforeEpoch(s.to_owned()))
 }
 
-fn utc(ms: u64) -> String {
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn utc(ms: u64) -> String {
     let mut out = Vec::new();
     crate::oplog::time::write_utc(ms as i64, &mut out);
     String::from_utf8(out).unwrap_or_default()
@@ -267,12 +268,7 @@ pub fn stats(entries: &[(EntryId, DeadLetter)], bad: &[Unreadable], now_ms: u64)
 pub fn show(entries: &[(EntryId, DeadLetter)]) -> String {
     let mut out = String::new();
     for (id, d) in entries {
-        let decoded = base64_simd::STANDARD
-            .decode_to_vec(d.payload.trim())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .or_else(|| serde_json::from_str(&d.payload).ok())
-            .unwrap_or_else(|| serde_json::Value::String(d.payload.clone()));
+        let decoded = decode_payload(&d.payload);
         let v = serde_json::json!({
             "id": id.to_string(),
             "time": utc(d.time_ms),
@@ -289,6 +285,17 @@ pub fn show(entries: &[(EntryId, DeadLetter)]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A payload as JSON: Base64 decoded to the notification JSON, JSON
+/// parsed, anything else as a string.
+pub fn decode_payload(payload: &str) -> serde_json::Value {
+    base64_simd::STANDARD
+        .decode_to_vec(payload.trim())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .or_else(|| serde_json::from_str(payload).ok())
+        .unwrap_or_else(|| serde_json::Value::String(payload.to_owned()))
 }
 
 /// What a replay did.

@@ -6,6 +6,7 @@
 //! the notification JSON and its Base64; [`config`] loads and validates what
 //! drives them, and [`dry_run`] is `ossnotify match`.
 
+pub mod backlog;
 pub mod config;
 pub mod config_tests;
 pub mod dead_letter;

@@ -66,6 +66,9 @@ enum Command {
     /// Inspect, replay or purge the dead-letter store; safe while the daemon runs.
     #[command(subcommand)]
     DeadLetter(DeadLetterCommand),
+    /// What each sink's backlog holds (either store), read beside the running daemon.
+    #[command(subcommand)]
+    Backlog(BacklogCommand),
     /// Write operation logs (synthetic, or an input file's lines) to Kafka or a file, with a progress bar.
     Loadgen(LoadgenArgs),
     /// A local MNS-compatible endpoint (PublishMessage, SendMessage, BatchSendMessage) for demos and tests.
@@ -90,6 +93,25 @@ enum DeadLetterCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(clap::Subcommand)]
+enum BacklogCommand {
+    /// One line per message: sink, id, write time, rule, key, bytes.
+    Ls(BacklogArgs),
+    /// Per sink: messages, bytes, the oldest's age, and where.
+    Stats(BacklogArgs),
+    /// Messages as JSON, payloads decoded.
+    Show(BacklogArgs),
+}
+
+#[derive(clap::Args)]
+struct BacklogArgs {
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// Only this sink's backlog.
+    #[arg(long)]
+    sink: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -340,6 +362,7 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             until: None,
         })),
         Command::DeadLetter(cmd) => dead_letter(cmd),
+        Command::Backlog(cmd) => backlog(cmd),
         Command::Run { config } => run(&config),
         Command::Test { config, tests } => config_tests(&config, &tests),
         Command::Tap(args) => tap(args),
@@ -410,8 +433,15 @@ fn run(config_path: &Path) -> Result<ExitCode, CliError> {
         eprintln!("run: the drain deadline cut the drain short; what was in flight is read again at the next start");
     }
     eprintln!(
-        "run: {} records ({} invalid, {} skipped, {} without a matching rule); {} messages: {} delivered, {} dead-lettered",
-        s.records, s.invalid, s.skipped, s.unmatched, s.messages, s.delivered, s.dead_lettered
+        "run: {} records ({} invalid, {} skipped, {} without a matching rule); {} messages: {} delivered ({} of them from a backlog), {} dead-lettered",
+        s.records,
+        s.invalid,
+        s.skipped,
+        s.unmatched,
+        s.messages,
+        s.delivered,
+        s.redelivered,
+        s.dead_lettered
     );
     if s.backlogged > 0 || s.still_backlogged > 0 {
         eprintln!(
@@ -526,6 +556,28 @@ fn dead_letter(cmd: DeadLetterCommand) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn backlog(cmd: BacklogCommand) -> Result<ExitCode, CliError> {
+    use ossnotify::backlog as b;
+    let (BacklogCommand::Ls(args) | BacklogCommand::Stats(args) | BacklogCommand::Show(args)) =
+        &cmd;
+    let config = load_for_run(&args.config)?;
+    if let Some(s) = &args.sink {
+        if !config.sinks.iter().any(|x| x.name == *s) {
+            return Err(invalid(format!("--sink {s}: the config has no such sink")));
+        }
+    }
+    let held = b::read_all(&config, args.sink.as_deref()).failed()?;
+    print!(
+        "{}",
+        match cmd {
+            BacklogCommand::Ls(_) => b::ls(&held),
+            BacklogCommand::Stats(_) => b::stats(&held, ossnotify_sinks::store::now_ms()),
+            BacklogCommand::Show(_) => b::show(&held),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// SIGINT or SIGTERM.
 async fn wait_for_stop() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -632,6 +684,9 @@ fn validate(path: &Path, no_environment: bool) -> Result<ExitCode, CliError> {
     match loaded {
         Ok(loaded) => {
             print_diagnostics(&loaded.warnings);
+            for t in ossnotify::pipeline::store_topics(&loaded.config) {
+                println!("note: {t}; `run` creates it if the cluster lacks it");
+            }
             println!(
                 "{}: valid: {} rules, {} sinks, {} warnings",
                 path.display(),

@@ -1,7 +1,8 @@
 //! The files in `deploy/`: the Grafana dashboard queries only metrics the
 //! code exports (a renamed or removed metric fails here), the systemd unit
 //! passes `systemd-analyze verify` without a warning, and the Kubernetes
-//! example probes the endpoints the daemon serves.
+//! layouts (kustomize) probe the endpoints the daemon serves, keep no
+//! state with the Kafka stores, and carry valid configs.
 
 mod support;
 
@@ -109,31 +110,114 @@ fn the_systemd_unit_verifies() {
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
 }
 
-#[test]
-fn the_kubernetes_example_probes_health_and_readiness() {
-    let text = std::fs::read_to_string(support::repo("deploy/kubernetes/ossnotify.yaml")).unwrap();
-    for want in [
-        "livenessProbe:\n            httpGet: {path: /health, port: metrics}",
-        "readinessProbe:\n            httpGet: {path: /ready, port: metrics}",
-        "prometheus.io/path: /metrics",
-        "secretRef: {name: ossnotify-mns}",
-        "configMap: {name: ossnotify}",
-    ] {
-        assert!(text.contains(want), "missing {want:?}");
+/// The documents of a kustomization, rendered as `kubectl apply -k` would
+/// gather them (resources, files or directories, recursively), and the
+/// files its ConfigMap generators read.
+fn kustomize(dir: &std::path::Path) -> (Vec<serde_yaml_ng::Value>, Vec<std::path::PathBuf>) {
+    let text = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap();
+    let k: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let (mut docs, mut files) = (Vec::new(), Vec::new());
+    for r in k["resources"].as_sequence().unwrap() {
+        let path = dir.join(r.as_str().unwrap());
+        if path.is_dir() {
+            let (d, f) = kustomize(&path);
+            docs.extend(d);
+            files.extend(f);
+        } else {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                docs.push(serde::Deserialize::deserialize(doc).unwrap());
+            }
+        }
     }
+    if let Some(gens) = k["configMapGenerator"].as_sequence() {
+        for g in gens {
+            assert_eq!(g["name"], "ossnotify");
+            for f in g["files"].as_sequence().unwrap() {
+                files.push(dir.join(f.as_str().unwrap()));
+            }
+        }
+    }
+    (docs, files)
+}
+
+/// Checks a layout: its workload of `kind` probes /health and /ready, reads
+/// the generated ConfigMap and the MNS Secret, and is what the Service and
+/// the disruption budget select; its config validates. Returns the
+/// workload and the config's text.
+fn layout(dir: &str, kind: &str) -> (serde_yaml_ng::Value, String) {
+    let (docs, files) = kustomize(&support::repo(dir));
+    let kinds: BTreeSet<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [kind, "PodDisruptionBudget", "Service"]
+            .into_iter()
+            .collect(),
+        "{dir}"
+    );
+    let of = |k: &str| docs.iter().find(|d| d["kind"] == k).unwrap();
+    let w = of(kind);
+    let labels = &w["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(&w["spec"]["selector"]["matchLabels"], labels);
+    assert_eq!(&of("Service")["spec"]["selector"], labels);
+    assert_eq!(
+        &of("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        labels
+    );
+    let pod = &w["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/ready");
+    assert_eq!(c["envFrom"][0]["secretRef"]["name"], "ossnotify-mns");
+    assert!(pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|v| v["configMap"]["name"] == "ossnotify"));
     // Its config is a valid config (structure; credentials come from the Secret).
-    let start = text.find("config.toml: |\n").unwrap() + "config.toml: |\n".len();
-    let end = text[start..].find("\n---").unwrap() + start;
-    let config: String = text[start..end]
-        .lines()
-        .map(|l| l.strip_prefix("    ").unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let d = support::Dir::new();
-    let path = d.write("k8s.toml", &config);
+    assert_eq!(files.len(), 1, "{dir}: {files:?}");
     let out = support::run(
-        &["validate", "--no-environment", "-c", path.to_str().unwrap()],
+        &[
+            "validate",
+            "--no-environment",
+            "-c",
+            files[0].to_str().unwrap(),
+        ],
         b"",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{dir}: {}",
+        support::text(&out.stdout)
+    );
+    (w.clone(), std::fs::read_to_string(&files[0]).unwrap())
+}
+
+#[test]
+fn the_kubernetes_layouts_are_stateless_with_kafka_stores_and_a_statefulset_with_disk_stores() {
+    let (deployment, config) = layout("deploy/kubernetes", "Deployment");
+    // Stateless: the Kafka stores (the default), and no volume but the config.
+    assert!(!config.contains("store = \"disk\""), "{config}");
+    assert!(config.contains("type = \"kafka\""));
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    let (statefulset, config) = layout("deploy/kubernetes/disk-store", "StatefulSet");
+    assert!(config.contains("[backlog]\nstore = \"disk\""), "{config}");
+    assert!(
+        config.contains("[dead_letter]\nstore = \"disk\""),
+        "{config}"
+    );
+    assert_eq!(
+        statefulset["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+        "state"
+    );
+    // The ServiceMonitor example scrapes the Service's port.
+    let sm: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(support::repo("deploy/kubernetes/servicemonitor.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
 }

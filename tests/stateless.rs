@@ -222,3 +222,439 @@ async fn members_scaled_away_during_an_outage_with_their_disks_lose_nothing() {
     healthy.stop();
     failing.stop();
 }
+
+/// A config whose sink `q` publishes to MNS topic `mns_topic` on `mns`,
+/// with the dead letters in `store`.
+fn dl_config(
+    d: &support::Dir,
+    name: &str,
+    topic: &str,
+    group: &str,
+    store: &str,
+    mns: &str,
+    mns_topic: &str,
+) -> std::path::PathBuf {
+    d.write(
+        &format!("{name}.toml"),
+        &format!(
+            r#"{source}
+[pipeline]
+commit_interval_ms = 100
+
+[dead_letter]
+store = "{store}"
+path = "{dl}"
+
+[sinks.q]
+type = "mns_topic"
+endpoint = "{mns}"
+topic = "{mns_topic}"
+access_key_id = "AK"
+access_key_secret = "SK"
+
+[[rules]]
+id = "all"
+bucket = "sl"
+events = ["ObjectCreated:PutObject"]
+sinks = ["q"]
+"#,
+            source = support::kafka_source(support::broker::brokers(), topic, group, "", ""),
+            dl = d.path(&format!("dl-{group}")).display(),
+        ),
+    )
+}
+
+/// `ossnotify dead-letter ARGS` (stdout, and it must succeed).
+fn dead_letter(args: &[&str]) -> String {
+    let mut all = vec!["dead-letter"];
+    all.extend_from_slice(args);
+    let out = support::run(&all, b"");
+    assert!(
+        out.status.success(),
+        "dead-letter {args:?}: {}",
+        support::text(&out.stderr)
+    );
+    support::text(&out.stdout)
+}
+
+/// `dead-letter ls` rows without what differs between stores and runs
+/// (the id, the time, the error's text after its code).
+fn rows(ls: &str) -> Vec<String> {
+    let mut v: Vec<String> = ls
+        .lines()
+        .filter(|l| !l.starts_with("ID\t"))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let code = f.get(7).map_or("", |e| e.split(':').next().unwrap_or(""));
+            format!("{}|{code}", f[2..7.min(f.len())].join("|"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_in_kafka_carry_their_context_and_the_commands_work_as_on_disk() {
+    let topic = "stateless-dl";
+    support::broker::create_topic(topic, 1);
+    let d = support::Dir::new();
+    let mns = mns_on(listener().await.0, Duration::ZERO);
+    let endpoint = mns.endpoint();
+    let (kafka_group, disk_group) = ("dl-kafka", "dl-disk");
+    // MNS has no topic `gone`: TopicNotExist, a permanent failure.
+    let broken = |store, group| dl_config(&d, group, topic, group, store, &endpoint, "gone");
+    let fixed = |store, group| {
+        dl_config(
+            &d,
+            &format!("{group}-fixed"),
+            topic,
+            group,
+            store,
+            &endpoint,
+            "oss-events",
+        )
+    };
+    let mut records: Vec<String> = (0..3).map(record).collect();
+    records.push("not json".into());
+    tokio::task::block_in_place(|| support::broker::produce(topic, &records));
+    let in_kafka = Member::start(&broken("kafka", kafka_group), d.path("k.log"), "info");
+    let on_disk = Member::start(&broken("disk", disk_group), d.path("d.log"), "info");
+    for group in [kafka_group, disk_group] {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while support::committed(&support::group_reader(group), topic, 1)
+            .values()
+            .sum::<i64>()
+            < 4
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{group} did not commit:\n{}\n{}",
+                in_kafka.log_text(),
+                on_disk.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    // The topic, as stock tools see it: the value and the context headers.
+    let cc = ossnotify_sinks::kafka_store::client_config(
+        support::broker::brokers(),
+        &Default::default(),
+    );
+    let dl_topic = format!("{kafka_group}.dead-letter");
+    let mut stored = Vec::new();
+    ossnotify_sinks::kafka_store::read::read_range(&cc, &dl_topic, "a-reader", |s| stored.push(s))
+        .unwrap();
+    assert_eq!(stored.len(), 4, "{stored:?}\n{}", in_kafka.log_text());
+    let delivery = stored
+        .iter()
+        .find(|s| s.header("ossnotify.kind") == Some("delivery"))
+        .unwrap();
+    for (h, want) in [
+        ("ossnotify.sink", "q"),
+        ("ossnotify.rule", "all"),
+        ("ossnotify.error.code", "TopicNotExist"),
+        ("ossnotify.attempts", "1"),
+    ] {
+        assert_eq!(delivery.header(h), Some(want), "{h} in {delivery:?}");
+    }
+    assert!(delivery
+        .header("ossnotify.key")
+        .unwrap()
+        .starts_with("sl/k-"));
+    assert!(delivery
+        .header("ossnotify.error.message")
+        .unwrap()
+        .starts_with("TopicNotExist"));
+    for h in ["ossnotify.failure.first", "ossnotify.failure.last"] {
+        let t: i64 = delivery.header(h).unwrap().parse().unwrap();
+        assert!(t > 1_700_000_000_000, "{h} = {t}");
+    }
+    assert!(seq_of(std::str::from_utf8(&delivery.value).unwrap()).is_some());
+    let invalid = stored
+        .iter()
+        .find(|s| s.header("ossnotify.kind") == Some("invalid_record"))
+        .unwrap();
+    assert_eq!(invalid.value, b"not json");
+    assert_eq!(invalid.header("ossnotify.source.topic"), Some(topic));
+    assert_eq!(invalid.header("ossnotify.source.partition"), Some("0"));
+    assert_eq!(invalid.header("ossnotify.source.offset"), Some("3"));
+
+    // The commands give the same answers on both stores.
+    let (k, dk) = (broken("kafka", kafka_group), broken("disk", disk_group));
+    let (k, dk) = (k.to_str().unwrap(), dk.to_str().unwrap());
+    for filter in [
+        &[][..],
+        &["--kind", "invalid_record"],
+        &["--sink", "q"],
+        &["--rule", "all"],
+        &["--since", "1h"],
+        &["--until", "1h"],
+    ] {
+        let ls = |c: &str| {
+            let mut a = vec!["ls", "-c", c];
+            a.extend_from_slice(filter);
+            rows(&dead_letter(&a))
+        };
+        assert_eq!(ls(k), ls(dk), "ls {filter:?}");
+        let stats = |c: &str| {
+            let mut a = vec!["stats", "-c", c];
+            a.extend_from_slice(filter);
+            dead_letter(&a)
+        };
+        assert_eq!(stats(k), stats(dk), "stats {filter:?}");
+    }
+    assert_eq!(rows(&dead_letter(&["ls", "-c", k])).len(), 4);
+    assert_eq!(
+        rows(&dead_letter(&["ls", "-c", k, "--until", "1h"])).len(),
+        0
+    );
+    let shown: Vec<serde_json::Value> =
+        serde_json::Deserializer::from_str(&dead_letter(&["show", "-c", k, "--sink", "q"]))
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    assert_eq!(shown.len(), 3);
+    assert_eq!(shown[0]["payload"]["events"][0]["oss"]["ruleId"], "all");
+
+    // Replay (the sink fixed) and purge, beside the running daemons.
+    for (store, group, c) in [("kafka", kafka_group, k), ("disk", disk_group, dk)] {
+        let fixed = fixed(store, group);
+        let f = fixed.to_str().unwrap();
+        let out = dead_letter(&["replay", "-c", f, "--sink", "q"]);
+        assert!(
+            out.contains("replay: 3 delivered, 0 still failing"),
+            "{store}: {out}"
+        );
+        assert_eq!(rows(&dead_letter(&["ls", "-c", c])).len(), 1, "{store}");
+        assert!(rows(&dead_letter(&["ls", "-c", c]))[0].starts_with("invalid_record|"));
+        let out = dead_letter(&["purge", "-c", c, "--kind", "invalid_record"]);
+        assert_eq!(out, "purge: 1 entries taken out\n", "{store}");
+        assert!(rows(&dead_letter(&["ls", "-c", c])).is_empty(), "{store}");
+    }
+    // Both replays arrived.
+    assert_eq!(arrivals(&mns).values().sum::<usize>(), 6);
+    // In Kafka, the store's group moved past everything taken out.
+    let c =
+        ossnotify_sinks::kafka_store::read::consumer(&cc, &format!("{kafka_group}.dead-letter"))
+            .unwrap();
+    assert_eq!(
+        ossnotify_sinks::kafka_store::read::watermarks(&c, &dl_topic)
+            .unwrap()
+            .waiting(),
+        0
+    );
+    for m in [in_kafka, on_disk] {
+        let (code, log) = tokio::task::block_in_place(|| m.signal("-TERM"));
+        assert_eq!(code, Some(0), "{log}");
+    }
+    mns.stop();
+}
+
+/// A cluster that will not create the store topics: `run` stops at once
+/// with one error naming each topic and how to create it; `validate` names
+/// the same topics.
+#[test]
+fn a_cluster_that_refuses_the_store_topics_stops_the_start_naming_them() {
+    // TOPIC_AUTHORIZATION_FAILED for every topic.
+    let cluster = support::refusing_broker::RefusingBroker::start(29);
+    let d = support::Dir::new();
+    let cfg = d.write(
+        "refused.toml",
+        &format!(
+            r#"{}
+[sinks.q]
+type = "mns_queue"
+endpoint = "http://127.0.0.1:9"
+queue = "q"
+access_key_id = "AK"
+access_key_secret = "SK"
+
+[[rules]]
+id = "all"
+bucket = "sl"
+events = ["ObjectCreated:*"]
+sinks = ["q"]
+"#,
+            support::kafka_source(&cluster.brokers(), "in", "g", "", "")
+        ),
+    );
+    let started = Instant::now();
+    let (code, log) =
+        Member::start(&cfg, d.path("run.log"), "info").wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(2), "{log}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{log}");
+    for want in [
+        "did not create the store topics",
+        "g.dead-letter",
+        "g.backlog.q",
+        "kafka-topics.sh --create --topic g.backlog.q --partitions 1 --config retention.ms=-1",
+    ] {
+        assert!(log.contains(want), "{want:?} in:\n{log}");
+    }
+    let (code, out) = support::validate(&cfg);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Kafka topic g.dead-letter"), "{out}");
+    assert!(
+        out.contains(
+            "Kafka topic g.backlog.q (1 partitions, replication factor -1, retention.ms -1)"
+        ),
+        "{out}"
+    );
+}
+
+/// Redelivery survives churn: while a backlog is being redelivered, the
+/// members that hold it are stopped (one SIGTERMed, one killed -9) and a
+/// new one joins; every message arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivery_survives_members_stopping_killed_and_joining() {
+    let topic = "stateless-churn";
+    support::broker::create_topic(topic, 3);
+    let d = support::Dir::new();
+    let healthy = mns_on(listener().await.0, Duration::ZERO);
+    let (failing_listener, failing_endpoint) = listener().await;
+    let cfg: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|m| config(&d, m, topic, &healthy.endpoint(), &failing_endpoint))
+        .collect();
+    let a = Member::start(&cfg[0], d.path("a.log"), "info");
+    let b = Member::start(&cfg[1], d.path("b.log"), "info");
+    tokio::task::block_in_place(|| {
+        join(&a);
+        join(&b);
+    });
+    // Down for 30 s, then slow (500 ms a request, 64 at once: about 128
+    // messages a second), so that redelivery takes a while.
+    let failing = DevServer::start(
+        DevConfig {
+            fail_first: Duration::from_secs(30),
+            latency: Duration::from_millis(500),
+            keep: usize::MAX,
+            keep_bytes: usize::MAX,
+            ..support::dev_config()
+        },
+        failing_listener,
+    )
+    .unwrap();
+    let mut n = 0u64;
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(25) {
+        let batch: Vec<String> = (n..n + 60).map(record).collect();
+        tokio::task::block_in_place(|| support::broker::produce(topic, &batch));
+        n += 60;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Redelivery under way: some of the backlog has arrived, not all.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = arrivals(&failing).len() as u64;
+        if got > 50 && got < n - 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && got < n - 200,
+            "redelivery never caught mid-way ({got} of {n})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mid = arrivals(&failing).len();
+    let (code_a, log_a) = tokio::task::block_in_place(|| a.signal("-TERM"));
+    let (_, log_b) = tokio::task::block_in_place(|| b.signal("-KILL"));
+    assert_eq!(code_a, Some(0), "{log_a}");
+    let redelivering = |log: &str| log.contains("circuit breaker closed");
+    assert!(
+        redelivering(&log_a) || redelivering(&log_b),
+        "{log_a}\n{log_b}"
+    );
+    let c = Member::start(&cfg[2], d.path("c.log"), "info");
+    let got_healthy = wait_all(&healthy, n, Duration::from_secs(180)).await;
+    let got_failing = wait_all(&failing, n, Duration::from_secs(180)).await;
+    let (code, log_c) = tokio::task::block_in_place(|| c.signal("-TERM"));
+    eprintln!(
+        "{n} records; {mid} had reached the failing endpoint at the stop; then healthy {} distinct, failing {} distinct, {} duplicates there",
+        got_healthy.len(),
+        got_failing.len(),
+        got_failing.values().map(|v| v - 1).sum::<usize>()
+    );
+    let (h, f) = (missing(&got_healthy, n), missing(&got_failing, n));
+    assert!(h.is_empty(), "the healthy sink lost {h:?}:\n{log_c}");
+    assert!(f.is_empty(), "the failing sink lost {f:?}:\n{log_c}");
+    assert_eq!(code, Some(0), "{log_c}");
+    healthy.stop();
+    failing.stop();
+}
+
+/// The broker restarts while messages wait in a Kafka backlog (tansu on S3
+/// storage, so its data survives): nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_while_messages_wait_in_the_backlog_loses_nothing() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let d = support::Dir::new();
+    let broker = tokio::task::block_in_place(|| support::broker::Durable::start(d.path("broker")));
+    let topic = "restart-in";
+    tokio::task::block_in_place(|| broker.create_topic(topic, 2));
+    let healthy = mns_on(listener().await.0, Duration::ZERO);
+    let (failing_listener, failing_endpoint) = listener().await;
+    let cfg = config(&d, "m", topic, &healthy.endpoint(), &failing_endpoint);
+    // The same member, pointed at the durable broker.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(support::broker::brokers(), &broker.brokers());
+    std::fs::write(&cfg, text).unwrap();
+    let member = Member::start(&cfg, d.path("m.log"), "info");
+    tokio::task::block_in_place(|| join(&member));
+    let failing = mns_on(failing_listener, Duration::from_secs(60));
+    let outage = Instant::now();
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .set("message.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    let mut n = 0u64;
+    let produce = |from: u64, to: u64| {
+        for s in from..to {
+            let payload = record(s);
+            while producer
+                .send(BaseRecord::<(), _>::to(topic).payload(&payload))
+                .is_err()
+            {
+                producer.poll(Duration::from_millis(10));
+            }
+        }
+        tokio::task::block_in_place(|| producer.flush(Duration::from_secs(120)).unwrap());
+    };
+    while outage.elapsed() < Duration::from_secs(20) {
+        produce(n, n + 40);
+        n += 40;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let backlog_topic = format!("{topic}.backlog.failing");
+    let cc = ossnotify_sinks::kafka_store::client_config(&broker.brokers(), &Default::default());
+    let c = ossnotify_sinks::kafka_store::read::consumer(&cc, &format!("{topic}.backlog")).unwrap();
+    let waiting = ossnotify_sinks::kafka_store::read::watermarks(&c, &backlog_topic)
+        .unwrap()
+        .waiting();
+    assert!(waiting > 0, "{}", member.log_text());
+    drop(c);
+    // The restart, with messages waiting in the backlog; then more input.
+    tokio::task::block_in_place(|| broker.restart());
+    while outage.elapsed() < Duration::from_secs(40) {
+        produce(n, n + 40);
+        n += 40;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let got_healthy = wait_all(&healthy, n, Duration::from_secs(180)).await;
+    let got_failing = wait_all(&failing, n, Duration::from_secs(180)).await;
+    let (code, log) = tokio::task::block_in_place(|| member.signal("-TERM"));
+    eprintln!(
+        "{n} records; {waiting} in the backlog at the restart; healthy {} distinct, failing {} distinct",
+        got_healthy.len(),
+        got_failing.len()
+    );
+    let (h, f) = (missing(&got_healthy, n), missing(&got_failing, n));
+    assert!(h.is_empty(), "the healthy sink lost {h:?}:\n{log}");
+    assert!(f.is_empty(), "the failing sink lost {f:?}:\n{log}");
+    assert_eq!(code, Some(0), "{log}");
+    healthy.stop();
+    failing.stop();
+}

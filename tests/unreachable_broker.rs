@@ -31,6 +31,7 @@ group_id = "g"
 listen = "127.0.0.1:{metrics}"
 
 [dead_letter]
+store = "disk"
 path = "{dl}"
 
 [sinks.n]

@@ -33,11 +33,7 @@ impl World {
 drain_timeout_ms = 20000
 
 [dead_letter]
-store = "disk"
 path = "{dl}"
-
-[backlog]
-store = "disk"
 
 [sinks.q]
 type = "mns_queue"
@@ -207,19 +203,22 @@ impl Arrivals {
         }
     }
 
-    /// Dead-lettered deliveries, from every member's store.
-    pub(super) fn dead_lettered(dir: &Path) -> HashMap<u64, usize> {
+    /// Dead-lettered deliveries: the members' dead-letter topic (the
+    /// default store with a Kafka source), read from its start.
+    pub(super) fn dead_lettered(w: &World) -> HashMap<u64, usize> {
+        use ossnotify_sinks::kafka_store::{client_config, dead_letters, read};
         let mut out = HashMap::new();
-        for s in 0..SLOTS {
-            let store = dir.join(format!("dead-letter-{s}"));
-            for d in ossnotify_sinks::dead_letter::read_all(&store).unwrap_or_default() {
+        let cc = client_config(&w.brokers(), &Default::default());
+        let topic = format!("{GROUP}.dead-letter");
+        let _ = read::read_range(&cc, &topic, "chaos-verdict", |s| {
+            if let Some(d) = dead_letters::from_stored(&s) {
                 if d.kind == ossnotify_sinks::DeadLetterKind::Delivery {
                     if let Some(id) = Self::id_of(&d.payload) {
                         *out.entry(id).or_insert(0) += 1;
                     }
                 }
             }
-        }
+        });
         out
     }
 }

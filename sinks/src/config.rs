@@ -68,6 +68,11 @@ pub trait SinkConfig: fmt::Debug + Send + Sync {
     }
     /// Checks values serde cannot (ranges, URL shapes, lengths).
     fn validate(&self) -> Vec<FieldIssue>;
+    /// Whether the sink has a breaker and a backlog (its `Sink::isolation`),
+    /// known without building it.
+    fn isolated(&self) -> bool {
+        false
+    }
     /// The sink itself, named `name` (its table key). Needs a tokio runtime.
     fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, BuildError>;
 }

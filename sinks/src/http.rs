@@ -94,6 +94,9 @@ impl SinkConfig for HttpConfig {
             isolation: Isolation::new(name, &self.breaker, &self.backlog),
         }))
     }
+    fn isolated(&self) -> bool {
+        self.breaker.enabled
+    }
     fn validate(&self) -> Vec<FieldIssue> {
         let mut v = Vec::new();
         check_http_url("url", &self.url, &mut v);

@@ -118,6 +118,9 @@ impl SinkConfig for KafkaConfig {
             isolation: Isolation::new(name, &self.breaker, &self.backlog),
         }))
     }
+    fn isolated(&self) -> bool {
+        self.breaker.enabled
+    }
     fn validate(&self) -> Vec<FieldIssue> {
         let mut v = Vec::new();
         if self.brokers.trim().is_empty() {

@@ -25,7 +25,7 @@ pub use error::{PipelineError, SourceError};
 pub use offsets::{Anomaly, Generation, OffsetTracker, PartitionOffsets};
 pub use reload::ReloadCounters;
 pub use routing::DEFAULT_EVENT_BUS;
-pub use run::{run, Input, RunError, RunSummary};
+pub use run::{run, store_topics, Input, RunError, RunSummary};
 pub use source::kafka::FETCH_DEFAULTS;
 pub use source::lines::LineInput;
 pub use supervisor::{Failure, Supervisor};

@@ -82,6 +82,8 @@ pub enum BacklogStore {
 /// producer, and the member's redelivery (started with the first backlog).
 pub struct KafkaBacklogs {
     pub client: rdkafka::ClientConfig,
+    /// The source's group settings the backlog group follows too.
+    pub group_settings: Vec<(String, String)>,
     /// Each sink's topic is this followed by its name.
     pub topic_prefix: String,
     pub group: String,
@@ -97,6 +99,13 @@ impl KafkaBacklogs {
     pub fn new(config: &Config) -> KafkaBacklogs {
         KafkaBacklogs {
             client: config.store_client(),
+            group_settings: config
+                .source
+                .librdkafka
+                .iter()
+                .filter(|(k, _)| GROUP_SETTINGS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             topic_prefix: config.backlog_topic_prefix(),
             group: config.backlog_group(),
             partitions: config.backlog.partitions,
@@ -124,7 +133,11 @@ impl KafkaBacklogs {
     /// found with a finite retention.
     fn ensure(&self, sinks: &[&str]) -> Result<(), PipelineError> {
         let specs: Vec<_> = sinks.iter().map(|s| self.spec(s)).collect();
-        let finite = ossnotify_sinks::kafka_store::ensure_topics(&self.client, &specs)?;
+        let finite = ossnotify_sinks::kafka_store::ensure_topics(
+            &self.client,
+            &specs,
+            ossnotify_sinks::kafka_store::ADMIN_TIMEOUT,
+        )?;
         let mut retention = self.retention.lock().expect("not poisoned");
         for f in finite {
             tracing::warn!(
@@ -138,6 +151,17 @@ impl KafkaBacklogs {
         Ok(())
     }
 }
+
+/// `[source.librdkafka]` properties that say how the source's group
+/// behaves; the backlog group takes them too, so that a member that dies
+/// gives its backlog partitions up as soon as its source partitions.
+const GROUP_SETTINGS: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "partition.assignment.strategy",
+    "group.protocol",
+];
 
 /// Starts and keeps the sink drivers.
 pub struct Drivers {
@@ -396,7 +420,7 @@ impl Drivers {
                 redelivered: self.redelivered.clone(),
             };
             *redelivery = Some(
-                KafkaRedelivery::start(&k.client, &k.group, wiring)
+                KafkaRedelivery::start(&k.client, &k.group, &k.group_settings, wiring)
                     .map_err(|e| place_error(std::io::Error::other(e)))?,
             );
         }

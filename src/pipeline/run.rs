@@ -47,6 +47,9 @@ pub struct RunSummary {
     pub dead_lettered: u64,
     /// Messages kept in sinks' backlogs during the run.
     pub backlogged: u64,
+    /// Messages redelivered from sinks' backlogs during the run (counted in
+    /// `delivered` too).
+    pub redelivered: u64,
     /// Messages in the backlogs at the end, redelivered by the next run.
     pub still_backlogged: u64,
     /// Where the input is processed through, as the tracker committed it.
@@ -107,6 +110,13 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
             supervisor.clone(),
             taps.clone(),
         ))?;
+    }
+    if !ensure_store_topics(config, &supervisor)? {
+        // Stopped before the cluster answered: nothing was read.
+        return Ok(RunSummary {
+            drained: true,
+            ..RunSummary::default()
+        });
     }
     // After the metrics recorder is installed: opening counts repairs and
     // retention.
@@ -278,15 +288,24 @@ impl Started {
         let committed = last_commit.map_err(RunError::LastCommit)?;
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let redelivered: u64 = self
+            .drivers
+            .redelivered
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .map(|n| get(n))
+            .sum();
         Ok(RunSummary {
             records: get(&c.records),
             invalid: get(&c.invalid),
             skipped: get(&c.skipped),
             unmatched: get(&c.unmatched),
             messages: get(&c.messages),
-            delivered: get(&c.delivered),
+            delivered: get(&c.delivered) + redelivered,
             dead_lettered: get(&c.dead_lettered),
             backlogged: get(&c.backlogged),
+            redelivered,
             still_backlogged,
             committed,
             drained,
@@ -329,7 +348,7 @@ fn io_runtime(cpus: &[usize]) -> Result<tokio::runtime::Runtime, RunError> {
 /// start if missing.
 pub fn open_store(config: &Config) -> Result<DeadLetterStore, RunError> {
     use crate::config::StoreKind;
-    use ossnotify_sinks::kafka_store::{self, dead_letters::KafkaDeadLetters};
+    use ossnotify_sinks::kafka_store::dead_letters::KafkaDeadLetters;
     match config.dead_letter_store() {
         StoreKind::Disk => {
             DeadLetterStore::open_with(&config.dead_letter.path, config.dead_letter.store_options())
@@ -341,7 +360,6 @@ pub fn open_store(config: &Config) -> Result<DeadLetterStore, RunError> {
         StoreKind::Kafka => {
             let client = config.store_client();
             let topic = config.dead_letter_topic();
-            kafka_store::ensure_topics(&client, &[dead_letter_topic(config)])?;
             let k = KafkaDeadLetters::new(&client, &topic, &config.dead_letter_group()).map_err(
                 |source| RunError::DeadLetterStore {
                     place: format!("topic {topic}"),
@@ -365,12 +383,91 @@ pub fn dead_letter_topic(config: &Config) -> ossnotify_sinks::kafka_store::Topic
     }
 }
 
+/// The Kafka topics `config`'s stores use, each with what it holds.
+fn store_topic_specs(config: &Config) -> Vec<(String, ossnotify_sinks::kafka_store::TopicSpec)> {
+    use crate::config::StoreKind;
+    let mut out = Vec::new();
+    if config.dead_letter_store() == StoreKind::Kafka {
+        out.push(("dead letters".into(), dead_letter_topic(config)));
+    }
+    if config.backlog_store() == StoreKind::Kafka {
+        for s in config.sinks.iter().filter(|s| s.config.isolated()) {
+            let spec = ossnotify_sinks::kafka_store::TopicSpec {
+                name: config.backlog_topic(&s.name),
+                partitions: config.backlog.partitions,
+                replication_factor: config.backlog.replication_factor,
+                retention_ms: Some(-1),
+            };
+            out.push((format!("sink {}'s backlog messages", s.name), spec));
+        }
+    }
+    out
+}
+
+/// The Kafka topics `config`'s stores use, each described for a person:
+/// what it holds, its name and its settings.
+pub fn store_topics(config: &Config) -> Vec<String> {
+    store_topic_specs(config)
+        .into_iter()
+        .map(|(what, spec)| {
+            format!(
+                "{what} go to Kafka topic {} ({} partitions, replication factor {}{})",
+                spec.name,
+                spec.partitions,
+                spec.replication_factor,
+                spec.retention_ms
+                    .map_or(String::new(), |r| format!(", retention.ms {r}"))
+            )
+        })
+        .collect()
+}
+
+/// Creates every store topic the cluster lacks, in one request: a cluster
+/// that refuses gets one error naming them all. A cluster that does not
+/// answer is asked again, with backoff, until it does or the run is
+/// stopped (false), as the source waits for it: said at a limited rate,
+/// not ready meanwhile.
+fn ensure_store_topics(config: &Config, supervisor: &Supervisor) -> Result<bool, RunError> {
+    let specs: Vec<_> = store_topic_specs(config).into_iter().map(|s| s.1).collect();
+    if specs.is_empty() {
+        return Ok(true);
+    }
+    let log = ossnotify_sinks::log_limit::LogLimit::default();
+    let mut wait = Duration::from_secs(1);
+    loop {
+        // What exists with a finite retention is warned about by the drivers.
+        // A short request, so that a stop is not kept waiting.
+        let timeout = Duration::from_secs(5);
+        match ossnotify_sinks::kafka_store::ensure_topics(&config.store_client(), &specs, timeout) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.unreachable => {
+                metrics::gauge!(crate::telemetry::SOURCE_CONNECTED).set(0.0);
+                if let Some(n) = log.admit("unreachable") {
+                    let cause = e.refused.first().map(|r| r.1.clone()).unwrap_or_default();
+                    tracing::warn!(cause, like_this_since_last_logged = n, "every Kafka broker is unreachable: the store topics cannot be checked or created yet; retrying (logged at most every 30 s)");
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let until = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < until {
+            if supervisor.stopping() {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
 /// Where `config` keeps the sinks' backlogs.
 fn backlog_store(config: &Config) -> super::routing::BacklogStore {
     use super::routing::{BacklogStore, KafkaBacklogs};
     match config.backlog_store() {
         crate::config::StoreKind::Disk => BacklogStore::Disk(config.backlog_path()),
-        crate::config::StoreKind::Kafka => BacklogStore::Kafka(Box::new(KafkaBacklogs::new(config))),
+        crate::config::StoreKind::Kafka => {
+            BacklogStore::Kafka(Box::new(KafkaBacklogs::new(config)))
+        }
     }
 }
 
@@ -448,6 +545,11 @@ fn publish(
         e[0] += get(&s.delivered);
         e[1] += get(&s.dead_lettered);
         e[2] += get(&s.backlogged);
+    }
+    // A redelivered message is a delivered one (it was counted as
+    // backlogged when it went to the backlog).
+    for (name, n) in drivers.redelivered.lock().expect("not poisoned").iter() {
+        per_sink.entry(name.clone()).or_default()[0] += get(n);
     }
     for (name, counts) in per_sink {
         for (outcome, n) in ["delivered", "dead_lettered", "backlogged"]

@@ -116,3 +116,69 @@ impl Drop for Another {
             .status();
     }
 }
+
+/// tansu on S3 storage (a local S3 server, moto, outliving it) through
+/// `scripts/durable-broker.sh`: its data survives [`Durable::restart`].
+/// Stopped, with its S3 server, when dropped.
+pub struct Durable {
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Durable {
+    /// Starts one keeping its state under `dir`.
+    pub fn start(dir: PathBuf) -> Durable {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = Durable { port, dir };
+        d.script(&["start", d.dir.to_str().unwrap(), &port.to_string()]);
+        d
+    }
+
+    fn script(&self, args: &[&str]) {
+        let path = script().with_file_name("durable-broker.sh");
+        let status = Command::new("bash")
+            .arg(path)
+            .args(args)
+            .status()
+            .expect("run scripts/durable-broker.sh");
+        assert!(
+            status.success(),
+            "scripts/durable-broker.sh {args:?} failed"
+        );
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        self.script(&[
+            "topic",
+            &self.port.to_string(),
+            name,
+            &partitions.to_string(),
+        ]);
+    }
+
+    /// Stops tansu and starts it again on the same data.
+    pub fn restart(&self) {
+        self.script(&[
+            "restart",
+            self.dir.to_str().unwrap(),
+            &self.port.to_string(),
+        ]);
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script().with_file_name("durable-broker.sh"))
+            .args(["stop", self.dir.to_str().unwrap()])
+            .status();
+    }
+}

@@ -116,6 +116,7 @@ pub fn validate(config: &Path) -> (i32, String) {
 }
 pub mod broker;
 pub mod proxy;
+pub mod refusing_broker;
 
 /// A client of consumer group `group` on the test broker that only reads
 /// its committed offsets: it never joins the group.

@@ -102,6 +102,33 @@ pub struct TopicsRefused {
     pub refused: Vec<(String, String)>,
     /// How to create each with stock tools.
     pub commands: Vec<String>,
+    /// No broker answered (unreachable, timed out): worth asking again,
+    /// unlike an answer that refuses.
+    pub unreachable: bool,
+}
+
+/// Error codes that mean the cluster did not answer, rather than refused.
+fn unanswered(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        code,
+        OperationTimedOut
+            | RequestTimedOut
+            | BrokerTransportFailure
+            | AllBrokersDown
+            | NetworkException
+            | BrokerNotAvailable
+            | LeaderNotAvailable
+            | NotController
+            | Resolve
+    )
+}
+
+fn unanswered_error(e: &rdkafka::error::KafkaError) -> bool {
+    match e {
+        rdkafka::error::KafkaError::AdminOp(code) => unanswered(*code),
+        e => e.rdkafka_error_code().is_none_or(unanswered),
+    }
 }
 
 /// What `ensure_topics` found worth a warning.
@@ -115,17 +142,22 @@ pub struct FiniteRetention {
 /// is. Returns the backlog-like topics (asked for `retention.ms = -1`) that
 /// exist with a finite retention: what is older than that may expire
 /// before it is delivered.
+///
+/// `timeout` bounds each request (a cluster that does not answer within it
+/// is `unreachable`).
 pub fn ensure_topics(
     cc: &ClientConfig,
     specs: &[TopicSpec],
+    timeout: Duration,
 ) -> Result<Vec<FiniteRetention>, TopicsRefused> {
-    let refuse = |refused: Vec<(String, String)>| TopicsRefused {
+    let refuse = |refused: Vec<(String, String)>, unreachable: bool| TopicsRefused {
         commands: specs
             .iter()
             .filter(|s| refused.iter().any(|r| r.0 == s.name))
             .map(TopicSpec::create_command)
             .collect(),
         refused,
+        unreachable,
     };
     if specs.is_empty() {
         return Ok(Vec::new());
@@ -136,9 +168,10 @@ pub fn ensure_topics(
                 .iter()
                 .map(|s| (s.name.clone(), e.to_string()))
                 .collect(),
+            false,
         )
     })?;
-    let opts = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
     let retention: Vec<String> = specs
         .iter()
         .map(|s| s.retention_ms.map(|r| r.to_string()).unwrap_or_default())
@@ -165,19 +198,24 @@ pub fn ensure_topics(
                 .iter()
                 .map(|s| (s.name.clone(), e.to_string()))
                 .collect(),
+            unanswered_error(&e),
         )
     })?;
     let mut refused = Vec::new();
     let mut existed = Vec::new();
+    let mut unreachable = true;
     for r in results {
         match r {
             Ok(_) => {}
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => existed.push(name),
-            Err((name, code)) => refused.push((name, code.to_string())),
+            Err((name, code)) => {
+                unreachable &= unanswered(code);
+                refused.push((name, code.to_string()));
+            }
         }
     }
     if !refused.is_empty() {
-        return Err(refuse(refused));
+        return Err(refuse(refused, unreachable));
     }
     // Only topics that existed can have another retention than asked for.
     let mut finite = Vec::new();

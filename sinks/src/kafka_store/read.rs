@@ -97,6 +97,12 @@ pub fn watermarks(c: &BaseConsumer, topic: &str) -> Result<Watermarks, KafkaErro
 /// Reads `topic` from where `group` stands to the ends taken now, calling
 /// `visit` for each message in offset order per partition; returns the
 /// watermarks it read between.
+///
+/// The ends are where reading stops at the earliest, not exact: a broker
+/// may report the end of a partition as one past the first record of its
+/// last batch (tansu does), so once every partition reached its end the
+/// reader goes on while messages keep coming without a wait (the rest of a
+/// batch arrives with its first record), and reports the ends it saw.
 pub fn read_range(
     cc: &ClientConfig,
     topic: &str,
@@ -104,7 +110,7 @@ pub fn read_range(
     mut visit: impl FnMut(Stored),
 ) -> Result<Watermarks, KafkaError> {
     let c = consumer(cc, group)?;
-    let marks = watermarks(&c, topic)?;
+    let mut marks = watermarks(&c, topic)?;
     let mut tpl = TopicPartitionList::new();
     let mut left = 0usize;
     for &(p, from, end) in &marks.partitions {
@@ -117,23 +123,31 @@ pub fn read_range(
         return Ok(marks);
     }
     c.assign(&tpl)?;
-    let ends: std::collections::HashMap<i32, i64> =
+    let mut ends: std::collections::HashMap<i32, i64> =
         marks.partitions.iter().map(|&(p, _, e)| (p, e)).collect();
     let mut done = std::collections::HashSet::new();
     let mut last_progress = Instant::now();
-    while done.len() < left {
-        match c.poll(Duration::from_millis(200)) {
+    loop {
+        // Past the reported ends: only what is already here.
+        let wait = if done.len() < left {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_millis(50)
+        };
+        match c.poll(wait) {
             Some(Ok(m)) => {
                 last_progress = Instant::now();
-                let end = ends.get(&m.partition()).copied().unwrap_or(0);
-                if m.offset() < end {
-                    visit(stored(&m));
+                let end = ends.entry(m.partition()).or_insert(0);
+                if m.offset() >= *end {
+                    *end = m.offset() + 1;
                 }
-                if m.offset() + 1 >= end {
+                visit(stored(&m));
+                if m.offset() + 1 >= *end {
                     done.insert(m.partition());
                 }
             }
             Some(Err(e)) => return Err(e),
+            None if done.len() >= left => break,
             None if last_progress.elapsed() > ADMIN_TIMEOUT => {
                 return Err(KafkaError::MessageConsumption(
                     rdkafka::types::RDKafkaErrorCode::RequestTimedOut,
@@ -141,6 +155,9 @@ pub fn read_range(
             }
             None => {}
         }
+    }
+    for p in &mut marks.partitions {
+        p.2 = p.2.max(ends.get(&p.0).copied().unwrap_or(0));
     }
     Ok(marks)
 }

@@ -211,6 +211,9 @@ fn check_common(c: &Connection<'_>, issues: &mut Vec<FieldIssue>) {
 }
 
 impl SinkConfig for MnsTopicConfig {
+    fn isolated(&self) -> bool {
+        self.breaker.enabled
+    }
     fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, crate::config::BuildError> {
         Ok(Box::new(super::sink::MnsTopicSink::new(name, self)?))
     }
@@ -244,6 +247,9 @@ impl SinkConfig for MnsTopicConfig {
 }
 
 impl SinkConfig for MnsQueueConfig {
+    fn isolated(&self) -> bool {
+        self.breaker.enabled
+    }
     fn build(&self, name: &str) -> Result<Box<dyn crate::Sink>, crate::config::BuildError> {
         Ok(Box::new(super::sink::MnsQueueSink::new(name, self)?))
     }

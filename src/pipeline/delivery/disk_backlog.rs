@@ -229,7 +229,8 @@ fn encode(e: &Envelope) -> Vec<u8> {
     out
 }
 
-fn decode(b: &[u8]) -> Option<Envelope> {
+/// The message a backlog entry holds, if it is one.
+pub fn decode(b: &[u8]) -> Option<Envelope> {
     let event_time_ms = i64::from_le_bytes(b.get(..8)?.try_into().ok()?);
     let mut rest = &b[8..];
     let mut field = || {

@@ -128,21 +128,69 @@ impl KafkaBacklog {
 
 /// The envelope a backlog message holds.
 pub fn envelope_of(m: &impl Message) -> Envelope {
-    let mut e = Envelope {
-        payload: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
-        ..Envelope::default()
-    };
+    let mut headers = Vec::new();
     if let Some(h) = m.headers() {
         for i in 0..h.count() {
             let hd = h.get(i);
-            let v = String::from_utf8_lossy(hd.value.unwrap_or_default());
-            match hd.key {
-                RULE => e.rule_id = v.into_owned(),
-                KEY => e.key = v.into_owned(),
-                EVENT_TIME => e.event_time_ms = v.parse().unwrap_or(0),
-                _ => {}
-            }
+            headers.push((hd.key, hd.value.unwrap_or_default()));
+        }
+    }
+    envelope_from(m.payload().unwrap_or_default(), headers)
+}
+
+/// The envelope of a backlog message's value and headers.
+pub fn envelope_from<'a>(
+    payload: &[u8],
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Envelope {
+    let mut e = Envelope {
+        payload: String::from_utf8_lossy(payload).into_owned(),
+        ..Envelope::default()
+    };
+    for (k, v) in headers {
+        let v = String::from_utf8_lossy(v);
+        match k {
+            RULE => e.rule_id = v.into_owned(),
+            KEY => e.key = v.into_owned(),
+            EVENT_TIME => e.event_time_ms = v.parse().unwrap_or(0),
+            _ => {}
         }
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_round_trips_through_value_and_headers() {
+        let e = Envelope {
+            payload: "eyJhIjoxfQ==".into(),
+            rule_id: "r".into(),
+            key: "b/k ü".into(),
+            event_time_ms: 1_700_000_000_123,
+        };
+        let size = Arc::new(Size::default());
+        let producer = Arc::new(
+            AckedProducer::new(&rdkafka::ClientConfig::new()).expect("a producer needs no broker"),
+        );
+        let r = KafkaBacklog::new("t".into(), producer, 1 << 20, size).record(&e);
+        let headers: Vec<(&str, &[u8])> =
+            r.headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        assert_eq!(envelope_from(&r.value, headers), e);
+        assert_eq!(r.key.as_deref(), Some("b/k ü"));
+    }
+
+    #[test]
+    fn the_bound_counts_what_was_written_since_the_last_measure() {
+        let s = Size::default();
+        assert_eq!(s.bytes(10), 10 * 1024, "1 KiB a message before any write");
+        s.measured.store(5, Ordering::Relaxed);
+        s.written_since.store(3, Ordering::Relaxed);
+        s.written.store(4, Ordering::Relaxed);
+        s.written_bytes.store(400, Ordering::Relaxed);
+        assert_eq!(s.waiting(), 8);
+        assert_eq!(s.bytes(s.waiting()), 800);
+    }
 }

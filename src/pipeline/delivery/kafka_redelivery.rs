@@ -5,16 +5,24 @@
 //!
 //! # Rounds
 //!
-//! Each assigned partition is read in rounds: up to four of its sink's
-//! batches are read, the partition is paused, the round is delivered on
-//! the runtime (sharing the sink's `max_in_flight` with live traffic), and
-//! then the group's offset is committed past the round's leading messages
-//! that were delivered or dead-lettered, and no further: a message the
-//! sink deferred stops the commit, and the partition is read again from it
-//! once the breaker lets a request through. So the commit never passes an
+//! Each assigned partition is read in rounds of up to four of its sink's
+//! batches. A round is delivered on the runtime (sharing the sink's
+//! `max_in_flight` with live traffic) while the next one is read; a
+//! partition whose next round is full is paused until its round ends.
+//! When a round ends the group's offset is committed past its leading
+//! messages that were delivered or dead-lettered, and no further: a
+//! message the sink deferred stops the commit, what was read after it is
+//! dropped, and the partition is read again from it (a seek) once the
+//! breaker lets a request through. So the commit never passes an
 //! undelivered message, and a partition's messages are sent in order, one
-//! round at a time. A paused partition (its sink's breaker open) stops
-//! nothing else: each partition is paused and resumed on its own.
+//! round at a time. A partition held for an open breaker stops nothing
+//! else: each partition is paused and resumed on its own.
+//!
+//! The reader knows which offset must come next; a message past it (a gap:
+//! what librdkafka fetched before a pause is dropped and fetched again
+//! after it) makes it seek back to that offset, unless the partition no
+//! longer has it (its low watermark is past it: the messages expired from
+//! the topic), which is logged and read past.
 //!
 //! # Rebalances
 //!
@@ -84,9 +92,11 @@ pub struct Wiring {
 
 impl KafkaRedelivery {
     /// Joins `group` on the cluster of `cc` (no topic yet: see `watching`).
+    /// `settings`: the source group's timing and assignment properties.
     pub fn start(
         cc: &ClientConfig,
         group: &str,
+        settings: &[(String, String)],
         wiring: Wiring,
     ) -> Result<KafkaRedelivery, rdkafka::error::KafkaError> {
         let watching: Watching = Arc::default();
@@ -101,6 +111,9 @@ impl KafkaRedelivery {
             // fetches ahead of it is read again after the pause, so keep
             // it small.
             .set("queued.max.messages.kbytes", "4096");
+        for (k, v) in settings {
+            member.set(k, v);
+        }
         let consumer: BaseConsumer<Events> = member.create_with_context(Events::default())?;
         let measurer = read::consumer(cc, group)?;
         let (done_tx, done) = mpsc::channel();
@@ -201,22 +214,18 @@ type Tp = (String, i32);
 /// One assigned partition.
 struct Part {
     epoch: u64,
-    /// The next offset to deliver, once known (the first message read
-    /// after the assignment tells).
-    next: Option<i64>,
+    /// The offset the next message read must have, once known (the first
+    /// message after the assignment tells).
+    read_to: Option<i64>,
+    /// Where a held partition is read again from: its first undelivered
+    /// message.
+    resume_at: Option<i64>,
+    /// The next round, being read.
     batch: Vec<(i64, Envelope)>,
-    state: State,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Reading into `batch`.
-    Reading,
-    /// Paused: its round is being delivered.
-    InFlight,
-    /// Paused until its sink's breaker lets a request through (or the
-    /// sink is back in the config).
-    Held,
+    /// A round of this partition is being delivered.
+    in_flight: bool,
+    held: bool,
+    paused: bool,
 }
 
 /// What a round did.
@@ -250,7 +259,7 @@ impl Reader {
         loop {
             if stop.load(Ordering::SeqCst) {
                 // A short grace for rounds in flight, then leave the group.
-                if !self.parts.values().any(|p| p.state == State::InFlight)
+                if !self.parts.values().any(|p| p.in_flight)
                     || in_flight_at_stop.elapsed() > Duration::from_secs(5)
                 {
                     break;
@@ -331,9 +340,12 @@ impl Reader {
                             tp,
                             Part {
                                 epoch: self.next_epoch,
-                                next: None,
+                                read_to: None,
+                                resume_at: None,
                                 batch: Vec::new(),
-                                state: State::Reading,
+                                in_flight: false,
+                                held: false,
+                                paused: false,
                             },
                         );
                     }
@@ -342,19 +354,37 @@ impl Reader {
         }
     }
 
-    /// Takes a message into its partition's round.
+    /// Takes a message into its partition's next round.
     fn accept(&mut self, tp: Tp, offset: i64, envelope: Envelope) {
         let cap = self.round_size(&tp.0);
         let Some(part) = self.parts.get_mut(&tp) else {
             return;
         };
-        // Read ahead of a pause, or before a seek: read again later.
-        let expected = part.batch.last().map(|b| b.0 + 1).or(part.next);
-        if part.state != State::Reading || expected.is_some_and(|n| offset < n) {
+        // Held: read again from its first undelivered message on release.
+        if part.held || part.batch.len() >= cap {
             return;
         }
+        match part.read_to {
+            // Read before a seek: it comes again.
+            Some(n) if offset < n => return,
+            Some(n) if offset > n => {
+                let low = self
+                    .consumer
+                    .fetch_watermarks(&tp.0, tp.1, Duration::from_secs(5))
+                    .map_or(0, |w| w.0);
+                if low <= n {
+                    self.seek(&tp, n);
+                    return;
+                }
+                tracing::warn!(topic = %tp.0, partition = tp.1, from = n, to = offset, "backlog messages missing from the topic (expired by its retention): read past them");
+            }
+            _ => {}
+        }
+        let part = self.parts.get_mut(&tp).expect("found above");
+        part.read_to = Some(offset + 1);
         part.batch.push((offset, envelope));
-        if part.batch.len() >= cap {
+        if part.batch.len() >= cap && !part.paused {
+            part.paused = true;
             self.pause(&tp);
         }
     }
@@ -395,20 +425,35 @@ impl Reader {
         }
     }
 
-    /// Reads the partition again from its next offset.
-    fn resume(&self, tp: &Tp, next: Option<i64>) {
-        if let Some(n) = next {
-            // Before resuming: what was fetched ahead of the pause is
-            // dropped by the seek, and fetching starts here.
-            if let Err(e) =
-                self.consumer
-                    .seek(&tp.0, tp.1, Offset::Offset(n), Duration::from_secs(5))
-            {
-                tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "backlog group: seek failed");
-            }
+    /// Fetching starts again at `offset` (what was fetched is dropped).
+    fn seek(&self, tp: &Tp, offset: i64) {
+        if let Err(e) =
+            self.consumer
+                .seek(&tp.0, tp.1, Offset::Offset(offset), Duration::from_secs(5))
+        {
+            tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "backlog group: seek failed");
         }
+    }
+
+    fn resume(&self, tp: &Tp) {
         if let Err(e) = self.consumer.resume(&Self::tpl(tp)) {
             tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "backlog group: resume failed");
+        }
+    }
+
+    /// Holds a partition until its sink takes requests: it is read again
+    /// from `from`.
+    fn hold(&mut self, tp: &Tp, from: i64) {
+        let part = self
+            .parts
+            .get_mut(tp)
+            .expect("held partitions are assigned");
+        part.held = true;
+        part.resume_at = Some(from);
+        part.batch.clear();
+        if !part.paused {
+            part.paused = true;
+            self.pause(tp);
         }
     }
 
@@ -418,7 +463,7 @@ impl Reader {
         let ready: Vec<Tp> = self
             .parts
             .iter()
-            .filter(|(_, p)| p.state == State::Reading && !p.batch.is_empty())
+            .filter(|(_, p)| !p.held && !p.in_flight && !p.batch.is_empty())
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in ready {
@@ -433,15 +478,13 @@ impl Reader {
                 }
                 Some(s) => s.isolation().is_none_or(|iso| iso.breaker.admit()),
             };
-            self.pause(&tp);
             let part = self.parts.get_mut(&tp).expect("listed above");
             if !admitted {
-                part.next = part.batch.first().map(|b| b.0);
-                part.batch.clear();
-                part.state = State::Held;
+                let from = part.batch[0].0;
+                self.hold(&tp, from);
                 continue;
             }
-            part.state = State::InFlight;
+            part.in_flight = true;
             let batch = std::mem::take(&mut part.batch);
             let epoch = part.epoch;
             let sink = sink.expect("admitted");
@@ -505,7 +548,7 @@ impl Reader {
         if part.epoch != d.epoch {
             return;
         }
-        part.next = Some(d.commit_to);
+        part.in_flight = false;
         let mut tpl = TopicPartitionList::new();
         if tpl
             .add_partition_offset(&d.tp.0, d.tp.1, Offset::Offset(d.commit_to))
@@ -517,11 +560,12 @@ impl Reader {
             }
         }
         if d.deferred {
-            part.state = State::Held;
-        } else {
-            part.state = State::Reading;
-            let next = part.next;
-            self.resume(&d.tp, next);
+            self.hold(&d.tp, d.commit_to);
+        } else if part.paused {
+            // Its next round was full; reading goes on where it stopped
+            // (a gap after the pause makes it seek back, see `accept`).
+            part.paused = false;
+            self.resume(&d.tp);
         }
     }
 
@@ -530,7 +574,7 @@ impl Reader {
         let held: Vec<Tp> = self
             .parts
             .iter()
-            .filter(|(_, p)| p.state == State::Held)
+            .filter(|(_, p)| p.held)
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in held {
@@ -542,9 +586,13 @@ impl Reader {
                 .is_none_or(|iso| iso.breaker.is_closed() || iso.breaker.until_probe().is_zero());
             if ready {
                 let part = self.parts.get_mut(&tp).expect("listed above");
-                part.state = State::Reading;
-                let next = part.next;
-                self.resume(&tp, next);
+                part.held = false;
+                part.paused = false;
+                part.read_to = part.resume_at.take();
+                if let Some(from) = part.read_to {
+                    self.seek(&tp, from);
+                }
+                self.resume(&tp);
             }
         }
     }
