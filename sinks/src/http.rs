@@ -281,14 +281,7 @@ impl Sink for HttpSink {
                 let posted = retry(&self.cfg.retry, &self.name, breaker, || self.post(&body)).await;
                 let outcome = match posted {
                     Ok(()) => Outcome::Delivered,
-                    Err((f, attempts)) if f.class == Class::Permanent => Outcome::Failed {
-                        error: f.error,
-                        attempts,
-                    },
-                    Err((f, attempts)) => Outcome::Deferred {
-                        error: f.error,
-                        attempts,
-                    },
+                    Err((f, attempts)) => Outcome::of_failure(f.class, f.error, attempts),
                 };
                 out.extend(std::iter::repeat_n(outcome, group.len()));
             }

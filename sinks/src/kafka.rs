@@ -241,13 +241,14 @@ impl KafkaSink {
             }
             Err((err, _)) => {
                 let error = format!("Kafka: {err}");
-                if transient(&err) || self.replace_if_broken(producer, &err) {
-                    breaker.inspect(|b| b.record(false));
-                    Outcome::Deferred { error, attempts: 1 }
+                // librdkafka retried already: one attempt as we see it.
+                let class = if transient(&err) || self.replace_if_broken(producer, &err) {
+                    crate::retry::Class::Retry
                 } else {
-                    breaker.inspect(|b| b.record(true));
-                    Outcome::Failed { error, attempts: 1 }
-                }
+                    crate::retry::Class::Permanent
+                };
+                breaker.inspect(|b| b.record(class == crate::retry::Class::Permanent));
+                Outcome::of_failure(class, error, 1)
             }
         }
     }

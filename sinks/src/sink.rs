@@ -20,20 +20,35 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
-    /// Given up for good: a permanent failure (or, for a sink without a
-    /// breaker, the attempts are spent). The caller writes it to the
-    /// dead-letter store.
+    /// Given up for good: a permanent failure. The caller writes it to
+    /// the dead-letter store.
     Failed {
         error: String,
         attempts: u32,
     },
     /// Not delivered, but not for good: transient failures until the
     /// attempts were spent or the sink's breaker opened. With isolation
-    /// the caller keeps it in the sink's backlog, else dead-letters it.
+    /// the caller keeps it in the sink's backlog; without (the breaker
+    /// disabled) it dead-letters it.
     Deferred {
         error: String,
         attempts: u32,
     },
+}
+
+impl Outcome {
+    /// What a failure that outlasted the sink's retries (or met its open
+    /// breaker) becomes, by its class: a permanent one is given up on
+    /// (`Failed`, dead-lettered), any other kept for later (`Deferred`, the
+    /// backlog). Every sink maps its failures through this one place.
+    pub fn of_failure(class: crate::retry::Class, error: String, attempts: u32) -> Outcome {
+        match class {
+            crate::retry::Class::Permanent => Outcome::Failed { error, attempts },
+            crate::retry::Class::Retry | crate::retry::Class::Throttle => {
+                Outcome::Deferred { error, attempts }
+            }
+        }
+    }
 }
 
 pub type Delivery<'a> = Pin<Box<dyn Future<Output = Vec<Outcome>> + Send + 'a>>;

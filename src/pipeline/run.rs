@@ -255,7 +255,7 @@ impl Started {
             want_base64: false,
         }));
         let handles = std::mem::take(&mut *self.drivers.handles.lock().expect("not poisoned"));
-        let still_backlogged = self.drivers.backlogged();
+        let still_backlogged = self.drivers.backlogs.waiting();
         drained = drained && drain.wait(|| handles.iter().all(|h| h.is_finished()));
         if !drained {
             tracing::warn!(
@@ -290,6 +290,7 @@ impl Started {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let redelivered: u64 = self
             .drivers
+            .backlogs
             .redelivered
             .lock()
             .expect("not poisoned")
@@ -461,8 +462,8 @@ fn ensure_store_topics(config: &Config, supervisor: &Supervisor) -> Result<bool,
 }
 
 /// Where `config` keeps the sinks' backlogs.
-fn backlog_store(config: &Config) -> super::routing::BacklogStore {
-    use super::routing::{BacklogStore, KafkaBacklogs};
+fn backlog_store(config: &Config) -> super::delivery::backlogs::BacklogStore {
+    use super::delivery::backlogs::{BacklogStore, KafkaBacklogs};
     match config.backlog_store() {
         crate::config::StoreKind::Disk => BacklogStore::Disk(config.backlog_path()),
         crate::config::StoreKind::Kafka => {
@@ -548,7 +549,13 @@ fn publish(
     }
     // A redelivered message is a delivered one (it was counted as
     // backlogged when it went to the backlog).
-    for (name, n) in drivers.redelivered.lock().expect("not poisoned").iter() {
+    for (name, n) in drivers
+        .backlogs
+        .redelivered
+        .lock()
+        .expect("not poisoned")
+        .iter()
+    {
         per_sink.entry(name.clone()).or_default()[0] += get(n);
     }
     for (name, counts) in per_sink {

@@ -56,12 +56,8 @@ fn too_large(e: &Envelope) -> Option<Outcome> {
 }
 
 fn failed(f: client::Failure, attempts: u32) -> Outcome {
-    let error = f.to_string();
-    if f.is_permanent() {
-        Outcome::Failed { error, attempts }
-    } else {
-        Outcome::Deferred { error, attempts }
-    }
+    use crate::retry::Classify;
+    Outcome::of_failure(f.class(), f.to_string(), attempts)
 }
 
 pub struct MnsTopicSink {

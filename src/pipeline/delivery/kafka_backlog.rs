@@ -17,10 +17,16 @@
 //! times the mean size of the messages this member wrote (docs/config.md).
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use ossnotify_sinks::kafka_store::{AckedProducer, Record};
+use ossnotify_sinks::kafka_store::{read, AckedProducer, Record};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::ClientConfig;
+
+use super::backlog::{BYTES, MESSAGES, OLDEST_AGE, RETENTION_HEADROOM};
+use super::kafka_redelivery::{Watched, Watching};
 use ossnotify_sinks::Envelope;
 use rdkafka::message::{Headers, Message};
 
@@ -157,6 +163,54 @@ pub fn envelope_from<'a>(
         }
     }
     e
+}
+
+/// How often each backlog is measured.
+const MEASURE_EVERY: Duration = Duration::from_secs(3);
+
+/// Measures every watched backlog until `stop`.
+pub fn measure(c: &BaseConsumer, cc: &ClientConfig, watching: &Watching, stop: &AtomicBool) {
+    let mut last = Instant::now() - MEASURE_EVERY;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < MEASURE_EVERY {
+            continue;
+        }
+        last = Instant::now();
+        let watched: Vec<(String, Watched)> = watching
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|(t, w)| (t.clone(), w.clone()))
+            .collect();
+        for (topic, w) in watched {
+            let marks = match read::watermarks(c, &topic) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(topic, error = %e, "backlog: cannot measure");
+                    continue;
+                }
+            };
+            let waiting = marks.waiting();
+            w.size.written_since.store(0, Ordering::Relaxed);
+            w.size.measured.store(waiting, Ordering::Relaxed);
+            let oldest = if waiting > 0 {
+                read::oldest_time(cc, &topic, &marks).ok().flatten()
+            } else {
+                None
+            };
+            let age = oldest.map_or(0.0, |t| {
+                (ossnotify_sinks::store::now_ms() as i64 - t).max(0) as f64 / 1000.0
+            });
+            let sink = w.sink.clone();
+            metrics::gauge!(MESSAGES, "sink" => sink.clone()).set(waiting as f64);
+            metrics::gauge!(BYTES, "sink" => sink.clone()).set(w.size.bytes(waiting) as f64);
+            metrics::gauge!(OLDEST_AGE, "sink" => sink.clone()).set(age);
+            if let Some(r) = w.retention_ms {
+                metrics::gauge!(RETENTION_HEADROOM, "sink" => sink).set(r as f64 / 1000.0 - age);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

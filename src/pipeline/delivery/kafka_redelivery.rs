@@ -52,14 +52,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
-use super::backlog::{BYTES, MESSAGES, OLDEST_AGE, RETENTION_HEADROOM};
 use super::kafka_backlog::{envelope_of, Size};
 use super::redelivery::{count_redelivered, counter, record_ages, CurrentSinks, Redelivered};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::supervisor::Supervisor;
-
-/// How often each backlog is measured.
-const MEASURE_EVERY: Duration = Duration::from_secs(3);
 
 /// One backlog topic being redelivered.
 #[derive(Clone)]
@@ -144,7 +140,7 @@ impl KafkaRedelivery {
         threads.push(
             std::thread::Builder::new()
                 .name("ossnotify-backlog-size".into())
-                .spawn(move || measure(&measurer, &cc, &w, &s))
+                .spawn(move || super::kafka_backlog::measure(&measurer, &cc, &w, &s))
                 .map_err(|e| rdkafka::error::KafkaError::ClientCreation(e.to_string()))?,
         );
         Ok(KafkaRedelivery {
@@ -593,51 +589,6 @@ impl Reader {
                     self.seek(&tp, from);
                 }
                 self.resume(&tp);
-            }
-        }
-    }
-}
-
-/// Measures every watched backlog until `stop`.
-fn measure(c: &BaseConsumer, cc: &ClientConfig, watching: &Watching, stop: &AtomicBool) {
-    let mut last = Instant::now() - MEASURE_EVERY;
-    while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(100));
-        if last.elapsed() < MEASURE_EVERY {
-            continue;
-        }
-        last = Instant::now();
-        let watched: Vec<(String, Watched)> = watching
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .map(|(t, w)| (t.clone(), w.clone()))
-            .collect();
-        for (topic, w) in watched {
-            let marks = match read::watermarks(c, &topic) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::debug!(topic, error = %e, "backlog: cannot measure");
-                    continue;
-                }
-            };
-            let waiting = marks.waiting();
-            w.size.written_since.store(0, Ordering::Relaxed);
-            w.size.measured.store(waiting, Ordering::Relaxed);
-            let oldest = if waiting > 0 {
-                read::oldest_time(cc, &topic, &marks).ok().flatten()
-            } else {
-                None
-            };
-            let age = oldest.map_or(0.0, |t| {
-                (ossnotify_sinks::store::now_ms() as i64 - t).max(0) as f64 / 1000.0
-            });
-            let sink = w.sink.clone();
-            metrics::gauge!(MESSAGES, "sink" => sink.clone()).set(waiting as f64);
-            metrics::gauge!(BYTES, "sink" => sink.clone()).set(w.size.bytes(waiting) as f64);
-            metrics::gauge!(OLDEST_AGE, "sink" => sink.clone()).set(age);
-            if let Some(r) = w.retention_ms {
-                metrics::gauge!(RETENTION_HEADROOM, "sink" => sink).set(r as f64 / 1000.0 - age);
             }
         }
     }

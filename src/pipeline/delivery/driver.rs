@@ -1,0 +1,230 @@
+//! A sink's driver: the task on tokio that feeds one sink from its queue,
+//! in batches of up to `max_batch` with at most `max_in_flight` deliveries
+//! at once, and settles every message (delivered, in the sink's backlog, or
+//! dead-lettered, durably) before acknowledging it to the offset tracker.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use ossnotify_sinks::breaker::{Isolation, WhenFull};
+use ossnotify_sinks::log_limit::LogLimit;
+use ossnotify_sinks::{deliver_or_dead_letter, DeadLetterStore, Envelope, Outcome, Sink};
+
+use super::backlog::Backlog;
+use super::redelivery::record_ages;
+use crate::pipeline::batch::Coord;
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::revoked::Revoked;
+use crate::pipeline::routing::Item;
+use crate::pipeline::supervisor::Supervisor;
+use crate::pipeline::tracker::Progress;
+use crate::pipeline::worker::Counters;
+
+/// One sink's counts, kept after the sink is replaced (counters only grow).
+#[derive(Default)]
+pub struct SinkStats {
+    pub name: String,
+    pub delivered: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub backlogged: AtomicU64,
+}
+
+/// What a driver needs besides its sink and queue.
+#[derive(Clone)]
+pub struct DriverContext {
+    pub store: Arc<DeadLetterStore>,
+    pub progress: Sender<Progress>,
+    pub counters: Arc<Counters>,
+    pub supervisor: Arc<Supervisor>,
+    pub revoked: Arc<Revoked>,
+    pub stats: Arc<SinkStats>,
+    pub isolation: Option<Isolation>,
+    pub backlog: Option<Arc<Backlog>>,
+    /// "Backlog full" repeats while it stays full.
+    pub full_log: Arc<LogLimit>,
+    /// The sink's `ossnotify_event_age_seconds`.
+    pub event_age: metrics::Histogram,
+}
+
+/// Feeds one sink: batches of up to `max_batch`, at most `max_in_flight`
+/// deliveries at once; every message ends delivered, in the sink's backlog
+/// or dead-lettered (see [`settle`]), then acknowledged. Ends when its
+/// queue is closed and empty.
+pub async fn drive(
+    sink: Arc<dyn Sink>,
+    mut rx: tokio::sync::mpsc::Receiver<Vec<Item>>,
+    ctx: DriverContext,
+) -> Result<(), PipelineError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(sink.max_in_flight().max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let max = sink.max_batch().max(1);
+    let mut pending: Vec<Item> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        pending.extend(first);
+        // How long to wait to fill a batch once there is a message.
+        let deadline = tokio::time::Instant::now() + sink.linger();
+        while pending.len() < max {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(more)) => pending.extend(more),
+                _ => break,
+            }
+        }
+        // Messages of partitions given up since are their next owner's.
+        let mut revoked = ctx.revoked.view();
+        pending.retain(|i| !revoked.contains(&i.coord));
+        while !pending.is_empty() {
+            let rest = pending.split_off(pending.len().min(max));
+            let batch = std::mem::replace(&mut pending, rest);
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the permits are never closed");
+            let (sink, ctx) = (sink.clone(), ctx.clone());
+            tasks.spawn(async move {
+                let (envelopes, coords): (Vec<Envelope>, Vec<Coord>) =
+                    batch.into_iter().map(|i| (i.envelope, i.coord)).unzip();
+                let started = std::time::Instant::now();
+                let settled = match settle(sink.as_ref(), &envelopes, &ctx).await {
+                    Ok(Some(s)) => s,
+                    Ok(None) => return Ok(()),
+                    Err(e) => {
+                        // Reported at once (the driver would notice only at
+                        // its next message); never acknowledged.
+                        ctx.supervisor.fail(&format!("sink {}", sink.name()), &e);
+                        return Err(e);
+                    }
+                };
+                metrics::histogram!(crate::telemetry::DELIVERY_SECONDS, "sink" => sink.name().to_owned())
+                    .record(started.elapsed().as_secs_f64());
+                drop(permit);
+                let add = |a: &AtomicU64, n: u64| {
+                    a.fetch_add(n, Ordering::Relaxed);
+                };
+                add(&ctx.counters.delivered, settled.delivered);
+                add(&ctx.stats.delivered, settled.delivered);
+                add(&ctx.counters.dead_lettered, settled.dead_lettered);
+                add(&ctx.stats.dead_lettered, settled.dead_lettered);
+                add(&ctx.counters.backlogged, settled.backlogged);
+                add(&ctx.stats.backlogged, settled.backlogged);
+                let _ = ctx.progress.send(Progress::Acked(coords));
+                Ok::<(), PipelineError>(())
+            });
+            // Reap what has finished, keeping the set small.
+            while let Some(done) = tasks.try_join_next() {
+                done??;
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// What became of a batch.
+#[derive(Debug, Default)]
+struct Settled {
+    delivered: u64,
+    dead_lettered: u64,
+    backlogged: u64,
+}
+
+/// Delivers a batch, or, while the sink's breaker is open, keeps it in the
+/// sink's backlog without trying. Every message ends delivered, in the
+/// backlog (transient failures, with isolation) or in the dead-letter store
+/// (permanent failures; transient ones without isolation), synced before
+/// this returns. `None`: left unsettled, as the run stops while the backlog
+/// is full. An error is a store that cannot be written.
+async fn settle(
+    sink: &dyn Sink,
+    envelopes: &[Envelope],
+    ctx: &DriverContext,
+) -> Result<Option<Settled>, PipelineError> {
+    let (Some(iso), Some(backlog)) = (&ctx.isolation, &ctx.backlog) else {
+        let outcomes = deliver_or_dead_letter(sink, envelopes, &ctx.store)
+            .await
+            .map_err(|e| PipelineError::store(&ctx.store, e))?;
+        record_ages(&ctx.event_age, envelopes, &outcomes);
+        let delivered = outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Delivered))
+            .count() as u64;
+        return Ok(Some(Settled {
+            delivered,
+            dead_lettered: outcomes.len() as u64 - delivered,
+            backlogged: 0,
+        }));
+    };
+    let outcomes = if iso.breaker.admit() {
+        sink.deliver(envelopes).await
+    } else {
+        let open = Outcome::Deferred {
+            error: "circuit breaker open".into(),
+            attempts: 0,
+        };
+        vec![open; envelopes.len()]
+    };
+    record_ages(&ctx.event_age, envelopes, &outcomes);
+    let mut settled = Settled::default();
+    let mut failed: Vec<(&Envelope, String, u32)> = Vec::new();
+    let mut deferred: Vec<(&Envelope, &str, u32)> = Vec::new();
+    for (e, o) in envelopes.iter().zip(&outcomes) {
+        match o {
+            Outcome::Delivered => settled.delivered += 1,
+            Outcome::Failed { error, attempts } => failed.push((e, error.clone(), *attempts)),
+            Outcome::Deferred { error, attempts } => deferred.push((e, error, *attempts)),
+        }
+    }
+    while !deferred.is_empty() {
+        if backlog.has_room() {
+            let keep: Vec<&Envelope> = deferred.iter().map(|d| d.0).collect();
+            backlog
+                .push(&keep)
+                .await
+                .map_err(|source| backlog.error("write", sink.name(), source))?;
+            settled.backlogged = keep.len() as u64;
+            break;
+        }
+        let max = iso.backlog.max_mib;
+        match iso.backlog.when_full {
+            WhenFull::Block => {
+                if let Some(n) = ctx.full_log.admit("full") {
+                    tracing::warn!(
+                        sink = sink.name(),
+                        max_mib = max,
+                        like_this_since_last_logged = n,
+                        "backlog full: waiting for room (the consumer pauses)"
+                    );
+                }
+                // Stopping (a signal, or a failure elsewhere): no room will
+                // come in time. The batch is left unacknowledged, so its
+                // records are read again after a restart, and the drain
+                // ends instead of waiting out its deadline.
+                if ctx.supervisor.stopping() {
+                    return Ok(None);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            WhenFull::DeadLetter => {
+                for (e, error, attempts) in deferred.drain(..) {
+                    failed.push((
+                        e,
+                        format!("BacklogFull: backlog over {max} MiB; {error}"),
+                        attempts,
+                    ));
+                }
+            }
+        }
+    }
+    let give_up: Vec<(&Envelope, &str, u32)> = failed
+        .iter()
+        .map(|(e, s, a)| (*e, s.as_str(), *a))
+        .collect();
+    ctx.store
+        .give_up(sink.name(), &give_up)
+        .map_err(|e| PipelineError::store(&ctx.store, e))?;
+    settled.dead_lettered = give_up.len() as u64;
+    Ok(Some(settled))
+}
