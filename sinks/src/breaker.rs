@@ -131,6 +131,8 @@ pub struct Breaker {
 #[derive(Debug)]
 struct Inner {
     failures: u32,
+    /// The last transient failure's cause.
+    last_cause: String,
     probe_wait: Duration,
     next_probe: Instant,
 }
@@ -141,6 +143,7 @@ impl Breaker {
             sink: sink.to_owned(),
             inner: Mutex::new(Inner {
                 failures: 0,
+                last_cause: String::new(),
                 probe_wait: Duration::from_millis(cfg.probe_initial_ms),
                 next_probe: Instant::now(),
             }),
@@ -172,13 +175,20 @@ impl Breaker {
         !self.cfg.enabled || self.state() == State::Closed
     }
 
-    fn set(&self, s: State) {
+    /// Moves to `s`, saying so: the "open" line names the failures in a
+    /// row and the last cause; a probe that fails (half-open to open) is
+    /// said by the transient-failure line ([`crate::log_limit::transient`]),
+    /// not by the "open" line again.
+    fn set(&self, s: State, inner: &Inner) {
         let old = self.state.swap(s as u8, Ordering::AcqRel);
         if old != s as u8 {
             self.show(s);
             match s {
+                State::Open if old == State::Closed as u8 => {
+                    tracing::warn!(sink = %self.sink, failures = inner.failures, last_cause = %inner.last_cause, "circuit breaker open: the sink keeps failing; its messages go to its backlog")
+                }
                 State::Open => {
-                    tracing::warn!(sink = %self.sink, "circuit breaker open: the sink keeps failing; its messages go to its backlog")
+                    tracing::debug!(sink = %self.sink, cause = %inner.last_cause, next_probe_in = ?inner.probe_wait, "circuit breaker: the probe failed")
                 }
                 State::Closed => {
                     tracing::info!(sink = %self.sink, "circuit breaker closed: the sink answers again; its backlog is redelivered")
@@ -196,33 +206,44 @@ impl Breaker {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records one attempt: `up` when the peer answered (success or a
-    /// permanent failure), else a transient failure.
-    pub fn record(&self, up: bool) {
+    /// Records an attempt the peer answered (a success or a permanent
+    /// failure): the sink is up.
+    pub fn record_up(&self) {
         if !self.cfg.enabled {
             return;
         }
         let mut i = self.inner();
-        if up {
-            i.failures = 0;
-            i.probe_wait = Duration::from_millis(self.cfg.probe_initial_ms);
-            self.set(State::Closed);
+        i.failures = 0;
+        i.probe_wait = Duration::from_millis(self.cfg.probe_initial_ms);
+        self.set(State::Closed, &i);
+    }
+
+    /// Records a transient failure and its cause.
+    pub fn record_down(&self, cause: &str) {
+        if !self.cfg.enabled {
             return;
         }
+        let mut i = self.inner();
         i.failures = i.failures.saturating_add(1);
+        cause.clone_into(&mut i.last_cause);
         match self.state() {
             State::Closed if i.failures >= self.cfg.failures => {
                 i.next_probe = Instant::now() + i.probe_wait;
-                self.set(State::Open);
+                self.set(State::Open, &i);
             }
             State::HalfOpen => {
                 // The probe failed: wait longer before the next.
                 i.probe_wait = (i.probe_wait * 2).min(Duration::from_millis(self.cfg.probe_max_ms));
                 i.next_probe = Instant::now() + i.probe_wait;
-                self.set(State::Open);
+                self.set(State::Open, &i);
             }
             _ => {}
         }
+    }
+
+    /// The last transient failure's cause ("" before any).
+    pub fn last_cause(&self) -> String {
+        self.inner().last_cause.clone()
     }
 
     /// Whether a request may go out now: always while closed; while open,
@@ -234,7 +255,7 @@ impl Breaker {
         }
         let i = self.inner();
         if self.state() == State::Open && Instant::now() >= i.next_probe {
-            self.set(State::HalfOpen);
+            self.set(State::HalfOpen, &i);
             return true;
         }
         false
@@ -255,7 +276,7 @@ impl Breaker {
         let mut i = self.inner();
         i.failures = 0;
         i.probe_wait = Duration::from_millis(self.cfg.probe_initial_ms);
-        self.set(State::Closed);
+        self.set(State::Closed, &i);
     }
 }
 
@@ -278,20 +299,20 @@ mod tests {
     #[test]
     fn opens_after_failures_in_a_row_and_probes_with_backoff() {
         let b = breaker(3);
-        b.record(false);
-        b.record(false);
-        b.record(true);
-        b.record(false);
-        b.record(false);
+        b.record_down("x");
+        b.record_down("x");
+        b.record_up();
+        b.record_down("x");
+        b.record_down("x");
         assert_eq!(b.state(), State::Closed);
-        b.record(false);
+        b.record_down("x");
         assert_eq!(b.state(), State::Open);
         assert!(!b.admit(), "no probe before its wait");
         std::thread::sleep(Duration::from_millis(25));
         assert!(b.admit());
         assert_eq!(b.state(), State::HalfOpen);
         assert!(!b.admit(), "one probe at a time");
-        b.record(false);
+        b.record_down("x");
         assert_eq!(b.state(), State::Open);
         assert!(
             b.until_probe() > Duration::from_millis(25),
@@ -299,7 +320,7 @@ mod tests {
         );
         std::thread::sleep(Duration::from_millis(45));
         assert!(b.admit());
-        b.record(true);
+        b.record_up();
         assert_eq!(b.state(), State::Closed);
         assert!(b.admit());
     }
@@ -314,7 +335,7 @@ mod tests {
             },
         );
         for _ in 0..100 {
-            b.record(false);
+            b.record_down("x");
         }
         assert!(b.is_closed() && b.admit());
     }

@@ -170,6 +170,12 @@ struct PostFailure {
     error: String,
 }
 
+impl std::fmt::Display for PostFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error)
+    }
+}
+
 impl Classify for PostFailure {
     fn class(&self) -> Class {
         self.class
@@ -212,7 +218,10 @@ impl HttpSink {
             Err(e) => {
                 return Err(PostFailure {
                     class: Class::Retry,
-                    error: format!("network: {}", e.without_url()),
+                    error: format!(
+                        "network: {}",
+                        crate::log_limit::with_sources(&e.without_url())
+                    ),
                 })
             }
         };

@@ -236,7 +236,7 @@ impl KafkaSink {
         let breaker = self.isolation.as_ref().map(|i| &i.breaker);
         match sent {
             Ok(_) => {
-                breaker.inspect(|b| b.record(true));
+                breaker.inspect(|b| b.record_up());
                 Outcome::Delivered
             }
             Err((err, _)) => {
@@ -247,7 +247,13 @@ impl KafkaSink {
                 } else {
                     crate::retry::Class::Permanent
                 };
-                breaker.inspect(|b| b.record(class == crate::retry::Class::Permanent));
+                match class {
+                    crate::retry::Class::Permanent => breaker.inspect(|b| b.record_up()),
+                    _ => {
+                        crate::log_limit::transient(&self.name, &error);
+                        breaker.inspect(|b| b.record_down(&error))
+                    }
+                };
                 Outcome::of_failure(class, error, 1)
             }
         }

@@ -65,6 +65,47 @@ impl LogLimit {
     }
 }
 
+/// Logs the cause of a transient failure of sink `sink` (one that is
+/// retried, or kept in the backlog): one line per sink and kind of cause
+/// (its code, what precedes the first `:`) every 30 s, with how many like
+/// it were left out since. A timeout, a refused connection and a 503 of the
+/// same sink are each said.
+pub fn transient(sink: &str, cause: &str) {
+    static LIMIT: std::sync::LazyLock<LogLimit> = std::sync::LazyLock::new(LogLimit::default);
+    let code = cause.split(':').next().unwrap_or_default();
+    // The key keeps the network error's kind (refused, reset, timed out).
+    let kind = if code == "NetworkError" || code == "network" {
+        cause.rsplit(": ").next().unwrap_or(code)
+    } else {
+        code
+    };
+    if let Some(n) = LIMIT.admit(&format!("{sink}\u{0}{kind}")) {
+        tracing::warn!(
+            sink,
+            cause,
+            like_this_since_last_logged = n,
+            "transient failure: retried, then kept in the sink's backlog if it lasts"
+        );
+    }
+}
+
+/// An error with its sources, `top: source: source's source`, each said
+/// once: what a network error's top level leaves out ("error sending
+/// request") is in its sources ("Connection refused (os error 111)").
+pub fn with_sources(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,7 +65,7 @@ pub async fn retry<T, E, Fut>(
     mut attempt: impl FnMut() -> Fut,
 ) -> Result<T, (E, u32)>
 where
-    E: Classify + Clone,
+    E: Classify + Clone + std::fmt::Display,
     Fut: Future<Output = Result<T, E>>,
 {
     let mut one = retry_each(policy, sink, breaker, 1, |_| {
@@ -90,7 +90,7 @@ pub async fn retry_each<T, E, F, Fut>(
     mut attempt: F,
 ) -> Vec<Result<T, (E, u32)>>
 where
-    E: Classify + Clone,
+    E: Classify + Clone + std::fmt::Display,
     F: FnMut(Vec<usize>) -> Fut,
     Fut: Future<Output = Result<Vec<Result<T, E>>, E>>,
 {
@@ -104,7 +104,7 @@ where
             Ok(each) if each.len() == pending.len() => {
                 // The peer answered, whatever each entry's fate.
                 if let Some(b) = breaker {
-                    b.record(true);
+                    b.record_up();
                 }
                 each
             }
@@ -115,8 +115,8 @@ where
             ),
             Err(e) => {
                 match (breaker, e.class()) {
-                    (Some(b), Class::Retry) => b.record(false),
-                    (Some(b), Class::Permanent) => b.record(true),
+                    (Some(b), Class::Retry) => b.record_down(&e.to_string()),
+                    (Some(b), Class::Permanent) => b.record_up(),
                     _ => {}
                 }
                 pending.iter().map(|_| Err(e.clone())).collect()
@@ -130,6 +130,7 @@ where
                 Err(e) if e.class() == Class::Permanent => results[i] = Some(Err((e, tries))),
                 Err(e) => {
                     throttled |= e.class() == Class::Throttle;
+                    crate::log_limit::transient(sink, &e.to_string());
                     again.push((i, e));
                 }
             }

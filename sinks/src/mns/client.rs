@@ -244,7 +244,7 @@ impl MnsClient {
                 } else {
                     "NetworkError".into()
                 },
-                message: e.to_string(),
+                message: crate::log_limit::with_sources(&e),
             })?;
         let status = res.status().as_u16();
         let text = res.text().await.map_err(|e| Failure::Transient {
