@@ -169,6 +169,12 @@ mod tests {
         }
     }
 
+    impl std::fmt::Display for F {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+
     fn fast(max_attempts: u32) -> RetryConfig {
         RetryConfig {
             max_attempts,
