@@ -200,6 +200,10 @@ fn error_code(error: &str) -> &str {
 /// error; then one line per unreadable entry.
 pub fn ls(entries: &[(EntryId, DeadLetter)], bad: &[Unreadable]) -> String {
     let mut out = String::new();
+    // A header above the rows; nothing at all for an empty store.
+    if !entries.is_empty() || !bad.is_empty() {
+        out.push_str("ID\tTIME\tKIND\tSINK\tRULE\tKEY\tATTEMPTS\tERROR\n");
+    }
     for (id, d) in entries {
         let error: String = d.error.chars().take(160).collect();
         let (sink, rule, key) = if d.kind == DeadLetterKind::Delivery {

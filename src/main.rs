@@ -77,7 +77,7 @@ enum Command {
 
 #[derive(clap::Subcommand)]
 enum DeadLetterCommand {
-    /// One line per entry: id, time, kind, sink, rule, key, attempts, error.
+    /// One line per entry, under a header: id, time, kind, sink, rule, key, attempts, error.
     Ls(DeadLetterArgs),
     /// Counts by sink, rule, kind, error code and age.
     Stats(DeadLetterArgs),
@@ -161,6 +161,9 @@ struct TapArgs {
     /// Also print each notification's JSON.
     #[arg(long)]
     full: bool,
+    /// The environment variable holding the daemon's [metrics] tap_token (sent as a bearer token).
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -370,7 +373,16 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 fn tap(a: TapArgs) -> Result<ExitCode, CliError> {
+    let token = match &a.token_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            invalid(format!(
+                "--token-env {var}: the environment variable {var} is not set"
+            ))
+        })?),
+        None => None,
+    };
     let req = ossnotify::tap_client::Request {
+        token,
         url: a.url,
         rule: a.rule,
         bucket: a.bucket,
@@ -382,8 +394,12 @@ fn tap(a: TapArgs) -> Result<ExitCode, CliError> {
     };
     let stdout = io::stdout();
     let mut out = io::LineWriter::new(stdout.lock());
-    ossnotify::tap_client::run(&req, &mut out, &mut io::stderr()).invalid("tap")?;
-    Ok(ExitCode::SUCCESS)
+    match ossnotify::tap_client::run(&req, &mut out, &mut io::stderr()) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        // The daemon went away: a runtime failure, not a bad request.
+        Err(e @ ossnotify::tap_client::TapError::Ended { .. }) => Err(e).runtime("tap"),
+        Err(e) => Err(e).invalid("tap"),
+    }
 }
 
 fn run(config_path: &Path) -> Result<ExitCode, CliError> {

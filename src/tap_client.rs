@@ -35,6 +35,10 @@ pub enum TapError {
     },
     #[error("cannot write: {0}")]
     Write(std::io::Error),
+    /// The stream ended before `--limit` was reached: the daemon stopped
+    /// (or its connection broke).
+    #[error("{host} ended the stream after {messages} messages: the daemon stopped or went away")]
+    Ended { host: String, messages: u64 },
 }
 
 /// What to ask the daemon for.
@@ -49,6 +53,8 @@ pub struct Request {
     pub sample: Option<f64>,
     pub limit: Option<u64>,
     pub full: bool,
+    /// Sent as `Authorization: Bearer TOKEN` (the daemon's `tap_token`).
+    pub token: Option<String>,
 }
 
 impl Request {
@@ -94,8 +100,9 @@ pub struct Seen {
     pub dropped: u64,
 }
 
-/// Streams until the daemon ends the stream (`limit` reached, or it
-/// stops), writing messages to `out` and drop notices to `err`.
+/// Streams until `limit` messages came, writing messages to `out` and drop
+/// notices to `err`. The stream ending before that (the daemon stopped or
+/// went away) is an error: a tap never ends silently.
 pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Seen, TapError> {
     let (host, path) = req.target()?;
     let io = |source| TapError::Io {
@@ -112,7 +119,11 @@ pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Se
         .map_err(io)?;
     // HTTP/1.0: the daemon ends the body by closing the connection, so
     // there are no chunks to decode.
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(io)?;
+    let auth = req
+        .token
+        .as_ref()
+        .map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n{auth}\r\n").map_err(io)?;
     let mut r = BufReader::new(stream);
     let mut status = String::new();
     let closed = || TapError::Closed { host: host.clone() };
@@ -140,7 +151,11 @@ pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Se
     loop {
         line.clear();
         if r.read_line(&mut line).map_err(io)? == 0 {
-            break;
+            let _ = out.flush();
+            return Err(TapError::Ended {
+                host: host.clone(),
+                messages: seen.messages,
+            });
         }
         let v: serde_json::Value =
             serde_json::from_str(line.trim_end()).map_err(|source| TapError::NotJson {

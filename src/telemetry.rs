@@ -52,11 +52,65 @@ pub const RETRIES: &str = ossnotify_sinks::RETRIES;
 type Body = BoxBody<Bytes, Infallible>;
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
+    typed(status, "text/plain; version=0.0.4", body)
+}
+
+fn typed(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
     Response::builder()
         .status(status)
-        .header("Content-Type", "text/plain; version=0.0.4")
+        .header("Content-Type", content_type)
         .body(Full::new(Bytes::from(body)).boxed())
         .expect("static parts")
+}
+
+/// Whether `req` may tap: with a token set, only with `Authorization:
+/// Bearer TOKEN` (401 otherwise); without one, only on a loopback listener
+/// (404 otherwise: the content is not for everyone who reaches the port).
+fn tap_allowed<B>(
+    req: &hyper::Request<B>,
+    loopback: bool,
+    token: Option<&str>,
+) -> Result<(), Response<Body>> {
+    match token {
+        None if loopback => Ok(()),
+        None => Err(text(
+            StatusCode::NOT_FOUND,
+            "tap: off on a listener that is not loopback; set [metrics] tap_token to turn it on\n"
+                .into(),
+        )),
+        Some(want) => {
+            let given = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if same(given.as_bytes(), want.as_bytes()) {
+                Ok(())
+            } else {
+                let mut res = text(
+                    StatusCode::UNAUTHORIZED,
+                    "tap: missing or wrong bearer token (ossnotify tap --token-env VAR)\n".into(),
+                );
+                res.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    hyper::header::HeaderValue::from_static("Bearer"),
+                );
+                Err(res)
+            }
+        }
+    }
+}
+
+/// Compares in time that depends on the length only, not on where the
+/// first difference is: a wrong token teaches an attacker nothing byte by
+/// byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 /// `GET /tap?rule=&bucket=&sink=&event=&sample=&limit=&full=`: one NDJSON
@@ -158,13 +212,45 @@ pub enum TelemetryError {
     },
 }
 
+/// The answer of `/health` (or `/ready`, with `readiness`): a short JSON
+/// body that names what is wrong, for a person at `curl` as much as for a
+/// probe. Health is failed only when a component has failed (the run is
+/// stopping, exit 2); readiness also waits for the source's partitions.
+fn health(
+    readiness: bool,
+    failure: Option<String>,
+    assigned: bool,
+) -> (StatusCode, serde_json::Value) {
+    use serde_json::json;
+    match failure {
+        Some(f) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "failed", "failure": f}),
+        ),
+        None if !readiness => (StatusCode::OK, json!({"status": "ok"})),
+        None if assigned => (StatusCode::OK, json!({"status": "ready"})),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({
+                "status": "not ready",
+                "not_ready": ["source: no partitions assigned yet (joining the consumer group, or no broker reachable: see ossnotify_source_connected and the log)"],
+            }),
+        ),
+    }
+}
+
 /// Serves `/metrics`, `/health`, `/ready` and `/tap` on `listen` from the
 /// current tokio runtime.
+///
+/// `/tap` streams message content (keys, IPs, principals, xVars), so it
+/// asks for `tap_token` as a bearer token when one is set, and is off (404)
+/// on a listener that is not loopback without one.
 pub async fn serve(
     listen: &str,
     ready: Arc<AtomicBool>,
     supervisor: Arc<crate::pipeline::Supervisor>,
     taps: Arc<Taps>,
+    tap_token: Option<ossnotify_sinks::Secret>,
 ) -> Result<(), TelemetryError> {
     let handle = recorder().ok_or(TelemetryError::Recorder)?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -174,31 +260,37 @@ pub async fn serve(
             source,
         })?;
     tracing::info!(listen, "metrics at /metrics, health at /health and /ready");
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    let tap_token: Option<Arc<str>> = tap_token.map(|t| Arc::from(t.expose()));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let (handle, ready, supervisor) = (handle.clone(), ready.clone(), supervisor.clone());
-            let taps = taps.clone();
+            let (taps, tap_token) = (taps.clone(), tap_token.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let failure = supervisor.failure();
                     if req.uri().path() == "/tap" {
-                        let res = tap(&taps, req.uri().query().unwrap_or(""));
+                        let res = match tap_allowed(&req, loopback, tap_token.as_deref()) {
+                            Ok(()) => tap(&taps, req.uri().query().unwrap_or("")),
+                            Err(refused) => refused,
+                        };
                         return std::future::ready(Ok::<_, Infallible>(res));
                     }
-                    let (status, body) = match req.uri().path() {
+                    let path = req.uri().path();
+                    if path == "/health" || path == "/ready" {
+                        let (status, body) = health(
+                            path == "/ready",
+                            failure.map(|f| f.to_string()),
+                            ready.load(Ordering::SeqCst),
+                        );
+                        let res = typed(status, "application/json", body.to_string() + "\n");
+                        return std::future::ready(Ok::<_, Infallible>(res));
+                    }
+                    let (status, body) = match path {
                         "/metrics" => (StatusCode::OK, handle.render()),
-                        "/health" | "/ready" if failure.is_some() => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("failed: {}\n", failure.expect("checked")),
-                        ),
-                        "/health" => (StatusCode::OK, "ok\n".to_owned()),
-                        "/ready" if ready.load(Ordering::SeqCst) => {
-                            (StatusCode::OK, "ready\n".to_owned())
-                        }
-                        "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned()),
                         _ => (
                             StatusCode::NOT_FOUND,
                             "see /metrics, /health, /ready, /tap\n".to_owned(),
@@ -219,12 +311,35 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    #[test]
+    fn health_and_readiness_say_what_is_wrong() {
+        let (s, b) = health(false, None, false);
+        assert_eq!(
+            (s, b.to_string()),
+            (StatusCode::OK, r#"{"status":"ok"}"#.into())
+        );
+        let (s, b) = health(true, None, false);
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(b["not_ready"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("source: no partitions assigned"));
+        let (s, b) = health(true, None, true);
+        assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ready")));
+        let (s, b) = health(false, Some("sink q: cannot write".into()), true);
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            b,
+            serde_json::json!({"status": "failed", "failure": "sink q: cannot write"})
+        );
+    }
+
     #[tokio::test]
     async fn a_busy_listen_address_is_a_listen_error_naming_it() {
         let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = busy.local_addr().unwrap().to_string();
         let supervisor = crate::pipeline::Supervisor::new(Arc::new(AtomicBool::new(false)));
-        let err = serve(&addr, Arc::default(), supervisor, Arc::default())
+        let err = serve(&addr, Arc::default(), supervisor, Arc::default(), None)
             .await
             .unwrap_err();
         assert!(

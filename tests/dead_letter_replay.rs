@@ -454,7 +454,8 @@ fn show_and_purge_follow_their_filters() {
     assert_eq!(v["rule_id"], "all");
     // Entries written before 1970-01-01T00:00:02Z: only `other`.
     let old = support::text(&run(&["ls", "--until", "2000"]).stdout);
-    assert_eq!(old.lines().count(), 1, "{old}");
+    assert_eq!(old.lines().count(), 2, "{old}");
+    assert!(old.starts_with("ID\tTIME\tKIND\tSINK\tRULE\tKEY\tATTEMPTS\tERROR\n"));
     assert!(old.contains("\tother\tr2\tb/k2\t1\tHTTP 400: bad"), "{old}");
     let out = run(&["purge"]);
     assert_eq!(out.status.code(), Some(1));

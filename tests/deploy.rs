@@ -169,6 +169,8 @@ fn layout(dir: &str, kind: &str) -> (serde_yaml_ng::Value, String) {
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/ready");
     assert_eq!(c["envFrom"][0]["secretRef"]["name"], "ossnotify-mns");
+    // /tap is behind a token from a Secret of its own.
+    assert_eq!(c["envFrom"][1]["secretRef"]["name"], "ossnotify-tap");
     assert!(pod["volumes"]
         .as_sequence()
         .unwrap()
@@ -185,13 +187,13 @@ fn layout(dir: &str, kind: &str) -> (serde_yaml_ng::Value, String) {
         ],
         b"",
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{dir}: {}",
-        support::text(&out.stdout)
-    );
-    (w.clone(), std::fs::read_to_string(&files[0]).unwrap())
+    let said = support::text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{dir}: {said}");
+    // It listens on every address, so its tap needs the token: no warning.
+    assert!(!said.contains("tap_token"), "{dir}: {said}");
+    let config = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(config.contains("tap_token = \"${OSSNOTIFY_TAP_TOKEN}\""));
+    (w.clone(), config)
 }
 
 #[test]
@@ -220,4 +222,11 @@ fn the_kubernetes_layouts_are_stateless_with_kafka_stores_and_a_statefulset_with
     )
     .unwrap();
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+    // The NetworkPolicy example keeps the metrics port to the pods' selector.
+    let np: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(support::repo("deploy/kubernetes/networkpolicy.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(np["spec"]["podSelector"]["matchLabels"]["app"], "ossnotify");
+    assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], 9898);
 }

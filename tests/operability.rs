@@ -83,3 +83,101 @@ sinks = ["hook"]
     assert_eq!(open.matches("circuit breaker open").count(), 1, "{log}");
     assert!(log.contains("40 messages"), "{log}");
 }
+
+/// A GET of `/tap?limit=1` on loopback `port`, with `auth` as the
+/// `Authorization` header: the status line.
+fn tap_status(port: u16, auth: Option<&str>) -> String {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    write!(s, "GET /tap?limit=1 HTTP/1.0\r\nHost: x\r\n{auth}\r\n").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).unwrap();
+    line.trim_end().to_owned()
+}
+
+/// A stdin-fed daemon whose metrics server listens on every address
+/// (`0.0.0.0`), with `tap_token` lines under `[metrics]`; it waits for the
+/// server.
+fn daemon_on_all_addresses(d: &support::Dir, tap_token: &str) -> (std::process::Child, u16) {
+    let port = support::free_port();
+    let cfg = d.write(
+        "tap.toml",
+        &format!(
+            "[source]\ntype = \"stdin\"\n[dead_letter]\npath = \"{}\"\n[metrics]\nlisten = \"0.0.0.0:{port}\"\n{tap_token}\n[sinks.n]\ntype = \"null\"\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"n\"]\n",
+            d.path("state").display()
+        ),
+    );
+    let child = support::bin()
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .env("TAP_TOKEN", "s3cret-token")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while support::http_get(port, "/health").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no metrics server");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+#[test]
+fn the_tap_off_loopback_needs_its_token() {
+    let d = support::Dir::new();
+    // No token: /tap is off on 0.0.0.0; /metrics and /health are not.
+    let (mut child, port) = daemon_on_all_addresses(&d, "");
+    assert_eq!(tap_status(port, None), "HTTP/1.0 404 Not Found");
+    assert!(support::http_get(port, "/metrics").starts_with("HTTP/1.0 200"));
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    // validate says so.
+    let (code, out) = support::validate(&d.path("tap.toml"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("tap_token is not set"), "{out}");
+
+    // A token: 401 without it or with another, 200 with it.
+    let (mut child, port) = daemon_on_all_addresses(&d, "tap_token = \"${TAP_TOKEN}\"");
+    assert_eq!(tap_status(port, None), "HTTP/1.0 401 Unauthorized");
+    assert_eq!(
+        tap_status(port, Some("Bearer s3cret-tokeN")),
+        "HTTP/1.0 401 Unauthorized"
+    );
+    assert_eq!(
+        tap_status(port, Some("s3cret-token")),
+        "HTTP/1.0 401 Unauthorized"
+    );
+    assert_eq!(
+        tap_status(port, Some("Bearer s3cret-token")),
+        "HTTP/1.0 200 OK"
+    );
+    // `ossnotify tap --token-env` sends it: one message, then exit 0.
+    let tap = support::bin()
+        .args([
+            "tap",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--limit",
+            "1",
+        ])
+        .args(["--token-env", "MY_TAP_TOKEN"])
+        .env("MY_TAP_TOKEN", "s3cret-token")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(records(1).as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let out = tap.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    assert_eq!(support::text(&out.stdout).lines().count(), 1);
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}

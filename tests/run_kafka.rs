@@ -53,7 +53,7 @@ async fn kafka_to_mns_with_commits_and_sigterm() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let health = support::http_get(metrics_port, "/health");
     assert!(
-        health.starts_with("HTTP/1.0 200") && health.ends_with("ok\n"),
+        health.starts_with("HTTP/1.0 200") && health.ends_with("{\"status\":\"ok\"}\n"),
         "{health}"
     );
     let ready = support::http_get(metrics_port, "/ready");
@@ -702,8 +702,21 @@ async fn tap_shows_a_running_daemons_messages_and_never_slows_it() {
     );
     assert_eq!(messages + dropped, total);
     eprintln!("stalled tap: {messages} messages read, {dropped} dropped, of {total}");
+    // A tap with no limit when the daemon stops: it says so and fails.
+    let endless = tap(&[]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (code, err) = stop(daemon).await;
     assert_eq!(code, Some(0), "{err}");
+    let out = tokio::task::spawn_blocking(move || endless.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", support::text(&out.stderr));
+    assert!(
+        support::text(&out.stderr)
+            .contains("ended the stream after 0 messages: the daemon stopped"),
+        "{}",
+        support::text(&out.stderr)
+    );
     server.stop();
 }
 

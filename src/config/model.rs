@@ -363,6 +363,9 @@ impl Config {
 pub struct MetricsConfig {
     /// `host:port` for `/metrics`, `/health` and `/ready`; none when absent.
     pub listen: Option<String>,
+    /// The bearer token `/tap` asks for (a `${VAR}`): required on a
+    /// listener that is not loopback, where `/tap` is off without it.
+    pub tap_token: Option<ossnotify_sinks::Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

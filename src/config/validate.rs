@@ -42,6 +42,7 @@ pub(super) fn validate(
     };
     check_pipeline(&raw.pipeline, &source, &mut errors);
     check_stores(&raw.dead_letter, &raw.backlog, &source, &mut errors);
+    check_metrics(&raw.metrics, &mut warnings);
 
     let mut sinks: Vec<SinkEntry> = sinks.into_iter().map(|(s, _)| s).collect();
     sinks.sort_by(|a, b| a.name.cmp(&b.name));
@@ -374,6 +375,25 @@ fn check_source(s: &SourceConfig, at: &Location, errors: &mut Vec<Diagnostic>) {
             }
         }
         SourceType::Stdin => {}
+    }
+}
+
+/// `/tap` streams message content: on a listener others can reach it is off
+/// unless a token guards it, which deserves a word.
+fn check_metrics(m: &super::model::MetricsConfig, warnings: &mut Vec<Diagnostic>) {
+    let Some(listen) = &m.listen else { return };
+    let host = listen.rsplit_once(':').map_or(listen.as_str(), |h| h.0);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback && m.tap_token.is_none() {
+        warnings.push(Diagnostic::warning(
+            None,
+            "metrics.listen",
+            format!("{listen:?} is not loopback and [metrics] tap_token is not set: /tap (which streams message content) is off there; set tap_token = \"${{VAR}}\" to use `ossnotify tap --token-env VAR`"),
+        ));
     }
 }
 

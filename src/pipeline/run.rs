@@ -109,6 +109,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
             ready.clone(),
             supervisor.clone(),
             taps.clone(),
+            config.metrics.tap_token.clone(),
         ))?;
     }
     if !ensure_store_topics(config, &supervisor)? {
