@@ -63,17 +63,18 @@ fn typed(status: StatusCode, content_type: &'static str, body: String) -> Respon
         .expect("static parts")
 }
 
-/// Whether `req` may tap: with a token set, only with `Authorization:
-/// Bearer TOKEN` (401 otherwise); without one, only on a loopback listener
-/// (404 otherwise: the content is not for everyone who reaches the port).
-fn tap_allowed<B>(
+/// The answer that refuses `req` a tap, if it may not tap: with a token
+/// set, it needs `Authorization: Bearer TOKEN` (401 otherwise); without
+/// one, a loopback listener (404 otherwise: the content is not for
+/// everyone who reaches the port).
+fn tap_refusal<B>(
     req: &hyper::Request<B>,
     loopback: bool,
     token: Option<&str>,
-) -> Result<(), Response<Body>> {
+) -> Option<Response<Body>> {
     match token {
-        None if loopback => Ok(()),
-        None => Err(text(
+        None if loopback => None,
+        None => Some(text(
             StatusCode::NOT_FOUND,
             "tap: off on a listener that is not loopback; set [metrics] tap_token to turn it on\n"
                 .into(),
@@ -86,7 +87,7 @@ fn tap_allowed<B>(
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .unwrap_or("");
             if same(given.as_bytes(), want.as_bytes()) {
-                Ok(())
+                None
             } else {
                 let mut res = text(
                     StatusCode::UNAUTHORIZED,
@@ -96,7 +97,7 @@ fn tap_allowed<B>(
                     hyper::header::WWW_AUTHENTICATE,
                     hyper::header::HeaderValue::from_static("Bearer"),
                 );
-                Err(res)
+                Some(res)
             }
         }
     }
@@ -273,10 +274,8 @@ pub async fn serve(
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let failure = supervisor.failure();
                     if req.uri().path() == "/tap" {
-                        let res = match tap_allowed(&req, loopback, tap_token.as_deref()) {
-                            Ok(()) => tap(&taps, req.uri().query().unwrap_or("")),
-                            Err(refused) => refused,
-                        };
+                        let res = tap_refusal(&req, loopback, tap_token.as_deref())
+                            .unwrap_or_else(|| tap(&taps, req.uri().query().unwrap_or("")));
                         return std::future::ready(Ok::<_, Infallible>(res));
                     }
                     let path = req.uri().path();
