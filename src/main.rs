@@ -501,7 +501,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 fn config_tests(config_path: &Path, tests: &Path) -> Result<ExitCode, CliError> {
-    let config = load_for_run(config_path)?;
+    let config = load_read_only(config_path)?;
     let text =
         std::fs::read_to_string(tests).invalid(format!("cannot read {}", tests.display()))?;
     let r = ossnotify::config_tests::run(&config, tests, &text)
@@ -534,7 +534,13 @@ fn dead_letter(cmd: DeadLetterCommand) -> Result<ExitCode, CliError> {
         since_ms: time("--since", &args.since)?,
         until_ms: time("--until", &args.until)?,
     };
-    let config = load_for_run(&args.config)?;
+    // Listing sends nothing: the sinks' secrets may be unset for it.
+    let config = match cmd {
+        DeadLetterCommand::Ls(_) | DeadLetterCommand::Stats(_) | DeadLetterCommand::Show(_) => {
+            load_read_only(&args.config)?
+        }
+        _ => load_for_run(&args.config)?,
+    };
     let place = dl::Place::of(&config).failed()?;
     let listed = || dl::select(&place, &filter).failed();
     match cmd {
@@ -576,7 +582,7 @@ fn backlog(cmd: BacklogCommand) -> Result<ExitCode, CliError> {
     use ossnotify::backlog as b;
     let (BacklogCommand::Ls(args) | BacklogCommand::Stats(args) | BacklogCommand::Show(args)) =
         &cmd;
-    let config = load_for_run(&args.config)?;
+    let config = load_read_only(&args.config)?;
     if let Some(s) = &args.sink {
         if !config.sinks.iter().any(|x| x.name == *s) {
             return Err(invalid(format!("--sink {s}: the config has no such sink")));
@@ -727,7 +733,19 @@ fn validate(path: &Path, no_environment: bool) -> Result<ExitCode, CliError> {
 /// Loads a config for commands that run it: warnings to stderr, errors too
 /// (each is already a located diagnostic).
 fn load_for_run(path: &Path) -> Result<config::Config, CliError> {
-    match config::load(path) {
+    reported(config::load(path))
+}
+
+/// For commands that send nothing: the sinks' `${VAR}`s may be unset.
+fn load_read_only(path: &Path) -> Result<config::Config, CliError> {
+    reported(config::load_read_only(path))
+}
+
+/// The config, its warnings printed; or its errors printed.
+fn reported(
+    loaded: Result<config::Loaded, Vec<config::Diagnostic>>,
+) -> Result<config::Config, CliError> {
+    match loaded {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("{w}");
@@ -749,7 +767,7 @@ fn dry_run(
     explain: bool,
     format: ossnotify::dry_run::Format,
 ) -> Result<ExitCode, CliError> {
-    let config = load_for_run(config_path)?;
+    let config = load_read_only(config_path)?;
     let index = RuleIndex::build(config.rules.clone(), config.region_policy());
     let (mut reader, name): (Box<dyn io::BufRead>, String) = match input {
         None => (Box::new(io::stdin().lock()), "<stdin>".into()),

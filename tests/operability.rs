@@ -181,3 +181,85 @@ fn the_tap_off_loopback_needs_its_token() {
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
 }
+
+/// Commands that send nothing need none of the sinks' secrets: `match`,
+/// `test`, `dead-letter ls|stats|show` and `backlog ls|stats|show` run with
+/// the credential variables unset; `run` (which sends) names the first one.
+#[test]
+fn read_only_commands_need_no_sink_secrets() {
+    let d = support::Dir::new();
+    let input = d.write("in.ndjson", &records(3));
+    let cfg = d.write(
+        "secrets.toml",
+        &format!(
+            r#"[source]
+type = "file"
+path = "{input}"
+
+[dead_letter]
+path = "{dl}"
+
+[sinks.q]
+type = "mns_queue"
+endpoint = "http://127.0.0.1:9"
+queue = "oss-events"
+access_key_id = "${{OPS_TEST_MNS_KEY_ID}}"
+access_key_secret = "${{OPS_TEST_MNS_KEY_SECRET}}"
+
+[[rules]]
+id = "all"
+bucket = "b"
+events = ["ObjectCreated:*"]
+sinks = ["q"]
+"#,
+            input = input.display(),
+            dl = d.path("state").display(),
+        ),
+    );
+    let tests = d.write(
+        "secrets.tests.toml",
+        &format!(
+            "[[tests]]\nname = \"a put notifies\"\nrecord = '{}'\n[[tests.expect]]\nrule = \"all\"\nkey = \"k-0\"\n",
+            records(1).trim_end()
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = support::bin()
+            .args(args)
+            .env_remove("OPS_TEST_MNS_KEY_ID")
+            .env_remove("OPS_TEST_MNS_KEY_SECRET")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            support::text(&out.stdout),
+            support::text(&out.stderr),
+        )
+    };
+    let (code, out, err) = run(&["match", "-c", c, input.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let (code, out, err) = run(&["test", "-c", c, tests.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    for cmd in [
+        &["dead-letter", "ls"][..],
+        &["dead-letter", "stats"],
+        &["dead-letter", "show"],
+        &["backlog", "ls"],
+        &["backlog", "stats"],
+        &["backlog", "show"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend_from_slice(&["-c", c]);
+        let (code, _, err) = run(&args);
+        assert_eq!(code, Some(0), "{cmd:?}: {err}");
+    }
+    // What sends needs them.
+    let (code, _, err) = run(&["run", "-c", c]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("environment variable OPS_TEST_MNS_KEY_ID is not set"),
+        "{err}"
+    );
+}

@@ -23,7 +23,28 @@ pub struct Loaded {
 /// Loads and validates the config at `path`, with the process environment.
 /// On failure, every error found (with warnings after them).
 pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
-    load_file(path, false)
+    load_file(path, Mode::Run)
+}
+
+/// Loads the config at `path` for a command that sends nothing (`match`,
+/// `test`, `dead-letter ls`, `backlog ls`, …): a `${NAME}` in a
+/// `[sinks.NAME]` table may be unset, and stays as written, so that such a
+/// command needs none of the sinks' secrets (a CI job running `ossnotify
+/// test`). Everything else is as [`load`]: a value the placeholder makes
+/// invalid (an endpoint) is still an error.
+pub fn load_read_only(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    load_file(path, Mode::ReadOnly)
+}
+
+/// Which unset variables loading accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// None: every `${NAME}` must be set.
+    Run,
+    /// Those in the sinks' tables.
+    ReadOnly,
+    /// All of them (`validate --no-environment`).
+    Structure,
 }
 
 /// Checks the config at `path` without its environment (`validate
@@ -31,7 +52,7 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
 /// is no error, and the values that use one are not checked; everything
 /// else is. Ok holds the warnings.
 pub fn load_structure(path: &Path) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
-    match load_file(path, true) {
+    match load_file(path, Mode::Structure) {
         Ok(loaded) => Ok(loaded.warnings),
         // What failed were only the values left to the environment.
         Err(diags) if diags.iter().all(|d| d.severity != super::Severity::Error) => Ok(diags),
@@ -39,7 +60,8 @@ pub fn load_structure(path: &Path) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
     }
 }
 
-fn load_file(path: &Path, ignore_environment: bool) -> Result<Loaded, Vec<Diagnostic>> {
+fn load_file(path: &Path, mode: Mode) -> Result<Loaded, Vec<Diagnostic>> {
+    let ignore_environment = mode == Mode::Structure;
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![Diagnostic::error(
             None,
@@ -52,6 +74,7 @@ fn load_file(path: &Path, ignore_environment: bool) -> Result<Loaded, Vec<Diagno
     let env = Env {
         lookup: if ignore_environment { &none } else { &lookup },
         ignore_unset: ignore_environment,
+        sinks_may_be_unset: mode == Mode::ReadOnly,
         unresolved: Default::default(),
         reported: Default::default(),
     };
@@ -63,6 +86,9 @@ struct Env<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     /// Unset variables are no error (the values are then not checked).
     ignore_unset: bool,
+    /// Unset variables in the sinks' tables are no error; the values keep
+    /// their `${NAME}` and are checked as they are.
+    sinks_may_be_unset: bool,
     /// Fields whose value kept a `${…}`: their value checks are skipped,
     /// so one unset variable gives one error, not a cascade.
     unresolved: std::cell::RefCell<std::collections::HashSet<String>>,
@@ -110,6 +136,7 @@ pub fn load_str(
     let env = Env {
         lookup: env,
         ignore_unset: false,
+        sinks_may_be_unset: false,
         unresolved: Default::default(),
         reported: Default::default(),
     };
@@ -359,6 +386,8 @@ fn interpolate_value(
     match v.get_mut() {
         DeValue::String(s) if s.contains('$') => match interpolate(s, env.lookup) {
             Ok(new) => *s = new.into(),
+            Err(super::env::EnvError::Unset(_))
+                if env.sinks_may_be_unset && field.starts_with("sinks.") => {}
             Err(e) => {
                 env.unresolved.borrow_mut().insert(field.to_owned());
                 let unset = matches!(e, super::env::EnvError::Unset(_));

@@ -8,7 +8,7 @@ mod model;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Location, Severity};
-pub use load::{load, load_str, load_structure};
+pub use load::{load, load_read_only, load_str, load_structure, Loaded};
 pub use model::{
     Config, DeadLetterConfig, MetricsConfig, PipelineConfig, PolicyConfig, SinkEntry, SourceConfig,
     SourceType, StoreKind,
