@@ -30,6 +30,9 @@ enum Command {
         /// no error, and values that use one are not checked (for CI).
         #[arg(long)]
         no_environment: bool,
+        /// Also probe every sink's destination as `run` does at start (exit 1 naming each that refuses).
+        #[arg(long, conflicts_with = "no_environment")]
+        check_sinks: bool,
     },
     /// Dry run: print one line per message that would be sent for the records of INPUT.
     Match {
@@ -55,6 +58,9 @@ enum Command {
     Run {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Start without probing the sinks' destinations (a queue that does not exist yet).
+        #[arg(long)]
+        no_check_sinks: bool,
     },
     /// Show the messages a running daemon produces (from its [metrics] listen address), one JSON line each: rule, sinks, event, bucket, key (and the notification with --full).
     Tap(TapArgs),
@@ -347,7 +353,14 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Validate {
             config,
             no_environment,
-        } => validate(&config, no_environment),
+            check_sinks,
+        } => {
+            let code = validate(&config, no_environment)?;
+            if check_sinks {
+                return check_sinks_of(&config);
+            }
+            Ok(code)
+        }
         Command::Match {
             config,
             input,
@@ -366,7 +379,10 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
         })),
         Command::DeadLetter(cmd) => dead_letter(cmd),
         Command::Backlog(cmd) => backlog(cmd),
-        Command::Run { config } => run(&config),
+        Command::Run {
+            config,
+            no_check_sinks,
+        } => run(&config, !no_check_sinks),
         Command::Test { config, tests } => config_tests(&config, &tests),
         Command::Tap(args) => tap(args),
     }
@@ -402,7 +418,43 @@ fn tap(a: TapArgs) -> Result<ExitCode, CliError> {
     }
 }
 
-fn run(config_path: &Path) -> Result<ExitCode, CliError> {
+/// `validate --check-sinks`: builds every sink and probes its destination;
+/// one line per sink; exit 1 if any answers for good.
+fn check_sinks_of(path: &Path) -> Result<ExitCode, CliError> {
+    let config = load_for_run(path)?;
+    let rt = runtime()?;
+    let mut sinks = Vec::new();
+    for s in &config.sinks {
+        let _guard = rt.enter();
+        let sink = s
+            .config
+            .build(&s.name)
+            .map_err(|e| invalid(format!("sink {}: {e}", s.name)))?;
+        sinks.push((s.name.clone(), std::sync::Arc::from(sink)));
+    }
+    let answers = rt.block_on(ossnotify::pipeline::probe_all(&sinks));
+    let mut refused = 0;
+    for (name, answer) in answers {
+        match answer {
+            Ok(()) => println!("sink {name}: ok"),
+            Err(f) if f.permanent => {
+                refused += 1;
+                println!("sink {name}: refused: {}", f.answer);
+            }
+            Err(f) => println!(
+                "sink {name}: no answer (a warning; run starts anyway): {}",
+                f.answer
+            ),
+        }
+    }
+    if refused > 0 {
+        println!("{}: {refused} sinks refused", path.display());
+        return Err(CliError::Reported);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(config_path: &Path, check_sinks: bool) -> Result<ExitCode, CliError> {
     use ossnotify::config::SourceType;
     use ossnotify::pipeline::Input;
     let config = load_for_run(config_path)?;
@@ -444,7 +496,17 @@ fn run(config_path: &Path) -> Result<ExitCode, CliError> {
             }
         });
     }
-    let s = ossnotify::pipeline::run(&config, input, stop).failed()?;
+    let options = ossnotify::pipeline::RunOptions { check_sinks };
+    let s = match ossnotify::pipeline::run_with(&config, input, stop, options) {
+        Ok(s) => s,
+        // A destination that refused its probe: a config to fix (exit 1).
+        Err(
+            e @ ossnotify::pipeline::RunError::Routing(
+                ossnotify::pipeline::PipelineError::SinkRefused { .. },
+            ),
+        ) => return Err(invalid(e)),
+        Err(e) => return Err(e).failed(),
+    };
     if !s.drained {
         eprintln!("run: the drain deadline cut the drain short; what was in flight is read again at the next start");
     }

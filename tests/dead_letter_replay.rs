@@ -235,7 +235,8 @@ async fn replay_while_the_daemon_appends_loses_nothing_and_leaves_nothing_behind
     // replay's does.
     let daemon_cfg = stdin_config(&d, "daemon.toml", &server.endpoint(), "no-such-topic", "");
     let replay_cfg = stdin_config(&d, "replay.toml", &server.endpoint(), "oss-events", "");
-    let mut daemon = support::run_on_stdin(&daemon_cfg);
+    // Its destination is broken on purpose: started without the probe.
+    let mut daemon = support::run_on_stdin_with(&daemon_cfg, &["--no-check-sinks"]);
     let mut stdin = daemon.stdin.take().unwrap();
     let n = 600;
     let writer = std::thread::spawn(move || {
@@ -388,11 +389,15 @@ async fn retention_drops_are_counted() {
     let cfg = stdin_config(&d, "c.toml", &server.endpoint(), "no-such-topic", &extra);
     // 3,000 dead letters of about 1.5 KiB: 4 MiB in 1 MiB segments.
     let input: String = (0..3000).map(|i| record(i, 700)).collect();
-    let out = support::run(&["run", "-c", cfg.to_str().unwrap()], input.as_bytes());
+    // The topic is missing on purpose: started without the probe.
+    let out = support::run(
+        &["run", "-c", cfg.to_str().unwrap(), "--no-check-sinks"],
+        input.as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
     // The next run opens the store and applies retention; read its metrics
     // while its stdin is still open.
-    let mut child = support::run_on_stdin(&cfg);
+    let mut child = support::run_on_stdin_with(&cfg, &["--no-check-sinks"]);
     let mut metrics = String::new();
     for _ in 0..100 {
         std::thread::sleep(std::time::Duration::from_millis(100));

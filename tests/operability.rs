@@ -263,3 +263,143 @@ sinks = ["q"]
         "{err}"
     );
 }
+
+/// Waits up to 20 s until `server` accepted `want` messages.
+async fn wait_accepted(server: &ossnotify_sinks::mns::dev_server::DevServer, want: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.accepted().len() < want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {want}",
+            server.accepted().len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A config with an `mns_queue` sink `q` sending to `queue` on `endpoint`;
+/// records come on stdin; `extra` goes at the end.
+fn queue_config(
+    d: &support::Dir,
+    file: &str,
+    endpoint: &str,
+    queue: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    d.write(
+        file,
+        &format!(
+            r#"[source]
+type = "stdin"
+
+[dead_letter]
+path = "{dl}"
+
+[sinks.q]
+type = "mns_queue"
+endpoint = "{endpoint}"
+queue = "{queue}"
+access_key_id = "AK"
+access_key_secret = "SK"
+
+[[rules]]
+id = "all"
+bucket = "b"
+events = ["ObjectCreated:*"]
+sinks = ["q"]
+{extra}"#,
+            dl = d.path("state").display(),
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_does_not_exist_is_refused_before_traffic() {
+    let d = support::Dir::new();
+    let server = support::mns_dev(support::dev_config()).await;
+    let good = queue_config(&d, "good.toml", &server.endpoint(), "oss-events", "");
+    let typo = queue_config(&d, "typo.toml", &server.endpoint(), "oss-eventz", "");
+    // validate --check-sinks probes as run does.
+    let check = |cfg: &std::path::Path| {
+        let out = support::run(
+            &["validate", "--check-sinks", "-c", cfg.to_str().unwrap()],
+            b"",
+        );
+        (out.status.code(), support::text(&out.stdout))
+    };
+    let (code, out) = tokio::task::block_in_place(|| check(&typo));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("sink q: refused: QueueNotExist"), "{out}");
+    let (code, out) = tokio::task::block_in_place(|| check(&good));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("sink q: ok"), "{out}");
+
+    // run refuses to start on it, at once, naming the sink and the answer.
+    let started = std::time::Instant::now();
+    let out = tokio::task::block_in_place(|| {
+        support::run(
+            &["run", "-c", typo.to_str().unwrap()],
+            records(2).as_bytes(),
+        )
+    });
+    let err = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        err.contains("sink q: its destination refused the probe: QueueNotExist"),
+        "{err}"
+    );
+    assert_eq!(server.accepted().len(), 0);
+
+    // A reload to it is refused; messages keep going to the queue that exists.
+    let port = support::free_port();
+    let live = d.write(
+        "live.toml",
+        &std::fs::read_to_string(queue_config(
+            &d,
+            "x.toml",
+            &server.endpoint(),
+            "oss-events",
+            &format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+        ))
+        .unwrap(),
+    );
+    let mut daemon = support::bin()
+        .args(["run", "-c", live.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.path("live.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdin = daemon.stdin.take().unwrap();
+    let send = |stdin: &mut std::process::ChildStdin, n: usize| {
+        use std::io::Write;
+        stdin.write_all(records(n).as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    };
+    send(&mut stdin, 3);
+    wait_accepted(&server, 3).await;
+    let text = std::fs::read_to_string(&live)
+        .unwrap()
+        .replace("oss-events", "oss-eventz");
+    std::fs::write(&live, text).unwrap();
+    let log = || std::fs::read_to_string(d.path("live.log")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !log().contains("reload refused") {
+        assert!(std::time::Instant::now() < deadline, "{}", log());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(log().contains("QueueNotExist"), "{}", log());
+    send(&mut stdin, 3);
+    wait_accepted(&server, 6).await;
+    // Published with the next commit interval.
+    let refused = "ossnotify_reloads_total{result=\"refused\"} 1";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !support::http_get(port, "/metrics").contains(refused) {
+        assert!(std::time::Instant::now() < deadline, "no {refused}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(stdin);
+    assert!(daemon.wait().unwrap().success(), "{}", log());
+    server.stop();
+}

@@ -317,8 +317,20 @@ async fn dead_letters_in_kafka_carry_their_context_and_the_commands_work_as_on_d
     let mut records: Vec<String> = (0..3).map(record).collect();
     records.push("not json".into());
     tokio::task::block_in_place(|| support::broker::produce(topic, &records));
-    let in_kafka = Member::start(&broken("kafka", kafka_group), d.path("k.log"), "info");
-    let on_disk = Member::start(&broken("disk", disk_group), d.path("d.log"), "info");
+    // Broken on purpose: started without the probe, which would refuse them.
+    let unchecked = ["--no-check-sinks"];
+    let in_kafka = Member::start_with(
+        &broken("kafka", kafka_group),
+        d.path("k.log"),
+        "info",
+        &unchecked,
+    );
+    let on_disk = Member::start_with(
+        &broken("disk", disk_group),
+        d.path("d.log"),
+        "info",
+        &unchecked,
+    );
     for group in [kafka_group, disk_group] {
         let deadline = Instant::now() + Duration::from_secs(120);
         while support::committed(&support::group_reader(group), topic, 1)

@@ -53,6 +53,10 @@ pub struct HttpConfig {
     /// `aliyuneventbusname` with `encoding = "cloudevents"`.
     #[serde(default)]
     pub event_bus: Option<String>,
+    /// A URL the probe GETs before traffic (with the sink's headers): 401,
+    /// 403 and 404 refuse the start. Without it the probe only connects.
+    #[serde(default)]
+    pub health_url: Option<String>,
 }
 
 fn default_max_batch() -> usize {
@@ -100,6 +104,9 @@ impl SinkConfig for HttpConfig {
     fn validate(&self) -> Vec<FieldIssue> {
         let mut v = Vec::new();
         check_http_url("url", &self.url, &mut v);
+        if let Some(u) = &self.health_url {
+            check_http_url("health_url", u, &mut v);
+        }
         if self.max_batch == 0 {
             v.push(FieldIssue::new("max_batch", "must be at least 1"));
         }
@@ -141,6 +148,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("encoding", &self.encoding)
             .field("cloudevents_mode", &self.cloudevents_mode)
             .field("event_bus", &self.event_bus)
+            .field("health_url", &self.health_url.as_deref().map(redact_url))
             .finish()
     }
 }
@@ -260,6 +268,59 @@ impl HttpSink {
 impl Sink for HttpSink {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// A GET of `health_url` when set (401, 403, 404 are final); else a
+    /// connection to the URL's host.
+    fn probe(&self) -> crate::sink::Probe<'_> {
+        use crate::sink::ProbeFailure;
+        Box::pin(async move {
+            let transient = |answer: String| ProbeFailure {
+                permanent: false,
+                answer,
+            };
+            if let Some(health) = &self.cfg.health_url {
+                let mut req = self.http.get(health);
+                for (k, v) in &self.cfg.headers {
+                    req = req.header(k, v);
+                }
+                let res = req.send().await.map_err(|e| {
+                    transient(format!(
+                        "network: {}",
+                        crate::log_limit::with_sources(&e.without_url())
+                    ))
+                })?;
+                let status = res.status().as_u16();
+                return match status {
+                    200..=299 => Ok(()),
+                    401 | 403 | 404 => Err(ProbeFailure {
+                        permanent: true,
+                        answer: format!("HTTP {status} from health_url"),
+                    }),
+                    _ => Err(transient(format!("HTTP {status} from health_url"))),
+                };
+            }
+            let url = reqwest::Url::parse(&self.cfg.url).map_err(|e| ProbeFailure {
+                permanent: true,
+                answer: format!("url: {e}"),
+            })?;
+            let host = url.host_str().unwrap_or_default().to_owned();
+            let port = url.port_or_known_default().unwrap_or(80);
+            let timeout = std::time::Duration::from_millis(self.cfg.request_timeout_ms);
+            match tokio::time::timeout(
+                timeout,
+                tokio::net::TcpStream::connect((host.as_str(), port)),
+            )
+            .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(transient(format!("network: {host}:{port}: {e}"))),
+                Err(_) => Err(transient(format!(
+                    "network: {host}:{port}: no connection within {} ms",
+                    timeout.as_millis()
+                ))),
+            }
+        })
     }
 
     fn max_batch(&self) -> usize {

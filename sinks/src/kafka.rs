@@ -295,6 +295,43 @@ impl Sink for KafkaSink {
         &self.name
     }
 
+    /// The topic's metadata: a topic the cluster does not have, or may not
+    /// be written by these credentials, is final.
+    fn probe(&self) -> crate::sink::Probe<'_> {
+        use crate::sink::ProbeFailure;
+        use rdkafka::types::RDKafkaRespErr;
+        let (producer, topic) = (self.producer(), self.topic.clone());
+        Box::pin(async move {
+            let asked = tokio::task::spawn_blocking(move || {
+                let md = producer
+                    .client()
+                    .fetch_metadata(Some(&topic), Duration::from_secs(5))?;
+                Ok::<_, rdkafka::error::KafkaError>(md.topics().first().and_then(|t| t.error()))
+            })
+            .await;
+            match asked {
+                Ok(Ok(None)) => Ok(()),
+                Ok(Ok(Some(e))) => Err(ProbeFailure {
+                    permanent: matches!(
+                        e,
+                        RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                            | RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+                            | RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION
+                    ),
+                    answer: format!("Kafka: {}", rdkafka::types::RDKafkaErrorCode::from(e)),
+                }),
+                Ok(Err(e)) => Err(ProbeFailure {
+                    permanent: false,
+                    answer: format!("Kafka: {e}"),
+                }),
+                Err(e) => Err(ProbeFailure {
+                    permanent: false,
+                    answer: format!("Kafka: the probe did not finish: {e}"),
+                }),
+            }
+        })
+    }
+
     fn max_batch(&self) -> usize {
         1024
     }

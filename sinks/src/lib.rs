@@ -21,7 +21,7 @@ pub mod store;
 
 pub use config::{BuildError, Encoding, FieldIssue, RetryConfig, Secret, SinkConfig};
 pub use dead_letter::{deliver_or_dead_letter, DeadLetter, DeadLetterKind, DeadLetterStore};
-pub use sink::{Envelope, Outcome, Sink};
+pub use sink::{Envelope, Outcome, ProbeFailure, Sink};
 
 use serde::de::DeserializeOwned;
 

@@ -53,6 +53,19 @@ impl Outcome {
 
 pub type Delivery<'a> = Pin<Box<dyn Future<Output = Vec<Outcome>> + Send + 'a>>;
 
+/// Why a sink's destination did not pass its probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFailure {
+    /// Whether the answer is final (no such queue, bad credentials): the
+    /// start or the reload is refused. Otherwise (unreachable, a timeout,
+    /// 5xx) it only warns: the backlog holds what cannot be sent yet.
+    pub permanent: bool,
+    /// The answer, or why there was none.
+    pub answer: String,
+}
+
+pub type Probe<'a> = Pin<Box<dyn Future<Output = Result<(), ProbeFailure>> + Send + 'a>>;
+
 /// A destination. `deliver` retries transient failures itself and returns
 /// one outcome per envelope, in order; it never panics on remote errors.
 pub trait Sink: Send + Sync {
@@ -70,6 +83,11 @@ pub trait Sink: Send + Sync {
     /// it has one (`linger_ms` where a sink has it).
     fn linger(&self) -> std::time::Duration {
         std::time::Duration::from_millis(5)
+    }
+    /// Checks the destination before traffic (SPEC §6): that it exists and
+    /// these credentials reach it. Sinks with nothing to check pass.
+    fn probe(&self) -> Probe<'_> {
+        Box::pin(async { Ok(()) })
     }
     /// The sink's breaker and backlog bound, for sinks that have them
     /// (`None`: no isolation, every failure is final).

@@ -25,6 +25,10 @@ pub enum PipelineError {
     StoreTopics(#[from] ossnotify_sinks::kafka_store::TopicsRefused),
     #[error("sink {sink}: {source}")]
     BuildSink { sink: String, source: BuildError },
+    /// A sink's destination answered its probe for good: no such queue or
+    /// topic, credentials it refuses (SPEC §6).
+    #[error("sink {sink}: its destination refused the probe: {answer} (fix the sink, or start anyway with `run --no-check-sinks`)")]
+    SinkRefused { sink: String, answer: String },
     /// A worker found a sink's queue closed: its driver ended early.
     #[error("the driver of sink {0} stopped")]
     DriverGone(String),

@@ -73,6 +73,9 @@ pub struct Drivers {
     /// a driver that fails reports to the supervisor first.
     pub handles: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub stats: Mutex<Vec<Arc<SinkStats>>>,
+    /// Probe each new or changed sink's destination before it takes
+    /// traffic (`run --no-check-sinks` turns it off).
+    pub check_sinks: bool,
 }
 
 impl Drivers {
@@ -102,6 +105,7 @@ impl Drivers {
             live: Mutex::default(),
             handles: Mutex::default(),
             stats: Mutex::default(),
+            check_sinks: false,
         }
     }
 
@@ -123,6 +127,9 @@ impl Drivers {
                 })?);
                 built.push((s.name.clone(), sink));
             }
+        }
+        if self.check_sinks {
+            self.probe(&built)?;
         }
         let isolated: Vec<&str> = built
             .iter()
@@ -158,6 +165,28 @@ impl Drivers {
             want_base64: sinks.iter().any(|s| s.encoding == Encoding::Base64),
             sinks,
         })
+    }
+
+    /// Probes the destinations of `sinks` at once: a permanent answer
+    /// refuses them all (the start, or the reload: the old routing stays);
+    /// a transient one, or none in time, is only said.
+    fn probe(&self, sinks: &[(String, Arc<dyn Sink>)]) -> Result<(), PipelineError> {
+        let answers = self.rt.block_on(probe_all(sinks));
+        for (name, answer) in answers {
+            match answer {
+                Ok(()) => tracing::info!(sink = %name, "sink probe: the destination answers"),
+                Err(f) if f.permanent => {
+                    return Err(PipelineError::SinkRefused {
+                        sink: name,
+                        answer: f.answer,
+                    })
+                }
+                Err(f) => {
+                    tracing::warn!(sink = %name, answer = %f.answer, "sink probe: the destination did not answer; going on (its messages wait in its backlog until it does)")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Forgets every sink: their queues close once the routing is dropped.
@@ -219,6 +248,37 @@ impl Drivers {
         self.handles.lock().expect("not poisoned").push(handle);
         Ok(queue)
     }
+}
+
+/// How long a probe may take before it counts as no answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Each sink's probe answer, the probes run at once (`validate
+/// --check-sinks` and the drivers).
+pub async fn probe_all(
+    sinks: &[(String, Arc<dyn Sink>)],
+) -> Vec<(String, Result<(), ossnotify_sinks::ProbeFailure>)> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (_, sink)) in sinks.iter().enumerate() {
+        let sink = sink.clone();
+        set.spawn(async move {
+            let answer = match tokio::time::timeout(PROBE_TIMEOUT, sink.probe()).await {
+                Ok(a) => a,
+                Err(_) => Err(ossnotify_sinks::ProbeFailure {
+                    permanent: false,
+                    answer: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+                }),
+            };
+            (i, answer)
+        });
+    }
+    let mut out: Vec<_> = sinks.iter().map(|(n, _)| (n.clone(), Ok(()))).collect();
+    while let Some(done) = set.join_next().await {
+        if let Ok((i, answer)) = done {
+            out[i].1 = answer;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

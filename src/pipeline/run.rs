@@ -93,9 +93,32 @@ pub enum RunError {
     LastCommit(#[source] rdkafka::error::KafkaError),
 }
 
+/// How a run starts.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Probe the sinks' destinations at start and on every reload (SPEC §6).
+    pub check_sinks: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { check_sinks: true }
+    }
+}
+
 /// Runs `config` over `input`: lines until they end, or Kafka until `stop`
 /// (or a failure); then drains and commits (see `shutdown`).
 pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSummary, RunError> {
+    run_with(config, input, stop, RunOptions::default())
+}
+
+/// [`run`] with `options`.
+pub fn run_with(
+    config: &Config,
+    input: Input,
+    stop: Arc<AtomicBool>,
+    options: RunOptions,
+) -> Result<RunSummary, RunError> {
     let cpus = config.pipeline.cpus.clone();
     super::cpus::check(&cpus).map_err(RunError::Cpus)?;
     let rt = io_runtime(&cpus)?;
@@ -128,7 +151,7 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
     let revoked = Arc::new(Revoked::default());
 
     // The rules and the sinks they address, with a driver per sink.
-    let drivers = Arc::new(Drivers::new(
+    let mut drivers = Drivers::new(
         rt.handle().clone(),
         store.clone(),
         backlog_store(config),
@@ -137,7 +160,9 @@ pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSu
         supervisor.clone(),
         revoked.clone(),
         config.pipeline.queue_capacity,
-    ));
+    );
+    drivers.check_sinks = options.check_sinks;
+    let drivers = Arc::new(drivers);
     let routing = Arc::new(ArcSwap::from_pointee(drivers.routing(config)?));
     // SIGHUP or an edit of the config file: new rules and sinks, swapped in
     // atomically.

@@ -222,8 +222,20 @@ pub fn metrics_committed(addr: &str) -> i64 {
 /// `BIN run -c CONFIG` (this build's, or another to compare against), its
 /// log (stderr) into `log`, `RUST_LOG` as given.
 pub fn spawn_run_of(bin: &Path, config: &Path, log: &Path, rust_log: &str) -> std::process::Child {
+    spawn_run_with(bin, config, log, rust_log, &[])
+}
+
+/// [`spawn_run_of`] with more arguments for `run` (`--no-check-sinks`).
+pub fn spawn_run_with(
+    bin: &Path,
+    config: &Path,
+    log: &Path,
+    rust_log: &str,
+    args: &[&str],
+) -> std::process::Child {
     Command::new(bin)
         .args(["run", "-c", config.to_str().unwrap()])
+        .args(args)
         .env("RUST_LOG", rust_log)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
@@ -283,8 +295,14 @@ pub fn metric(text: &str, sample: &str) -> f64 {
 /// `ossnotify run -c CONFIG` with its stdin a pipe the test holds (stdout
 /// and stderr discarded).
 pub fn run_on_stdin(cfg: &Path) -> std::process::Child {
+    run_on_stdin_with(cfg, &[])
+}
+
+/// [`run_on_stdin`] with more arguments for `run`.
+pub fn run_on_stdin_with(cfg: &Path, args: &[&str]) -> std::process::Child {
     bin()
         .args(["run", "-c", cfg.to_str().unwrap()])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -321,8 +339,13 @@ impl Drop for Member {
 impl Member {
     /// Starts a member; `RUST_LOG` as given (the default level is info).
     pub fn start(config: &Path, log: PathBuf, rust_log: &str) -> Member {
+        Member::start_with(config, log, rust_log, &[])
+    }
+
+    /// [`Member::start`] with more arguments for `run`.
+    pub fn start_with(config: &Path, log: PathBuf, rust_log: &str, args: &[&str]) -> Member {
         let bin = Path::new(env!("CARGO_BIN_EXE_ossnotify"));
-        let child = spawn_run_of(bin, config, &log, rust_log);
+        let child = spawn_run_with(bin, config, &log, rust_log, args);
         Member { child, log }
     }
 

@@ -207,6 +207,29 @@ impl MnsClient {
 
     /// One signed POST of `body` to `resource`; the parsed answer or why not.
     async fn post(&self, resource: &str, body: String) -> Result<(u16, Response), Failure> {
+        let (status, text) = self.request("POST", resource, body).await?;
+        read_answer(status, &text)
+    }
+
+    /// GetQueueAttributes (`/queues/Q`) or GetTopicAttributes (`/topics/T`),
+    /// one attempt: Ok when it exists and these credentials may read it;
+    /// else MNS's answer (`QueueNotExist`, `InvalidAccessKeyId`, …), classed.
+    pub async fn attributes(&self, resource: &str) -> Result<(), Failure> {
+        let (status, text) = self.request("GET", resource, String::new()).await?;
+        if status == 200 {
+            return Ok(());
+        }
+        let (status, answer) = read_answer(status, &text)?;
+        Err(unexpected(status, answer))
+    }
+
+    /// One signed request; the status and body, or a network failure.
+    async fn request(
+        &self,
+        verb: &'static str,
+        resource: &str,
+        body: String,
+    ) -> Result<(u16, String), Failure> {
         let date = sign::http_date(SystemTime::now());
         let md5 = sign::content_md5(body.as_bytes());
         let headers = [("x-mns-version", MNS_VERSION)];
@@ -215,7 +238,7 @@ impl MnsClient {
             &credentials.key_id,
             &credentials.secret,
             &SignedParts {
-                verb: "POST",
+                verb,
                 content_md5: &md5,
                 content_type: CONTENT_TYPE,
                 date: &date,
@@ -223,7 +246,11 @@ impl MnsClient {
                 resource,
             },
         );
-        let mut req = self.http.post(format!("{}{resource}", self.endpoint));
+        let url = format!("{}{resource}", self.endpoint);
+        let mut req = match verb {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        };
         // STS: the token goes unsigned (it is not an x-mns- header), as
         // MNS's own SDKs send it.
         if let Some(token) = &credentials.token {
@@ -251,7 +278,7 @@ impl MnsClient {
             code: "NetworkError".into(),
             message: e.to_string(),
         })?;
-        read_answer(status, &text)
+        Ok((status, text))
     }
 
     /// PublishMessage, one attempt. The message id on success.

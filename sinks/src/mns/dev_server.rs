@@ -394,6 +394,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
     if let Err(r) = authenticate(&credentials, &parts, &body) {
         return Ok(*r);
     }
+    if parts.method == hyper::Method::GET {
+        return Ok(attributes(cfg, &parts));
+    }
     let (kind, name) = match target(cfg, &parts) {
         Ok(t) => t,
         Err(r) => return Ok(*r),
@@ -403,6 +406,45 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped
         Err(r) => return Ok(*r),
     };
     Ok(accept_all(&st, kind, name, &messages, batch))
+}
+
+/// GetQueueAttributes (`GET /queues/Q`) and GetTopicAttributes (`GET
+/// /topics/T`): the attributes MNS gives (those a dev endpoint has), or
+/// its `QueueNotExist` / `TopicNotExist`.
+fn attributes(cfg: &DevConfig, parts: &hyper::http::request::Parts) -> Reply {
+    const NS: &str = "http://mns.aliyuncs.com/doc/v1/";
+    let path = parts.uri.path();
+    match path.trim_matches('/').split('/').collect::<Vec<_>>()[..] {
+        ["queues", name] if cfg.queues.iter().any(|q| q == name) => reply(
+            StatusCode::OK,
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Queue xmlns="{NS}"><QueueName>{}</QueueName><DelaySeconds>0</DelaySeconds><MaximumMessageSize>65536</MaximumMessageSize><MessageRetentionPeriod>345600</MessageRetentionPeriod><VisibilityTimeout>30</VisibilityTimeout><PollingWaitSeconds>0</PollingWaitSeconds></Queue>"#,
+                xml::escape(name)
+            ),
+        ),
+        ["topics", name] if cfg.topics.iter().any(|t| t == name) => reply(
+            StatusCode::OK,
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><Topic xmlns="{NS}"><TopicName>{}</TopicName><MaximumMessageSize>65536</MaximumMessageSize><LoggingEnabled>False</LoggingEnabled></Topic>"#,
+                xml::escape(name)
+            ),
+        ),
+        ["queues", _] => error(
+            StatusCode::NOT_FOUND,
+            "QueueNotExist",
+            "The queue name you provided is not exist.",
+        ),
+        ["topics", _] => error(
+            StatusCode::NOT_FOUND,
+            "TopicNotExist",
+            "The topic you provided is not exist.",
+        ),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "InvalidArgument",
+            "mns-dev implements GET /queues/{q} and GET /topics/{t}",
+        ),
+    }
 }
 
 /// Which topic or queue a request is for (`kind` is `topic` or `queue`),

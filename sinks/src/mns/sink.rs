@@ -60,6 +60,17 @@ fn failed(f: client::Failure, attempts: u32) -> Outcome {
     Outcome::of_failure(f.class(), f.to_string(), attempts)
 }
 
+/// A queue's or topic's attributes asked for once: its probe.
+async fn probe(client: &MnsClient, resource: String) -> Result<(), crate::sink::ProbeFailure> {
+    client
+        .attributes(&resource)
+        .await
+        .map_err(|f| crate::sink::ProbeFailure {
+            permanent: f.is_permanent(),
+            answer: f.to_string(),
+        })
+}
+
 pub struct MnsTopicSink {
     name: String,
     client: MnsClient,
@@ -91,6 +102,11 @@ impl MnsTopicSink {
 impl Sink for MnsTopicSink {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// GetTopicAttributes.
+    fn probe(&self) -> crate::sink::Probe<'_> {
+        Box::pin(probe(&self.client, format!("/topics/{}", self.topic)))
     }
 
     /// One message per request: a batch is published concurrently, at most
@@ -171,6 +187,11 @@ impl MnsQueueSink {
 impl Sink for MnsQueueSink {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// GetQueueAttributes.
+    fn probe(&self) -> crate::sink::Probe<'_> {
+        Box::pin(probe(&self.client, format!("/queues/{}", self.queue)))
     }
 
     /// A whole request's worth for every permit: one call keeps them all busy.
