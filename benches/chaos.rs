@@ -454,7 +454,13 @@ fn harm(
             w.start(slot);
         }
         let kind;
-        (kind, mns_faulty) = one_fault(w, &mut rng, o);
+        // Every sixth fault (the third, the ninth, …) scales a member away
+        // during a sink outage, so that every run has it whatever the draw.
+        (kind, mns_faulty) = if faults.len() % 6 == 2 && w.running().len() > 1 {
+            scale_away(w, &mut rng)
+        } else {
+            one_fault(w, &mut rng, o)
+        };
         println!("{:>6.1} s: {kind}", t0.elapsed().as_secs_f64());
         faults.push(Fault {
             kind,
@@ -510,21 +516,7 @@ fn one_fault(w: &mut World, rng: &mut Rng, o: &Options) -> (&'static str, bool) 
             w.mns(&["--drop-rate", "0.3"]);
             ("mns-dev: 30 % dropped connections", true)
         }
-        8 if running.len() > 1 => {
-            // The sink fails long enough for its breaker to open and the
-            // backlog topic to fill; then a member is scaled away for good,
-            // its directory with it: what it wrote to the backlog is
-            // redelivered by the others.
-            w.mns(&["--fail-first-seconds", "25"]);
-            std::thread::sleep(Duration::from_secs(12));
-            let slot = pick(rng);
-            w.kill(slot, "-KILL");
-            let _ = std::fs::remove_dir_all(w.dir.join(format!("dead-letter-{slot}")));
-            (
-                "mns-dev outage (25 s), a member scaled away with its disk",
-                false,
-            )
-        }
+        8 if running.len() > 1 => scale_away(w, rng),
         7 if o.durable => {
             script(
                 o.broker_script(),
@@ -542,6 +534,22 @@ fn one_fault(w: &mut World, rng: &mut Rng, o: &Options) -> (&'static str, bool) 
             kill_and_restart(w, rng, slot)
         }
     }
+}
+
+/// The sink fails long enough for its breaker to open and the backlog
+/// topic to fill; then a member is scaled away for good, its directory with
+/// it: what it wrote to the backlog is redelivered by the others.
+fn scale_away(w: &mut World, rng: &mut Rng) -> (&'static str, bool) {
+    w.mns(&["--fail-first-seconds", "25"]);
+    std::thread::sleep(Duration::from_secs(12));
+    let running = w.running();
+    let slot = running[rng.below(running.len() as u64) as usize];
+    w.kill(slot, "-KILL");
+    let _ = std::fs::remove_dir_all(w.dir.join(format!("dead-letter-{slot}")));
+    (
+        "mns-dev outage (25 s), a member scaled away with its disk",
+        false,
+    )
 }
 
 /// Faults whose records have all arrived by watermark `low` recovered now.

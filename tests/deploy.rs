@@ -8,33 +8,9 @@ mod support;
 
 use std::collections::BTreeSet;
 
-/// Every `"ossnotify_…"` string literal under `dir`: the metric names the
-/// code exports (each is one constant, used where it is recorded).
-fn exported(dir: &std::path::Path, out: &mut BTreeSet<String>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            exported(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            let text = std::fs::read_to_string(&p).unwrap();
-            for part in text.split("\"ossnotify_").skip(1) {
-                let name: String = part
-                    .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                    .collect();
-                if part[name.len()..].starts_with('"') {
-                    out.insert(format!("ossnotify_{name}"));
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn the_dashboard_queries_only_exported_metrics() {
-    let mut names = BTreeSet::new();
-    exported(&support::repo("src"), &mut names);
-    exported(&support::repo("sinks/src"), &mut names);
+    let names = support::exported_metrics();
     assert!(names.contains("ossnotify_records_total"), "{names:?}");
     let text =
         std::fs::read_to_string(support::repo("deploy/grafana/ossnotify-dashboard.json")).unwrap();

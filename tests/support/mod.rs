@@ -473,3 +473,35 @@ fn serve_recorded(conn: std::net::TcpStream, keep: &std::sync::Mutex<Vec<Recorde
         }
     }
 }
+
+/// The metric names the code exports: every `"ossnotify_…"` string literal
+/// under `src/` and `sinks/src/` (each name is one constant, used where it
+/// is recorded).
+pub fn exported_metrics() -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    exported(&repo("src"), &mut names);
+    exported(&repo("sinks/src"), &mut names);
+    names
+}
+
+/// Every `"ossnotify_…"` string literal under `dir`: the metric names the
+/// code exports (each is one constant, used where it is recorded).
+fn exported(dir: &std::path::Path, out: &mut std::collections::BTreeSet<String>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            exported(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            for part in text.split("\"ossnotify_").skip(1) {
+                let name: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if part[name.len()..].starts_with('"') {
+                    out.insert(format!("ossnotify_{name}"));
+                }
+            }
+        }
+    }
+}
