@@ -51,8 +51,11 @@ enum Command {
     Test {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
-        /// The tests file (TOML: [[tests]] with name, record and expect).
+        /// The tests file (TOML: [[tests]] with name, record and expect; docs/config-tests.md).
         tests: PathBuf,
+        /// `text` (default), or `junit`: JUnit XML on standard output, for CI systems.
+        #[arg(long, value_name = "FORMAT", default_value = "text")]
+        format: TestFormat,
     },
     /// Run the pipeline. With a file or stdin source it exits 0 once the input has ended and every message is delivered or dead-lettered.
     Run {
@@ -383,7 +386,11 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             config,
             no_check_sinks,
         } => run(&config, !no_check_sinks),
-        Command::Test { config, tests } => config_tests(&config, &tests),
+        Command::Test {
+            config,
+            tests,
+            format,
+        } => config_tests(&config, &tests, format),
         Command::Tap(args) => tap(args),
     }
 }
@@ -562,14 +569,33 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .runtime("cannot start the runtime")
 }
 
-fn config_tests(config_path: &Path, tests: &Path) -> Result<ExitCode, CliError> {
+/// How `ossnotify test` reports.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TestFormat {
+    Text,
+    Junit,
+}
+
+fn config_tests(
+    config_path: &Path,
+    tests: &Path,
+    format: TestFormat,
+) -> Result<ExitCode, CliError> {
     let config = load_read_only(config_path)?;
     let text =
         std::fs::read_to_string(tests).invalid(format!("cannot read {}", tests.display()))?;
     let r = ossnotify::config_tests::run(&config, tests, &text)
         .map_err(|e| CliError::Invalid(flat(e)))?;
-    print!("{}", r.text);
-    println!("test: {} passed, {} failed", r.passed, r.failed);
+    match format {
+        TestFormat::Text => {
+            print!("{}", r.text);
+            println!("test: {} passed, {} failed", r.passed, r.failed);
+        }
+        TestFormat::Junit => {
+            print!("{}", r.junit(&tests.display().to_string()));
+            eprintln!("test: {} passed, {} failed", r.passed, r.failed);
+        }
+    }
     if r.failed == 0 {
         Ok(ExitCode::SUCCESS)
     } else {

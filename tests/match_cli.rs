@@ -245,11 +245,12 @@ fn config_unit_tests_pass_fail_with_a_diff_and_locate_errors() {
     assert_eq!(text(&out.stdout), "test: 6 passed, 0 failed\n");
 
     let d = support::Dir::new();
-    let record = r#"{"time": "2024-05-01T02:00:03Z", "operation": "PutObject", "bucket": "photos-shenzhen", "object": "uploads/notes.png", "bucket_location": "oss-cn-shenzhen", "owner_id": "1", "request_id": "R", "http_status": 200}"#;
+    let record = r#"{"time": "2024-05-01T02:00:03Z", "operation": "PutObject", "bucket": "photos-shenzhen", "object": "uploads/notes.png", "bucket_location": "oss-cn-shenzhen", "owner_id": "1", "request_id": "R", "http_status": 200, "object_size": 4321}"#;
+    let elsewhere = r#"{"time": "2024-05-01T02:00:03Z", "operation": "DeleteObject", "bucket": "backups-hz", "object": "x", "bucket_location": "oss-cn-hangzhou", "owner_id": "1", "request_id": "R", "http_status": 200}"#;
     let tests = d.write(
         "t.toml",
         &format!(
-            "[[tests]]\nname = \"right\"\nrecord = '{record}'\n[[tests.expect]]\nrule = \"photo-uploads\"\n\n[[tests]]\nname = \"wrong key\"\nrecord = '{record}'\n[[tests.expect]]\nrule = \"photo-uploads\"\nkey = \"uploads/notes.jpg\"\n\n[[tests]]\nname = \"expects none\"\nrecord = '{record}'\nexpect = []\n"
+            "[[tests]]\nname = \"right\"\nrecord = '{record}'\n[[tests.expect]]\nrule = \"photo-uploads\"\n[tests.expect.fields]\n\"oss.object.size\" = 4321\n\n[[tests]]\nname = \"wrong key\"\nrecord = '{record}'\n[[tests.expect]]\nrule = \"photo-uploads\"\nkey = \"uploads/notes.jpg\"\n\n[[tests]]\nname = \"expects none\"\nrecord = '{record}'\nexpect = []\n\n[[tests]]\nname = \"wrong size\"\nrecord = '{record}'\n[[tests.expect]]\nrule = \"photo-uploads\"\npartial = '{{\"events\":[{{\"region\":\"cn-hangzhou\"}}]}}'\n[tests.expect.fields]\n\"oss.object.size\" = 1234\n\n[[tests]]\nname = \"nothing matches\"\nrecord = '{elsewhere}'\n[[tests.expect]]\nrule = \"photo-uploads\"\n"
         ),
     );
     let out = run(
@@ -258,11 +259,53 @@ fn config_unit_tests_pass_fail_with_a_diff_and_locate_errors() {
     );
     assert_eq!(out.status.code(), Some(1));
     let report = text(&out.stdout);
-    let want = format!(
-        "FAIL \"wrong key\" ({t}:7:1)\n  expected:\n  - rule photo-uploads, key \"uploads/notes.jpg\"\n  produced:\n  + rule photo-uploads, sinks [console], ObjectCreated:PutObject, key \"uploads/notes.png\"\n\nFAIL \"expects none\" ({t}:14:1)\n  expected:\n    (no notification)\n  produced:\n  + rule photo-uploads, sinks [console], ObjectCreated:PutObject, key \"uploads/notes.png\"\n\ntest: 1 passed, 2 failed\n",
-        t = tests.display()
+    // Each failure names the differing field with both values, side by side.
+    for want in [
+        format!("FAIL \"wrong key\" ({}:9:1)\n  notification 1: differs\n    field   expected              produced\n    rule   photo-uploads         photo-uploads\n  ≠ key    \"uploads/notes.jpg\"   \"uploads/notes.png\"\n    produced JSON: {{\"events\"", tests.display()),
+        "FAIL \"expects none\"".into(),
+        "  notification 1: not expected; produced rule photo-uploads, sinks [console], ObjectCreated:PutObject, key \"uploads/notes.png\"\n".into(),
+        // A dotted path, and a part of the JSON (only what it names counts).
+        "    field                     expected        produced\n    rule                      photo-uploads   photo-uploads\n  ≠ oss.object.size           1234            4321\n  ≠ partial events.0.region   \"cn-hangzhou\"   \"cn-shenzhen\"\n".into(),
+        // Nothing produced: why, as match --explain says it.
+        "FAIL \"nothing matches\"".into(),
+        "  expected 1 notifications, produced none: no rule is for bucket \"backups-hz\"\n    expected: rule photo-uploads\n".into(),
+        "test: 1 passed, 4 failed\n".into(),
+    ] {
+        assert!(report.contains(&want), "{want:?} in:\n{report}");
+    }
+    assert!(!report.contains("FAIL \"right\""), "{report}");
+
+    // JUnit XML for CI systems: it parses, one testcase a test.
+    let out = run(
+        &[
+            "test",
+            "-c",
+            cfg.to_str().unwrap(),
+            tests.to_str().unwrap(),
+            "--format",
+            "junit",
+        ],
+        b"",
     );
-    assert_eq!(report, want);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = text(&out.stdout);
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut cases, mut failures) = (0, 0);
+    loop {
+        match reader.read_event().unwrap() {
+            quick_xml::events::Event::Eof => break,
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                match e.name().as_ref() {
+                    "testcase" => cases += 1,
+                    "failure" => failures += 1,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((cases, failures), (5, 4), "{xml}");
+    assert!(xml.contains("tests=\"5\" failures=\"4\""), "{xml}");
 
     let bad = d.write("bad.toml", "[[tests]]\nname = \"no record\"\n");
     let out = run(
