@@ -812,7 +812,8 @@ fn validate(path: &Path, no_environment: bool) -> Result<ExitCode, CliError> {
                 .iter()
                 .filter(|d| d.severity == Severity::Error)
                 .count();
-            println!("{}: invalid: {errors} errors", path.display());
+            let plural = if errors == 1 { "" } else { "s" };
+            println!("{}: invalid: {errors} error{plural}", path.display());
             Err(CliError::Reported)
         }
     }

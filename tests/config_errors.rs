@@ -418,3 +418,26 @@ sinks = ["t"]
         "{stdout}"
     );
 }
+
+/// One mistake, one error: a mistyped key of a sink that three rules use
+/// is said once, at the key, and the summary counts one.
+#[test]
+fn a_mistake_in_a_sink_is_one_error_however_many_rules_use_it() {
+    let mut cfg = String::from(
+        "[sinks.q]\ntype = \"mns_queue\"\nendpoint = \"http://127.0.0.1:9\"\nqueu = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\n",
+    );
+    for id in ["a", "b", "c"] {
+        cfg.push_str(&format!(
+            "\n[[rules]]\nid = \"{id}\"\nbucket = \"{id}\"\nevents = [\"ObjectCreated:PutObject\"]\nsinks = [\"q\"]\n"
+        ));
+    }
+    let out = check(
+        &cfg,
+        1,
+        &[
+            "error: DIR/ossnotify.toml:4:1: sinks.q.queu: unknown field `queu`",
+            "DIR/ossnotify.toml: invalid: 1 error\n",
+        ],
+    );
+    assert_eq!(out.matches("error:").count(), 1, "{out}");
+}

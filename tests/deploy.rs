@@ -58,6 +58,97 @@ fn the_dashboard_queries_only_exported_metrics() {
     }
 }
 
+/// The systemd unit's own install lines, as a layout: the config directory
+/// and file modes it gives, with the group of the service's user.
+fn systemd_layout(unit: &str) -> (u32, u32) {
+    let mode = |prefix: &str| {
+        let line = unit
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in the unit"));
+        assert!(line.contains("-g ossnotify"), "{line}");
+        let m = line.split("-m ").nth(1).unwrap().split(' ').next().unwrap();
+        u32::from_str_radix(m, 8).unwrap()
+    };
+    (
+        mode("#   install -d -m"),
+        mode("#   install -m 0640 -o root -g ossnotify config.toml"),
+    )
+}
+
+/// The unit's service user can read its config, and only it: the layout
+/// its install lines make, built under a temporary root with the group of
+/// an unprivileged user (`nobody:nogroup`), read as that user through
+/// `ossnotify validate`. The secrets' env file is root's alone (systemd
+/// reads it before dropping to the user). Needs root and setpriv, as CI
+/// has; skipped elsewhere.
+#[test]
+fn the_systemd_layout_lets_its_user_read_the_config() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let unit = std::fs::read_to_string(support::repo("deploy/systemd/ossnotify.service")).unwrap();
+    assert!(
+        unit.contains("\nUser=ossnotify\nGroup=ossnotify\n"),
+        "{unit}"
+    );
+    assert!(!unit.contains("DynamicUser=yes"));
+    let (dir_mode, file_mode) = systemd_layout(&unit);
+    let root_here = std::process::Command::new("id").arg("-u").output().unwrap();
+    if support::text(&root_here.stdout).trim() != "0"
+        || !std::path::Path::new("/usr/bin/setpriv").exists()
+    {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    }
+    let d = support::Dir::new();
+    let top = d.dir.path();
+    std::fs::set_permissions(top, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let etc = top.join("etc-ossnotify");
+    std::fs::create_dir(&etc).unwrap();
+    let config = etc.join("config.toml");
+    std::fs::write(&config, "[sinks.n]\ntype = \"null\"\n[[rules]]\nid = \"r\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"n\"]\n").unwrap();
+    let env = etc.join("env");
+    std::fs::write(&env, "MNS_ACCESS_KEY_SECRET=s\n").unwrap();
+    // nogroup stands for the ossnotify group; root owns all.
+    const NOBODY: u32 = 65534;
+    chown(&etc, Some(0), Some(NOBODY)).unwrap();
+    chown(&config, Some(0), Some(NOBODY)).unwrap();
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(file_mode)).unwrap();
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bin = support::bin().get_program().to_owned();
+    let as_user = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = as_user(&[
+        bin.as_os_str(),
+        "validate".as_ref(),
+        "-c".as_ref(),
+        config.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "the service's user cannot read its config: {}{}",
+        support::text(&out.stdout),
+        support::text(&out.stderr)
+    );
+    // Someone in neither the owner nor the group cannot (the other bits).
+    let other = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65533", "--clear-groups", "cat"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!other.status.success(), "others can read the config");
+    let secrets = as_user(&["cat".as_ref(), env.as_os_str()]);
+    assert!(
+        !secrets.status.success(),
+        "the service's user can read the secrets' file"
+    );
+}
+
 #[test]
 fn the_systemd_unit_verifies() {
     if std::process::Command::new("systemd-analyze")

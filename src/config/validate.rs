@@ -258,11 +258,9 @@ impl Rules<'_> {
             match self.sink_index.get(s.get_ref().as_str()) {
                 Some(&i) if !out.contains(&i) => out.push(i),
                 Some(_) => {}
-                None if self.broken_sinks.contains(s.get_ref()) => e.push(
-                    s.span().start,
-                    &sub,
-                    format!("sink {:?} has errors (above)", s.get_ref()),
-                ),
+                // The sink's own error is the one to fix: naming it again
+                // for each rule that uses it would only bury it.
+                None if self.broken_sinks.contains(s.get_ref()) => {}
                 None => e.push(
                     s.span().start,
                     &sub,
