@@ -58,7 +58,7 @@ async fn permanent_404_is_dead_lettered_and_replay_delivers_it() {
     let sink = loaded.sinks[0].config.build("events").unwrap();
     let batch = envelopes();
     let store = DeadLetterStore::open(&loaded.dead_letter.path).unwrap();
-    let outcomes = deliver_or_dead_letter(sink.as_ref(), &batch, &store)
+    let outcomes = deliver_or_dead_letter(sink.as_ref(), &batch, &[], &store)
         .await
         .unwrap();
     // 404 TopicNotExist is permanent: one attempt, no retries.

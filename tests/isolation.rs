@@ -319,6 +319,16 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
         metric(&at_end, "ossnotify_sink_backlog_messages{sink=\"failing\"}"),
         0.0
     );
+    // A redelivered message counts as delivered: the failing sink delivered
+    // every record's message, live or from its backlog.
+    assert_eq!(
+        metric(
+            &at_end,
+            "ossnotify_messages_total{sink=\"failing\",outcome=\"delivered\"}"
+        ),
+        n as f64,
+        "{at_end}"
+    );
     during.sort();
     after.sort();
     let p99 = during[during.len() * 99 / 100];

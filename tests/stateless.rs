@@ -374,6 +374,15 @@ async fn dead_letters_in_kafka_carry_their_context_and_the_commands_work_as_on_d
         .header("ossnotify.key")
         .unwrap()
         .starts_with("sl/k-"));
+    // Where its record came from, as for an invalid record.
+    assert_eq!(delivery.header("ossnotify.source.topic"), Some(topic));
+    assert_eq!(delivery.header("ossnotify.source.partition"), Some("0"));
+    let offset: i64 = delivery
+        .header("ossnotify.source.offset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0..3).contains(&offset), "{offset}");
     assert!(delivery
         .header("ossnotify.error.message")
         .unwrap()

@@ -144,23 +144,47 @@ pub fn read_entries(text: impl BufRead, name: &str) -> io::Result<Vec<DeadLetter
 /// deliver to `store` (synced) before returning (see
 /// [`DeadLetterStore::give_up`]). The outcomes are then safe to
 /// acknowledge. For sinks without isolation, and for replays.
+///
+/// `sources` says where each envelope's record came from
+/// (`topic/partition/offset`), where known (a replay does not).
 pub async fn deliver_or_dead_letter(
     sink: &dyn crate::Sink,
     batch: &[crate::Envelope],
+    sources: &[String],
     store: &DeadLetterStore,
 ) -> io::Result<Vec<crate::Outcome>> {
     let outcomes = sink.deliver(batch).await;
-    let failed: Vec<(&crate::Envelope, &str, u32)> = batch
+    let failed: Vec<GivenUp<'_>> = batch
         .iter()
         .zip(&outcomes)
-        .filter_map(|(e, o)| match o {
+        .enumerate()
+        .filter_map(|(i, (e, o))| match o {
             crate::Outcome::Failed { error, attempts }
-            | crate::Outcome::Deferred { error, attempts } => Some((e, error.as_str(), *attempts)),
+            | crate::Outcome::Deferred { error, attempts } => Some(GivenUp {
+                envelope: e,
+                error,
+                attempts: *attempts,
+                source: sources.get(i).map_or("", String::as_str),
+                first_failure_ms: None,
+            }),
             crate::Outcome::Delivered => None,
         })
         .collect();
     store.give_up(sink.name(), &failed)?;
     Ok(outcomes)
+}
+
+/// A message a sink gave up on, and what its dead letter says of it.
+#[derive(Debug, Clone, Copy)]
+pub struct GivenUp<'a> {
+    pub envelope: &'a crate::Envelope,
+    /// The last error.
+    pub error: &'a str,
+    pub attempts: u32,
+    /// Where its record came from (`topic/partition/offset`), or "".
+    pub source: &'a str,
+    /// When it first failed, if earlier than now (it waited in a backlog).
+    pub first_failure_ms: Option<u64>,
 }
 
 /// The dead-letter store: a [`crate::store`] of JSON entries in a
@@ -289,9 +313,10 @@ impl DeadLetterStore {
     /// attempts (synced), logging them at a limited rate: one line per
     /// sink and error code every 30 s (the rest of an error may vary per
     /// message: a request id), saying how many like it were left out.
-    pub fn give_up(&self, sink: &str, failed: &[(&crate::Envelope, &str, u32)]) -> io::Result<()> {
+    pub fn give_up(&self, sink: &str, failed: &[GivenUp<'_>]) -> io::Result<()> {
         let mut entries = Vec::with_capacity(failed.len());
-        for &(e, error, attempts) in failed {
+        for g in failed {
+            let (e, error, attempts) = (g.envelope, g.error, g.attempts);
             let code = error.split(':').next().unwrap_or_default();
             if let Some(left_out) = self.log_limit.admit(&format!("{sink} {code}")) {
                 tracing::warn!(
@@ -304,9 +329,10 @@ impl DeadLetterStore {
                     "giving up on a message: dead-lettered"
                 );
             }
-            entries.push(DeadLetter::delivery(
-                sink, &e.rule_id, &e.key, &e.payload, attempts, error,
-            ));
+            let mut d = DeadLetter::delivery(sink, &e.rule_id, &e.key, &e.payload, attempts, error);
+            g.source.clone_into(&mut d.source);
+            d.first_failure_ms = g.first_failure_ms;
+            entries.push(d);
         }
         self.append(&entries)
     }

@@ -20,7 +20,9 @@ pub mod stdout;
 pub mod store;
 
 pub use config::{BuildError, Encoding, FieldIssue, RetryConfig, Secret, SinkConfig};
-pub use dead_letter::{deliver_or_dead_letter, DeadLetter, DeadLetterKind, DeadLetterStore};
+pub use dead_letter::{
+    deliver_or_dead_letter, DeadLetter, DeadLetterKind, DeadLetterStore, GivenUp,
+};
 pub use sink::{Envelope, Outcome, ProbeFailure, Sink};
 
 use serde::de::DeserializeOwned;

@@ -76,6 +76,8 @@ pub struct Drivers {
     /// Probe each new or changed sink's destination before it takes
     /// traffic (`run --no-check-sinks` turns it off).
     pub check_sinks: bool,
+    /// Topic names, for where a dead letter's record came from.
+    pub topics: Arc<super::batch::Topics>,
 }
 
 impl Drivers {
@@ -106,6 +108,7 @@ impl Drivers {
             handles: Mutex::default(),
             stats: Mutex::default(),
             check_sinks: false,
+            topics: Arc::default(),
         }
     }
 
@@ -234,6 +237,7 @@ impl Drivers {
             backlog,
             full_log: Arc::new(LogLimit::default()),
             event_age: metrics::histogram!(crate::telemetry::EVENT_AGE, "sink" => sink.name().to_owned()),
+            topics: self.topics.clone(),
         };
         let (name, supervisor) = (format!("sink {}", sink.name()), self.supervisor.clone());
         let driver = self.rt.spawn(drive(sink, rx, ctx));

@@ -162,6 +162,7 @@ pub fn run_with(
         config.pipeline.queue_capacity,
     );
     drivers.check_sinks = options.check_sinks;
+    drivers.topics = topics.clone();
     let drivers = Arc::new(drivers);
     let routing = Arc::new(ArcSwap::from_pointee(drivers.routing(config)?));
     // SIGHUP or an edit of the config file: new rules and sinks, swapped in

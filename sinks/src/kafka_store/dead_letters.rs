@@ -10,7 +10,7 @@
 //! | `ossnotify.error.code`, `ossnotify.error.message` | the last error: its code (what precedes its first `:`) and its text |
 //! | `ossnotify.attempts` | attempts made |
 //! | `ossnotify.failure.first`, `ossnotify.failure.last` | epoch ms of the first failure (a backlogged message's write) and of the last |
-//! | `ossnotify.source` | where the input came from (`topic/partition/offset …`, `file:line`) |
+//! | `ossnotify.source` | where the record came from (`topic/partition/offset …`, `file:line`), for an invalid record and a message given up on alike |
 //! | `ossnotify.source.topic`, `.partition`, `.offset` | the same, split, for a Kafka source |
 //!
 //! Kafka cannot delete one message, so taking an entry out (`dead-letter

@@ -637,9 +637,13 @@ fn accept(st: &State, kind: &'static str, name: &str, m: &xml::OutMessage) -> St
             "kind": a.kind, "name": a.name, "message_id": a.message_id, "body": a.body, "tag": a.tag,
             "received_ms": a.received.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
         });
+        // One write of the whole line: a process stopped between two
+        // small writes would leave a torn line that the next one appends to.
+        let mut text = line.to_string();
+        text.push('\n');
         let mut f = file.lock().expect("not poisoned");
         // A recording failure must not fail the request: MNS accepted it.
-        let _ = writeln!(f, "{line}");
+        let _ = f.write_all(text.as_bytes());
     }
     let mut w = st.window.lock().expect("not poisoned");
     w.push(a, st.cfg.keep, st.cfg.keep_bytes);

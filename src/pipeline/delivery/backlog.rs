@@ -48,10 +48,14 @@ impl Backlog {
     /// Writes `envelopes` durably: when this returns Ok they survive a
     /// crash of this member (and, in Kafka, its disk) and may be
     /// acknowledged.
-    pub async fn push(&self, envelopes: &[&Envelope]) -> io::Result<()> {
+    ///
+    /// `sources` says where each message's record came from; the Kafka
+    /// store keeps it (for the dead letter of one that later fails for
+    /// good), the disk store's format has no room for it.
+    pub async fn push(&self, envelopes: &[&Envelope], sources: &[String]) -> io::Result<()> {
         match self {
             Backlog::Disk(b) => b.push(envelopes),
-            Backlog::Kafka(b) => b.push(envelopes).await,
+            Backlog::Kafka(b) => b.push(envelopes, sources).await,
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use ossnotify_sinks::breaker::{Isolation, WhenFull};
 use ossnotify_sinks::log_limit::LogLimit;
-use ossnotify_sinks::{deliver_or_dead_letter, DeadLetterStore, Envelope, Outcome, Sink};
+use ossnotify_sinks::{deliver_or_dead_letter, DeadLetterStore, Envelope, GivenUp, Outcome, Sink};
 
 use super::backlog::Backlog;
 use super::redelivery::record_ages;
@@ -45,6 +45,8 @@ pub struct DriverContext {
     pub full_log: Arc<LogLimit>,
     /// The sink's `ossnotify_event_age_seconds`.
     pub event_age: metrics::Histogram,
+    /// Topic names, to say where a dead letter's record came from.
+    pub topics: Arc<crate::pipeline::batch::Topics>,
 }
 
 /// Feeds one sink: batches of up to `max_batch`, at most `max_in_flight`
@@ -86,7 +88,7 @@ pub async fn drive(
                 let (envelopes, coords): (Vec<Envelope>, Vec<Coord>) =
                     batch.into_iter().map(|i| (i.envelope, i.coord)).unzip();
                 let started = std::time::Instant::now();
-                let settled = match settle(sink.as_ref(), &envelopes, &ctx).await {
+                let settled = match settle(sink.as_ref(), &envelopes, &coords, &ctx).await {
                     Ok(Some(s)) => s,
                     Ok(None) => return Ok(()),
                     Err(e) => {
@@ -140,10 +142,19 @@ struct Settled {
 async fn settle(
     sink: &dyn Sink,
     envelopes: &[Envelope],
+    coords: &[Coord],
     ctx: &DriverContext,
 ) -> Result<Option<Settled>, PipelineError> {
+    // Where each record came from, said only for what is not delivered
+    // (the rare path): `topic/partition/offset`.
+    let source = |i: usize| {
+        coords
+            .get(i)
+            .map_or(String::new(), |c| ctx.topics.describe(c))
+    };
     let (Some(iso), Some(backlog)) = (&ctx.isolation, &ctx.backlog) else {
-        let outcomes = deliver_or_dead_letter(sink, envelopes, &ctx.store)
+        let sources: Vec<String> = (0..envelopes.len()).map(source).collect();
+        let outcomes = deliver_or_dead_letter(sink, envelopes, &sources, &ctx.store)
             .await
             .map_err(|e| PipelineError::store(&ctx.store, e))?;
         record_ages(&ctx.event_age, envelopes, &outcomes);
@@ -168,20 +179,21 @@ async fn settle(
     };
     record_ages(&ctx.event_age, envelopes, &outcomes);
     let mut settled = Settled::default();
-    let mut failed: Vec<(&Envelope, String, u32)> = Vec::new();
-    let mut deferred: Vec<(&Envelope, &str, u32)> = Vec::new();
-    for (e, o) in envelopes.iter().zip(&outcomes) {
+    let mut failed: Vec<(usize, String, u32)> = Vec::new();
+    let mut deferred: Vec<(usize, &str, u32)> = Vec::new();
+    for (i, o) in outcomes.iter().enumerate() {
         match o {
             Outcome::Delivered => settled.delivered += 1,
-            Outcome::Failed { error, attempts } => failed.push((e, error.clone(), *attempts)),
-            Outcome::Deferred { error, attempts } => deferred.push((e, error, *attempts)),
+            Outcome::Failed { error, attempts } => failed.push((i, error.clone(), *attempts)),
+            Outcome::Deferred { error, attempts } => deferred.push((i, error, *attempts)),
         }
     }
     while !deferred.is_empty() {
         if backlog.has_room() {
-            let keep: Vec<&Envelope> = deferred.iter().map(|d| d.0).collect();
+            let keep: Vec<&Envelope> = deferred.iter().map(|d| &envelopes[d.0]).collect();
+            let sources: Vec<String> = deferred.iter().map(|d| source(d.0)).collect();
             backlog
-                .push(&keep)
+                .push(&keep, &sources)
                 .await
                 .map_err(|source| backlog.error("write", sink.name(), source))?;
             settled.backlogged = keep.len() as u64;
@@ -218,9 +230,17 @@ async fn settle(
             }
         }
     }
-    let give_up: Vec<(&Envelope, &str, u32)> = failed
+    let sources: Vec<String> = failed.iter().map(|f| source(f.0)).collect();
+    let give_up: Vec<GivenUp<'_>> = failed
         .iter()
-        .map(|(e, s, a)| (*e, s.as_str(), *a))
+        .zip(&sources)
+        .map(|((i, error, attempts), source)| GivenUp {
+            envelope: &envelopes[*i],
+            error,
+            attempts: *attempts,
+            source,
+            first_failure_ms: None,
+        })
         .collect();
     ctx.store
         .give_up(sink.name(), &give_up)

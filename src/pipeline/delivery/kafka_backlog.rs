@@ -33,6 +33,8 @@ use rdkafka::message::{Headers, Message};
 pub const RULE: &str = "ossnotify.rule";
 pub const KEY: &str = "ossnotify.key";
 pub const EVENT_TIME: &str = "ossnotify.event_time_ms";
+/// Where the message's record came from (`topic/partition/offset`).
+pub const SOURCE: &str = "ossnotify.source";
 
 /// What is known of a Kafka backlog's size, shared by its writer and the
 /// member's measurement.
@@ -100,11 +102,15 @@ impl KafkaBacklog {
     }
 
     /// Writes `envelopes`; returns once the cluster has every one.
-    pub async fn push(&self, envelopes: &[&Envelope]) -> io::Result<()> {
+    pub async fn push(&self, envelopes: &[&Envelope], sources: &[String]) -> io::Result<()> {
         if envelopes.is_empty() {
             return Ok(());
         }
-        let records: Vec<Record> = envelopes.iter().map(|e| self.record(e)).collect();
+        let records: Vec<Record> = envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| self.record(e, sources.get(i).map_or("", String::as_str)))
+            .collect();
         self.producer
             .write(&records)
             .await
@@ -117,7 +123,7 @@ impl KafkaBacklog {
         Ok(())
     }
 
-    fn record(&self, e: &Envelope) -> Record {
+    fn record(&self, e: &Envelope, source: &str) -> Record {
         Record {
             topic: self.topic.clone(),
             partition: None,
@@ -127,6 +133,7 @@ impl KafkaBacklog {
                 (RULE, e.rule_id.clone()),
                 (KEY, e.key.clone()),
                 (EVENT_TIME, e.event_time_ms.to_string()),
+                (SOURCE, source.to_owned()),
             ],
         }
     }
@@ -229,7 +236,8 @@ mod tests {
         let producer = Arc::new(
             AckedProducer::new(&rdkafka::ClientConfig::new()).expect("a producer needs no broker"),
         );
-        let r = KafkaBacklog::new("t".into(), producer, 1 << 20, size).record(&e);
+        let r = KafkaBacklog::new("t".into(), producer, 1 << 20, size).record(&e, "t/0/7");
+        assert!(r.headers.contains(&(SOURCE, "t/0/7".into())));
         let headers: Vec<(&str, &[u8])> =
             r.headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         assert_eq!(envelope_from(&r.value, headers), e);

@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use ossnotify_sinks::kafka_store::read;
 use ossnotify_sinks::log_limit::LogLimit;
-use ossnotify_sinks::{DeadLetterStore, Envelope, Outcome};
+use ossnotify_sinks::{DeadLetterStore, Envelope, GivenUp, Outcome};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
@@ -217,11 +217,39 @@ struct Part {
     /// message.
     resume_at: Option<i64>,
     /// The next round, being read.
-    batch: Vec<(i64, Envelope)>,
+    batch: Vec<(i64, Waiting)>,
     /// A round of this partition is being delivered.
     in_flight: bool,
     held: bool,
     paused: bool,
+}
+
+/// A backlog message read for a round: the message, where its record came
+/// from, and when it was written to the backlog (epoch ms).
+struct Waiting {
+    envelope: Envelope,
+    source: String,
+    written_ms: i64,
+}
+
+impl Waiting {
+    fn of(m: &rdkafka::message::BorrowedMessage<'_>) -> Waiting {
+        use rdkafka::message::Headers;
+        let source = m
+            .headers()
+            .and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == super::kafka_backlog::SOURCE)
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+            .unwrap_or_default();
+        Waiting {
+            envelope: envelope_of(m),
+            source,
+            written_ms: m.timestamp().to_millis().unwrap_or(0),
+        }
+    }
 }
 
 /// What a round did.
@@ -277,7 +305,7 @@ impl Reader {
                 let got = self.consumer.poll(wait).map(|r| {
                     r.map(|m| {
                         let tp = (m.topic().to_owned(), m.partition());
-                        (tp, m.offset(), envelope_of(&m))
+                        (tp, m.offset(), Waiting::of(&m))
                     })
                 });
                 match got {
@@ -351,7 +379,7 @@ impl Reader {
     }
 
     /// Takes a message into its partition's next round.
-    fn accept(&mut self, tp: Tp, offset: i64, envelope: Envelope) {
+    fn accept(&mut self, tp: Tp, offset: i64, envelope: Waiting) {
         let cap = self.round_size(&tp.0);
         let Some(part) = self.parts.get_mut(&tp) else {
             return;
@@ -492,7 +520,14 @@ impl Reader {
                 self.done_tx.clone(),
             );
             self.wiring.rt.spawn(async move {
-                let (offsets, envelopes): (Vec<i64>, Vec<Envelope>) = batch.into_iter().unzip();
+                let mut offsets = Vec::with_capacity(batch.len());
+                let mut envelopes = Vec::with_capacity(batch.len());
+                let mut origins = Vec::with_capacity(batch.len());
+                for (offset, w) in batch {
+                    offsets.push(offset);
+                    envelopes.push(w.envelope);
+                    origins.push((w.source, w.written_ms));
+                }
                 let outcomes = sink.deliver(&envelopes).await;
                 let age = metrics::histogram!(crate::telemetry::EVENT_AGE, "sink" => name.clone());
                 record_ages(&age, &envelopes, &outcomes);
@@ -504,12 +539,19 @@ impl Reader {
                     .unwrap_or(outcomes.len());
                 let mut failed = Vec::new();
                 let mut delivered = 0;
-                for (e, o) in envelopes.iter().zip(&outcomes).take(settled) {
+                for ((e, o), (source, written)) in
+                    envelopes.iter().zip(&outcomes).zip(&origins).take(settled)
+                {
                     match o {
                         Outcome::Delivered => delivered += 1,
-                        Outcome::Failed { error, attempts } => {
-                            failed.push((e, error.as_str(), *attempts))
-                        }
+                        Outcome::Failed { error, attempts } => failed.push(GivenUp {
+                            envelope: e,
+                            error,
+                            attempts: *attempts,
+                            source,
+                            // It first failed when it went to the backlog.
+                            first_failure_ms: u64::try_from(*written).ok(),
+                        }),
                         Outcome::Deferred { .. } => {}
                     }
                 }

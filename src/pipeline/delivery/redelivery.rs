@@ -109,7 +109,15 @@ impl Redelivery {
                     delivered += 1;
                 }
                 Outcome::Failed { error, attempts } => {
-                    failed.push((e, error.as_str(), *attempts));
+                    // The disk backlog keeps no source: its format has no
+                    // room for it.
+                    failed.push(ossnotify_sinks::GivenUp {
+                        envelope: e,
+                        error,
+                        attempts: *attempts,
+                        source: "",
+                        first_failure_ms: None,
+                    });
                     done.push(*id);
                 }
                 Outcome::Deferred { .. } => {}
