@@ -67,3 +67,6 @@ for line in open(sys.argv[1]):
 echo
 echo "== ossnotify dead-letter ls -c configs/demo-run.toml   (the invalid records, with their Kafka coordinates)"
 "$bin" dead-letter ls -c configs/demo-run.toml
+echo
+echo "== ossnotify backlog stats -c configs/demo-run.toml   (what waits for a sink that failed; empty here)"
+"$bin" backlog stats -c configs/demo-run.toml

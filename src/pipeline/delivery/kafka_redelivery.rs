@@ -280,6 +280,9 @@ struct Reader {
 impl Reader {
     fn run(&mut self, stop: &AtomicBool) {
         let mut in_flight_at_stop = Instant::now();
+        // Since when this member has had no backlog partition.
+        let mut none_since = Instant::now();
+        let idle_log = LogLimit::new(Duration::from_secs(60));
         loop {
             if stop.load(Ordering::SeqCst) {
                 // A short grace for rounds in flight, then leave the group.
@@ -320,6 +323,35 @@ impl Reader {
             }
             self.rebalanced();
             self.launch();
+            if !self.parts.is_empty() {
+                none_since = Instant::now();
+            } else {
+                self.say_if_idle(none_since, &idle_log);
+            }
+        }
+    }
+
+    /// A backlog that waits while this member has had no backlog partition
+    /// for a minute is said, once a minute: the group may not have settled
+    /// (another member may hold them, or the coordinator may be stuck).
+    fn say_if_idle(&self, none_since: Instant, log: &LogLimit) {
+        if none_since.elapsed() < Duration::from_secs(60) {
+            return;
+        }
+        let waiting: u64 = self
+            .watching
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .map(|w| w.size.waiting())
+            .sum();
+        if waiting > 0 && log.admit("idle").is_some() {
+            tracing::warn!(
+                waiting,
+                subscribed = ?self.subscribed,
+                seconds = none_since.elapsed().as_secs(),
+                "the backlog group has given this member no partition while its backlogs hold messages; another member redelivers them, or the group has not settled"
+            );
         }
     }
 
@@ -353,11 +385,13 @@ impl Reader {
         for e in events {
             match e {
                 Event::Revoked(tps) => {
+                    tracing::info!(partitions = ?tps, "backlog partitions given up");
                     for tp in tps {
                         self.parts.remove(&tp);
                     }
                 }
                 Event::Assigned(tps) => {
+                    tracing::info!(partitions = ?tps, "backlog partitions assigned: this member redelivers them");
                     for tp in tps {
                         self.next_epoch += 1;
                         self.parts.insert(
