@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use base64::Engine as _;
 use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
+use support::arrivals::{missing, seq_of, wait_all};
 use support::{metric, Member};
 
 /// A PutObject whose request id is `seq`, padded to about `pad` bytes.
@@ -33,30 +33,6 @@ fn record(seq: u64, pad: usize) -> String {
         r#"{{"time":"2026-11-27T10:00:00Z","operation":"PutObject","bucket":"iso","object":"k-{seq}-{}","bucket_location":"oss-cn-shenzhen","owner_id":"1","request_id":"r-{seq}","http_status":200}}"#,
         "p".repeat(pad)
     )
-}
-
-/// The request id inside a delivered (Base64) message.
-fn seq_of(body: &str) -> Option<u64> {
-    let json = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&json).ok()?;
-    v["events"][0]["responseElements"]["requestId"]
-        .as_str()?
-        .strip_prefix("r-")?
-        .parse()
-        .ok()
-}
-
-/// How many times each seq arrived.
-fn arrivals(server: &DevServer) -> HashMap<u64, usize> {
-    let mut out = HashMap::new();
-    for a in server.accepted() {
-        if let Some(s) = seq_of(&a.body) {
-            *out.entry(s).or_insert(0) += 1;
-        }
-    }
-    out
 }
 
 /// A member reading `topic` into `sinks` (their TOML tables), with one
@@ -219,22 +195,6 @@ fn committed_total(topic: &str) -> i64 {
     support::committed(&support::group_reader(topic), topic, 2)
         .values()
         .sum()
-}
-
-/// Waits until every seq below `n` arrived at `server`.
-async fn wait_all(server: &DevServer, n: u64, within: Duration) -> HashMap<u64, usize> {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = arrivals(server);
-        if (0..n).all(|s| got.contains_key(&s)) || Instant::now() > deadline {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn missing(got: &HashMap<u64, usize>, n: u64) -> Vec<u64> {
-    (0..n).filter(|s| !got.contains_key(s)).take(20).collect()
 }
 
 /// Every one of `n` records' messages arrived at both sinks.

@@ -114,6 +114,7 @@ pub fn validate(config: &Path) -> (i32, String) {
     let out = run(&["validate", "-c", config.to_str().unwrap()], b"");
     (out.status.code().unwrap_or(-1), text(&out.stdout))
 }
+pub mod arrivals;
 pub mod broker;
 pub mod proxy;
 pub mod refusing_broker;
