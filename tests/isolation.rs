@@ -209,14 +209,6 @@ fn assert_nothing_lost(
     assert!(f.is_empty(), "the failing sink lost {f:?}:\n{log}");
 }
 
-fn join(member: &Member) {
-    assert!(
-        member.wait_log("partitions assigned", Duration::from_secs(120)),
-        "the member never got partitions:\n{}",
-        member.log_text()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself() {
     let topic = "iso-outage";
@@ -233,7 +225,7 @@ async fn a_failing_sink_does_not_stall_the_healthy_one_and_catches_up_by_itself(
         &format!("\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"),
     );
     let member = Member::start(&cfg, d.path("run.log"), "info");
-    tokio::task::block_in_place(|| join(&member));
+    tokio::task::block_in_place(|| member.joined());
     let failing = fail_for(listener, Duration::from_secs(60));
     let outage_start = Instant::now();
     let outage_wall = SystemTime::now();
@@ -333,7 +325,7 @@ async fn the_backlog_survives_a_kill_9_during_the_outage() {
     let (listener, failing_endpoint) = failing_listener().await;
     let cfg = config(&d, topic, &healthy.endpoint(), &failing_endpoint, "");
     let first = Member::start(&cfg, d.path("first.log"), "info");
-    tokio::task::block_in_place(|| join(&first));
+    tokio::task::block_in_place(|| first.joined());
     let failing = fail_for(listener, Duration::from_secs(50));
     let mut producing = Producing::start(topic, 40, 0);
     assert!(
@@ -392,7 +384,7 @@ async fn a_full_backlog_blocks_and_pauses_the_consumer_with_bounded_memory() {
     }
     let n = producing.finish();
     let member = Member::start(&cfg, d.path("run.log"), "info");
-    tokio::task::block_in_place(|| join(&member));
+    tokio::task::block_in_place(|| member.joined());
     assert!(
         tokio::task::block_in_place(
             || member.wait_log("backlog full: waiting for room", Duration::from_secs(60))
@@ -579,7 +571,7 @@ breaker = {{ failures = 3, probe_initial_ms = 500, probe_max_ms = 2000 }}"#,
     let batch = |seqs: std::ops::Range<u64>| seqs.map(|s| record(s, 0)).collect::<Vec<_>>();
     support::broker::produce(topic, &batch(0..100));
     let member = Member::start(&cfg, d.path("run.log"), "info");
-    tokio::task::block_in_place(|| join(&member));
+    tokio::task::block_in_place(|| member.joined());
     // Healthy: the first 100 reach both.
     let got = tokio::task::block_in_place(|| {
         kafka_arrivals(proxy.port, "iso-kafka-out", 100, Duration::from_secs(60))

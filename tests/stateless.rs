@@ -102,18 +102,19 @@ fn backlog_waiting(topic: &str, group: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn join(member: &Member) {
-    assert!(
-        member.wait_log("partitions assigned", Duration::from_secs(120)),
-        "the member never got partitions:\n{}",
-        member.log_text()
-    );
+/// Two members of one group on `topic` with a healthy endpoint and one
+/// whose listener is bound but not served yet; `cfg[2]` is a third
+/// member's config, for one that joins later.
+struct Members {
+    d: support::Dir,
+    healthy: DevServer,
+    failing_listener: tokio::net::TcpListener,
+    cfg: Vec<std::path::PathBuf>,
+    a: Member,
+    b: Member,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_scaled_away_during_an_outage_with_their_disks_lose_nothing() {
-    let topic = "stateless-down";
-    support::broker::create_topic(topic, 6);
+async fn two_members(topic: &str) -> Members {
     let d = support::Dir::new();
     let healthy = mns_on(listener().await.0, Duration::ZERO);
     let (failing_listener, failing_endpoint) = listener().await;
@@ -124,9 +125,31 @@ async fn members_scaled_away_during_an_outage_with_their_disks_lose_nothing() {
     let a = Member::start(&cfg[0], d.path("a.log"), "info");
     let b = Member::start(&cfg[1], d.path("b.log"), "info");
     tokio::task::block_in_place(|| {
-        join(&a);
-        join(&b);
+        a.joined();
+        b.joined();
     });
+    Members {
+        d,
+        healthy,
+        failing_listener,
+        cfg,
+        a,
+        b,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_scaled_away_during_an_outage_with_their_disks_lose_nothing() {
+    let topic = "stateless-down";
+    support::broker::create_topic(topic, 6);
+    let Members {
+        d,
+        healthy,
+        failing_listener,
+        cfg,
+        a,
+        b,
+    } = two_members(topic).await;
     let failing = mns_on(failing_listener, Duration::from_secs(90));
     let outage = Instant::now();
     // 40 records a second for 45 s: half of them meet the open breaker.
@@ -492,19 +515,14 @@ sinks = ["q"]
 async fn redelivery_survives_members_stopping_killed_and_joining() {
     let topic = "stateless-churn";
     support::broker::create_topic(topic, 3);
-    let d = support::Dir::new();
-    let healthy = mns_on(listener().await.0, Duration::ZERO);
-    let (failing_listener, failing_endpoint) = listener().await;
-    let cfg: Vec<_> = ["a", "b", "c"]
-        .iter()
-        .map(|m| config(&d, m, topic, &healthy.endpoint(), &failing_endpoint))
-        .collect();
-    let a = Member::start(&cfg[0], d.path("a.log"), "info");
-    let b = Member::start(&cfg[1], d.path("b.log"), "info");
-    tokio::task::block_in_place(|| {
-        join(&a);
-        join(&b);
-    });
+    let Members {
+        d,
+        healthy,
+        failing_listener,
+        cfg,
+        a,
+        b,
+    } = two_members(topic).await;
     // Down for 30 s, then slow (500 ms a request, 64 at once: about 128
     // messages a second), so that redelivery takes a while.
     let failing = DevServer::start(
@@ -584,7 +602,7 @@ async fn a_broker_restart_while_messages_wait_in_the_backlog_loses_nothing() {
         .replace(support::broker::brokers(), &broker.brokers());
     std::fs::write(&cfg, text).unwrap();
     let member = Member::start(&cfg, d.path("m.log"), "info");
-    tokio::task::block_in_place(|| join(&member));
+    tokio::task::block_in_place(|| member.joined());
     let failing = mns_on(failing_listener, Duration::from_secs(60));
     let outage = Instant::now();
     let producer: BaseProducer = rdkafka::ClientConfig::new()

@@ -354,6 +354,16 @@ impl Member {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the member has its first partitions (a group join on
+    /// tansu can take ~25 s), or fails the test with its log.
+    pub fn joined(&self) {
+        assert!(
+            self.wait_log("partitions assigned", std::time::Duration::from_secs(120)),
+            "the member never got partitions:\n{}",
+            self.log_text()
+        );
+    }
+
     /// Waits (polling) until the log contains `needle`; false on timeout.
     pub fn wait_log(&self, needle: &str, timeout: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
