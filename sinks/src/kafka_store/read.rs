@@ -94,6 +94,22 @@ pub fn watermarks(c: &BaseConsumer, topic: &str) -> Result<Watermarks, KafkaErro
     Ok(out)
 }
 
+/// Assigns `c` every partition of `topic` that holds messages between
+/// `marks`, each at its start; how many.
+fn assign_waiting(c: &BaseConsumer, topic: &str, marks: &Watermarks) -> Result<usize, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for &(p, from, end) in &marks.partitions {
+        if end > from {
+            tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
+        }
+    }
+    let n = tpl.count();
+    if n > 0 {
+        c.assign(&tpl)?;
+    }
+    Ok(n)
+}
+
 /// Reads `topic` from where `group` stands to the ends taken now, calling
 /// `visit` for each message in offset order per partition; returns the
 /// watermarks it read between.
@@ -111,18 +127,10 @@ pub fn read_range(
 ) -> Result<Watermarks, KafkaError> {
     let c = consumer(cc, group)?;
     let mut marks = watermarks(&c, topic)?;
-    let mut tpl = TopicPartitionList::new();
-    let mut left = 0usize;
-    for &(p, from, end) in &marks.partitions {
-        if end > from {
-            tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
-            left += 1;
-        }
-    }
+    let left = assign_waiting(&c, topic, &marks)?;
     if left == 0 {
         return Ok(marks);
     }
-    c.assign(&tpl)?;
     let mut ends: std::collections::HashMap<i32, i64> =
         marks.partitions.iter().map(|&(p, _, e)| (p, e)).collect();
     let mut done = std::collections::HashSet::new();
@@ -170,18 +178,10 @@ pub fn oldest_time(
     marks: &Watermarks,
 ) -> Result<Option<i64>, KafkaError> {
     let c = consumer(cc, "ossnotify.measure")?;
-    let mut tpl = TopicPartitionList::new();
-    let mut left = 0;
-    for &(p, from, end) in &marks.partitions {
-        if end > from {
-            tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
-            left += 1;
-        }
-    }
+    let left = assign_waiting(&c, topic, marks)?;
     if left == 0 {
         return Ok(None);
     }
-    c.assign(&tpl)?;
     let mut oldest: Option<i64> = None;
     let mut seen = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(5);
