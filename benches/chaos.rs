@@ -15,7 +15,8 @@
 //! `ossnotify match` what those records must produce, and checks that every
 //! such message arrived at mns-dev at least once or sits in the dead-letter
 //! topic. It reports the faults injected, the messages expected, lost (must
-//! be 0: missing though the group committed past their record), undelivered
+//! be 0: missing though the group committed past their record, and not waiting
+//! in the backlog topic), undelivered
 //! (must be 0: missing and not committed, so a stalled run rather than a
 //! broken guarantee), duplicated (count and %, and per fault kind: each
 //! extra delivery is charged to the last fault before it), the worst time
@@ -606,8 +607,9 @@ struct Verdict {
     /// Missing though the group committed past their record: the
     /// guarantee broken.
     lost: usize,
-    /// Missing, and their record not committed: the next run delivers
-    /// them, but this one stalled.
+    /// Missing, and their record not committed or their message waiting
+    /// in the backlog topic: the next run delivers them, but this one
+    /// stalled.
     undelivered: usize,
     duplicates: usize,
     dead_lettered: usize,
@@ -657,6 +659,7 @@ fn verdict(w: &World, faults: &[Fault], arrivals: &Arrivals) -> Verdict {
             .or_insert(0) += 1;
     }
     let dead = Arrivals::dead_lettered(w);
+    let waiting = Arrivals::waiting_in_backlog(w);
     let mut v = Verdict {
         records,
         total_expected: expected.values().sum(),
@@ -672,7 +675,12 @@ fn verdict(w: &World, faults: &[Fault], arrivals: &Arrivals) -> Verdict {
         if got < *want {
             let (p, o) = at[id];
             let past = committed.get(&p).is_some_and(|c| o < *c);
-            let (count, label) = if past {
+            let (count, label) = if waiting.contains_key(id) {
+                (
+                    &mut v.undelivered,
+                    "UNDELIVERED (waiting in the backlog topic)",
+                )
+            } else if past {
                 (&mut v.lost, "LOST (committed past it)")
             } else {
                 (&mut v.undelivered, "UNDELIVERED (not committed)")
@@ -734,7 +742,7 @@ fn report(
     );
     println!("| lost (committed past) | **{}** |", v.lost);
     println!(
-        "| undelivered at the end (not committed; the next run sends them) | {} |",
+        "| undelivered at the end (not committed, or waiting in the backlog topic; the next run sends them) | {} |",
         v.undelivered
     );
     println!("| dead-lettered | {} |", v.dead_lettered);

@@ -9,11 +9,13 @@
 //! - disk store: the records come on stdin;
 //! - Kafka store (the default with a Kafka source): the records are first
 //!   produced to a topic of the test broker; the backlog write rate is the
-//!   backlog topic's growth between its first and its last message, and
+//!   source group's committed progress (each committed record's message
+//!   is in the backlog topic), and
 //!   the first run's peak RSS is reported.
 //!
 //! `cargo bench --bench redelivery` (`OSSNOTIFY_BENCH_MESSAGES`, default
-//! 300,000; `OSSNOTIFY_BENCH_STORE`: `disk`, `kafka` or `both`, the default)
+//! 300,000; `OSSNOTIFY_BENCH_STORE`: `disk`, `kafka` or `both`, the default;
+//! `OSSNOTIFY_BENCH_RUST_LOG`: the redelivering member's log filter)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -184,8 +186,11 @@ fn kafka(rt: &tokio::runtime::Runtime, n: u64) {
 
     // 2. Redeliver: mns-dev healthy, a new member with nothing new to read.
     let up = rt.block_on(mns(false));
-    let second =
-        support::Member::start(&cfg(&up.endpoint()), dir.path().join("second.log"), "info");
+    let second = support::Member::start(
+        &cfg(&up.endpoint()),
+        dir.path().join("second.log"),
+        &std::env::var("OSSNOTIFY_BENCH_RUST_LOG").unwrap_or_else(|_| "info".into()),
+    );
     let (last, rate) = redelivery_rate(&up, n);
     println!("kafka store: redelivered {last} of {n} messages to the mns_queue sink (batches of 16, 16 in flight): {rate:.0} messages/s");
     let (code, log) = second.signal("-TERM");

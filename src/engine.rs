@@ -67,6 +67,8 @@ pub struct Engine {
     key_encoding: KeyEncoding,
     want_base64: bool,
     explain: bool,
+    /// The operation time of the last record processed, if it had one.
+    time_ms: Option<i64>,
 }
 
 impl Engine {
@@ -79,6 +81,7 @@ impl Engine {
             key_encoding,
             want_base64,
             explain: false,
+            time_ms: None,
         }
     }
 
@@ -86,6 +89,12 @@ impl Engine {
     /// can change the sinks.
     pub fn set_want_base64(&mut self, want: bool) {
         self.want_base64 = want;
+    }
+
+    /// The operation time (`time`, epoch ms) of the record last processed,
+    /// if it could be read: what `plan` selects its window by.
+    pub fn record_time_ms(&self) -> Option<i64> {
+        self.time_ms
     }
 
     /// Compute why records matched nothing (slow; for `match --explain`).
@@ -104,8 +113,12 @@ impl Engine {
     ) -> RecordOutcome {
         let rec = match self.decoder.decode(line) {
             Ok(r) => r,
-            Err(e) => return RecordOutcome::Invalid(e),
+            Err(e) => {
+                self.time_ms = None;
+                return RecordOutcome::Invalid(e);
+            }
         };
+        self.time_ms = rec.time_ms;
         let op = match events_of(&rec, self.key_encoding) {
             Outcome::Events(op) => op,
             Outcome::Skipped(s) => return RecordOutcome::Skipped(s),

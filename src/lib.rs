@@ -4,7 +4,8 @@
 //! [`oplog`] decodes a record, [`event`] maps its operation to event types,
 //! [`rules`] finds the matching rules in a compiled index, [`encode`] writes
 //! the notification JSON and its Base64; [`config`] loads and validates what
-//! drives them, and [`dry_run`] is `ossnotify match`.
+//! drives them, [`dry_run`] is `ossnotify match` and [`plan`] is
+//! `ossnotify plan`.
 
 pub mod backlog;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod event;
 pub mod loadgen;
 pub mod oplog;
 pub mod pipeline;
+pub mod plan;
 
 pub mod rules;
 pub mod synth;

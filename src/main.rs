@@ -47,6 +47,23 @@ enum Command {
         #[arg(long, value_enum, default_value = "oss")]
         format: ossnotify::dry_run::Format,
     },
+    /// What a rule change would do to real traffic: both configs over the same records (the source's topics since a time, or a file), and the messages that would start, stop or change per rule and sink; exit 3 when something changes.
+    Plan {
+        /// The config to plan (NEW).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The config running now (OLD).
+        #[arg(long, value_name = "FILE")]
+        against: PathBuf,
+        /// Read NEW's source topics: the records whose operation time is at most this old (30m, 2h, 7d), or since an RFC 3339 time or epoch ms.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// NDJSON operation logs instead of the topics ("-": standard input).
+        input: Option<PathBuf>,
+        /// `text` (default) or `json`.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ossnotify::plan::Format,
+    },
     /// Config unit tests: records and the notifications each must (or must not) produce; exit 1 with a diff when one fails.
     Test {
         #[arg(short, long, value_name = "FILE")]
@@ -370,6 +387,19 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             explain,
             format,
         } => dry_run(&config, input.as_deref(), explain, format),
+        Command::Plan {
+            config,
+            against,
+            since,
+            input,
+            format,
+        } => plan(
+            &config,
+            &against,
+            since.as_deref(),
+            input.as_deref(),
+            format,
+        ),
         Command::MnsDev(args) => mns_dev(args),
         Command::Loadgen(args) => loadgen(args),
         Command::Replay { config } => dead_letter(DeadLetterCommand::Replay(DeadLetterArgs {
@@ -894,4 +924,89 @@ fn dry_run(
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(CliError::Runtime(flat(e).context(name))),
     }
+}
+
+fn plan(
+    new_path: &Path,
+    old_path: &Path,
+    since: Option<&str>,
+    input: Option<&Path>,
+    format: ossnotify::plan::Format,
+) -> Result<ExitCode, CliError> {
+    use ossnotify::plan::{self, Plan};
+    let new = load_read_only(new_path)?;
+    let old = load_read_only(old_path)?;
+    let since_ms = since
+        .map(ossnotify::dead_letter::parse_time)
+        .transpose()
+        .invalid("--since")?
+        .map(|t| t as i64);
+    let mut planned = Plan::new(&new, &old, since_ms);
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {human_pos}/{human_len} records {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    // The bar is moved every so many records, not per record.
+    let mut since_tick = 0u64;
+    let mut tick = |planned: &mut Plan, r: &plan::Record<'_>| {
+        planned.record(r);
+        since_tick += 1;
+        if since_tick == 4096 {
+            bar.inc(since_tick);
+            since_tick = 0;
+        }
+    };
+    match (input, since_ms) {
+        (Some(path), _) => plan::read_file(path, |r| tick(&mut planned, r))
+            .invalid(format!("cannot read {}", path.display()))?,
+        (None, Some(since)) => {
+            if new.source.kind != ossnotify::config::SourceType::Kafka {
+                return Err(invalid(format!(
+                    "{}: plan --since reads the source's Kafka topics, and this config's source is not Kafka; give an NDJSON file instead",
+                    new_path.display()
+                )));
+            }
+            let seek = plan::read_kafka(
+                &new,
+                since,
+                |n| bar.set_length(n),
+                |r| tick(&mut planned, r),
+            )
+            .runtime("reading the source's topics")?;
+            planned.seek(seek);
+        }
+        (None, None) => {
+            return Err(invalid(
+                "plan reads the source's topics (--since TIME) or an NDJSON file (INPUT): give one",
+            ))
+        }
+    }
+    bar.finish_and_clear();
+    let report = planned.report();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let written = plan::write(
+        &report,
+        &new_path.display().to_string(),
+        &old_path.display().to_string(),
+        format,
+        &mut out,
+    )
+    .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            return Err(CliError::Runtime(
+                anyhow::Error::new(e).context("writing the plan"),
+            ))
+        }
+        _ => {}
+    }
+    Ok(if report.has_changes() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

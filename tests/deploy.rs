@@ -1,8 +1,9 @@
 //! The files in `deploy/`: the Grafana dashboard queries only metrics the
 //! code exports (a renamed or removed metric fails here), the systemd unit
 //! passes `systemd-analyze verify` without a warning, and the Kubernetes
-//! layouts (kustomize) probe the endpoints the daemon serves, keep no
-//! state with the Kafka stores, and carry valid configs.
+//! layouts (kustomize) and the Helm chart (`helm lint`, `helm template`)
+//! probe the endpoints the daemon serves, keep no state with the Kafka
+//! stores, and carry valid configs.
 
 mod support;
 
@@ -296,4 +297,232 @@ fn the_kubernetes_layouts_are_stateless_with_kafka_stores_and_a_statefulset_with
     .unwrap();
     assert_eq!(np["spec"]["podSelector"]["matchLabels"]["app"], "ossnotify");
     assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], 9898);
+}
+
+/// `helm` ARGS on the chart (installed into .tools by scripts/helm.sh if
+/// missing): its status and what it printed.
+fn helm(args: &[&str]) -> (bool, String) {
+    let chart = support::repo("deploy/helm/ossnotify");
+    let out = std::process::Command::new("bash")
+        .arg(support::repo("scripts/helm.sh"))
+        .args(
+            args.iter()
+                .map(|a| a.replace("CHART", chart.to_str().unwrap())),
+        )
+        .output()
+        .expect("run scripts/helm.sh");
+    let mut said = support::text(&out.stdout);
+    said.push_str(&support::text(&out.stderr));
+    (out.status.success(), said)
+}
+
+/// The chart rendered with `set` (helm --set pairs) and, if given, the
+/// config file: its documents by kind.
+fn render(set: &[&str], config: Option<&std::path::Path>) -> Vec<serde_yaml_ng::Value> {
+    let mut args = vec!["template", "r", "CHART"];
+    let file;
+    if let Some(c) = config {
+        file = format!("config={}", c.display());
+        args.extend(["--set-file", &file]);
+    }
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    let (ok, text) = helm(&args);
+    assert!(ok, "helm {args:?}: {text}");
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|d: &serde_yaml_ng::Value| !d.is_null())
+        .collect()
+}
+
+/// Checks a rendering: its workload of `kind` probes /health and /ready on
+/// the metrics port, has resources, reads the ConfigMap and the Secret,
+/// and is what the Service and the disruption budget select; the config
+/// the ConfigMap carries validates. Returns the workload and the config
+/// annotation's checksum.
+fn chart(
+    docs: &[serde_yaml_ng::Value],
+    kind: &str,
+    dir: &std::path::Path,
+) -> (serde_yaml_ng::Value, String) {
+    let kinds: BTreeSet<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            kind,
+            "ConfigMap",
+            "Secret",
+            "PodDisruptionBudget",
+            "Service"
+        ]
+        .into_iter()
+        .collect()
+    );
+    let of = |k: &str| docs.iter().find(|d| d["kind"] == k).unwrap();
+    let w = of(kind);
+    let labels = &w["spec"]["selector"]["matchLabels"];
+    for (k, v) in labels.as_mapping().unwrap() {
+        assert_eq!(&w["spec"]["template"]["metadata"]["labels"][k], v);
+    }
+    assert_eq!(&of("Service")["spec"]["selector"], labels);
+    assert_eq!(
+        &of("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        labels
+    );
+    let pod = &w["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["ports"][0]["name"], "metrics");
+    for (probe, path) in [
+        ("startupProbe", "/health"),
+        ("livenessProbe", "/health"),
+        ("readinessProbe", "/ready"),
+    ] {
+        assert_eq!(c[probe]["httpGet"]["path"], path, "{probe}");
+        assert_eq!(c[probe]["httpGet"]["port"], "metrics", "{probe}");
+    }
+    assert!(c["resources"]["requests"]["memory"].is_string(), "{c:?}");
+    assert!(c["resources"]["limits"]["memory"].is_string(), "{c:?}");
+    let secret = of("Secret");
+    assert_eq!(
+        c["envFrom"][0]["secretRef"]["name"],
+        secret["metadata"]["name"]
+    );
+    // /tap's token is generated when not given; empty credentials are left
+    // out, so the daemon names what is missing.
+    assert!(
+        secret["data"]["OSSNOTIFY_TAP_TOKEN"]
+            .as_str()
+            .unwrap()
+            .len()
+            >= 32
+    );
+    assert!(secret["data"]["MNS_ACCESS_KEY_ID"].is_null(), "{secret:?}");
+    let cm = of("ConfigMap");
+    assert!(pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|v| v["configMap"]["name"] == cm["metadata"]["name"]));
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/etc/ossnotify");
+    assert_eq!(
+        c["args"].as_sequence().unwrap().last().unwrap(),
+        "/etc/ossnotify/config.toml"
+    );
+    let config = cm["data"]["config.toml"].as_str().unwrap();
+    let path = dir.join(format!("{kind}.toml"));
+    std::fs::write(&path, config).unwrap();
+    let out = support::run(
+        &["validate", "--no-environment", "-c", path.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stdout));
+    let sum = w["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sum.len(), 64, "{sum}");
+    (w.clone(), sum)
+}
+
+#[test]
+fn the_helm_chart_lints_and_renders_a_stateless_deployment_or_a_statefulset_by_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, said) = helm(&["lint", "--strict", "CHART"]);
+    assert!(ok, "{said}");
+
+    // The default: the Kafka stores, a Deployment with no volume but the config.
+    let docs = render(&[], None);
+    let (deployment, sum) = chart(&docs, "Deployment", dir.path());
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    // Rendering again changes nothing; an edited config changes the
+    // checksum, so the pods roll.
+    assert_eq!(chart(&render(&[], None), "Deployment", dir.path()).1, sum);
+    let edited = dir.path().join("edited.toml");
+    let config = render(&[], None)
+        .into_iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .unwrap()["data"]["config.toml"]
+        .as_str()
+        .unwrap()
+        .replace("bucket = \"photos\"", "bucket = \"videos\"");
+    std::fs::write(&edited, config).unwrap();
+    assert_ne!(
+        chart(&render(&[], Some(&edited)), "Deployment", dir.path()).1,
+        sum
+    );
+
+    // The disk stores: a StatefulSet with a volume claim per pod, mounted
+    // where the config keeps them.
+    let disk = dir.path().join("disk.toml");
+    std::fs::write(
+        &disk,
+        std::fs::read_to_string(support::repo("deploy/kubernetes/disk-store/config.toml")).unwrap(),
+    )
+    .unwrap();
+    let docs = render(&["store=disk"], Some(&disk));
+    let (sts, _) = chart(&docs, "StatefulSet", dir.path());
+    assert_eq!(
+        sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+        "state"
+    );
+    let mounts = &sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
+    assert_eq!(mounts[1]["name"], "state");
+    assert_eq!(mounts[1]["mountPath"], "/var/lib/ossnotify");
+    assert!(std::fs::read_to_string(&disk)
+        .unwrap()
+        .contains("path = \"/var/lib/ossnotify/"));
+
+    // A store that does not agree with the config is refused, saying why.
+    let (ok, said) = helm(&["template", "r", "CHART", "--set", "store=disk"]);
+    assert!(!ok);
+    assert!(
+        said.contains("store is \"disk\" but the config keeps the Kafka stores"),
+        "{said}"
+    );
+    let d = disk.to_str().unwrap();
+    let (ok, said) = helm(&[
+        "template",
+        "r",
+        "CHART",
+        "--set-file",
+        &format!("config={d}"),
+    ]);
+    assert!(!ok);
+    assert!(
+        said.contains("a Deployment keeps nothing on disk"),
+        "{said}"
+    );
+
+    // The optional parts: a ServiceMonitor on the Service's port, a
+    // NetworkPolicy keeping that port to the pods' namespaces listed, and
+    // an existing Secret instead of the chart's.
+    let docs = render(
+        &[
+            "serviceMonitor.enabled=true",
+            "networkPolicy.enabled=true",
+            "secret.existing=mine",
+        ],
+        None,
+    );
+    let of = |k: &str| docs.iter().find(|d| d["kind"] == k).unwrap();
+    assert!(!docs.iter().any(|d| d["kind"] == "Secret"));
+    let sm = of("ServiceMonitor");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(
+        sm["spec"]["selector"]["matchLabels"],
+        of("Service")["spec"]["selector"]
+    );
+    let np = of("NetworkPolicy");
+    assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], 9898);
+    assert_eq!(
+        np["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
+            ["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    let c = &of("Deployment")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["envFrom"][0]["secretRef"]["name"], "mine");
 }

@@ -221,4 +221,21 @@ impl Arrivals {
         });
         out
     }
+
+    /// Messages waiting in the sink's backlog topic: past the backlog
+    /// group's commit, so not yet redelivered (missing from mns-dev, they
+    /// are undelivered, not lost).
+    pub(super) fn waiting_in_backlog(w: &World) -> HashMap<u64, usize> {
+        use ossnotify_sinks::kafka_store::{client_config, read};
+        let mut out = HashMap::new();
+        let cc = client_config(&w.brokers(), &Default::default());
+        let group = format!("{GROUP}.backlog");
+        let topic = format!("{group}.q");
+        let _ = read::read_range(&cc, &topic, &group, |s| {
+            if let Some(id) = Self::id_of(&String::from_utf8_lossy(&s.value)) {
+                *out.entry(id).or_insert(0) += 1;
+            }
+        });
+        out
+    }
 }

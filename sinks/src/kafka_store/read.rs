@@ -123,11 +123,26 @@ pub fn read_range(
     cc: &ClientConfig,
     topic: &str,
     group: &str,
-    mut visit: impl FnMut(Stored),
+    visit: impl FnMut(Stored),
 ) -> Result<Watermarks, KafkaError> {
     let c = consumer(cc, group)?;
-    let mut marks = watermarks(&c, topic)?;
-    let left = assign_waiting(&c, topic, &marks)?;
+    let marks = watermarks(&c, topic)?;
+    read_between(&c, topic, marks, None, visit)
+}
+
+/// Reads `topic` between `marks` (each partition from its `from` to its
+/// end) with `c`, which joins no group, as [`read_range`] does. With
+/// `written_by` (epoch ms), a partition also ends at its first message
+/// written after it, which is not visited: reading past a reported end
+/// then stops at what was written since, even while a producer writes on.
+pub fn read_between(
+    c: &BaseConsumer,
+    topic: &str,
+    mut marks: Watermarks,
+    written_by: Option<i64>,
+    mut visit: impl FnMut(Stored),
+) -> Result<Watermarks, KafkaError> {
+    let left = assign_waiting(c, topic, &marks)?;
     if left == 0 {
         return Ok(marks);
     }
@@ -145,6 +160,15 @@ pub fn read_range(
         match c.poll(wait) {
             Some(Ok(m)) => {
                 last_progress = Instant::now();
+                let later = |t: i64| m.timestamp().to_millis().is_some_and(|w| w > t);
+                if written_by.is_some_and(later) {
+                    if done.insert(m.partition()) {
+                        let mut tpl = TopicPartitionList::new();
+                        tpl.add_partition(topic, m.partition());
+                        let _ = c.pause(&tpl);
+                    }
+                    continue;
+                }
                 let end = ends.entry(m.partition()).or_insert(0);
                 if m.offset() >= *end {
                     *end = m.offset() + 1;

@@ -48,7 +48,9 @@ use std::time::{Duration, Instant};
 use ossnotify_sinks::kafka_store::read;
 use ossnotify_sinks::log_limit::LogLimit;
 use ossnotify_sinks::{DeadLetterStore, Envelope, GivenUp, Outcome};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    base_consumer::PartitionQueue, BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance,
+};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
@@ -56,6 +58,19 @@ use super::kafka_backlog::{envelope_of, Size};
 use super::redelivery::{count_redelivered, counter, record_ages, CurrentSinks, Redelivered};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::supervisor::Supervisor;
+
+/// The backlog group's fetching. A partition's queue holds up to 16 MiB
+/// read ahead (a member's memory for redelivery); a queue that was full is
+/// fetched again 10 ms after it has room, not librdkafka's 1 s; and a fetch
+/// waits at most 100 ms for data, since a backlog is read in bulk and a
+/// broker that answers only when the wait runs out would otherwise set the
+/// pace.
+const FETCH: &[(&str, &str)] = &[
+    ("queued.max.messages.kbytes", "16384"),
+    ("max.partition.fetch.bytes", "8388608"),
+    ("fetch.queue.backoff.ms", "10"),
+    ("fetch.wait.max.ms", "100"),
+];
 
 /// One backlog topic being redelivered.
 #[derive(Clone)]
@@ -102,17 +117,22 @@ impl KafkaRedelivery {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            // A round is at most a few thousand messages: what librdkafka
-            // fetches ahead of it is read again after the pause, so keep
-            // it small.
-            .set("queued.max.messages.kbytes", "4096");
+            .set("auto.offset.reset", "earliest");
+        for (k, v) in FETCH {
+            member.set(*k, *v);
+        }
         for (k, v) in settings {
             member.set(k, v);
         }
-        let consumer: BaseConsumer<Events> = member.create_with_context(Events::default())?;
+        let mut consumer: BaseConsumer<Events> = member.create_with_context(Events::default())?;
         let measurer = read::consumer(cc, group)?;
         let (done_tx, done) = mpsc::channel();
+        // Rebalances and messages wake the reader as a round's end does.
+        let wake = done_tx.clone();
+        consumer.set_nonempty_callback(move || {
+            let _ = wake.send(Signal::Wake);
+        });
+        let consumer = Arc::new(consumer);
         let mut reader = Reader {
             consumer,
             watching: watching.clone(),
@@ -210,6 +230,12 @@ type Tp = (String, i32);
 /// One assigned partition.
 struct Part {
     epoch: u64,
+    /// The partition's own queue: read only while its next round has room,
+    /// so librdkafka stops fetching it when that queue is full (its
+    /// `queued.max.messages.kbytes`), with no pause and no fetch thrown
+    /// away. `None` if it could not be split: its messages come through
+    /// the consumer's queue.
+    queue: Option<PartitionQueue<Events>>,
     /// The offset the next message read must have, once known (the first
     /// message after the assignment tells).
     read_to: Option<i64>,
@@ -252,6 +278,14 @@ impl Waiting {
     }
 }
 
+/// What wakes the reader.
+enum Signal {
+    /// A round ended.
+    Done(Done),
+    /// A queue it reads from got something (a message, a rebalance).
+    Wake,
+}
+
 /// What a round did.
 struct Done {
     tp: Tp,
@@ -265,13 +299,13 @@ struct Done {
 }
 
 struct Reader {
-    consumer: BaseConsumer<Events>,
+    consumer: Arc<BaseConsumer<Events>>,
     watching: Watching,
     subscribed: Vec<String>,
     parts: HashMap<Tp, Part>,
     next_epoch: u64,
-    done_tx: mpsc::Sender<Done>,
-    done: mpsc::Receiver<Done>,
+    done_tx: mpsc::Sender<Signal>,
+    done: mpsc::Receiver<Signal>,
     wiring: Wiring,
     /// "The sink is gone" once per sink and interval.
     gone: LogLimit,
@@ -291,42 +325,87 @@ impl Reader {
                 {
                     break;
                 }
-                if let Ok(d) = self.done.recv_timeout(Duration::from_millis(50)) {
+                if let Ok(Signal::Done(d)) = self.done.recv_timeout(Duration::from_millis(50)) {
                     self.finish(d);
                 }
                 continue;
             }
             in_flight_at_stop = Instant::now();
             self.subscribe();
+            self.poll_consumer();
             self.rebalanced();
-            while let Ok(d) = self.done.try_recv() {
-                self.finish(d);
-            }
             self.release();
-            let mut wait = Duration::from_millis(50);
-            for _ in 0..4096 {
-                let got = self.consumer.poll(wait).map(|r| {
-                    r.map(|m| {
-                        let tp = (m.topic().to_owned(), m.partition());
-                        (tp, m.offset(), Waiting::of(&m))
-                    })
-                });
-                match got {
-                    Some(Ok((tp, offset, envelope))) => self.accept(tp, offset, envelope),
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "backlog group: consumer error");
-                        break;
-                    }
-                    None => break,
-                }
-                wait = Duration::ZERO;
-            }
-            self.rebalanced();
+            self.read_queues();
             self.launch();
             if !self.parts.is_empty() {
                 none_since = Instant::now();
             } else {
                 self.say_if_idle(none_since, &idle_log);
+            }
+            // Sleeps until a round ends or a queue gets something; the
+            // consumer is polled at least this often for its callbacks,
+            // and a held partition's breaker looked at.
+            match self.done.recv_timeout(Duration::from_millis(100)) {
+                Ok(Signal::Done(d)) => self.finish(d),
+                Ok(Signal::Wake) | Err(_) => {}
+            }
+            while let Ok(sig) = self.done.try_recv() {
+                if let Signal::Done(d) = sig {
+                    self.finish(d);
+                }
+            }
+        }
+    }
+
+    /// Serves the consumer's queue: rebalances, and the messages of a
+    /// partition not (yet) split off to its own queue.
+    fn poll_consumer(&mut self) {
+        for _ in 0..4096 {
+            let got = self.consumer.poll(Duration::ZERO).map(|r| {
+                r.map(|m| {
+                    let tp = (m.topic().to_owned(), m.partition());
+                    (tp, m.offset(), Waiting::of(&m))
+                })
+            });
+            match got {
+                Some(Ok((tp, offset, w))) => self.accept(tp, offset, w),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "backlog group: consumer error");
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Fills each partition's next round from its own queue, as far as
+    /// the round has room.
+    fn read_queues(&mut self) {
+        let tps: Vec<Tp> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| p.queue.is_some() && !p.held)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in tps {
+            let cap = self.round_size(&tp.0);
+            loop {
+                let part = self.parts.get(&tp).expect("listed above");
+                if part.held || part.batch.len() >= cap {
+                    break;
+                }
+                let got = part.queue.as_ref().and_then(|q| {
+                    q.poll(Duration::ZERO)
+                        .map(|r| r.map(|m| (m.offset(), Waiting::of(&m))))
+                });
+                match got {
+                    Some(Ok((offset, w))) => self.accept(tp.clone(), offset, w),
+                    Some(Err(e)) => {
+                        tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "backlog group: partition error");
+                        break;
+                    }
+                    None => break,
+                }
             }
         }
     }
@@ -394,10 +473,12 @@ impl Reader {
                     tracing::info!(partitions = ?tps, "backlog partitions assigned: this member redelivers them");
                     for tp in tps {
                         self.next_epoch += 1;
+                        let queue = self.split(&tp);
                         self.parts.insert(
                             tp,
                             Part {
                                 epoch: self.next_epoch,
+                                queue,
                                 read_to: None,
                                 resume_at: None,
                                 batch: Vec::new(),
@@ -412,13 +493,31 @@ impl Reader {
         }
     }
 
+    /// The partition's own queue, waking the reader when it gets a message.
+    fn split(&self, tp: &Tp) -> Option<PartitionQueue<Events>> {
+        let mut q = self.consumer.split_partition_queue(&tp.0, tp.1)?;
+        let wake = self.done_tx.clone();
+        q.set_nonempty_callback(move || {
+            let _ = wake.send(Signal::Wake);
+        });
+        Some(q)
+    }
+
     /// Takes a message into its partition's next round.
     fn accept(&mut self, tp: Tp, offset: i64, envelope: Waiting) {
+        if !self.parts.contains_key(&tp) {
+            // Assigned in the poll that returned it: the partition's first
+            // message must not be dropped, since it sets where reading
+            // starts.
+            self.rebalanced();
+        }
         let cap = self.round_size(&tp.0);
         let Some(part) = self.parts.get_mut(&tp) else {
             return;
         };
         // Held: read again from its first undelivered message on release.
+        // A full round drops a message only if it came through the
+        // consumer's queue: it is read again after the pause (a gap).
         if part.held || part.batch.len() >= cap {
             return;
         }
@@ -441,7 +540,8 @@ impl Reader {
         let part = self.parts.get_mut(&tp).expect("found above");
         part.read_to = Some(offset + 1);
         part.batch.push((offset, envelope));
-        if part.batch.len() >= cap && !part.paused {
+        // A partition with a queue of its own is left unread instead.
+        if part.queue.is_none() && part.batch.len() >= cap && !part.paused {
             part.paused = true;
             self.pause(&tp);
         }
@@ -602,12 +702,12 @@ impl Reader {
                     .get(settled)
                     .copied()
                     .unwrap_or_else(|| offsets.last().map_or(0, |o| o + 1));
-                let _ = done.send(Done {
+                let _ = done.send(Signal::Done(Done {
                     tp,
                     epoch,
                     commit_to,
                     deferred: settled < outcomes.len(),
-                });
+                }));
             });
         }
     }
