@@ -12,6 +12,8 @@
 //!    each carrying its sequence number as its request id; latency is the
 //!    time from the producer's send call to mns-dev accepting the message.
 //! 3. The pipeline's peak RSS (VmHWM) over both.
+//! 4. With `OSSNOTIFY_BENCH_OUTAGE_SECONDS=N`, a member's peak RSS while
+//!    its sink fails for N seconds at that half rate (see `outage`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -106,15 +108,28 @@ fn sustained(metrics: &str) -> f64 {
 }
 
 /// With `OSSNOTIFY_BENCH_AB_ROUNDS=N`: the sustained rate over the same
-/// backlog (a new group each round), the breaker on and off alternately.
-fn breaker_ab(brokers: &str, dir: &std::path::Path, endpoint: &str, w: &Workload) {
+/// backlog (a new group each round), alternately of two variants: the
+/// breaker on and off or, with `OSSNOTIFY_BENCH_BASELINE=/path/to/an/older/ossnotify`,
+/// this build and that one (a before and after in one run).
+fn ab(brokers: &str, dir: &std::path::Path, endpoint: &str, w: &Workload) {
     let rounds: usize = std::env::var("OSSNOTIFY_BENCH_AB_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(0);
-    let (mut on, mut off) = (Vec::new(), Vec::new());
+    let baseline = std::env::var_os("OSSNOTIFY_BENCH_BASELINE").map(std::path::PathBuf::from);
+    let this = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ossnotify"));
+    let (a_label, b_label) = if baseline.is_some() {
+        ("this build", "baseline")
+    } else {
+        ("breaker on", "breaker off")
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        let breaker = round % 2 == 0;
+        let first = round % 2 == 0;
+        let (bin, breaker) = match &baseline {
+            Some(base) => (if first { &this } else { base }, true),
+            None => (&this, first),
+        };
         let metrics = free_addr();
         let text = config_text(
             brokers,
@@ -127,28 +142,26 @@ fn breaker_ab(brokers: &str, dir: &std::path::Path, endpoint: &str, w: &Workload
         );
         let cfg = dir.join(format!("ab-{round}.toml"));
         std::fs::write(&cfg, text).unwrap();
-        let child = spawn_run(&cfg, &dir.join(format!("ab-{round}.log")));
+        let child = support::spawn_run_of(bin, &cfg, &dir.join(format!("ab-{round}.log")), "info");
         let rate = sustained(&metrics);
         stop_run(child);
-        println!(
-            "round {round}: breaker {}: {rate:.0} records/s",
-            if breaker { "on" } else { "off" }
-        );
-        if breaker {
-            on.push(rate)
+        let label = if first { a_label } else { b_label };
+        println!("round {round}: {label}: {rate:.0} records/s");
+        if first {
+            a.push(rate)
         } else {
-            off.push(rate)
+            b.push(rate)
         }
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    if !on.is_empty() && !off.is_empty() {
-        let (a, b) = (median(&mut on), median(&mut off));
+    if !a.is_empty() && !b.is_empty() {
+        let (x, y) = (median(&mut a), median(&mut b));
         println!(
-            "breaker on: median {a:.0} records/s; off: median {b:.0} records/s; on/off {:.3}",
-            a / b
+            "{a_label}: median {x:.0} records/s; {b_label}: median {y:.0} records/s; ratio {:.3}",
+            x / y
         );
     }
 }
@@ -280,6 +293,105 @@ fn main() {
     let hwm = vm_hwm_kib(child.id());
     println!("pipeline peak RSS (VmHWM): {:.1} MiB", hwm as f64 / 1024.0);
     stop_run(child);
-    breaker_ab(&brokers, dir.path(), &server.endpoint(), &w);
+    ab(&brokers, dir.path(), &server.endpoint(), &w);
+    server.stop();
+    outage(&rt, &brokers, dir.path(), rate, &w);
+}
+
+/// With `OSSNOTIFY_BENCH_OUTAGE_SECONDS=N`: a member (a topic and group of
+/// its own) takes the half-load rate while its MNS endpoint fails every
+/// request for the first N seconds (mns-dev's `fail_first`, counted from
+/// when the member has joined), then 30 s more; its peak RSS over the
+/// outage and the redelivery of its backlog (the Kafka store, the default).
+fn outage(
+    rt: &tokio::runtime::Runtime,
+    brokers: &str,
+    dir: &std::path::Path,
+    rate: f64,
+    w: &Workload,
+) {
+    let Some(secs) = std::env::var("OSSNOTIFY_BENCH_OUTAGE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let topic = "bench-mns-outage";
+    broker::create_topic(topic, 3);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let metrics = free_addr();
+    let cfg = dir.join("outage.toml");
+    std::fs::write(
+        &cfg,
+        config_text(brokers, "bench-outage", &metrics, dir, &endpoint, w, true).replace(
+            &format!("topics = [\"{TOPIC}\"]"),
+            &format!("topics = [\"{topic}\"]"),
+        ),
+    )
+    .unwrap();
+    let member = support::Member::start(&cfg, dir.join("outage.log"), "info");
+    member.joined();
+    listener.set_nonblocking(true).unwrap();
+    let server = rt.block_on(async {
+        DevServer::start(
+            DevConfig {
+                access_key_id: "AK".into(),
+                access_key_secret: "SK".into(),
+                queues: vec!["oss-events".into()],
+                fail_first: Duration::from_secs(secs),
+                ..Default::default()
+            },
+            tokio::net::TcpListener::from_std(listener).unwrap(),
+        )
+        .unwrap()
+    });
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "1")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let mut rng = Rng::new(11);
+    let total = (rate * (secs + 30) as f64) as u64;
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        let now = Instant::now();
+        if due > now {
+            producer.poll(due - now);
+        }
+        let rec = record(w, &mut rng, i);
+        while producer
+            .send(BaseRecord::<(), _>::to(topic).payload(&rec))
+            .is_err()
+        {
+            producer.poll(Duration::from_millis(1));
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    // Drained: every record committed, and mns-dev has taken nothing new
+    // for 3 s.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut last = (server.accepted_count(), Instant::now());
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let c = server.accepted_count();
+        if c != last.0 {
+            last = (c, Instant::now());
+        } else if committed(&metrics) as u64 >= total && last.1.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let hwm = vm_hwm_kib(member.child.id());
+    println!(
+        "outage: {secs} s of failures at {rate:.0} records/s ({total} records in {:.0} s): member peak RSS (VmHWM) {:.1} MiB; {} messages accepted, the last {:.0} s after the outage ended",
+        (secs + 30) as f64,
+        hwm as f64 / 1024.0,
+        last.0,
+        (last.1 - start).as_secs_f64() - secs as f64
+    );
+    let (code, log) = member.signal("-TERM");
+    assert_eq!(code, Some(0), "{log}");
     server.stop();
 }

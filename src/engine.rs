@@ -69,6 +69,9 @@ pub struct Engine {
     explain: bool,
     /// The operation time of the last record processed, if it had one.
     time_ms: Option<i64>,
+    /// Operation times `[from, until)` outside which a record matches
+    /// nothing (a backfill's window).
+    window: Option<(i64, i64)>,
 }
 
 impl Engine {
@@ -82,6 +85,7 @@ impl Engine {
             want_base64,
             explain: false,
             time_ms: None,
+            window: None,
         }
     }
 
@@ -95,6 +99,12 @@ impl Engine {
     /// if it could be read: what `plan` selects its window by.
     pub fn record_time_ms(&self) -> Option<i64> {
         self.time_ms
+    }
+
+    /// Only records whose operation time is in `[from, until)` match.
+    pub fn with_window(mut self, window: Option<(i64, i64)>) -> Self {
+        self.window = window;
+        self
     }
 
     /// Compute why records matched nothing (slow; for `match --explain`).
@@ -119,6 +129,11 @@ impl Engine {
             }
         };
         self.time_ms = rec.time_ms;
+        if let (Some((from, until)), Some(t)) = (self.window, rec.time_ms) {
+            if t < from || t >= until {
+                return RecordOutcome::NoMatch(None);
+            }
+        }
         let op = match events_of(&rec, self.key_encoding) {
             Outcome::Events(op) => op,
             Outcome::Skipped(s) => return RecordOutcome::Skipped(s),

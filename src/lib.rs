@@ -7,6 +7,7 @@
 //! drives them, [`dry_run`] is `ossnotify match` and [`plan`] is
 //! `ossnotify plan`.
 
+pub mod backfill;
 pub mod backlog;
 pub mod config;
 pub mod config_tests;

@@ -64,6 +64,32 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: ossnotify::plan::Format,
     },
+    /// Sends the named rules' notifications for past records of the source's topics (operation time from --since), up to where the live group had read when the backfill started; resumes where it stopped.
+    Backfill {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// A rule whose notifications to send (repeat for more).
+        #[arg(long = "rule", value_name = "ID", required = true)]
+        rules: Vec<String>,
+        /// The earliest operation time: an age (30m, 2h, 7d), RFC 3339 or epoch ms.
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// Only operations before this time (same forms); the window always ends where the live group had read.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Records per second at most.
+        #[arg(long, value_name = "N")]
+        max_rate: Option<f64>,
+        /// Names the backfill (its group is {group_id}.backfill.NAME); the rules' ids joined by "+" by default.
+        #[arg(long)]
+        name: Option<String>,
+        /// Start again from --since, forgetting a stopped backfill of this name.
+        #[arg(long)]
+        restart: bool,
+        /// Serve /metrics here while it runs.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
+    },
     /// Config unit tests: records and the notifications each must (or must not) produce; exit 1 with a diff when one fails.
     Test {
         #[arg(short, long, value_name = "FILE")]
@@ -400,6 +426,32 @@ fn try_main(cli: Cli) -> Result<ExitCode, CliError> {
             input.as_deref(),
             format,
         ),
+        Command::Backfill {
+            config,
+            rules,
+            since,
+            until,
+            max_rate,
+            name,
+            restart,
+            metrics_listen,
+        } => {
+            let time = |flag: &'static str, t: &str| {
+                ossnotify::dead_letter::parse_time(t)
+                    .map(|t| t as i64)
+                    .invalid(flag)
+            };
+            let req = ossnotify::backfill::Request {
+                rules,
+                since_ms: time("--since", &since)?,
+                until_ms: until.as_deref().map(|u| time("--until", u)).transpose()?,
+                max_rate,
+                name,
+                restart,
+                metrics_listen,
+            };
+            backfill(&config, &req)
+        }
         Command::MnsDev(args) => mns_dev(args),
         Command::Loadgen(args) => loadgen(args),
         Command::Replay { config } => dead_letter(DeadLetterCommand::Replay(DeadLetterArgs {
@@ -511,29 +563,11 @@ fn run(config_path: &Path, check_sinks: bool) -> Result<ExitCode, CliError> {
         }
         SourceType::Kafka => Input::Kafka,
     };
-    // SIGTERM/SIGINT: stop consuming, drain, commit, exit 0.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(wait_for_stop());
-                tracing::info!(
-                    "stopping: draining in-flight messages (a second signal exits at once)"
-                );
-                stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                // A second SIGTERM/SIGINT: no drain, no last commit; what
-                // was in flight is read again at the next start.
-                rt.block_on(wait_for_stop());
-                eprintln!("error: a second signal: exiting without draining; uncommitted records are read again at the next start");
-                std::process::exit(EXIT_RUNTIME.into());
-            }
-        });
-    }
-    let options = ossnotify::pipeline::RunOptions { check_sinks };
+    let stop = stop_on_signals();
+    let options = ossnotify::pipeline::RunOptions {
+        check_sinks,
+        ..Default::default()
+    };
     let s = match ossnotify::pipeline::run_with(&config, input, stop, options) {
         Ok(s) => s,
         // A destination that refused its probe: a config to fix (exit 1).
@@ -951,8 +985,7 @@ fn plan(
     );
     // The bar is moved every so many records, not per record.
     let mut since_tick = 0u64;
-    let mut tick = |planned: &mut Plan, r: &plan::Record<'_>| {
-        planned.record(r);
+    let mut tick = || {
         since_tick += 1;
         if since_tick == 4096 {
             bar.inc(since_tick);
@@ -960,8 +993,13 @@ fn plan(
         }
     };
     match (input, since_ms) {
-        (Some(path), _) => plan::read_file(path, |r| tick(&mut planned, r))
-            .invalid(format!("cannot read {}", path.display()))?,
+        (Some(path), _) => plan::compare_while_reading(&mut planned, |compare| {
+            plan::read_file(path, |r| {
+                compare(r);
+                tick();
+            })
+        })
+        .invalid(format!("cannot read {}", path.display()))?,
         (None, Some(since)) => {
             if new.source.kind != ossnotify::config::SourceType::Kafka {
                 return Err(invalid(format!(
@@ -969,12 +1007,17 @@ fn plan(
                     new_path.display()
                 )));
             }
-            let seek = plan::read_kafka(
-                &new,
-                since,
-                |n| bar.set_length(n),
-                |r| tick(&mut planned, r),
-            )
+            let seek = plan::compare_while_reading(&mut planned, |compare| {
+                plan::read_kafka(
+                    &new,
+                    since,
+                    |n| bar.set_length(n),
+                    |r| {
+                        compare(r);
+                        tick();
+                    },
+                )
+            })
             .runtime("reading the source's topics")?;
             planned.seek(seek);
         }
@@ -1009,4 +1052,124 @@ fn plan(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// SIGTERM/SIGINT: stop consuming, drain, commit, exit 0; a second one
+/// exits at once.
+fn stop_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            rt.block_on(wait_for_stop());
+            tracing::info!("stopping: draining in-flight messages (a second signal exits at once)");
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            // A second SIGTERM/SIGINT: no drain, no last commit; what
+            // was in flight is read again at the next start.
+            rt.block_on(wait_for_stop());
+            eprintln!("error: a second signal: exiting without draining; uncommitted records are read again at the next start");
+            std::process::exit(EXIT_RUNTIME.into());
+        }
+    });
+    stop
+}
+
+fn backfill(config_path: &Path, req: &ossnotify::backfill::Request) -> Result<ExitCode, CliError> {
+    let config = load_for_run(config_path)?;
+    let p = match ossnotify::backfill::prepare(config, req) {
+        Ok(p) => p,
+        Err(e @ ossnotify::backfill::BackfillError::Kafka(_)) => return Err(e).failed(),
+        Err(e) => return Err(invalid(e)),
+    };
+    eprintln!(
+        "backfill {}: up to {} records to read (group {}{})",
+        p.name,
+        p.total,
+        p.group,
+        if p.resumed > 0 {
+            format!("; resumed on {} partitions", p.resumed)
+        } else {
+            String::new()
+        }
+    );
+    let bar = indicatif::ProgressBar::new(p.total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {human_pos}/{human_len} records {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let read = p.window.read.clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = {
+        let (bar, done) = (bar.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                bar.set_position(read.load(std::sync::atomic::Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        })
+    };
+    let stop = stop_on_signals();
+    let options = ossnotify::pipeline::RunOptions {
+        reload: false,
+        ..Default::default()
+    };
+    let ran = ossnotify::pipeline::run_with(
+        &p.config,
+        ossnotify::pipeline::Input::Window(p.window),
+        stop.clone(),
+        options,
+    );
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = ticker.join();
+    bar.finish_and_clear();
+    let s = match ran {
+        Ok(s) => s,
+        Err(
+            e @ ossnotify::pipeline::RunError::Routing(
+                ossnotify::pipeline::PipelineError::SinkRefused { .. },
+            ),
+        ) => return Err(invalid(e)),
+        Err(e) => return Err(e).failed(),
+    };
+    let rules: Vec<&str> = p.config.rules.iter().map(|r| r.id.as_str()).collect();
+    let per_sink: Vec<String> = s
+        .sinks
+        .iter()
+        .map(|(name, delivered, dead, kept)| {
+            format!(
+                "{name}: {delivered} delivered, {dead} dead-lettered, {kept} kept in its backlog"
+            )
+        })
+        .collect();
+    let until = req
+        .until_ms
+        .map(|u| format!(" and before {}", utc(u)))
+        .unwrap_or_default();
+    eprintln!(
+        "backfill {}: {} records read (operation times from {}{until}, up to where the live group had read); {} messages of rules {}: {}",
+        p.name,
+        s.records,
+        utc(req.since_ms),
+        s.messages,
+        rules.join(", "),
+        per_sink.join("; ")
+    );
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!(
+            "backfill {}: stopped; the same command resumes it where it stopped",
+            p.name
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn utc(ms: i64) -> String {
+    let mut b = Vec::with_capacity(24);
+    ossnotify::oplog::time::write_utc(ms, &mut b);
+    String::from_utf8_lossy(&b).into_owned()
 }

@@ -180,6 +180,14 @@ pub struct PipelineConfig {
     /// CPUs for the pipeline's own threads; empty: all (see
     /// `pipeline::cpus`).
     pub cpus: Vec<usize>,
+    /// Records whose operation time is outside `[from, until)` (epoch ms)
+    /// produce no message: a backfill's window, never a config key.
+    #[serde(skip)]
+    pub operation_window: Option<(i64, i64)>,
+    /// Invalid records are counted but not dead-lettered: a backfill reads
+    /// records the live pipeline has dead-lettered already. Never a key.
+    #[serde(skip)]
+    pub invalid_not_dead_lettered: bool,
 }
 
 impl Default for PipelineConfig {
@@ -191,6 +199,8 @@ impl Default for PipelineConfig {
             commit_interval_ms: 500,
             revoke_wait_ms: 3_000,
             cpus: Vec::new(),
+            operation_window: None,
+            invalid_not_dead_lettered: false,
         }
     }
 }

@@ -29,4 +29,5 @@ pub use routing::DEFAULT_EVENT_BUS;
 pub use run::{run, run_with, store_topics, Input, RunError, RunOptions, RunSummary};
 pub use source::kafka::FETCH_DEFAULTS;
 pub use source::lines::LineInput;
+pub use source::window::{self as window_source, KafkaWindow, Range};
 pub use supervisor::{Failure, Supervisor};

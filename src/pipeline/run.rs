@@ -33,6 +33,8 @@ pub enum Input {
     Lines(super::source::lines::LineInput, String),
     /// The configured Kafka source.
     Kafka,
+    /// A range of offsets of the source's topics (a backfill).
+    Window(super::source::window::KafkaWindow),
 }
 
 /// What a run did.
@@ -52,6 +54,8 @@ pub struct RunSummary {
     pub redelivered: u64,
     /// Messages in the backlogs at the end, redelivered by the next run.
     pub still_backlogged: u64,
+    /// Per sink: (name, delivered, dead-lettered, kept in its backlog).
+    pub sinks: Vec<(String, u64, u64, u64)>,
     /// Where the input is processed through, as the tracker committed it.
     pub committed: Vec<Position>,
     /// False if the drain deadline cut the drain short.
@@ -98,11 +102,18 @@ pub enum RunError {
 pub struct RunOptions {
     /// Probe the sinks' destinations at start and on every reload (SPEC §6).
     pub check_sinks: bool,
+    /// Reload on SIGHUP or an edit of the config file. A backfill does
+    /// not: its config is derived from the file (only the rules named),
+    /// and a reload would bring every rule back.
+    pub reload: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { check_sinks: true }
+        RunOptions {
+            check_sinks: true,
+            reload: true,
+        }
     }
 }
 
@@ -169,7 +180,11 @@ pub fn run_with(
     // atomically.
     let reloads = Arc::new(super::reload::ReloadCounters::default());
     let reload_stop = Arc::new(AtomicBool::new(false));
-    let reloader = spawn_reloader(config, &drivers, &routing, &reload_stop, &reloads);
+    let reloader = if options.reload {
+        spawn_reloader(config, &drivers, &routing, &reload_stop, &reloads)
+    } else {
+        std::thread::spawn(|| {})
+    };
 
     let mut source = source::open(config, input, &topics, &progress, &ready, &revoked)
         .map_err(RunError::Source)?;
@@ -213,9 +228,11 @@ pub fn run_with(
         progress: progress.clone(),
         counters: counters.clone(),
         revoked: revoked.clone(),
-        engine: Engine::new(config.source.key_encoding, false),
+        engine: Engine::new(config.source.key_encoding, false)
+            .with_window(config.pipeline.operation_window),
         cpus: cpus.clone(),
         taps: taps.clone(),
+        invalid_not_dead_lettered: config.pipeline.invalid_not_dead_lettered,
     })?;
     // The workers hold the receivers now: the channel closes with them.
     drop(batch_rx);
@@ -324,7 +341,23 @@ impl Started {
             .values()
             .map(|n| get(n))
             .sum();
+        let sinks = self
+            .drivers
+            .stats
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    get(&s.delivered),
+                    get(&s.dead_lettered),
+                    get(&s.backlogged),
+                )
+            })
+            .collect();
         Ok(RunSummary {
+            sinks,
             records: get(&c.records),
             invalid: get(&c.invalid),
             skipped: get(&c.skipped),

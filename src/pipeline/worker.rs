@@ -79,6 +79,8 @@ pub struct Worker {
     pub cpus: Vec<usize>,
     /// `ossnotify tap`s attached to the daemon.
     pub taps: Arc<Taps>,
+    /// Count invalid records without dead-lettering them (a backfill).
+    pub invalid_not_dead_lettered: bool,
 }
 
 impl Worker {
@@ -158,6 +160,9 @@ impl Worker {
                         }
                     });
                     match outcome {
+                        RecordOutcome::Invalid(_) if self.invalid_not_dead_lettered => {
+                            tally.invalid += 1;
+                        }
                         RecordOutcome::Invalid(e) => {
                             tally.invalid += 1;
                             let source = if coord.partition < 0 {

@@ -20,7 +20,7 @@ use crate::engine::{Engine, RecordOutcome};
 use crate::rules::{RuleIndex, RuleSpec};
 
 pub use report::Format;
-pub use window::{read_file, read_kafka, Record, Seek};
+pub use window::{read_file, read_kafka, At, Record, Seek};
 
 /// Samples kept per kind of change.
 const SAMPLES: usize = 3;
@@ -423,3 +423,93 @@ fn compare_rules(new: &Config, old: &Config, report: &mut Report) {
 }
 
 pub use report::write;
+
+/// Records on their way from the reading thread to the comparing one.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    /// (end in `bytes`, where, written_ms); names index `names`.
+    recs: Vec<(usize, usize, Where, Option<i64>)>,
+    names: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Where {
+    Line(u64),
+    Kafka(i32, i64),
+}
+
+impl Chunk {
+    fn push(&mut self, r: &Record<'_>) {
+        let (name, at) = match r.at {
+            window::At::Line(f, n) => (f, Where::Line(n)),
+            window::At::Kafka(t, p, o) => (t, Where::Kafka(p, o)),
+        };
+        if self.names.last().is_none_or(|n| n != name) {
+            self.names.push(name.to_owned());
+        }
+        self.bytes.extend_from_slice(r.line);
+        self.recs
+            .push((self.bytes.len(), self.names.len() - 1, at, r.written_ms));
+    }
+
+    fn each(&self, mut f: impl FnMut(&Record<'_>)) {
+        let mut start = 0;
+        for &(end, name, at, written_ms) in &self.recs {
+            let name = &self.names[name];
+            f(&Record {
+                line: &self.bytes[start..end],
+                at: match at {
+                    Where::Line(n) => window::At::Line(name, n),
+                    Where::Kafka(p, o) => window::At::Kafka(name, p, o),
+                },
+                written_ms,
+            });
+            start = end;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.recs.clear();
+        self.names.clear();
+    }
+}
+
+/// Records per chunk handed between the threads.
+const CHUNK: usize = 1024;
+
+/// Runs `read`, which calls its argument for each record, on this thread
+/// and the comparison on another: reading (Kafka's polling, a file's
+/// lines) and running two engines then share the two cores.
+pub fn compare_while_reading<R>(
+    plan: &mut Plan,
+    read: impl FnOnce(&mut dyn FnMut(&Record<'_>)) -> R,
+) -> R {
+    let (tx, rx) = crossbeam_channel::bounded::<Chunk>(8);
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Chunk>(10);
+    std::thread::scope(|s| {
+        let compare = s.spawn(move || {
+            for mut c in rx {
+                c.each(|r| plan.record(r));
+                c.clear();
+                let _ = spare_tx.try_send(c);
+            }
+        });
+        let mut chunk = Chunk::default();
+        let out = read(&mut |r| {
+            chunk.push(r);
+            if chunk.recs.len() >= CHUNK {
+                let next = spare_rx.try_recv().unwrap_or_default();
+                // The comparing thread only ends when this sender goes.
+                let _ = tx.send(std::mem::replace(&mut chunk, next));
+            }
+        });
+        if !chunk.recs.is_empty() {
+            let _ = tx.send(chunk);
+        }
+        drop(tx);
+        compare.join().expect("the comparing thread does not panic");
+        out
+    })
+}

@@ -18,6 +18,7 @@ use std::path::Path;
 
 use ossnotify_sinks::kafka_store::{read, ADMIN_TIMEOUT};
 use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
@@ -132,14 +133,14 @@ pub fn read_kafka(
     total(windows.iter().map(|(_, m)| m.waiting()).sum());
     for (topic, marks) in windows {
         let mut first = std::collections::HashSet::new();
-        read::read_between(&c, &topic, marks, Some(started_ms), |s| {
-            let written = s.time_ms;
-            if first.insert(s.partition) && written < since_ms {
+        read::read_between(&c, &topic, marks, Some(started_ms), |m| {
+            let written = m.timestamp().to_millis().unwrap_or(0);
+            if first.insert(m.partition()) && written < since_ms {
                 seek.scanned += 1;
             }
             visit(&Record {
-                line: &s.value,
-                at: At::Kafka(&topic, s.partition, s.offset),
+                line: m.payload().unwrap_or_default(),
+                at: At::Kafka(&topic, m.partition(), m.offset()),
                 written_ms: Some(written),
             });
         })?;

@@ -127,7 +127,8 @@ pub fn read_range(
 ) -> Result<Watermarks, KafkaError> {
     let c = consumer(cc, group)?;
     let marks = watermarks(&c, topic)?;
-    read_between(&c, topic, marks, None, visit)
+    let mut visit = visit;
+    read_between(&c, topic, marks, None, |m| visit(stored(m)))
 }
 
 /// Reads `topic` between `marks` (each partition from its `from` to its
@@ -135,12 +136,13 @@ pub fn read_range(
 /// `written_by` (epoch ms), a partition also ends at its first message
 /// written after it, which is not visited: reading past a reported end
 /// then stops at what was written since, even while a producer writes on.
+/// `visit` sees each message in place (nothing copied unless it copies).
 pub fn read_between(
     c: &BaseConsumer,
     topic: &str,
     mut marks: Watermarks,
     written_by: Option<i64>,
-    mut visit: impl FnMut(Stored),
+    mut visit: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
 ) -> Result<Watermarks, KafkaError> {
     let left = assign_waiting(c, topic, &marks)?;
     if left == 0 {
@@ -173,7 +175,7 @@ pub fn read_between(
                 if m.offset() >= *end {
                     *end = m.offset() + 1;
                 }
-                visit(stored(&m));
+                visit(&m);
                 if m.offset() + 1 >= *end {
                     done.insert(m.partition());
                 }

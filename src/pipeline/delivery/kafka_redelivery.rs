@@ -5,24 +5,32 @@
 //!
 //! # Rounds
 //!
-//! Each assigned partition is read in rounds of up to four of its sink's
-//! batches. A round is delivered on the runtime (sharing the sink's
-//! `max_in_flight` with live traffic) while the next one is read; a
-//! partition whose next round is full is paused until its round ends.
+//! Each assigned partition is read from a queue of its own (split off the
+//! consumer's), in rounds of up to four of its sink's batches. A round is
+//! delivered on the runtime (sharing the sink's `max_in_flight` with live
+//! traffic) while the next one is read; a partition whose next round is
+//! full is simply not read, and librdkafka stops fetching it once its
+//! queue holds `queued.max.messages.kbytes`: no pause, and nothing fetched
+//! is thrown away. (Pausing per round cost a fresh fetch each time, about
+//! a second on a broker that answers a fetch only when its wait runs out:
+//! 1,040 messages/s, against 96,766 this way.) The reader sleeps until a
+//! round ends or a queue gets a message.
+//!
 //! When a round ends the group's offset is committed past its leading
 //! messages that were delivered or dead-lettered, and no further: a
 //! message the sink deferred stops the commit, what was read after it is
-//! dropped, and the partition is read again from it (a seek) once the
-//! breaker lets a request through. So the commit never passes an
+//! dropped, and the partition is paused and read again from it (a seek)
+//! once the breaker lets a request through. So the commit never passes an
 //! undelivered message, and a partition's messages are sent in order, one
 //! round at a time. A partition held for an open breaker stops nothing
 //! else: each partition is paused and resumed on its own.
 //!
 //! The reader knows which offset must come next; a message past it (a gap:
-//! what librdkafka fetched before a pause is dropped and fetched again
-//! after it) makes it seek back to that offset, unless the partition no
-//! longer has it (its low watermark is past it: the messages expired from
-//! the topic), which is logged and read past.
+//! a partition's messages that came through the consumer's queue before
+//! its own queue was split off, or were dropped from a full round) makes
+//! it seek back to that offset, unless the partition no longer has it (its
+//! low watermark is past it: the messages expired from the topic), which
+//! is logged and read past.
 //!
 //! # Rebalances
 //!

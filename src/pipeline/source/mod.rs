@@ -1,4 +1,5 @@
-//! Where records come from: the Kafka consumer-group member ([`kafka`]) or
+//! Where records come from: the Kafka consumer-group member ([`kafka`]),
+//! a range of offsets of Kafka partitions ([`window`], a backfill) or
 //! lines of a file or stdin ([`lines`]), behind one interface. A source
 //! reads records into batches and hands them to the workers, announcing
 //! every record to the offset tracker before any worker can see it; it says
@@ -14,6 +15,7 @@ pub mod fetch_queue;
 pub mod group_watch;
 pub mod kafka;
 pub mod lines;
+pub mod window;
 
 use super::error::SourceError;
 use std::sync::Arc;
@@ -115,6 +117,10 @@ pub fn open(
             topics.clone(),
             revoked.clone(),
         )?),
+        (super::Input::Window(w), _) => {
+            ready.store(true, std::sync::atomic::Ordering::SeqCst);
+            Box::new(window::WindowSource::new(w, topics, progress)?)
+        }
         (super::Input::Kafka, other) => return Err(SourceError::NotKafka(format!("{other:?}"))),
     })
 }

@@ -1,0 +1,235 @@
+//! `ossnotify backfill`: a new rule's notifications for operations that
+//! happened before it existed, from the retained operation log.
+//!
+//! # The window
+//!
+//! A record is backfilled when all of these hold (docs/commands.md):
+//! - its offset is below the live group's committed offset on its
+//!   partition when the backfill first started (what the live pipeline
+//!   has not read yet, it sends itself if the rule is live; a partition
+//!   the live group never committed is left to it entirely);
+//! - its operation time is at or after `--since`, and before `--until` if
+//!   given;
+//! - it is not below the backfill's own committed offset (a resumed
+//!   backfill goes on where it stopped).
+//!
+//! Offsets bound the window, and the operation time selects within it:
+//! each partition is read from the offset the time index gives for
+//! `--since` (a hint; a broker without a usable one is read from its
+//! start), and the engine sends nothing for a record outside the times.
+//!
+//! # Resuming
+//!
+//! Progress is committed under `{group_id}.backfill.{name}`, never joined.
+//! The window's ends are committed, before anything is read, under
+//! `{group_id}.backfill.{name}.end` (a group used only to keep them: any
+//! broker keeps a committed offset, not every one keeps a commit's
+//! metadata), with each partition's start under the first; so a backfill
+//! stopped or killed at any point resumes with the window it started
+//! with. `--restart` forgets it.
+//!
+//! # Delivery
+//!
+//! The run is `ossnotify run`'s, with only the named rules and their
+//! sinks: retries, breakers, backlogs, dead letters and CloudEvents ids
+//! are the same (an id depends only on the record, so a consumer can
+//! de-duplicate a backfilled notification against a live one). Its sinks'
+//! backlogs are the live ones' topics: the live members redeliver what
+//! the backfill could not send, and it redelivers with them while it runs.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use ossnotify_sinks::kafka_store::{read, ADMIN_TIMEOUT};
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::{Config, SourceType};
+use crate::pipeline::window_source as window;
+use crate::pipeline::{KafkaWindow, Range};
+
+/// What to backfill.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub rules: Vec<String>,
+    /// Operation times `[since, until)`, epoch ms.
+    pub since_ms: i64,
+    pub until_ms: Option<i64>,
+    pub max_rate: Option<f64>,
+    /// Names the backfill's group; the rules' ids joined by `+` if absent.
+    pub name: Option<String>,
+    /// Start again, forgetting a stopped backfill's progress and window.
+    pub restart: bool,
+    /// Where to serve metrics (the config's `[metrics] listen` is the
+    /// daemon's, and not used).
+    pub metrics_listen: Option<String>,
+}
+
+/// Why a backfill cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error("backfill reads the source's Kafka topics, and this config's source is {0}")]
+    NotKafka(String),
+    #[error("no rule {unknown:?} in the config (its rules: {known})")]
+    UnknownRule { unknown: String, known: String },
+    #[error("backfill needs at least one --rule")]
+    NoRule,
+    #[error("reading the topics' offsets: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// A backfill ready to run: the derived config (only the named rules and
+/// their sinks, the window's times) and what to read.
+pub struct Prepared {
+    pub config: Config,
+    pub window: KafkaWindow,
+    pub name: String,
+    pub group: String,
+    /// Records in the window's offset ranges (the most it reads).
+    pub total: u64,
+    /// Partitions whose range came from a stopped backfill.
+    pub resumed: usize,
+}
+
+/// Finds the window (committing its starts for a new backfill) and derives
+/// the config.
+pub fn prepare(mut config: Config, req: &Request) -> Result<Prepared, BackfillError> {
+    if config.source.kind != SourceType::Kafka {
+        return Err(BackfillError::NotKafka(
+            format!("{:?}", config.source.kind).to_lowercase(),
+        ));
+    }
+    if req.rules.is_empty() {
+        return Err(BackfillError::NoRule);
+    }
+    for r in &req.rules {
+        if !config.rules.iter().any(|x| &x.id == r) {
+            let known: Vec<&str> = config.rules.iter().map(|x| x.id.as_str()).collect();
+            return Err(BackfillError::UnknownRule {
+                unknown: r.clone(),
+                known: known.join(", "),
+            });
+        }
+    }
+    let name = req.name.clone().unwrap_or_else(|| req.rules.join("+"));
+    let live = config.source.group_id.clone().unwrap_or_default();
+    let group = format!("{live}.backfill.{name}");
+    let mut client = config.store_client();
+    for (k, v) in crate::pipeline::FETCH_DEFAULTS {
+        client.set(*k, *v);
+    }
+    let c = read::consumer(&client, &group)?;
+    let ends_kept = read::consumer(&client, &format!("{group}.end"))?;
+    let live_reader = read::consumer(&client, &live)?;
+    let (mut ranges, mut resumed, mut fresh) = (Vec::new(), 0, Vec::new());
+    for topic in &config.source.topics {
+        let md = c.fetch_metadata(Some(topic), ADMIN_TIMEOUT)?;
+        let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+            continue;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in t.partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+        let ours = c.committed_offsets(tpl.clone(), ADMIN_TIMEOUT)?;
+        let kept = ends_kept.committed_offsets(tpl.clone(), ADMIN_TIMEOUT)?;
+        let theirs = live_reader.committed_offsets(tpl.clone(), ADMIN_TIMEOUT)?;
+        let mut hint = TopicPartitionList::new();
+        for p in t.partitions() {
+            hint.add_partition_offset(topic, p.id(), Offset::Offset(req.since_ms))?;
+        }
+        let hints = c.offsets_for_times(hint, ADMIN_TIMEOUT)?;
+        for p in t.partitions() {
+            let (low, _) = c.fetch_watermarks(topic, p.id(), ADMIN_TIMEOUT)?;
+            let offset = |l: &TopicPartitionList| match l.find_partition(topic, p.id())?.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            };
+            let stored = offset(&ours).zip(offset(&kept));
+            let range = match stored.filter(|_| !req.restart) {
+                Some((at, end)) => {
+                    resumed += 1;
+                    Range {
+                        topic: topic.clone(),
+                        partition: p.id(),
+                        from: at.max(low).min(end),
+                        end,
+                    }
+                }
+                None => {
+                    let end = match theirs.find_partition(topic, p.id()).map(|e| e.offset()) {
+                        Some(Offset::Offset(o)) => o,
+                        // Never committed: the live group reads it all.
+                        _ => low,
+                    };
+                    let from = match hints.find_partition(topic, p.id()).map(|e| e.offset()) {
+                        Some(Offset::Offset(o)) => o.clamp(low, end.max(low)),
+                        Some(Offset::End) => end,
+                        _ => low,
+                    };
+                    let r = Range {
+                        topic: topic.clone(),
+                        partition: p.id(),
+                        from: from.min(end),
+                        end,
+                    };
+                    fresh.push(r.clone());
+                    r
+                }
+            };
+            ranges.push(range);
+        }
+    }
+    // A new window's ends, then its starts, before anything is read.
+    if !fresh.is_empty() {
+        let at = |f: fn(&Range) -> i64| -> Vec<_> {
+            fresh
+                .iter()
+                .map(|r| (r.topic.clone(), r.partition, f(r)))
+                .collect()
+        };
+        window::commit(&ends_kept, &at(|r| r.end))?;
+        window::commit(&c, &at(|r| r.from))?;
+    }
+    let total = ranges.iter().map(|r| (r.end - r.from).max(0) as u64).sum();
+    // Only the named rules, and only their sinks.
+    config.rules.retain(|r| req.rules.contains(&r.id));
+    let used: std::collections::BTreeSet<u32> = config
+        .rules
+        .iter()
+        .flat_map(|r| r.sinks.iter().copied())
+        .collect();
+    let sinks = std::mem::take(&mut config.sinks);
+    let mut renumber = HashMap::new();
+    for (i, s) in sinks.into_iter().enumerate() {
+        if used.contains(&(i as u32)) {
+            renumber.insert(i as u32, config.sinks.len() as u32);
+            config.sinks.push(s);
+        }
+    }
+    for r in &mut config.rules {
+        for s in &mut r.sinks {
+            *s = renumber[s];
+        }
+    }
+    config.pipeline.operation_window = Some((req.since_ms, req.until_ms.unwrap_or(i64::MAX)));
+    // The live pipeline dead-lettered them when it read them.
+    config.pipeline.invalid_not_dead_lettered = true;
+    // The daemon's metrics address is the daemon's.
+    config.metrics.listen = req.metrics_listen.clone();
+    Ok(Prepared {
+        config,
+        window: KafkaWindow {
+            client,
+            group: group.clone(),
+            ranges,
+            max_rate: req.max_rate,
+            read: Arc::new(AtomicU64::new(0)),
+        },
+        name,
+        group,
+        total,
+        resumed,
+    })
+}
