@@ -115,9 +115,13 @@ pub fn prepare(mut config: Config, req: &Request) -> Result<Prepared, BackfillEr
     let name = req.name.clone().unwrap_or_else(|| req.rules.join("+"));
     let live = config.source.group_id.clone().unwrap_or_default();
     let group = format!("{live}.backfill.{name}");
+    // Read as the source reads: its fetch sizes, then its own settings.
     let mut client = config.store_client();
     for (k, v) in crate::pipeline::FETCH_DEFAULTS {
         client.set(*k, *v);
+    }
+    for (k, v) in &config.source.librdkafka {
+        client.set(k, v);
     }
     let c = read::consumer(&client, &group)?;
     let ends_kept = read::consumer(&client, &format!("{group}.end"))?;

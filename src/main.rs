@@ -1116,6 +1116,7 @@ fn backfill(config_path: &Path, req: &ossnotify::backfill::Request) -> Result<Ex
     let stop = stop_on_signals();
     let options = ossnotify::pipeline::RunOptions {
         reload: false,
+        redeliver: false,
         ..Default::default()
     };
     let ran = ossnotify::pipeline::run_with(

@@ -106,6 +106,9 @@ pub struct RunOptions {
     /// not: its config is derived from the file (only the rules named),
     /// and a reload would bring every rule back.
     pub reload: bool,
+    /// Redeliver the Kafka backlogs (join the backlog group). A backfill
+    /// does not: the live members redeliver what it kept.
+    pub redeliver: bool,
 }
 
 impl Default for RunOptions {
@@ -113,6 +116,7 @@ impl Default for RunOptions {
         RunOptions {
             check_sinks: true,
             reload: true,
+            redeliver: true,
         }
     }
 }
@@ -165,7 +169,7 @@ pub fn run_with(
     let mut drivers = Drivers::new(
         rt.handle().clone(),
         store.clone(),
-        backlog_store(config),
+        backlog_store(config, options.redeliver),
         progress.clone(),
         counters.clone(),
         supervisor.clone(),
@@ -522,12 +526,14 @@ fn ensure_store_topics(config: &Config, supervisor: &Supervisor) -> Result<bool,
 }
 
 /// Where `config` keeps the sinks' backlogs.
-fn backlog_store(config: &Config) -> super::delivery::backlogs::BacklogStore {
+fn backlog_store(config: &Config, redeliver: bool) -> super::delivery::backlogs::BacklogStore {
     use super::delivery::backlogs::{BacklogStore, KafkaBacklogs};
     match config.backlog_store() {
         crate::config::StoreKind::Disk => BacklogStore::Disk(config.backlog_path()),
         crate::config::StoreKind::Kafka => {
-            BacklogStore::Kafka(Box::new(KafkaBacklogs::new(config)))
+            let mut k = KafkaBacklogs::new(config);
+            k.redeliver = redeliver;
+            BacklogStore::Kafka(Box::new(k))
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct KafkaBacklogs {
     pub replication_factor: i32,
     producer: Mutex<Option<Arc<AckedProducer>>>,
     redelivery: Mutex<Option<KafkaRedelivery>>,
+    /// Whether this process redelivers (joins the backlog group). A
+    /// backfill does not: it would make the live members' backlog group
+    /// rebalance as it starts and ends, and they redeliver its backlog.
+    pub redeliver: bool,
     /// Topics found with a finite `retention.ms`.
     retention: Mutex<HashMap<String, i64>>,
 }
@@ -62,6 +66,7 @@ impl KafkaBacklogs {
             replication_factor: config.backlog.replication_factor,
             producer: Mutex::default(),
             redelivery: Mutex::default(),
+            redeliver: true,
             retention: Mutex::default(),
         }
     }
@@ -299,7 +304,7 @@ impl Backlogs {
             }
         };
         let mut redelivery = k.redelivery.lock().expect("not poisoned");
-        if redelivery.is_none() {
+        if redelivery.is_none() && k.redeliver {
             let wiring = Wiring {
                 rt: self.rt.clone(),
                 current: self.current.clone(),
