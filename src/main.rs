@@ -570,13 +570,7 @@ fn run(config_path: &Path, check_sinks: bool) -> Result<ExitCode, CliError> {
     };
     let s = match ossnotify::pipeline::run_with(&config, input, stop, options) {
         Ok(s) => s,
-        // A destination that refused its probe: a config to fix (exit 1).
-        Err(
-            e @ ossnotify::pipeline::RunError::Routing(
-                ossnotify::pipeline::PipelineError::SinkRefused { .. },
-            ),
-        ) => return Err(invalid(e)),
-        Err(e) => return Err(e).failed(),
+        Err(e) => return Err(run_failed(e)),
     };
     if !s.drained {
         eprintln!("run: the drain deadline cut the drain short; what was in flight is read again at the next start");
@@ -1130,12 +1124,7 @@ fn backfill(config_path: &Path, req: &ossnotify::backfill::Request) -> Result<Ex
     bar.finish_and_clear();
     let s = match ran {
         Ok(s) => s,
-        Err(
-            e @ ossnotify::pipeline::RunError::Routing(
-                ossnotify::pipeline::PipelineError::SinkRefused { .. },
-            ),
-        ) => return Err(invalid(e)),
-        Err(e) => return Err(e).failed(),
+        Err(e) => return Err(run_failed(e)),
     };
     let rules: Vec<&str> = p.config.rules.iter().map(|r| r.id.as_str()).collect();
     let per_sink: Vec<String> = s
@@ -1173,4 +1162,14 @@ fn utc(ms: i64) -> String {
     let mut b = Vec::with_capacity(24);
     ossnotify::oplog::time::write_utc(ms, &mut b);
     String::from_utf8_lossy(&b).into_owned()
+}
+
+/// A run that failed: a destination that refused its probe is a config to
+/// fix (exit 1); anything else failed while running (exit 2).
+fn run_failed(e: ossnotify::pipeline::RunError) -> CliError {
+    use ossnotify::pipeline::{PipelineError, RunError};
+    match e {
+        e @ RunError::Routing(PipelineError::SinkRefused { .. }) => invalid(e),
+        e => CliError::Runtime(flat(e)),
+    }
 }
