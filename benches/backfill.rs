@@ -13,7 +13,9 @@
 //!
 //! `cargo bench --bench backfill` (`OSSNOTIFY_BENCH_RECORDS`, default
 //! 300,000; `OSSNOTIFY_BENCH_LIVE_RATE`, default 2,000 records/s;
-//! `OSSNOTIFY_BENCH_MAX_RATE`, default 20,000)
+//! `OSSNOTIFY_BENCH_MAX_RATE`, default 20,000;
+//! `OSSNOTIFY_BENCH_BACKFILL_COMMIT_MS`, the backfill's commit interval,
+//! default 100)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -126,7 +128,17 @@ fn main() {
     drop(reader);
     assert_eq!(ends.iter().sum::<i64>() as u64, records);
     let past_cfg = dir.path().join("past.toml");
-    std::fs::write(&past_cfg, config(past, &server.endpoint(), "past")).unwrap();
+    // The backfill's commit interval (`OSSNOTIFY_BENCH_BACKFILL_COMMIT_MS`,
+    // default 100 ms as the live member's).
+    let commit_ms: u64 = env_or("OSSNOTIFY_BENCH_BACKFILL_COMMIT_MS", 100);
+    std::fs::write(
+        &past_cfg,
+        config(past, &server.endpoint(), "past").replace(
+            "commit_interval_ms = 100",
+            &format!("commit_interval_ms = {commit_ms}"),
+        ),
+    )
+    .unwrap();
 
     // 1. Unthrottled, alone.
     let (rate, secs) = backfill(&server, &past_cfg, "alone", &[], records);
