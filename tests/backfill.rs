@@ -79,19 +79,8 @@ fn expected(
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus.ndjson");
     std::fs::write(&corpus, records.join("\n") + "\n").unwrap();
-    let out = support::run(
-        &[
-            "match",
-            "-c",
-            config.to_str().unwrap(),
-            corpus.to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
     let mut m = BTreeMap::new();
-    for l in support::text(&out.stdout).lines() {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+    for v in support::match_lines(config, &corpus) {
         let r = v["ruleId"].as_str().unwrap();
         if rule.is_some_and(|x| x != r) {
             continue;

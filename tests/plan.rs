@@ -82,19 +82,8 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Messages per (rule, sink) that `match` gives with `config` over `corpus`.
 fn matched(config: &Path, corpus: &Path) -> BTreeMap<(String, String), i64> {
-    let out = support::run(
-        &[
-            "match",
-            "-c",
-            config.to_str().unwrap(),
-            corpus.to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
     let mut m = BTreeMap::new();
-    for l in support::text(&out.stdout).lines() {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+    for v in support::match_lines(config, corpus) {
         for s in v["sinks"].as_array().unwrap() {
             *m.entry((
                 v["ruleId"].as_str().unwrap().to_owned(),

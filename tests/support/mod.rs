@@ -90,9 +90,9 @@ pub fn counts(v: impl Iterator<Item = String>) -> std::collections::BTreeMap<Str
     m
 }
 
-/// What `ossnotify match -c CONFIG CORPUS` predicts: each message (the
-/// notification JSON, compact) and how many times.
-pub fn predicted(config: &Path, corpus: &Path) -> std::collections::BTreeMap<String, usize> {
+/// What `ossnotify match -c CONFIG CORPUS` prints: one
+/// `{"ruleId":…,"sinks":[…],"message":…}` per message.
+pub fn match_lines(config: &Path, corpus: &Path) -> Vec<serde_json::Value> {
     let out = run(
         &[
             "match",
@@ -103,10 +103,20 @@ pub fn predicted(config: &Path, corpus: &Path) -> std::collections::BTreeMap<Str
         b"",
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    counts(text(&out.stdout).lines().map(|l| {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        v["message"].to_string()
-    }))
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// What `ossnotify match -c CONFIG CORPUS` predicts: each message (the
+/// notification JSON, compact) and how many times.
+pub fn predicted(config: &Path, corpus: &Path) -> std::collections::BTreeMap<String, usize> {
+    counts(
+        match_lines(config, corpus)
+            .iter()
+            .map(|v| v["message"].to_string()),
+    )
 }
 
 /// `ossnotify validate -c` on `config`: (exit code, stdout).
