@@ -174,9 +174,7 @@ pub fn parse_time(s: &str) -> Result<u64, DeadLetterError> {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn utc(ms: u64) -> String {
-    let mut out = Vec::new();
-    crate::oplog::time::write_utc(ms as i64, &mut out);
-    String::from_utf8(out).unwrap_or_default()
+    crate::oplog::time::utc(ms as i64)
 }
 
 /// The entries `filter` selects, in order, and the store's unreadable ones.

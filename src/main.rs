@@ -1138,13 +1138,13 @@ fn backfill(config_path: &Path, req: &ossnotify::backfill::Request) -> Result<Ex
         .collect();
     let until = req
         .until_ms
-        .map(|u| format!(" and before {}", utc(u)))
+        .map(|u| format!(" and before {}", ossnotify::oplog::time::utc(u)))
         .unwrap_or_default();
     eprintln!(
         "backfill {}: {} records read (operation times from {}{until}, up to where the live group had read); {} messages of rules {}: {}",
         p.name,
         s.records,
-        utc(req.since_ms),
+        ossnotify::oplog::time::utc(req.since_ms),
         s.messages,
         rules.join(", "),
         per_sink.join("; ")
@@ -1156,12 +1156,6 @@ fn backfill(config_path: &Path, req: &ossnotify::backfill::Request) -> Result<Ex
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn utc(ms: i64) -> String {
-    let mut b = Vec::with_capacity(24);
-    ossnotify::oplog::time::write_utc(ms, &mut b);
-    String::from_utf8_lossy(&b).into_owned()
 }
 
 /// A run that failed: a destination that refused its probe is a config to

@@ -174,6 +174,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, as text (see [`write_utc`]).
+pub fn utc(millis: i64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_utc(millis, &mut out);
+    String::from_utf8(out).expect("ASCII")
+}
+
 /// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` (24 bytes). Years outside 0..=9999 are
 /// clamped to that range, which RFC 3339 requires.
 pub fn write_utc(millis: i64, out: &mut Vec<u8>) {

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use serde_json::{json, Value};
 
 use super::{InvalidOnly, Report, Tally};
+use crate::oplog::time::utc;
 
 /// How the report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -14,12 +15,6 @@ pub enum Format {
     #[default]
     Text,
     Json,
-}
-
-fn utc(ms: i64) -> String {
-    let mut b = Vec::with_capacity(24);
-    crate::oplog::time::write_utc(ms, &mut b);
-    String::from_utf8(b).expect("ASCII")
 }
 
 /// Writes `r`, comparing `new` (the config planned) with `old`.
