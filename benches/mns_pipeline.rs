@@ -8,17 +8,23 @@
 //! 1. Sustained rate: a backlog of records is produced first, then read
 //!    through the whole pipeline; records/s between the first and the last
 //!    offset commit (every 100 ms), as the pipeline's /metrics reports them.
-//! 2. Latency at half that rate: records produced at a steady 50 % of it,
+//! 2. Latency at each of `OSSNOTIFY_BENCH_LOADS` (default 1,000 records/s,
+//!    50 % and 90 % of that rate), 20 s each: records produced steadily,
 //!    each carrying its sequence number as its request id; latency is the
-//!    time from the producer's send call to mns-dev accepting the message.
-//! 3. The pipeline's peak RSS (VmHWM) over both.
+//!    time from the producer's send call to mns-dev accepting the message
+//!    (p50, p99, p99.9). Before each, a bare librdkafka consumer with the
+//!    pipeline's fetch settings reads the same rate from a topic of its
+//!    own: the broker's and client's share. The pipeline starts afresh for
+//!    each load (the same group), so its `ossnotify_stage_seconds`
+//!    summaries cover that load only: where its own share goes.
+//! 3. The pipeline's peak RSS (VmHWM) over all of these.
 //! 4. With `OSSNOTIFY_BENCH_OUTAGE_SECONDS=N`, a member's peak RSS while
 //!    its sink fails for N seconds at that half rate (see `outage`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::{broker, free_addr, metrics_committed as committed, spawn_run, stop_run};
+use support::{broker, free_addr, metrics_committed as committed, spawn_run_of, stop_run};
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,7 +36,8 @@ use rdkafka::ClientConfig;
 
 const TOPIC: &str = "bench-mns";
 const BACKLOG: u64 = 600_000;
-const HALF_LOAD_SECONDS: f64 = 20.0;
+/// How long each latency phase produces.
+const PHASE_SECONDS: f64 = 20.0;
 
 /// A synthetic record whose request id is `seq` (24 hex digits, as OSS's).
 fn record(w: &Workload, rng: &mut Rng, seq: u64) -> Vec<u8> {
@@ -56,7 +63,11 @@ fn seq_of(body: &str) -> Option<u64> {
 }
 
 fn send(p: &BaseProducer, payload: &[u8]) {
-    let mut rec = BaseRecord::<(), [u8]>::to(TOPIC).payload(payload);
+    send_to(p, TOPIC, payload)
+}
+
+fn send_to(p: &BaseProducer, topic: &str, payload: &[u8]) {
+    let mut rec = BaseRecord::<(), [u8]>::to(topic).payload(payload);
     loop {
         match p.send(rec) {
             Ok(()) => return,
@@ -79,7 +90,8 @@ fn config_text(
     breaker: bool,
 ) -> String {
     let mut text = format!(
-        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"{group}\"\n\n[source.librdkafka]\n\"fetch.wait.max.ms\" = \"20\"\n\n[pipeline]\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n[sinks.events.breaker]\nenabled = {breaker}\n",
+        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"{group}\"\n\n[source.librdkafka]\n\"fetch.wait.max.ms\" = \"{}\"\n\n[pipeline]\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n[sinks.events.breaker]\nenabled = {breaker}\n",
+        fetch_wait_ms(),
         dir.join(format!("dl-{group}")).display(),
     );
     text.push_str(&w.rules_toml("events"));
@@ -144,9 +156,13 @@ fn ab(brokers: &str, dir: &std::path::Path, endpoint: &str, w: &Workload) {
         std::fs::write(&cfg, text).unwrap();
         let child = support::spawn_run_of(bin, &cfg, &dir.join(format!("ab-{round}.log")), "info");
         let rate = sustained(&metrics);
+        let hwm = vm_hwm_kib(child.id());
         stop_run(child);
         let label = if first { a_label } else { b_label };
-        println!("round {round}: {label}: {rate:.0} records/s");
+        println!(
+            "round {round}: {label}: {rate:.0} records/s, peak RSS {:.1} MiB",
+            hwm as f64 / 1024.0
+        );
         if first {
             a.push(rate)
         } else {
@@ -231,7 +247,7 @@ fn main() {
     );
     let cfg = dir.path().join("bench.toml");
     std::fs::write(&cfg, text).unwrap();
-    let child = spawn_run(&cfg, &dir.path().join("run.log"));
+    let child = spawn_run_of(&bin(), &cfg, &dir.path().join("run.log"), "info");
 
     // 1. Sustained rate over the backlog.
     let max_rate = sustained(&metrics);
@@ -240,15 +256,124 @@ fn main() {
         "sustained: {max_rate:.0} records/s ({backlog_messages} messages accepted by mns-dev for {BACKLOG} records)"
     );
 
-    // 2. Half of that rate, steadily, with the send time of every record.
-    // `OSSNOTIFY_BENCH_LOAD` picks another fraction of the sustained rate.
-    let load: f64 = std::env::var("OSSNOTIFY_BENCH_LOAD")
-        .ok()
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0.5);
-    let rate = max_rate * load;
-    let total = (rate * HALF_LOAD_SECONDS) as u64;
-    let mut sent_at: Vec<SystemTime> = Vec::with_capacity(total as usize);
+    // 3. (peak RSS of the sustained run), then a clean stop.
+    let mut hwm = vm_hwm_kib(child.id());
+    stop_run(child);
+
+    // 2. Latency at each load, against a bare consumer at the same rate.
+    for load in loads() {
+        let rate = match load {
+            Load::PerSecond(r) => r,
+            Load::Share(f) => max_rate * f,
+        };
+        let seconds = PHASE_SECONDS;
+        let bare = bare_latency(&brokers, &producer, &w, &mut rng, rate, seconds);
+        let child = spawn_run_of(&bin(), &cfg, &dir.path().join("run.log"), "info");
+        wait_ready(&metrics);
+        let (piped, stages) =
+            pipeline_latency(&producer, &w, &mut rng, rate, seconds, &metrics, &server);
+        hwm = hwm.max(vm_hwm_kib(child.id()));
+        stop_run(child);
+        println!(
+            "at {load} ({rate:.0} records/s for {seconds} s): produce → mns-dev accept {piped}; bare consumer, same settings, produce → received {bare}"
+        );
+        for (stage, q) in stages {
+            println!("    stage {stage:<9} (since the batch was read) {q}");
+        }
+    }
+    println!(
+        "pipeline peak RSS (VmHWM, over all phases): {:.1} MiB",
+        hwm as f64 / 1024.0
+    );
+    let rate = max_rate * 0.5;
+    ab(&brokers, dir.path(), &server.endpoint(), &w);
+    server.stop();
+    outage(&rt, &brokers, dir.path(), rate, &w);
+}
+
+/// `fetch.wait.max.ms` for the pipeline and the bare consumer
+/// (`OSSNOTIFY_BENCH_FETCH_WAIT_MS`, default 10): tansu answers a fetch only
+/// when it runs out, so it sets a floor under every latency here.
+fn fetch_wait_ms() -> String {
+    std::env::var("OSSNOTIFY_BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "10".into())
+}
+
+/// The build measured by the sustained and latency phases: this one, or
+/// `OSSNOTIFY_BENCH_BIN` (an older build, to compare in one run).
+fn bin() -> std::path::PathBuf {
+    std::env::var_os("OSSNOTIFY_BENCH_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_ossnotify").into())
+}
+
+/// A load to measure latency at: records/s, or a share of the sustained rate.
+#[derive(Clone, Copy)]
+enum Load {
+    PerSecond(f64),
+    Share(f64),
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Load::PerSecond(r) => write!(f, "{r:.0} records/s"),
+            Load::Share(s) => write!(f, "{:.0} % of sustained", s * 100.0),
+        }
+    }
+}
+
+/// `OSSNOTIFY_BENCH_LOADS`: a comma list of `N/s` and shares of the
+/// sustained rate; by default 1000/s (a typical bucket), 0.5 and 0.9.
+fn loads() -> Vec<Load> {
+    let text = std::env::var("OSSNOTIFY_BENCH_LOADS").unwrap_or_else(|_| "1000/s,0.5,0.9".into());
+    text.split(',')
+        .map(|l| match l.trim().strip_suffix("/s") {
+            Some(r) => Load::PerSecond(r.parse().expect("N/s")),
+            None => Load::Share(l.trim().parse().expect("a share such as 0.5")),
+        })
+        .collect()
+}
+
+/// p50, p99, p99.9 and max of latencies in ms.
+struct Quantiles(Vec<f64>);
+
+impl std::fmt::Display for Quantiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = &self.0;
+        if v.is_empty() {
+            return write!(f, "(no samples)");
+        }
+        let q = |p: f64| v[((v.len() - 1) as f64 * p) as usize];
+        write!(
+            f,
+            "p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms ({} samples)",
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            q(1.0),
+            v.len()
+        )
+    }
+}
+
+fn quantiles(mut v: Vec<f64>) -> Quantiles {
+    v.sort_by(f64::total_cmp);
+    Quantiles(v)
+}
+
+/// Produces `rate` records/s for `seconds` to `topic`, numbered from
+/// `first`; returns each one's send time, by number.
+fn produce_steadily(
+    producer: &BaseProducer,
+    topic: &str,
+    w: &Workload,
+    rng: &mut Rng,
+    first: u64,
+    rate: f64,
+    seconds: f64,
+) -> Vec<SystemTime> {
+    let total = (rate * seconds) as u64;
+    let mut sent_at = Vec::with_capacity(total as usize);
     let t = Instant::now();
     for i in 0..total {
         let due = t + Duration::from_secs_f64(i as f64 / rate);
@@ -261,41 +386,183 @@ fn main() {
             }
         }
         sent_at.push(SystemTime::now());
-        send(&producer, &record(&w, &mut rng, BACKLOG + i));
+        send_to(producer, topic, &record(w, rng, first + i));
     }
     producer.flush(Duration::from_secs(60)).unwrap();
-    let want = BACKLOG + total;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while (committed(&metrics) as u64) < want && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+    sent_at
+}
+
+/// Where the next latency phase numbers its records from.
+static NEXT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(BACKLOG);
+
+/// The same rate into a topic of its own, read by a bare librdkafka
+/// consumer with the pipeline's fetch settings: what the broker and the
+/// client cost, so that the pipeline's own share can be told apart.
+fn bare_latency(
+    brokers: &str,
+    producer: &BaseProducer,
+    w: &Workload,
+    rng: &mut Rng,
+    rate: f64,
+    seconds: f64,
+) -> Quantiles {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    const BARE: &str = "bench-mns-bare";
+    static CREATED: std::sync::Once = std::sync::Once::new();
+    CREATED.call_once(|| broker::create_topic(BARE, 3));
+    let first = NEXT_SEQ.fetch_add(
+        (rate * seconds) as u64 + 1,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-mns-bare")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms())
+        .set("fetch.queue.backoff.ms", "10")
+        .set("max.partition.fetch.bytes", "8388608")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset(BARE, p, rdkafka::Offset::End)
+            .unwrap();
     }
-    let mut lat: Vec<f64> = server
+    consumer.assign(&tpl).unwrap();
+    // Settle on the end before producing.
+    let settle = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < settle {
+        consumer.poll(Duration::from_millis(50));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut got: Vec<(u64, SystemTime)> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    let at = SystemTime::now();
+                    let text = std::str::from_utf8(m.payload().unwrap_or_default()).unwrap_or("");
+                    if let Some(i) = text.find("\"request_id\":\"") {
+                        if let Ok(seq) = u64::from_str_radix(&text[i + 14..i + 38], 16) {
+                            got.push((seq, at));
+                        }
+                    }
+                }
+            }
+            got
+        })
+    };
+    let sent_at = produce_steadily(producer, BARE, w, rng, first, rate, seconds);
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let got = reader.join().unwrap();
+    quantiles(
+        got.into_iter()
+            .filter_map(|(seq, at)| {
+                let sent = sent_at.get(seq.checked_sub(first)? as usize)?;
+                Some(at.duration_since(*sent).ok()?.as_secs_f64() * 1000.0)
+            })
+            .collect(),
+    )
+}
+
+/// Waits until the pipeline at `metrics` says it is ready (partitions
+/// assigned).
+fn wait_ready(metrics: &str) {
+    let port: u16 = metrics.rsplit(':').next().unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let answer = support::http_get(port, "/ready");
+        if answer.lines().next().is_some_and(|l| l.contains(" 200")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the pipeline was not ready within 120 s");
+}
+
+/// The rate through the pipeline (ready, idle): produce → mns-dev accept
+/// per message, and the pipeline's own stage quantiles from its /metrics
+/// (`ossnotify_stage_seconds`, one sample per batch; the summaries cover
+/// this process's life, which is this phase).
+fn pipeline_latency(
+    producer: &BaseProducer,
+    w: &Workload,
+    rng: &mut Rng,
+    rate: f64,
+    seconds: f64,
+    metrics: &str,
+    server: &DevServer,
+) -> (Quantiles, Vec<(String, String)>) {
+    let first = NEXT_SEQ.fetch_add(
+        (rate * seconds) as u64 + 1,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    let sent_at = produce_steadily(producer, TOPIC, w, rng, first, rate, seconds);
+    // Everything read and committed (or 60 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = (committed(metrics), Instant::now());
+    while Instant::now() < deadline && last.1.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(200));
+        let c = committed(metrics);
+        if c != last.0 {
+            last = (c, Instant::now());
+        }
+    }
+    let port: u16 = metrics.rsplit(':').next().unwrap().parse().unwrap();
+    let text = support::http_get(port, "/metrics");
+    let stages = ["queued", "encoded", "sent", "settled"]
+        .iter()
+        .map(|s| (s.to_string(), stage_quantiles(&text, s)))
+        .collect();
+    let lat = server
         .accepted()
         .iter()
         .filter_map(|a| {
-            let seq = seq_of(&a.body)?.checked_sub(BACKLOG)?;
+            let seq = seq_of(&a.body)?.checked_sub(first)?;
             let sent = sent_at.get(seq as usize)?;
             Some(a.received.duration_since(*sent).ok()?.as_secs_f64() * 1000.0)
         })
         .collect();
-    lat.sort_by(f64::total_cmp);
-    let q = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
-    println!(
-        "at {:.0} % ({rate:.0} records/s for {HALF_LOAD_SECONDS} s, {total} records, {} messages): latency from produce to mns-dev accept p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        load * 100.0,
-        lat.len(),
-        q(0.5),
-        q(0.99),
-        q(1.0)
-    );
+    (quantiles(lat), stages)
+}
 
-    // 3. Peak RSS, then a clean stop.
-    let hwm = vm_hwm_kib(child.id());
-    println!("pipeline peak RSS (VmHWM): {:.1} MiB", hwm as f64 / 1024.0);
-    stop_run(child);
-    ab(&brokers, dir.path(), &server.endpoint(), &w);
-    server.stop();
-    outage(&rt, &brokers, dir.path(), rate, &w);
+/// p50, p99 and p99.9 of one stage of `ossnotify_stage_seconds` (a
+/// histogram): the upper bound of the bucket each falls in.
+fn stage_quantiles(text: &str, stage: &str) -> String {
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with("ossnotify_stage_seconds_bucket{"))
+        .filter(|l| l.contains(&format!("stage=\"{stage}\"")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let Some(&(_, total)) = buckets.last() else {
+        return "(no samples)".into();
+    };
+    let at = |q: f64| {
+        let le = buckets
+            .iter()
+            .find(|(_, n)| *n >= q * total)
+            .map_or(f64::INFINITY, |b| b.0);
+        format!("≤ {:.1} ms", le * 1000.0)
+    };
+    format!(
+        "p50 {}, p99 {}, p99.9 {} ({total} samples)",
+        at(0.5),
+        at(0.99),
+        at(0.999)
+    )
 }
 
 /// With `OSSNOTIFY_BENCH_OUTAGE_SECONDS=N`: a member (a topic and group of

@@ -35,6 +35,12 @@ pub const TRACKER_ANOMALIES: &str = "ossnotify_tracker_anomalies_total";
 /// How stale notifications are when a sink accepts them: acceptance time
 /// minus the operation's time (`eventTime`), a histogram labelled `sink`.
 pub const EVENT_AGE: &str = "ossnotify_event_age_seconds";
+/// Where a record's time in the pipeline goes: seconds from reading its
+/// batch's first record to each stage, labelled `stage` (`queued`: handed
+/// to the workers; `encoded`: its messages made and queued for the sinks;
+/// `sent`: a delivery of its messages started; `settled`: that delivery
+/// ended) and, from `sent` on, `sink`. Sampled once per batch; a histogram.
+pub const STAGE_SECONDS: &str = "ossnotify_stage_seconds";
 /// The age of the oldest record read and not yet committable.
 pub const OLDEST_PENDING: &str = "ossnotify_oldest_pending_seconds";
 /// How long this member's consumer group has been rebalancing (0 while it
@@ -45,6 +51,11 @@ pub const GROUP_UNSETTLED: &str = "ossnotify_group_unsettled_seconds";
 /// an hour-long outage.
 const EVENT_AGE_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+/// The stage histogram's buckets, in seconds: a millisecond apart at the
+/// bottom, up to a backlog's worth.
+const STAGE_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
 /// Counted by the sinks themselves.
 pub const RETRIES: &str = ossnotify_sinks::RETRIES;
@@ -192,6 +203,11 @@ pub fn recorder() -> Option<PrometheusHandle> {
                 .set_buckets_for_metric(
                     metrics_exporter_prometheus::Matcher::Full(EVENT_AGE.into()),
                     EVENT_AGE_BUCKETS,
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(STAGE_SECONDS.into()),
+                    STAGE_BUCKETS,
                 )
                 .ok()?
                 .install_recorder()

@@ -79,8 +79,9 @@ pub trait Sink: Send + Sync {
     fn max_in_flight(&self) -> usize {
         1
     }
-    /// How long the pipeline waits for more messages to fill a batch once
-    /// it has one (`linger_ms` where a sink has it).
+    /// How long the pipeline may wait for more messages to fill a batch
+    /// while deliveries are in flight (`linger_ms` where a sink has it); a
+    /// sink with none in flight gets what is there at once.
     fn linger(&self) -> std::time::Duration {
         std::time::Duration::from_millis(5)
     }

@@ -63,6 +63,9 @@ pub struct Batch {
     /// Copied payloads, back to back.
     bytes: Vec<u8>,
     payloads: Vec<Payload>,
+    /// When its first record was read: the start of the latency stages
+    /// (`ossnotify_stage_seconds`), one clock read per batch.
+    pub read_at: Option<std::time::Instant>,
 }
 
 /// Where a record's payload is.
@@ -82,11 +85,19 @@ impl Batch {
             coords: Vec::with_capacity(records),
             bytes: Vec::new(),
             payloads: Vec::with_capacity(records),
+            read_at: None,
+        }
+    }
+
+    fn stamp(&mut self) {
+        if self.coords.is_empty() {
+            self.read_at = Some(std::time::Instant::now());
         }
     }
 
     /// Adds a record with a copy of its payload.
     pub fn push(&mut self, coord: Coord, payload: &[u8]) {
+        self.stamp();
         self.coords.push(coord);
         let start = self.bytes.len();
         self.bytes.extend_from_slice(payload);
@@ -95,6 +106,7 @@ impl Batch {
 
     /// Adds a record too large to process: its first bytes and its length.
     pub fn push_too_large(&mut self, coord: Coord, start: &[u8], len: usize) {
+        self.stamp();
         self.coords.push(coord);
         let at = self.bytes.len();
         self.bytes.extend_from_slice(start);
@@ -105,6 +117,7 @@ impl Batch {
     /// Adds a fetched record, keeping librdkafka's message instead of
     /// copying its payload (the source's largest per-record cost).
     pub fn push_held(&mut self, coord: Coord, message: Held) {
+        self.stamp();
         self.coords.push(coord);
         self.payloads.push(Payload::Held(message));
     }
@@ -123,6 +136,7 @@ impl Batch {
         self.coords.clear();
         self.bytes.clear();
         self.payloads.clear();
+        self.read_at = None;
     }
 
     /// Keeps the records `keep` says yes to, in order, releasing the rest.

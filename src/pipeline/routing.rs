@@ -31,6 +31,9 @@ use crate::rules::RuleIndex;
 pub struct Item {
     pub envelope: Envelope,
     pub coord: Coord,
+    /// When its record was read, on the first message of a batch's chunk
+    /// only: the latency stages are sampled once per batch.
+    pub read_at: Option<std::time::Instant>,
 }
 
 /// A sink as the workers see it: its queue (of chunks: a worker sends one

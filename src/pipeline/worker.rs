@@ -184,10 +184,21 @@ impl Worker {
                 tally.messages += out.len() as u64;
                 resolved.push((coord, out.len() as u32));
                 for (s, envelope) in out.drain(..) {
-                    chunks[s as usize].push(Item { envelope, coord });
+                    let chunk = &mut chunks[s as usize];
+                    let read_at = if chunk.is_empty() {
+                        batch.read_at
+                    } else {
+                        None
+                    };
+                    chunk.push(Item {
+                        envelope,
+                        coord,
+                        read_at,
+                    });
                 }
             }
             tally.add_to(&self.counters);
+            let read_at = batch.read_at;
             batch.clear();
             let _ = self.spares.try_send(batch);
             // Invalid records are durable before they count as done; if
@@ -204,6 +215,10 @@ impl Worker {
                         .blocking_send(chunk)
                         .map_err(|_| PipelineError::DriverGone(queue.name.clone()))?;
                 }
+            }
+            if let Some(t) = read_at {
+                metrics::histogram!(crate::telemetry::STAGE_SECONDS, "stage" => "encoded")
+                    .record(t.elapsed().as_secs_f64());
             }
         }
         Ok(())

@@ -61,17 +61,12 @@ pub async fn drive(
     let permits = Arc::new(tokio::sync::Semaphore::new(sink.max_in_flight().max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let max = sink.max_batch().max(1);
+    let in_flight = Arc::new(tokio::sync::watch::Sender::new(0usize));
+    let mut idle = in_flight.subscribe();
+    let stage = |name: &'static str| metrics::histogram!(crate::telemetry::STAGE_SECONDS, "stage" => name, "sink" => sink.name().to_owned());
+    let (sent_stage, settled_stage) = (stage("sent"), stage("settled"));
     let mut pending: Vec<Item> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        pending.extend(first);
-        // How long to wait to fill a batch once there is a message.
-        let deadline = tokio::time::Instant::now() + sink.linger();
-        while pending.len() < max {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(more)) => pending.extend(more),
-                _ => break,
-            }
-        }
+    while gather(&mut rx, &mut pending, max, sink.linger(), &mut idle).await {
         // Messages of partitions given up since are their next owner's.
         let mut revoked = ctx.revoked.view();
         pending.retain(|i| !revoked.contains(&i.coord));
@@ -84,7 +79,15 @@ pub async fn drive(
                 .await
                 .expect("the permits are never closed");
             let (sink, ctx) = (sink.clone(), ctx.clone());
+            let read_at = batch.iter().find_map(|i| i.read_at);
+            if let Some(t) = read_at {
+                sent_stage.record(t.elapsed().as_secs_f64());
+            }
+            let settled_stage = settled_stage.clone();
+            in_flight.send_modify(|n| *n += 1);
+            let done = InFlight(in_flight.clone());
             tasks.spawn(async move {
+                let _done = done;
                 let (envelopes, coords): (Vec<Envelope>, Vec<Coord>) =
                     batch.into_iter().map(|i| (i.envelope, i.coord)).unzip();
                 let started = std::time::Instant::now();
@@ -100,6 +103,9 @@ pub async fn drive(
                 };
                 metrics::histogram!(crate::telemetry::DELIVERY_SECONDS, "sink" => sink.name().to_owned())
                     .record(started.elapsed().as_secs_f64());
+                if let Some(t) = read_at {
+                    settled_stage.record(t.elapsed().as_secs_f64());
+                }
                 drop(permit);
                 let add = |a: &AtomicU64, n: u64| {
                     a.fetch_add(n, Ordering::Relaxed);
@@ -123,6 +129,60 @@ pub async fn drive(
         done??;
     }
     Ok(())
+}
+
+/// One delivery in flight, counted down when its task ends however it ends.
+struct InFlight(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Gathers the next delivery's messages into `pending`; false once the
+/// queue is closed and nothing is pending. Adaptive linger, as Nagle's
+/// algorithm: with no delivery in flight (`in_flight` at 0) what is queued
+/// goes at once, so a lone message never waits; while deliveries are in
+/// flight, it waits up to `linger` to fill a batch of `max`, and stops
+/// waiting as soon as the last delivery ends. So batches are full when the
+/// sink is busy and a quiet sink adds no delay.
+async fn gather(
+    rx: &mut tokio::sync::mpsc::Receiver<Vec<Item>>,
+    pending: &mut Vec<Item>,
+    max: usize,
+    linger: std::time::Duration,
+    in_flight: &mut tokio::sync::watch::Receiver<usize>,
+) -> bool {
+    if pending.is_empty() {
+        match rx.recv().await {
+            Some(first) => pending.extend(first),
+            None => return false,
+        }
+    }
+    // What is queued already costs no wait.
+    while pending.len() < max {
+        match rx.try_recv() {
+            Ok(more) => pending.extend(more),
+            Err(_) => break,
+        }
+    }
+    if pending.len() >= max || *in_flight.borrow() == 0 {
+        return true;
+    }
+    let deadline = tokio::time::Instant::now() + linger;
+    while pending.len() < max {
+        tokio::select! {
+            biased;
+            more = rx.recv() => match more {
+                Some(more) => pending.extend(more),
+                None => break,
+            },
+            _ = in_flight.wait_for(|n| *n == 0) => break,
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    true
 }
 
 /// What became of a batch.
@@ -247,4 +307,90 @@ async fn settle(
         .map_err(|e| PipelineError::store(&ctx.store, e))?;
     settled.dead_lettered = give_up.len() as u64;
     Ok(Some(settled))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The adaptive linger, on tokio's paused clock: time moves only when
+    //! every task waits on a timer, so "no time passed" is exact.
+    use super::*;
+    use std::time::Duration;
+    use tokio::sync::{mpsc, watch};
+    use tokio::time::Instant;
+
+    const LINGER: Duration = Duration::from_secs(10);
+
+    fn items(n: usize) -> Vec<Item> {
+        (0..n)
+            .map(|i| Item {
+                envelope: Envelope {
+                    payload: format!("m{i}"),
+                    rule_id: "r".into(),
+                    key: "b/k".into(),
+                    event_time_ms: 0,
+                },
+                coord: Coord {
+                    topic: 0,
+                    partition: 0,
+                    epoch: 1,
+                    offset: i as i64,
+                },
+                read_at: None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_message_to_an_idle_sink_is_sent_without_waiting_out_the_linger() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let (_busy, mut in_flight) = watch::channel(0usize);
+        tx.send(items(1)).await.unwrap();
+        let start = Instant::now();
+        let mut pending = Vec::new();
+        assert!(gather(&mut rx, &mut pending, 16, LINGER, &mut in_flight).await);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_a_delivery_is_in_flight_it_fills_a_batch_and_stops_when_the_sink_goes_idle() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let (busy, mut in_flight) = watch::channel(1usize);
+        tx.send(items(3)).await.unwrap();
+        let start = Instant::now();
+        let feeder = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tx.send(items(2)).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            // The last delivery ends: what is gathered goes now.
+            busy.send(0).unwrap();
+            (tx, busy)
+        });
+        let mut pending = Vec::new();
+        assert!(gather(&mut rx, &mut pending, 16, LINGER, &mut in_flight).await);
+        assert_eq!(pending.len(), 5);
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        feeder.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_sink_waits_at_most_the_linger_and_a_full_batch_not_at_all() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let (_busy, mut in_flight) = watch::channel(4usize);
+        tx.send(items(1)).await.unwrap();
+        let start = Instant::now();
+        let mut pending = Vec::new();
+        assert!(gather(&mut rx, &mut pending, 16, LINGER, &mut in_flight).await);
+        assert_eq!((pending.len(), start.elapsed()), (1, LINGER));
+
+        pending.clear();
+        tx.send(items(20)).await.unwrap();
+        let start = Instant::now();
+        assert!(gather(&mut rx, &mut pending, 16, LINGER, &mut in_flight).await);
+        assert_eq!((pending.len(), start.elapsed()), (20, Duration::ZERO));
+
+        pending.clear();
+        drop(tx);
+        assert!(!gather(&mut rx, &mut pending, 16, LINGER, &mut in_flight).await);
+    }
 }

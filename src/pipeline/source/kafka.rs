@@ -342,6 +342,9 @@ pub type KafkaConsumer = BaseConsumer<SourceContext>;
 pub const FETCH_DEFAULTS: &[(&str, &str)] = &[
     ("max.partition.fetch.bytes", "8388608"),
     ("fetch.queue.backoff.ms", "10"),
+    // librdkafka's 64 MiB of read-ahead was a third of the peak RSS and
+    // bought no throughput: 16 MiB is 70 ms of records at full speed.
+    ("queued.max.messages.kbytes", "16384"),
 ];
 
 /// Commits through the consumer (from the tracker's thread).

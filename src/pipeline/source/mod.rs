@@ -83,9 +83,14 @@ impl Handoff {
                 .send(Progress::Seen(batch.coords()[*announced..].to_vec()));
             *announced = batch.len();
         }
+        let read_at = batch.read_at;
         match self.batches.send_timeout(batch, wait) {
             Ok(()) => {
                 *announced = 0;
+                if let Some(t) = read_at {
+                    metrics::histogram!(crate::telemetry::STAGE_SECONDS, "stage" => "queued")
+                        .record(t.elapsed().as_secs_f64());
+                }
                 Ok(())
             }
             Err(SendTimeoutError::Timeout(b)) => Err(Refused::Full(b)),
