@@ -9,7 +9,9 @@
 //! 2. Beside a live member: the member reads another topic at a steady
 //!    rate and delivers to its own mns-dev queue; its latency from produce
 //!    to accept (p50, p99) over the same span, with no backfill, with an
-//!    unthrottled one, and with one at `--max-rate` (its records/s).
+//!    unthrottled one, and with one at `--max-rate` (its records/s). The
+//!    member has an mns-dev of its own (`OSSNOTIFY_BENCH_SHARED_MNS=1`:
+//!    the backfill's, one thread serving both).
 //!
 //! `cargo bench --bench backfill` (`OSSNOTIFY_BENCH_RECORDS`, default
 //! 300,000; `OSSNOTIFY_BENCH_LIVE_RATE`, default 2,000 records/s;
@@ -147,8 +149,34 @@ fn main() {
     // 2. Beside a live member.
     let live = "bench-backfill-live";
     support::broker::create_topic(live, 3);
+    // The live member's MNS: its own mns-dev on its own thread (two
+    // queues of a real MNS do not share one thread), or with
+    // `OSSNOTIFY_BENCH_SHARED_MNS=1` the backfill's.
+    let live_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let own = std::env::var_os("OSSNOTIFY_BENCH_SHARED_MNS").is_none_or(|v| v != "1");
+    let own_server = own.then(|| {
+        live_rt
+            .block_on(DevServer::local(DevConfig {
+                access_key_id: "AK".into(),
+                access_key_secret: "SK".into(),
+                queues: vec!["live".into()],
+                keep: usize::MAX,
+                keep_bytes: usize::MAX,
+                ..Default::default()
+            }))
+            .unwrap()
+    });
+    let live_server = own_server.as_ref().unwrap_or(&server);
+    println!(
+        "the live member's mns-dev: {}",
+        if own { "its own" } else { "the backfill's" }
+    );
     let live_cfg = dir.path().join("live.toml");
-    std::fs::write(&live_cfg, config(live, &server.endpoint(), "live")).unwrap();
+    std::fs::write(&live_cfg, config(live, &live_server.endpoint(), "live")).unwrap();
     let member = support::Member::start(&live_cfg, dir.path().join("live.log"), "info");
     member.joined();
     let producer: BaseProducer = rdkafka::ClientConfig::new()
@@ -207,7 +235,7 @@ fn main() {
         }
         producer.flush(Duration::from_secs(30)).unwrap();
         std::thread::sleep(Duration::from_secs(3));
-        let mut lat: Vec<f64> = server
+        let mut lat: Vec<f64> = live_server
             .accepted()
             .iter()
             .filter(|a| a.name == "live")
@@ -240,6 +268,9 @@ fn main() {
     let (code, log) = member.signal("-TERM");
     assert_eq!(code, Some(0), "{log}");
     server.stop();
+    if let Some(s) = own_server {
+        s.stop();
+    }
 }
 
 /// Runs a backfill of every past record to completion: messages/s into

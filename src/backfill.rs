@@ -123,6 +123,18 @@ pub fn prepare(mut config: Config, req: &Request) -> Result<Prepared, BackfillEr
     for (k, v) in crate::pipeline::FETCH_DEFAULTS {
         client.set(*k, *v);
     }
+    if let Some(rate) = req.max_rate {
+        // A throttled backfill needs little read-ahead: a quarter second of
+        // records per fetch and a second's worth queued. Full-speed fetches
+        // it does not use made the broker (on the live pipeline's cores)
+        // answer the live member's fetches later.
+        let per_second = (rate * 1024.0) as u64; // records of up to ~1 KiB
+        let fetch = (per_second / 4).clamp(64 << 10, 8 << 20);
+        let queued_kib = (per_second / 1024).clamp(1024, 16 << 10);
+        client.set("max.partition.fetch.bytes", fetch.to_string());
+        client.set("fetch.max.bytes", fetch.max(1 << 20).to_string());
+        client.set("queued.max.messages.kbytes", queued_kib.to_string());
+    }
     for (k, v) in &config.source.librdkafka {
         client.set(k, v);
     }

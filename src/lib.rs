@@ -3,9 +3,17 @@
 //! The data takes one road, and the modules follow it:
 //! [`oplog`] decodes a record, [`event`] maps its operation to event types,
 //! [`rules`] finds the matching rules in a compiled index, [`encode`] writes
-//! the notification JSON and its Base64; [`config`] loads and validates what
-//! drives them, [`dry_run`] is `ossnotify match` and [`plan`] is
-//! `ossnotify plan`.
+//! the notification JSON and its Base64; [`engine`] runs those four steps
+//! for one record. [`config`] loads and validates what drives them.
+//! [`pipeline`] is the daemon around the engine (sources, workers, sink
+//! drivers, backlogs, offsets), [`telemetry`] its metrics and health.
+//!
+//! Each of the other commands has a module of its own: [`dry_run`] is
+//! `ossnotify match`, [`plan`] `plan`, [`backfill`] `backfill`,
+//! [`config_tests`] `test`, [`dead_letter`] `dead-letter` and `replay`,
+//! [`backlog`] `backlog`, [`tap_client`] `tap` and [`loadgen`] `loadgen`;
+//! [`synth`] makes the synthetic records and rules that `loadgen`, the
+//! benchmarks and the tests use.
 
 pub mod backfill;
 pub mod backlog;

@@ -311,12 +311,15 @@ const EXIT_RUNTIME: u8 = 2;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc commits its arena eagerly on Linux: every page it ever handed
-/// out stays resident. Without that, peak RSS on a file → null job fell
-/// from 71 to 21 MiB at the same speed (BENCHMARKS.md, session 11). The
+/// mimalloc commits its arena eagerly on Linux by default: every page it
+/// ever handed out stays resident. Without that, peak RSS fell from 67–85
+/// to about 17 MiB on a file → null job and from 187–193 to 101–104 MiB in
+/// `mns_pipeline`, at the same speed (BENCHMARKS.md, session 11). The
 /// option must be set before the first allocation, which happens before
-/// `main`, so it is set from the ELF initialisers. `MIMALLOC_ARENA_EAGER_COMMIT`
-/// in the environment still wins.
+/// `main`, so it is set from the ELF initialisers.
+/// `MIMALLOC_ARENA_EAGER_COMMIT` in the environment still wins. (A short
+/// purge delay saved a little more memory and cost 6 % of `mns_pipeline`'s
+/// throughput; see [`release_freed_memory`] instead.)
 #[cfg(target_os = "linux")]
 #[used]
 #[link_section = ".init_array"]
@@ -338,6 +341,16 @@ extern "C" fn tune_allocator() {
             libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
         }
     }
+}
+
+/// Returns to the OS what loading the config freed. mimalloc returns freed
+/// pages only when the freeing thread allocates again, and the main thread
+/// then waits for the daemon to stop: a 10k-rule config left about 47 MiB
+/// resident for the daemon's life.
+fn release_freed_memory() {
+    // SAFETY: `mi_collect` frees this thread's empty pages and purges what
+    // the arenas hold freed; it touches no live allocation.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// Why a command failed, and so its exit code. Every error the user sees
@@ -576,6 +589,7 @@ fn run(config_path: &Path, check_sinks: bool) -> Result<ExitCode, CliError> {
     use ossnotify::config::SourceType;
     use ossnotify::pipeline::Input;
     let config = load_for_run(config_path)?;
+    release_freed_memory();
     let input = match config.source.kind {
         SourceType::Stdin => Input::Lines(
             BufReader::new(Box::new(io::stdin()) as Box<dyn io::Read + Send>),

@@ -241,29 +241,15 @@ fn a_backfill_killed_halfway_resumes_where_it_stopped() {
     support::broker::create_topic(&topic, 3);
     // Records spread over the partitions, each kind on each of them.
     let all = records("k", 0, 3000);
+    let partition = |i: usize| (i / 3) % 3;
     let mut counts = [0i64; 3];
-    {
-        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-        let producer: BaseProducer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", support::broker::brokers())
-            .create()
-            .unwrap();
-        for (i, r) in all.iter().enumerate() {
-            let p = (i / 3) % 3;
-            counts[p] += 1;
-            while producer
-                .send(
-                    BaseRecord::<(), _>::to(&topic)
-                        .payload(r)
-                        .partition(p as i32),
-                )
-                .is_err()
-            {
-                producer.poll(Duration::from_millis(10));
-            }
-        }
-        producer.flush(Duration::from_secs(60)).unwrap();
+    for i in 0..all.len() {
+        counts[partition(i)] += 1;
     }
+    support::broker::produce_each(&topic, &all, |i| support::broker::Shape {
+        partition: Some(partition(i) as i32),
+        ..Default::default()
+    });
     // The live group has read everything (no daemon runs: what arrives is
     // the backfill's).
     {

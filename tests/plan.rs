@@ -347,24 +347,9 @@ fn plan_over_the_source_topics_reads_only_the_window() {
 
 /// Produces `payloads` to `topic`, written at `ts_ms`.
 fn produce_at(topic: &str, payloads: &[String], ts_ms: i64) {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", support::broker::brokers())
-        .create()
-        .unwrap();
-    for (n, payload) in payloads.iter().enumerate() {
-        let key = format!("{ts_ms}-{n}");
-        while producer
-            .send(
-                BaseRecord::to(topic)
-                    .key(&key)
-                    .payload(payload)
-                    .timestamp(ts_ms),
-            )
-            .is_err()
-        {
-            producer.poll(std::time::Duration::from_millis(10));
-        }
-    }
-    producer.flush(std::time::Duration::from_secs(60)).unwrap();
+    support::broker::produce_each(topic, payloads, |n| support::broker::Shape {
+        key: Some(format!("{ts_ms}-{n}")),
+        partition: None,
+        timestamp: Some(ts_ms),
+    });
 }

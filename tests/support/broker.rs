@@ -72,19 +72,49 @@ pub fn create_topic(name: &str, partitions: u32) {
 /// Produces `payloads` to `topic` (keys `k0`, `k1`, …), in order, and
 /// waits until the broker has them all.
 pub fn produce(topic: &str, payloads: &[String]) {
+    produce_each(topic, payloads, |n| Shape {
+        key: Some(format!("k{n}")),
+        ..Shape::default()
+    });
+}
+
+/// What a produced record has besides its payload.
+#[derive(Default)]
+pub struct Shape {
+    pub key: Option<String>,
+    pub partition: Option<i32>,
+    /// Its timestamp, epoch ms (the producer's clock by default).
+    pub timestamp: Option<i64>,
+}
+
+/// Produces `payloads` to `topic` in order, the `n`th shaped by
+/// `shape(n)`, and waits until the broker has them all.
+pub fn produce_each(topic: &str, payloads: &[String], shape: impl Fn(usize) -> Shape) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let producer: BaseProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
         .unwrap();
     for (n, payload) in payloads.iter().enumerate() {
-        let key = format!("k{n}");
-        // A full local queue: let it drain, then send again.
-        while producer
-            .send(BaseRecord::to(topic).key(&key).payload(payload))
-            .is_err()
-        {
-            producer.poll(std::time::Duration::from_millis(10));
+        let s = shape(n);
+        loop {
+            let mut r = BaseRecord::<str, str>::to(topic).payload(payload.as_str());
+            if let Some(k) = &s.key {
+                r = r.key(k.as_str());
+            }
+            if let Some(p) = s.partition {
+                r = r.partition(p);
+            }
+            if let Some(t) = s.timestamp {
+                r = r.timestamp(t);
+            }
+            match producer.send(r) {
+                Ok(()) => break,
+                // A full local queue: let it drain, then send again.
+                Err(_) => {
+                    producer.poll(std::time::Duration::from_millis(10));
+                }
+            }
         }
     }
     producer.flush(std::time::Duration::from_secs(60)).unwrap();
