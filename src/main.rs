@@ -370,7 +370,7 @@ enum CliError {
 
 /// `.invalid("context")?` and `.runtime("context")?` on any error (exit 1
 /// and 2), `.failed()?` for exit 2 when the error says it all.
-trait Classify<T> {
+trait IntoCliError<T> {
     fn failed(self) -> Result<T, CliError>;
     fn invalid(
         self,
@@ -382,7 +382,7 @@ trait Classify<T> {
     ) -> Result<T, CliError>;
 }
 
-impl<T, E: std::fmt::Display> Classify<T> for Result<T, E> {
+impl<T, E: std::fmt::Display> IntoCliError<T> for Result<T, E> {
     fn failed(self) -> Result<T, CliError> {
         self.map_err(|e| CliError::Runtime(flat(e)))
     }

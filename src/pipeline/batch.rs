@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use super::source::fetch_queue::Held;
+use super::source::fetch_queue::KeptMessage;
 
 /// Where a record came from: a Kafka topic/partition/offset, or a file
 /// (partition -1) and line. The topic is an id in [`Topics`].
@@ -76,7 +76,7 @@ enum Payload {
     /// the last field its whole length (it was never held whole).
     TooLarge(usize, usize, usize),
     /// In the fetched message itself, released when the batch is cleared.
-    Held(Held),
+    Kept(KeptMessage),
 }
 
 impl Batch {
@@ -116,10 +116,10 @@ impl Batch {
 
     /// Adds a fetched record, keeping librdkafka's message instead of
     /// copying its payload (the source's largest per-record cost).
-    pub fn push_held(&mut self, coord: Coord, message: Held) {
+    pub fn push_kept(&mut self, coord: Coord, message: KeptMessage) {
         self.stamp();
         self.coords.push(coord);
-        self.payloads.push(Payload::Held(message));
+        self.payloads.push(Payload::Kept(message));
     }
 
     /// A spare batch the workers gave back (emptied, its buffers kept), or
@@ -179,7 +179,7 @@ impl Batch {
             .zip(&self.payloads)
             .map(|(c, p)| match p {
                 Payload::Copied(s, e) => (*c, &self.bytes[*s..*e], None),
-                Payload::Held(m) => (*c, m.payload(), None),
+                Payload::Kept(m) => (*c, m.payload(), None),
                 Payload::TooLarge(s, e, len) => (*c, &self.bytes[*s..*e], Some(*len)),
             })
     }

@@ -52,11 +52,13 @@ impl Source {
 #[derive(Debug)]
 pub struct FileSource {
     path: PathBuf,
-    held: Mutex<Held>,
+    last_read: Mutex<LastRead>,
 }
 
+/// The credentials as last read from the file, and what decides when to
+/// read it again.
 #[derive(Debug)]
-struct Held {
+struct LastRead {
     credentials: Arc<Credentials>,
     modified: Option<SystemTime>,
     expires: Option<SystemTime>,
@@ -146,7 +148,7 @@ impl FileSource {
         let (credentials, modified, expires) = read(path)?;
         Ok(FileSource {
             path: path.to_owned(),
-            held: Mutex::new(Held {
+            last_read: Mutex::new(LastRead {
                 credentials: Arc::new(credentials),
                 modified,
                 expires,
@@ -156,7 +158,7 @@ impl FileSource {
     }
 
     fn current(&self) -> Arc<Credentials> {
-        let mut h = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut h = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
         let expiring = h
             .expires
             .is_some_and(|e| e <= SystemTime::now() + Duration::from_secs(300));
@@ -175,7 +177,7 @@ impl FileSource {
                 if c.key_id != h.credentials.key_id {
                     tracing::info!(file = %self.path.display(), "MNS credentials rotated");
                 }
-                *h = Held {
+                *h = LastRead {
                     credentials: Arc::new(c),
                     modified,
                     expires,

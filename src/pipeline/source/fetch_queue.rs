@@ -21,23 +21,23 @@ pub struct Fetched {
     pub topic_handle: usize,
     pub partition: i32,
     pub offset: i64,
-    pub message: Held,
+    pub message: KeptMessage,
 }
 
 /// A fetched librdkafka message, kept (payload included, not copied) until
-/// dropped: the worker that decodes it drops it. Every `Held` must be dropped
+/// dropped: the worker that decodes it drops it. Every `KeptMessage` must be dropped
 /// before the consumer it came from: `run` joins the workers, which drain
 /// every batch, before it lets go of the consumer.
-pub struct Held(ptr::NonNull<rd::rd_kafka_message_t>);
+pub struct KeptMessage(ptr::NonNull<rd::rd_kafka_message_t>);
 
 // SAFETY: a message from `rd_kafka_consume_batch_queue` belongs to the
 // application alone; librdkafka's threads never touch it again. Reading its
 // fields and `rd_kafka_message_destroy` (which releases its buffer and
 // partition through atomic reference counts) may run on any thread, and a
-// `Held` is used by one thread at a time (it is not `Sync`: only moved).
-unsafe impl Send for Held {}
+// `KeptMessage` is used by one thread at a time (it is not `Sync`: only moved).
+unsafe impl Send for KeptMessage {}
 
-impl Held {
+impl KeptMessage {
     pub fn payload(&self) -> &[u8] {
         // SAFETY: the message is ours and alive until `drop`; librdkafka
         // does not change it meanwhile. The payload, when present, is `len`
@@ -53,7 +53,7 @@ impl Held {
     }
 }
 
-impl Drop for Held {
+impl Drop for KeptMessage {
     fn drop(&mut self) {
         // SAFETY: the message is ours, destroyed once, here.
         unsafe { rd::rd_kafka_message_destroy(self.0.as_ptr()) }
@@ -130,8 +130,8 @@ impl<'c> FetchQueue<'c> {
                 continue;
             };
             // librdkafka filled the first `got` slots with messages we now
-            // own: each becomes a `Held`, which destroys it once.
-            let held = Held(m);
+            // own: each becomes a `KeptMessage`, which destroys it once.
+            let held = KeptMessage(m);
             // SAFETY: the message is alive while `held` is.
             let msg = unsafe { m.as_ref() };
             if msg.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {

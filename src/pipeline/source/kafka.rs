@@ -47,7 +47,7 @@ const REVOKE_ANSWER_SLACK: Duration = Duration::from_secs(5);
 /// The partitions held, shared by the rebalance callbacks (which change
 /// it) and the source loop (which reads it when `version` moves).
 #[derive(Default)]
-struct Held {
+struct HeldPartitions {
     /// (topic id, partition) → generation.
     partitions: FxHashMap<(u32, i32), Generation>,
     /// Revoked since the source loop last looked: (topic id, partition,
@@ -64,7 +64,7 @@ pub struct SourceContext {
     /// 0 not known yet, 1 up, 2 down.
     link: std::sync::atomic::AtomicU8,
     topics: Arc<Topics>,
-    held: Mutex<Held>,
+    held: Mutex<HeldPartitions>,
     /// Bumped whenever `held` changes.
     version: AtomicU64,
     next_generation: AtomicU64,
@@ -646,7 +646,7 @@ impl Reader<'_> {
         fetch.read(room.saturating_sub(got), wait, |m: Fetched| {
             let topic = topics.by_handle(consumer, m.topic_handle);
             if let Some(c) = coord(consumer, held, dropped, topic, m.partition, m.offset) {
-                batch.push_held(c, m.message);
+                batch.push_kept(c, m.message);
                 got += 1;
             }
         });
