@@ -9,7 +9,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde::Deserialize;
 
-use ossnotify::engine::{Engine, RecordOutcome};
+use ossnotify::engine::{Engine, Processed};
 use ossnotify::oplog::{Decoder, KeyEncoding};
 use ossnotify::rules::{RegionPolicy, RuleIndex};
 use ossnotify::synth::Workload;
@@ -54,7 +54,7 @@ fn engine(c: &mut Criterion) {
     let mut e = Engine::new(KeyEncoding::Raw, true);
     let (mut matched, mut messages) = (0, 0);
     for r in &corpus {
-        if let RecordOutcome::Matched(n) = e.process(&index, r, |_| {}) {
+        if let Processed::Matched(n) = e.process(&index, r, |_| {}) {
             matched += 1;
             messages += n;
         }

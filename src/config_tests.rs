@@ -37,7 +37,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::config::Config;
-use crate::engine::{Engine, RecordOutcome};
+use crate::engine::{Engine, Processed};
 use crate::rules::RuleIndex;
 
 #[derive(Debug, Deserialize)]
@@ -234,7 +234,7 @@ fn check(config: &Config, index: &RuleIndex, engine: &mut Engine, t: &Test) -> R
     if let Some(e) = bad_json {
         return Err(format!("  the engine wrote JSON that does not parse: {e}"));
     }
-    if let RecordOutcome::Invalid(e) = outcome {
+    if let Processed::Invalid(e) = outcome {
         return Err(format!("  the record is invalid: {e}"));
     }
     let same = produced.len() == t.expect.len()
@@ -245,8 +245,8 @@ fn check(config: &Config, index: &RuleIndex, engine: &mut Engine, t: &Test) -> R
     let mut diff = String::new();
     if produced.is_empty() {
         let why = match &outcome {
-            RecordOutcome::Skipped(s) => format!("skipped: {s}"),
-            RecordOutcome::NoMatch(Some(why)) => why.clone(),
+            Processed::Skipped(s) => format!("skipped: {s}"),
+            Processed::NoMatch(Some(why)) => why.clone(),
             _ => "no rule matched".into(),
         };
         let _ = writeln!(

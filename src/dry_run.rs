@@ -6,7 +6,7 @@ use std::io::{self, BufRead, Write};
 
 use crate::config::Config;
 use crate::encode::write_json_string;
-use crate::engine::{Engine, RecordOutcome};
+use crate::engine::{Engine, Processed};
 use crate::rules::RuleIndex;
 
 /// How `message` is printed.
@@ -92,20 +92,20 @@ pub fn run(
             return Err(e);
         }
         match outcome {
-            RecordOutcome::Matched(n) => summary.messages += n as u64,
-            RecordOutcome::NoMatch(why) => {
+            Processed::Matched(n) => summary.messages += n as u64,
+            Processed::NoMatch(why) => {
                 summary.unmatched += 1;
                 if let Some(why) = why {
                     writeln!(diag, "{input_name}:{line_no}: no message: {why}")?;
                 }
             }
-            RecordOutcome::Skipped(s) => {
+            Processed::Skipped(s) => {
                 summary.skipped += 1;
                 if explain {
                     writeln!(diag, "{input_name}:{line_no}: no message: skipped: {s}")?;
                 }
             }
-            RecordOutcome::Invalid(e) => {
+            Processed::Invalid(e) => {
                 summary.invalid += 1;
                 writeln!(diag, "{input_name}:{line_no}: invalid record: {e}")?;
             }

@@ -2,7 +2,7 @@
 //! rules, encode each message. Used by `match`, the workers and the benches.
 
 use crate::encode::{write_base64, write_notification};
-use crate::event::{events_of, Outcome, Skip};
+use crate::event::{events_of, Mapped, Skip};
 use crate::oplog::{DecodeError, Decoder, KeyEncoding};
 use crate::rules::RuleIndex;
 
@@ -48,7 +48,7 @@ impl Message<'_> {
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordOutcome {
+pub enum Processed {
     /// Produced this many messages.
     Matched(usize),
     /// Valid, produced events, but no rule matched them; with the reason when
@@ -120,24 +120,24 @@ impl Engine {
         index: &RuleIndex,
         line: &[u8],
         mut emit: impl FnMut(Message<'_>),
-    ) -> RecordOutcome {
+    ) -> Processed {
         let rec = match self.decoder.decode(line) {
             Ok(r) => r,
             Err(e) => {
                 self.time_ms = None;
-                return RecordOutcome::Invalid(e);
+                return Processed::Invalid(e);
             }
         };
         self.time_ms = rec.time_ms;
         if let (Some((from, until)), Some(t)) = (self.window, rec.time_ms) {
             if t < from || t >= until {
-                return RecordOutcome::NoMatch(None);
+                return Processed::NoMatch(None);
             }
         }
         let op = match events_of(&rec, self.key_encoding) {
-            Outcome::Events(op) => op,
-            Outcome::Skipped(s) => return RecordOutcome::Skipped(s),
-            Outcome::Invalid(e) => return RecordOutcome::Invalid(e),
+            Mapped::Events(op) => op,
+            Mapped::Skipped(s) => return Processed::Skipped(s),
+            Mapped::Invalid(e) => return Processed::Invalid(e),
         };
         let mut sent = 0;
         let mut why = None;
@@ -178,9 +178,9 @@ impl Engine {
             }
         }
         if sent == 0 {
-            RecordOutcome::NoMatch(why)
+            Processed::NoMatch(why)
         } else {
-            RecordOutcome::Matched(sent)
+            Processed::Matched(sent)
         }
     }
 }

@@ -182,7 +182,7 @@ fn rfc3339(millis: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Engine, RecordOutcome};
+    use crate::engine::{Engine, Processed};
     use crate::oplog::KeyEncoding;
     use crate::rules::{find_overlaps, RegionPolicy, RuleIndex};
 
@@ -198,8 +198,8 @@ mod tests {
         let mut matched = 0;
         for r in &records {
             match engine.process(&index, r, |_| {}) {
-                RecordOutcome::Matched(_) => matched += 1,
-                RecordOutcome::Invalid(e) => panic!("{e}: {}", String::from_utf8_lossy(r)),
+                Processed::Matched(_) => matched += 1,
+                Processed::Invalid(e) => panic!("{e}: {}", String::from_utf8_lossy(r)),
                 _ => {}
             }
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use ossnotify::encode::write_notification;
-use ossnotify::event::{events_of, EventPattern, EventType, Outcome, ALL_EVENT_TYPES};
+use ossnotify::event::{events_of, EventPattern, EventType, Mapped, ALL_EVENT_TYPES};
 use ossnotify::oplog::{Decoder, KeyEncoding};
 use ossnotify::rules::{Layout, Lookup, Pattern, RegionPolicy, RuleIndex, RuleSpec};
 
@@ -59,7 +59,7 @@ proptest! {
         let line = serde_json::to_vec(&rec).unwrap();
         let mut d = Decoder::default();
         let r = d.decode(&line).unwrap();
-        let Outcome::Events(operation) = events_of(&r, KeyEncoding::Raw) else {
+        let Mapped::Events(operation) = events_of(&r, KeyEncoding::Raw) else {
             panic!("{op} should produce an event");
         };
         let obj = operation.objects().next().unwrap();

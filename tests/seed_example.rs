@@ -4,7 +4,7 @@
 mod support;
 
 use ossnotify::config;
-use ossnotify::engine::{Engine, RecordOutcome};
+use ossnotify::engine::{Engine, Processed};
 use ossnotify::oplog::KeyEncoding;
 use ossnotify::rules::RuleIndex;
 
@@ -30,7 +30,7 @@ fn seed_record_gives_the_seed_message_and_its_base64() {
             String::from_utf8(m.base64.to_vec()).unwrap(),
         ))
     });
-    assert_eq!(outcome, RecordOutcome::Matched(1));
+    assert_eq!(outcome, Processed::Matched(1));
     let (json, b64) = expected();
     assert_eq!(got, vec![(json, b64)]);
 }

@@ -122,8 +122,13 @@ async fn two_members(topic: &str) -> Members {
         .iter()
         .map(|m| config(&d, m, topic, &healthy.endpoint(), &failing_endpoint))
         .collect();
-    let a = Member::start(&cfg[0], d.path("a.log"), "info");
-    let b = Member::start(&cfg[1], d.path("b.log"), "info");
+    // Redelivery's and the breaker's debug lines too: the churn test has
+    // failed twice in CI with a member holding the backlog partitions and
+    // sending nothing, and its logs must say why if it fails again.
+    let log =
+        "info,ossnotify::pipeline::delivery::kafka_redelivery=debug,ossnotify_sinks::breaker=debug";
+    let a = Member::start(&cfg[0], d.path("a.log"), log);
+    let b = Member::start(&cfg[1], d.path("b.log"), log);
     tokio::task::block_in_place(|| {
         a.joined();
         b.joined();

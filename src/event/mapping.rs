@@ -140,18 +140,18 @@ fn required<T>(v: Option<T>, name: &'static str) -> Result<T, DecodeError> {
 
 /// What a record yields: events, a reason to skip it, or why it is invalid.
 #[derive(Debug)]
-pub enum Outcome<'r> {
+pub enum Mapped<'r> {
     Events(Operation<'r>),
     Skipped(Skip),
     Invalid(DecodeError),
 }
 
 /// Classifies a decoded record (docs/events.md).
-pub fn events_of<'r>(rec: &'r OpRecord<'r>, key_encoding: KeyEncoding) -> Outcome<'r> {
+pub fn events_of<'r>(rec: &'r OpRecord<'r>, key_encoding: KeyEncoding) -> Mapped<'r> {
     match classify(rec, key_encoding) {
-        Ok(Ok(op)) => Outcome::Events(op),
-        Ok(Err(skip)) => Outcome::Skipped(skip),
-        Err(e) => Outcome::Invalid(e),
+        Ok(Ok(op)) => Mapped::Events(op),
+        Ok(Err(skip)) => Mapped::Skipped(skip),
+        Err(e) => Mapped::Invalid(e),
     }
 }
 
@@ -346,14 +346,14 @@ mod tests {
         let mut d = Decoder::default();
         let rec = d.decode(&line).map_err(|e| format!("invalid: {e}"))?;
         match events_of(&rec, enc) {
-            Outcome::Events(op) => Ok((
+            Mapped::Events(op) => Ok((
                 op.event_type,
                 op.objects()
                     .map(|o| (o.key.into_owned(), o.size, o.delta_size, o.etag.to_owned()))
                     .collect(),
             )),
-            Outcome::Skipped(s) => Err(format!("skipped: {s}")),
-            Outcome::Invalid(e) => Err(format!("invalid: {e}")),
+            Mapped::Skipped(s) => Err(format!("skipped: {s}")),
+            Mapped::Invalid(e) => Err(format!("invalid: {e}")),
         }
     }
 
@@ -600,13 +600,13 @@ mod tests {
         let line = with(serde_json::json!({"bucket_location": "oss-cn-hangzhou"}));
         let mut d = Decoder::default();
         let rec = d.decode(&line).unwrap();
-        let Outcome::Events(op) = events_of(&rec, KeyEncoding::Raw) else {
+        let Mapped::Events(op) = events_of(&rec, KeyEncoding::Raw) else {
             panic!()
         };
         assert_eq!(op.region, "cn-hangzhou");
         let line = with(serde_json::json!({"bucket_location": "cn-beijing"}));
         let rec = d.decode(&line).unwrap();
-        let Outcome::Events(op) = events_of(&rec, KeyEncoding::Raw) else {
+        let Mapped::Events(op) = events_of(&rec, KeyEncoding::Raw) else {
             panic!()
         };
         assert_eq!(op.region, "cn-beijing");

@@ -5,5 +5,5 @@
 mod mapping;
 mod types;
 
-pub use mapping::{events_of, ObjectRef, Operation, Outcome, Skip};
+pub use mapping::{events_of, Mapped, ObjectRef, Operation, Skip};
 pub use types::{Category, EventMask, EventPattern, EventType, ALL_EVENT_TYPES};

@@ -22,7 +22,7 @@ use super::routing::{Drivers, Routing};
 use super::shutdown::Drain;
 use super::source::{self, Handoff, BATCH};
 use super::supervisor::{Failure, Supervisor};
-use super::tracker::{Position, Tracker};
+use super::tracker::{Position, TrackerThread};
 use super::worker::{Counters, Worker};
 use crate::config::Config;
 use crate::engine::Engine;
@@ -200,7 +200,7 @@ pub fn run_with(
     let (spare_tx, spare_rx) = bounded::<Batch>(batches + config.pipeline.workers + 1);
 
     let tracker = {
-        let tracker = Tracker {
+        let tracker = TrackerThread {
             progress: progress_rx,
             committer: source.committer(),
             topics: topics.clone(),
@@ -564,7 +564,7 @@ fn spawn_reloader(
 
 /// The offset tracker's thread, publishing the metrics as it goes.
 fn spawn_tracker(
-    tracker: Tracker,
+    tracker: TrackerThread,
     publish: impl FnMut(&OffsetTracker) + Send + 'static,
     cpus: &[usize],
     supervisor: &Arc<Supervisor>,

@@ -124,7 +124,7 @@ struct PendingRevoke {
 }
 
 /// The tracker thread's state.
-pub struct Tracker {
+pub struct TrackerThread {
     pub progress: Receiver<Progress>,
     pub committer: Option<Arc<dyn Committer>>,
     pub topics: Arc<Topics>,
@@ -132,7 +132,7 @@ pub struct Tracker {
     pub interval: Duration,
 }
 
-impl Tracker {
+impl TrackerThread {
     /// Applies progress until [`Progress::Finish`] (or every sender is
     /// gone), committing on the way; then commits a last time, synchronously.
     /// Returns the final positions, or why the last commit failed.
@@ -413,7 +413,7 @@ mod tests {
         let topics = Arc::new(Topics::default());
         topics.id("oplog");
         let (tx, rx) = crossbeam_channel::unbounded();
-        let tracker = Tracker {
+        let tracker = TrackerThread {
             progress: rx,
             committer: Some(committer),
             topics,

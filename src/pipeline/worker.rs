@@ -21,7 +21,7 @@ use super::revoked::Revoked;
 use super::routing::{Item, Routing};
 use super::tap::Taps;
 use super::tracker::Progress;
-use crate::engine::{Engine, RecordOutcome};
+use crate::engine::{Engine, Processed};
 
 /// Counts shared by the workers and the sink drivers, published by the
 /// tracker's thread.
@@ -160,10 +160,10 @@ impl Worker {
                         }
                     });
                     match outcome {
-                        RecordOutcome::Invalid(_) if self.invalid_not_dead_lettered => {
+                        Processed::Invalid(_) if self.invalid_not_dead_lettered => {
                             tally.invalid += 1;
                         }
-                        RecordOutcome::Invalid(e) => {
+                        Processed::Invalid(e) => {
                             tally.invalid += 1;
                             let source = if coord.partition < 0 {
                                 self.topics.describe(&coord)
@@ -176,9 +176,9 @@ impl Worker {
                                 &source,
                             ));
                         }
-                        RecordOutcome::Skipped(_) => tally.skipped += 1,
-                        RecordOutcome::NoMatch(_) => tally.unmatched += 1,
-                        RecordOutcome::Matched(_) => {}
+                        Processed::Skipped(_) => tally.skipped += 1,
+                        Processed::NoMatch(_) => tally.unmatched += 1,
+                        Processed::Matched(_) => {}
                     }
                 }
                 tally.messages += out.len() as u64;

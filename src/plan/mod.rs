@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 
 use crate::config::Config;
-use crate::engine::{Engine, RecordOutcome};
+use crate::engine::{Engine, Processed};
 use crate::rules::{RuleIndex, RuleSpec};
 
 pub use report::Format;
@@ -367,7 +367,7 @@ fn messages(
         }
     });
     match outcome {
-        RecordOutcome::Invalid(e) => Err(e.to_string()),
+        Processed::Invalid(e) => Err(e.to_string()),
         _ => Ok(()),
     }
 }
