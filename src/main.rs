@@ -343,10 +343,11 @@ extern "C" fn tune_allocator() {
     }
 }
 
-/// Returns to the OS what loading the config freed. mimalloc returns freed
+/// Returns to the OS what loading the config freed (called by [`reported`],
+/// which every command's config load goes through). mimalloc returns freed
 /// pages only when the freeing thread allocates again, and the main thread
-/// then waits for the daemon to stop: a 10k-rule config left about 47 MiB
-/// resident for the daemon's life.
+/// then waits for the daemon (or backfill) to stop: a 10k-rule config left
+/// about 47 MiB resident for the process's life.
 fn release_freed_memory() {
     // SAFETY: `mi_collect` frees this thread's empty pages and purges what
     // the arenas hold freed; it touches no live allocation.
@@ -589,7 +590,6 @@ fn run(config_path: &Path, check_sinks: bool) -> Result<ExitCode, CliError> {
     use ossnotify::config::SourceType;
     use ossnotify::pipeline::Input;
     let config = load_for_run(config_path)?;
-    release_freed_memory();
     let input = match config.source.kind {
         SourceType::Stdin => Input::Lines(
             BufReader::new(Box::new(io::stdin()) as Box<dyn io::Read + Send>),
@@ -940,7 +940,9 @@ fn reported(
             for w in &loaded.warnings {
                 eprintln!("{w}");
             }
-            Ok(loaded.config)
+            let config = loaded.config;
+            release_freed_memory();
+            Ok(config)
         }
         Err(diags) => {
             for d in &diags {
