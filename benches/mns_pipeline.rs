@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use ossnotify::synth::{Rng, Workload};
-use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use ossnotify_mns_dev::{DevConfig, DevServer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 

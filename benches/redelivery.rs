@@ -24,7 +24,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use ossnotify_mns_dev::{DevConfig, DevServer};
 
 fn config(dir: &std::path::Path, endpoint: &str) -> std::path::PathBuf {
     let cfg = dir.join(format!("run-{}.toml", endpoint.rsplit(':').next().unwrap()));

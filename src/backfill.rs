@@ -79,7 +79,15 @@ pub enum BackfillError {
     #[error("backfill needs at least one --rule")]
     NoRule,
     #[error("reading the topics' offsets: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    Kafka(rdkafka::error::KafkaError),
+}
+
+// Not `#[from]`: that would make the Kafka error the source too, and a
+// printed chain would say it twice (the message names it).
+impl From<rdkafka::error::KafkaError> for BackfillError {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        BackfillError::Kafka(e)
+    }
 }
 
 /// A backfill ready to run: the derived config (only the named rules and

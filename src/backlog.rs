@@ -26,11 +26,11 @@ pub struct SinkBacklog {
 
 /// Why a backlog could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the backlog of sink {sink} ({place}): {source}")]
+#[error("cannot read the backlog of sink {sink} ({place}): {cause}")]
 pub struct BacklogReadError {
     sink: String,
     place: String,
-    source: std::io::Error,
+    cause: std::io::Error,
 }
 
 /// The backlog of every sink of `config` that has one (or only of sink
@@ -80,7 +80,7 @@ fn from_disk(config: &Config, sink: &str) -> Result<SinkBacklog, BacklogReadErro
         .map_err(|source| BacklogReadError {
             sink: sink.to_owned(),
             place: format!("directory {}", dir.display()),
-            source,
+            cause: source,
         })?;
         if let Some(id) = bad {
             tracing::warn!(sink, entry = %id, dir = %dir.display(), "a backlog entry is not a message");
@@ -114,7 +114,7 @@ fn from_kafka(config: &Config, sink: &str) -> Result<SinkBacklog, BacklogReadErr
     .map_err(|e| BacklogReadError {
         sink: sink.to_owned(),
         place: b.place.clone(),
-        source: std::io::Error::other(e),
+        cause: std::io::Error::other(e),
     })?;
     Ok(b)
 }

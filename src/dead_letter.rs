@@ -59,16 +59,16 @@ pub enum DeadLetterError {
     Time(String),
     #[error("time {0:?} is before 1970")]
     BeforeEpoch(String),
-    #[error("cannot {what} the dead-letter store ({place}): {source}")]
+    #[error("cannot {what} the dead-letter store ({place}): {cause}")]
     Store {
         what: &'static str,
         place: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("sink {sink}: {source}")]
+    #[error("sink {sink}: {cause}")]
     Sink {
         sink: String,
-        source: ossnotify_sinks::BuildError,
+        cause: ossnotify_sinks::BuildError,
     },
 }
 
@@ -95,7 +95,7 @@ impl Place {
                     .map_err(|source| DeadLetterError::Store {
                         what: "open",
                         place: format!("topic {topic}"),
-                        source,
+                        cause: source,
                     })?,
                 )
             }
@@ -115,7 +115,7 @@ impl Place {
         move |source| DeadLetterError::Store {
             what,
             place,
-            source,
+            cause: source,
         }
     }
 
@@ -340,7 +340,7 @@ pub async fn replay(
                 .build(&name)
                 .map_err(|source| DeadLetterError::Sink {
                     sink: name.clone(),
-                    source,
+                    cause: source,
                 })?;
         for chunk in group.chunks(sink.max_batch().max(1)) {
             let envelopes: Vec<Envelope> = chunk

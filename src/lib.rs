@@ -6,7 +6,8 @@
 //! the notification JSON and its Base64; [`engine`] runs those four steps
 //! for one record. [`config`] loads and validates what drives them.
 //! [`pipeline`] is the daemon around the engine (sources, workers, sink
-//! drivers, backlogs, offsets), [`telemetry`] its metrics and health.
+//! drivers, backlogs, offsets, and the metrics server); [`metric_names`]
+//! names every metric it exports.
 //!
 //! Each of the other commands has a module of its own: [`dry_run`] is
 //! `ossnotify match`, [`plan`] `plan`, [`backfill`] `backfill`,
@@ -25,6 +26,7 @@ pub mod encode;
 pub mod engine;
 pub mod event;
 pub mod loadgen;
+pub mod metric_names;
 pub mod oplog;
 pub mod pipeline;
 pub mod plan;
@@ -32,4 +34,3 @@ pub mod plan;
 pub mod rules;
 pub mod synth;
 pub mod tap_client;
-pub mod telemetry;

@@ -38,27 +38,38 @@ enum Writer {
 /// Why load generation stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadgenError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("the input file has no records")]
     EmptyInput,
     #[error("Kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    Kafka(rdkafka::error::KafkaError),
+}
+
+// Not `#[from]`: the message names the Kafka error; as the source too, a
+// printed chain would say it twice.
+impl From<rdkafka::error::KafkaError> for LoadgenError {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        LoadgenError::Kafka(e)
+    }
 }
 
 /// Writes the records; returns how many were written.
 pub fn generate(spec: &LoadSpec) -> Result<u64, LoadgenError> {
     let read = |p: &PathBuf| {
         let p = p.clone();
-        move |source| LoadgenError::Read { path: p, source }
+        move |source| LoadgenError::Read {
+            path: p,
+            cause: source,
+        }
     };
     let lines: Option<Vec<String>> = match &spec.input {
         Some(p) => {
@@ -143,6 +154,6 @@ pub fn generate(spec: &LoadSpec) -> Result<u64, LoadgenError> {
 fn write_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> LoadgenError + '_ {
     move |source| LoadgenError::Write {
         path: path.to_owned(),
-        source,
+        cause: source,
     }
 }

@@ -14,24 +14,18 @@ use std::time::Duration;
 pub enum TapError {
     #[error("--url {0:?}: expected http://HOST:PORT")]
     Url(String),
-    #[error("cannot connect to {host}: {source}")]
-    Connect {
-        host: String,
-        source: std::io::Error,
-    },
-    #[error("{host}: {source}")]
-    Io {
-        host: String,
-        source: std::io::Error,
-    },
+    #[error("cannot connect to {host}: {cause}")]
+    Connect { host: String, cause: std::io::Error },
+    #[error("{host}: {cause}")]
+    Io { host: String, cause: std::io::Error },
     #[error("{host} closed the connection before answering")]
     Closed { host: String },
     #[error("{host} refused the tap: {answer}")]
     Refused { host: String, answer: String },
-    #[error("{host} sent a line that is not JSON: {source}")]
+    #[error("{host} sent a line that is not JSON: {cause}")]
     NotJson {
         host: String,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     #[error("cannot write: {0}")]
     Write(std::io::Error),
@@ -107,11 +101,11 @@ pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Se
     let (host, path) = req.target()?;
     let io = |source| TapError::Io {
         host: host.clone(),
-        source,
+        cause: source,
     };
     let mut stream = TcpStream::connect(&host).map_err(|source| TapError::Connect {
         host: host.clone(),
-        source,
+        cause: source,
     })?;
     let _ = stream.set_nodelay(true);
     stream
@@ -160,7 +154,7 @@ pub fn run(req: &Request, out: &mut dyn Write, err: &mut dyn Write) -> Result<Se
         let v: serde_json::Value =
             serde_json::from_str(line.trim_end()).map_err(|source| TapError::NotJson {
                 host: host.clone(),
-                source,
+                cause: source,
             })?;
         if let Some(n) = v.get("dropped").and_then(|n| n.as_u64()) {
             seen.dropped += n;

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ossnotify_sinks::mns::dev_server::DevServer;
+use ossnotify_mns_dev::DevServer;
 
 /// photos: bucket p, photos/* → q. thumbs (the new rule): bucket p,
 /// thumbs/* → q.

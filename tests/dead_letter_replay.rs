@@ -5,8 +5,8 @@
 mod support;
 
 use ossnotify::config;
+use ossnotify_mns_dev::DevConfig;
 use ossnotify_sinks::dead_letter::read_all;
-use ossnotify_sinks::mns::dev_server::DevConfig;
 use ossnotify_sinks::{deliver_or_dead_letter, DeadLetter, DeadLetterStore, Envelope, Outcome};
 use std::path::Path;
 

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use ossnotify_mns_dev::{DevConfig, DevServer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use support::arrivals::{missing, seq_of, wait_all};

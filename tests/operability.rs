@@ -265,7 +265,7 @@ sinks = ["q"]
 }
 
 /// Waits up to 20 s until `server` accepted `want` messages.
-async fn wait_accepted(server: &ossnotify_sinks::mns::dev_server::DevServer, want: usize) {
+async fn wait_accepted(server: &ossnotify_mns_dev::DevServer, want: usize) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while server.accepted().len() < want {
         assert!(

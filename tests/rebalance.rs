@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use ossnotify_mns_dev::{DevConfig, DevServer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use support::Member;

@@ -236,7 +236,7 @@ sinks = ["gone"]
 async fn freshness_metrics_grow_with_a_sink_outage() {
     use std::io::Write;
     let d = support::Dir::new();
-    let server = support::mns_dev(ossnotify_sinks::mns::dev_server::DevConfig {
+    let server = support::mns_dev(ossnotify_mns_dev::DevConfig {
         fail_first: std::time::Duration::from_secs(6),
         ..support::dev_config()
     })
@@ -301,7 +301,7 @@ async fn freshness_metrics_grow_with_a_sink_outage() {
 }
 
 /// How many messages `server` accepted once it has `want` (or 30 s passed).
-async fn arrived(server: &ossnotify_sinks::mns::dev_server::DevServer, want: usize) -> usize {
+async fn arrived(server: &ossnotify_mns_dev::DevServer, want: usize) -> usize {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while server.accepted().len() < want && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -315,7 +315,7 @@ async fn arrived(server: &ossnotify_sinks::mns::dev_server::DevServer, want: usi
 /// the rotation. A static STS token is sent too, and a wrong one refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_rotate_during_a_run_without_a_failure() {
-    use ossnotify_sinks::mns::dev_server::DevCredential;
+    use ossnotify_mns_dev::DevCredential;
     use std::io::Write;
     let d = support::Dir::new();
     let cred = |n: &str| DevCredential {
@@ -323,7 +323,7 @@ async fn credentials_rotate_during_a_run_without_a_failure() {
         secret: format!("secret-{n}"),
         token: Some(format!("token-{n}")),
     };
-    let server = support::mns_dev(ossnotify_sinks::mns::dev_server::DevConfig {
+    let server = support::mns_dev(ossnotify_mns_dev::DevConfig {
         access_key_id: "STS.A".into(),
         access_key_secret: "secret-A".into(),
         security_token: Some("token-A".into()),

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use ossnotify_mns_dev::{DevConfig, DevServer};
 
 const COPIES: usize = 40;
 

@@ -13,7 +13,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
+use ossnotify_mns_dev::{DevConfig, DevServer};
 use support::arrivals::{arrivals, missing, seq_of, wait_all};
 use support::Member;
 

@@ -7,7 +7,12 @@
 //! Every attempt is recorded: a success, or any answer that shows the peer
 //! is up (a permanent failure), resets the count; a transient failure
 //! (network, timeout, 5xx) adds to it. Throttling is neither: the sink is
-//! up, only slow, and backs off in its retries.
+//! up, only slow, and backs off in its retries; a throttled probe waits
+//! its turn again, at the same backoff.
+//!
+//! A probe whose answer is never recorded (its request dropped before it
+//! ended) must not keep the breaker half-open for ever: after
+//! `probe_max_ms` another probe may go.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -108,7 +113,8 @@ impl Isolation {
     }
 }
 
-/// The state, as the `ossnotify_sink_breaker_state` gauge shows it.
+/// The state, as the `ossnotify_sink_breaker_state` gauge shows it
+/// ([`crate::metric_names::BREAKER_STATE`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum State {
@@ -116,9 +122,6 @@ pub enum State {
     Open = 1,
     HalfOpen = 2,
 }
-
-/// The metric: 0 closed, 1 open, 2 half-open; labelled `sink`.
-pub const STATE: &str = "ossnotify_sink_breaker_state";
 
 #[derive(Debug)]
 pub struct Breaker {
@@ -134,6 +137,8 @@ struct Inner {
     /// The last transient failure's cause.
     last_cause: String,
     probe_wait: Duration,
+    /// Open: when the next probe may go; half-open: when the probe out is
+    /// taken for lost.
     next_probe: Instant,
 }
 
@@ -199,7 +204,8 @@ impl Breaker {
     }
 
     fn show(&self, s: State) {
-        metrics::gauge!(STATE, "sink" => self.sink.clone()).set(s as u8 as f64);
+        metrics::gauge!(crate::metric_names::BREAKER_STATE, "sink" => self.sink.clone())
+            .set(s as u8 as f64);
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -216,6 +222,20 @@ impl Breaker {
         i.failures = 0;
         i.probe_wait = Duration::from_millis(self.cfg.probe_initial_ms);
         self.set(State::Closed, &i);
+    }
+
+    /// Records a throttled attempt: the sink is up but busy. A throttled
+    /// probe reopens the breaker with the same wait, neither closing it
+    /// (its backlog would rush a busy sink) nor doubling the wait.
+    pub fn record_throttled(&self) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let mut i = self.inner();
+        if self.state() == State::HalfOpen {
+            i.next_probe = Instant::now() + i.probe_wait;
+            self.set(State::Open, &i);
+        }
     }
 
     /// Records a transient failure and its cause.
@@ -248,20 +268,27 @@ impl Breaker {
 
     /// Whether a request may go out now: always while closed; while open,
     /// one probe once its wait is over (the breaker is then half-open
-    /// until the probe's answer is recorded).
+    /// until the probe's answer is recorded, or for `probe_max_ms` if it
+    /// never is: then the probe is taken for lost and another goes).
     pub fn admit(&self) -> bool {
         if self.is_closed() {
             return true;
         }
-        let i = self.inner();
-        if self.state() == State::Open && Instant::now() >= i.next_probe {
-            self.set(State::HalfOpen, &i);
-            return true;
+        let mut i = self.inner();
+        let now = Instant::now();
+        if now < i.next_probe {
+            return false;
         }
-        false
+        if self.state() == State::HalfOpen {
+            tracing::debug!(sink = %self.sink, "circuit breaker: the probe out got no answer; another goes");
+        }
+        i.next_probe = now + Duration::from_millis(self.cfg.probe_max_ms);
+        self.set(State::HalfOpen, &i);
+        true
     }
 
-    /// How long until a probe may go (zero when closed).
+    /// How long until a probe may go (zero when closed; half-open, until
+    /// the probe out is taken for lost).
     pub fn until_probe(&self) -> Duration {
         if self.is_closed() {
             return Duration::ZERO;
@@ -323,6 +350,34 @@ mod tests {
         b.record_up();
         assert_eq!(b.state(), State::Closed);
         assert!(b.admit());
+    }
+
+    /// A probe whose answer never comes (its request was dropped) holds the
+    /// breaker half-open only until `probe_max_ms`; a throttled probe
+    /// reopens it at the same wait.
+    #[test]
+    fn a_lost_probe_is_replaced_and_a_throttled_one_waits_its_turn() {
+        let b = breaker(1);
+        b.record_down("x");
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(b.admit(), "the first probe");
+        assert!(!b.admit() && b.until_probe() > Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(45));
+        assert!(b.admit(), "the first probe is taken for lost");
+        assert_eq!(b.state(), State::HalfOpen);
+        b.record_throttled();
+        assert_eq!(b.state(), State::Open);
+        let wait = b.until_probe();
+        assert!(
+            wait <= Duration::from_millis(20),
+            "the same wait, not doubled: {wait:?}"
+        );
+        b.record_throttled();
+        assert_eq!(b.state(), State::Open, "throttling does not close it");
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(b.admit());
+        b.record_up();
+        assert_eq!(b.state(), State::Closed);
     }
 
     #[test]

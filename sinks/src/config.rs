@@ -23,22 +23,22 @@ pub enum Encoding {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// A file the sink needs: its output, a CA bundle.
-    #[error("cannot {what} {path}: {source}")]
+    #[error("cannot {what} {path}: {cause}")]
     File {
         what: &'static str,
         path: std::path::PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot read the CA certificates: {0}")]
-    Certificates(#[source] reqwest::Error),
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[source] reqwest::Error),
+    #[error("cannot read the CA certificates: {}", crate::log_limit::with_sources(.0))]
+    Certificates(reqwest::Error),
+    #[error("cannot build the HTTP client: {}", crate::log_limit::with_sources(.0))]
+    HttpClient(reqwest::Error),
     /// A `credentials_file` that cannot be read or used (the message names
     /// the file and what is wrong).
     #[error("{0}")]
     Credentials(String),
     #[error("cannot create the Kafka producer: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    Kafka(rdkafka::error::KafkaError),
 }
 
 /// A problem with one field of a sink table, found after parsing.

@@ -208,11 +208,6 @@ enum Backend {
     Kafka(crate::kafka_store::dead_letters::KafkaDeadLetters),
 }
 
-/// The metric counting entries retention dropped, labelled `store`.
-pub const RETENTION_DROPPED: &str = "ossnotify_store_retention_dropped_total";
-/// The metric counting corrupt entries found, labelled `store`.
-pub const CORRUPT: &str = "ossnotify_store_corrupt_entries_total";
-
 /// The file of the store's first format (one NDJSON file), imported into
 /// the segments on open.
 const LEGACY_FILE: &str = "dead-letter.ndjson";
@@ -353,7 +348,7 @@ impl DeadLetterStore {
         match remover.retain(opts, now_ms()) {
             Ok(0) => {}
             Ok(n) => {
-                metrics::counter!(RETENTION_DROPPED, "store" => "dead-letter").increment(n);
+                metrics::counter!(crate::metric_names::STORE_RETENTION_DROPPED, "store" => "dead-letter").increment(n);
                 tracing::warn!(entries = n, dir = %dir.display(), "dead-letter retention dropped entries");
             }
             Err(e) => tracing::warn!(error = %e, "dead-letter retention failed"),
@@ -370,7 +365,8 @@ pub fn report_repairs(name: &'static str, dir: &Path, r: &store::Repairs) {
         tracing::warn!(store = name, dir = %dir.display(), entry = %id, bytes = len, "moved a corrupt entry aside to corrupt/");
     }
     if !r.moved_aside.is_empty() {
-        metrics::counter!(CORRUPT, "store" => name).increment(r.moved_aside.len() as u64);
+        metrics::counter!(crate::metric_names::STORE_CORRUPT, "store" => name)
+            .increment(r.moved_aside.len() as u64);
     }
 }
 

@@ -36,10 +36,10 @@ impl SinkConfig for FileConfig {
             .create(true)
             .append(true)
             .open(&self.path)
-            .map_err(|source| crate::config::BuildError::File {
+            .map_err(|cause| crate::config::BuildError::File {
                 what: "open",
                 path: self.path.clone(),
-                source,
+                cause,
             })?;
         Ok(Box::new(FileSink {
             name: name.to_owned(),

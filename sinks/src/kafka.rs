@@ -105,7 +105,7 @@ impl SinkConfig for KafkaConfig {
         for (k, v) in &self.librdkafka {
             cc.set(k, v);
         }
-        let producer: FutureProducer = cc.create()?;
+        let producer: FutureProducer = cc.create().map_err(crate::config::BuildError::Kafka)?;
         Ok(Box::new(KafkaSink {
             name: name.to_owned(),
             producer: RwLock::new(Arc::new(producer)),

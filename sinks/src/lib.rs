@@ -12,6 +12,7 @@ pub mod http;
 pub mod kafka;
 pub mod kafka_store;
 pub mod log_limit;
+pub mod metric_names;
 pub mod mns;
 pub mod null;
 pub mod retry;
@@ -27,13 +28,10 @@ pub use sink::{Envelope, Outcome, ProbeFailure, Sink};
 
 use serde::de::DeserializeOwned;
 
-/// The metric counting retries (attempts after the first), labelled `sink`.
-pub const RETRIES: &str = "ossnotify_sink_retries_total";
-
 /// Counts `n` retries of the sink `name`.
 pub fn count_retries(name: &str, n: u64) {
     if n > 0 {
-        metrics::counter!(RETRIES, "sink" => name.to_owned()).increment(n);
+        metrics::counter!(metric_names::RETRIES, "sink" => name.to_owned()).increment(n);
     }
 }
 

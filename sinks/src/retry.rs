@@ -117,7 +117,8 @@ where
                 match (breaker, e.class()) {
                     (Some(b), Class::Retry) => b.record_down(&e.to_string()),
                     (Some(b), Class::Permanent) => b.record_up(),
-                    _ => {}
+                    (Some(b), Class::Throttle) => b.record_throttled(),
+                    (None, _) => {}
                 }
                 pending.iter().map(|_| Err(e.clone())).collect()
             }

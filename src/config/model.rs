@@ -30,20 +30,43 @@ impl Config {
         self.policy.region_policy()
     }
 
-    /// What a reload cannot change ([source], [pipeline], [dead_letter],
-    /// [backlog], [metrics]), as comparable text.
-    pub fn fixed_parts(&self) -> String {
-        // Compared, never shown: the raw librdkafka properties are added
-        // because `Debug` hides credentials, whose change counts too.
-        format!(
-            "{:?}{:?}{:?}{:?}{:?}{:?}",
-            self.source,
-            self.source.librdkafka,
-            self.pipeline,
-            self.dead_letter,
-            self.backlog,
-            self.metrics
-        )
+    /// The sections a reload cannot change, to compare with a reload's.
+    pub fn start_only(&self) -> StartOnly {
+        StartOnly {
+            source: self.source.clone(),
+            pipeline: self.pipeline.clone(),
+            dead_letter: self.dead_letter.clone(),
+            backlog: self.backlog.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// What a reload cannot change: `[source]`, `[pipeline]`, `[dead_letter]`,
+/// `[backlog]` and `[metrics]` take effect at the next start.
+#[derive(Clone, PartialEq)]
+pub struct StartOnly {
+    source: SourceConfig,
+    pipeline: PipelineConfig,
+    dead_letter: DeadLetterConfig,
+    backlog: BacklogConfig,
+    metrics: MetricsConfig,
+}
+
+impl StartOnly {
+    /// The sections that differ in `new`, by their table names.
+    pub fn changed(&self, new: &StartOnly) -> Vec<&'static str> {
+        [
+            ("[source]", self.source == new.source),
+            ("[pipeline]", self.pipeline == new.pipeline),
+            ("[dead_letter]", self.dead_letter == new.dead_letter),
+            ("[backlog]", self.backlog == new.backlog),
+            ("[metrics]", self.metrics == new.metrics),
+        ]
+        .into_iter()
+        .filter(|(_, same)| !same)
+        .map(|(section, _)| section)
+        .collect()
     }
 }
 
@@ -120,7 +143,7 @@ pub enum SourceType {
     File,
 }
 
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     #[serde(default, rename = "type")]
@@ -162,7 +185,7 @@ impl std::fmt::Debug for SourceConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
     /// decode/match/encode threads
@@ -218,7 +241,7 @@ pub enum StoreKind {
 
 /// `[dead_letter]`: where the store is, and its retention (none by
 /// default: a dead letter stays until replayed or purged).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeadLetterConfig {
     /// `None`: `kafka` with a Kafka source, else `disk`.
@@ -268,7 +291,7 @@ impl DeadLetterConfig {
 /// process keeps all its state in one place and two processes given their
 /// own dead-letter directories never share a backlog. In Kafka, a topic
 /// per sink (`{topic_prefix}{sink}`), redelivered by a group of its own.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BacklogConfig {
     /// `None`: `kafka` with a Kafka source, else `disk`.
@@ -368,7 +391,7 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// `host:port` for `/metrics`, `/health` and `/ready`; none when absent.
@@ -410,5 +433,42 @@ impl PolicyConfig {
             unsupported_regions: self.unsupported_regions.iter().cloned().collect(),
             all_wildcard_regions: self.all_wildcard_regions.iter().cloned().collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// A reload names the start-only sections it changed, a secret's
+    /// change included (which `Debug` would hide), and nothing else.
+    #[test]
+    fn a_reload_names_the_start_only_sections_it_changed() {
+        let env = |v: &str| match v {
+            "T1" => Some("one".to_owned()),
+            "T2" => Some("two".to_owned()),
+            _ => None,
+        };
+        let load = |metrics: &str, workers: usize| {
+            let text = format!(
+                "[pipeline]\nworkers = {workers}\n[metrics]\n{metrics}\n[sinks.n]\ntype = \"null\"\n[[rules]]\nid = \"r\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"n\"]\n"
+            );
+            super::super::load_str(Path::new("c.toml"), &text, &env)
+                .unwrap_or_else(|d| panic!("{d:?}"))
+                .config
+                .start_only()
+        };
+        let running = load("tap_token = \"${T1}\"", 2);
+        assert!(running
+            .changed(&load("tap_token = \"${T1}\"", 2))
+            .is_empty());
+        assert_eq!(
+            running.changed(&load("tap_token = \"${T2}\"", 2)),
+            ["[metrics]"]
+        );
+        assert_eq!(
+            running.changed(&load("tap_token = \"${T2}\"", 3)),
+            ["[pipeline]", "[metrics]"]
+        );
     }
 }

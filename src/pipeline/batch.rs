@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use super::source::fetch_queue::KeptMessage;
+use super::kept_message::KeptMessage;
 
 /// Where a record came from: a Kafka topic/partition/offset, or a file
 /// (partition -1) and line. The topic is an id in [`Topics`].

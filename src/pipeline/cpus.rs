@@ -20,10 +20,10 @@ pub enum CpuError {
     Unsupported,
     #[error("the CPU check panicked")]
     Panicked,
-    #[error("pipeline.cpus: cannot run on CPUs {cpus:?}: {source}")]
+    #[error("pipeline.cpus: cannot run on CPUs {cpus:?}: {cause}")]
     Refused {
         cpus: Vec<usize>,
-        source: Box<CpuError>,
+        cause: Box<CpuError>,
     },
 }
 
@@ -74,7 +74,7 @@ pub fn check(cpus: &[usize]) -> Result<(), CpuError> {
         .map_err(|_| CpuError::Panicked)?
         .map_err(|e| CpuError::Refused {
             cpus: cpus.to_vec(),
-            source: Box::new(e),
+            cause: Box::new(e),
         })
 }
 
@@ -114,7 +114,7 @@ mod tests {
         assert!(check(&[first]).is_ok());
         let err = check(&[100_000]).unwrap_err();
         assert!(
-            matches!(&err, CpuError::Refused { source, .. } if matches!(**source, CpuError::OutOfRange(100_000))),
+            matches!(&err, CpuError::Refused { cause: source, .. } if matches!(**source, CpuError::OutOfRange(100_000))),
             "{err}"
         );
         assert!(err.to_string().starts_with("pipeline.cpus: "), "{err}");

@@ -7,24 +7,24 @@ use ossnotify_sinks::BuildError;
 pub enum PipelineError {
     /// Invalid records and given-up messages must be durable before their
     /// offsets commit; without the store nothing more may be committed.
-    #[error("cannot write the dead-letter store ({place}): {source}")]
+    #[error("cannot write the dead-letter store ({place}): {cause}")]
     DeadLetterStore {
         place: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A sink's backlog cannot be opened, written, read or trimmed.
-    #[error("cannot {what} the backlog of sink {sink} ({place}): {source}")]
+    #[error("cannot {what} the backlog of sink {sink} ({place}): {cause}")]
     Backlog {
         what: &'static str,
         sink: String,
         place: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The cluster would not create a Kafka store's topics.
     #[error(transparent)]
     StoreTopics(#[from] ossnotify_sinks::kafka_store::TopicsRefused),
-    #[error("sink {sink}: {source}")]
-    BuildSink { sink: String, source: BuildError },
+    #[error("sink {sink}: {cause}")]
+    BuildSink { sink: String, cause: BuildError },
     /// A sink's destination answered its probe for good: no such queue or
     /// topic, credentials it refuses (SPEC §6).
     #[error("sink {sink}: its destination refused the probe: {answer} (fix the sink, or start anyway with `run --no-check-sinks`)")]
@@ -34,26 +34,34 @@ pub enum PipelineError {
     DriverGone(String),
     /// A delivery task of a sink's driver panicked or was cancelled.
     #[error("a delivery task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    Task(tokio::task::JoinError),
+}
+
+// Not `#[from]`: the message names the task's error; as the source too, a
+// printed chain would say it twice.
+impl From<tokio::task::JoinError> for PipelineError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        PipelineError::Task(e)
+    }
 }
 
 /// Why the source could not start, or stopped reading.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot create the Kafka consumer: {0}")]
-    Consumer(#[source] rdkafka::error::KafkaError),
-    #[error("cannot subscribe to {topics:?}: {source}")]
+    Consumer(rdkafka::error::KafkaError),
+    #[error("cannot subscribe to {topics:?}: {cause}")]
     Subscribe {
         topics: Vec<String>,
-        source: rdkafka::error::KafkaError,
+        cause: rdkafka::error::KafkaError,
     },
     /// The input of a file or stdin source failed (not an invalid line:
     /// those are dead-lettered).
-    #[error("{input}: read failed after line {line}: {source}")]
+    #[error("{input}: read failed after line {line}: {cause}")]
     Read {
         input: String,
         line: i64,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
@@ -71,7 +79,7 @@ impl PipelineError {
     pub fn store(store: &ossnotify_sinks::DeadLetterStore, source: std::io::Error) -> Self {
         PipelineError::DeadLetterStore {
             place: store.place(),
-            source,
+            cause: source,
         }
     }
 }

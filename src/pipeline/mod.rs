@@ -5,9 +5,12 @@
 //! sinks, and the metrics. `run` wires them; `shutdown` says how a run ends.
 
 mod batch;
+mod counters;
 mod cpus;
 pub mod delivery;
 mod error;
+mod kept_message;
+mod metrics_server;
 mod offsets;
 mod reload;
 mod revoked;

@@ -14,27 +14,18 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 use ossnotify_sinks::log_limit::LogLimit;
-use ossnotify_sinks::{DeadLetterStore, Encoding, Envelope, Sink};
+use ossnotify_sinks::{DeadLetterStore, Encoding, Sink};
 
-use super::batch::Coord;
+use super::counters::Counters;
 use super::delivery::backlogs::{BacklogStore, Backlogs};
 use super::delivery::driver::{drive, DriverContext, SinkStats};
+use super::delivery::item::Item;
 use super::error::PipelineError;
 use super::revoked::Revoked;
 use super::supervisor::Supervisor;
 use super::tracker::Progress;
-use super::worker::Counters;
 use crate::config::Config;
 use crate::rules::RuleIndex;
-
-/// One message on its way to a sink, and the record it came from.
-pub struct Item {
-    pub envelope: Envelope,
-    pub coord: Coord,
-    /// When its record was read, on the first message of a batch's chunk
-    /// only: the latency stages are sampled once per batch.
-    pub read_at: Option<std::time::Instant>,
-}
 
 /// A sink as the workers see it: its queue (of chunks: a worker sends one
 /// chunk per sink per batch) and the encoding it wants.
@@ -128,7 +119,7 @@ impl Drivers {
                 let sink: Arc<dyn Sink> = Arc::from(s.config.build(&s.name).map_err(|source| {
                     PipelineError::BuildSink {
                         sink: s.name.clone(),
-                        source,
+                        cause: source,
                     }
                 })?);
                 built.push((s.name.clone(), sink));
@@ -239,7 +230,7 @@ impl Drivers {
             isolation,
             backlog,
             full_log: Arc::new(LogLimit::default()),
-            event_age: metrics::histogram!(crate::telemetry::EVENT_AGE, "sink" => sink.name().to_owned()),
+            event_age: metrics::histogram!(crate::metric_names::EVENT_AGE, "sink" => sink.name().to_owned()),
             topics: self.topics.clone(),
         };
         let (name, supervisor) = (format!("sink {}", sink.name()), self.supervisor.clone());
@@ -403,7 +394,7 @@ mod tests {
             .err()
             .expect("refused");
         assert!(
-            matches!(&err, PipelineError::BuildSink { sink, source: ossnotify_sinks::BuildError::File { .. } } if sink == "bad"),
+            matches!(&err, PipelineError::BuildSink { sink, cause: ossnotify_sinks::BuildError::File { .. } } if sink == "bad"),
             "{err}"
         );
         let again = drivers

@@ -21,7 +21,8 @@
 //! what is done and the run returns at once, leaving the stragglers to the
 //! process exit: what they had in flight is read again after a restart.
 //! The consumer is then never destroyed while a worker may still hold one
-//! of its messages.
+//! of its messages. A second signal (`RunOptions::cut_drain`) makes the
+//! deadline pass at once.
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,9 @@ impl<'s> Drain<'s> {
     /// Whether the deadline has passed (starting it if the run has just
     /// been told to stop).
     pub fn expired(&mut self) -> bool {
+        if self.supervisor.drain_cut() {
+            return true;
+        }
         if self.deadline.is_none() && self.supervisor.stopping() {
             self.deadline = Some(Instant::now() + self.timeout);
         }

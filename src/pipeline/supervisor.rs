@@ -24,14 +24,27 @@ pub struct Supervisor {
     failure: OnceLock<Failure>,
     /// The source's stop flag (also set by SIGTERM/SIGINT).
     stop: Arc<AtomicBool>,
+    /// Set: the drain is cut short (a second signal).
+    cut_drain: Arc<AtomicBool>,
 }
 
 impl Supervisor {
     pub fn new(stop: Arc<AtomicBool>) -> Arc<Supervisor> {
+        Self::with_cut_drain(stop, Arc::default())
+    }
+
+    /// A supervisor whose drain ends as soon as `cut_drain` is set.
+    pub fn with_cut_drain(stop: Arc<AtomicBool>, cut_drain: Arc<AtomicBool>) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             failure: OnceLock::new(),
             stop,
+            cut_drain,
         })
+    }
+
+    /// Whether the drain is to end now, done or not.
+    pub fn drain_cut(&self) -> bool {
+        self.cut_drain.load(Ordering::SeqCst)
     }
 
     /// `component` cannot go on: stop everything. Later failures (often

@@ -112,7 +112,8 @@ impl Anomalies {
 
     fn publish(&self) {
         for (a, n) in Anomaly::ALL.iter().zip(self.counts) {
-            metrics::counter!(crate::telemetry::TRACKER_ANOMALIES, "kind" => a.label()).absolute(n);
+            metrics::counter!(crate::metric_names::TRACKER_ANOMALIES, "kind" => a.label())
+                .absolute(n);
         }
     }
 }

@@ -8,7 +8,7 @@
 //! A worker that cannot go on (the dead-letter store cannot be written, a
 //! sink's driver is gone) returns the error; the supervisor stops the run.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -16,27 +16,14 @@ use crossbeam_channel::{Receiver, Sender};
 use ossnotify_sinks::{DeadLetter, DeadLetterStore, Encoding, Envelope};
 
 use super::batch::{Batch, Topics};
+use super::counters::Counters;
+use super::delivery::item::Item;
 use super::error::PipelineError;
 use super::revoked::Revoked;
-use super::routing::{Item, Routing};
+use super::routing::Routing;
 use super::tap::Taps;
 use super::tracker::Progress;
 use crate::engine::{Engine, Processed};
-
-/// Counts shared by the workers and the sink drivers, published by the
-/// tracker's thread.
-#[derive(Default)]
-pub struct Counters {
-    pub records: AtomicU64,
-    pub invalid: AtomicU64,
-    pub skipped: AtomicU64,
-    pub unmatched: AtomicU64,
-    pub messages: AtomicU64,
-    pub delivered: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    /// Kept in a sink's backlog, to be redelivered.
-    pub backlogged: AtomicU64,
-}
 
 /// A worker's counts for one batch, added to the shared counters once per
 /// batch (shared atomics bumped per record would bounce between cores).
@@ -217,7 +204,7 @@ impl Worker {
                 }
             }
             if let Some(t) = read_at {
-                metrics::histogram!(crate::telemetry::STAGE_SECONDS, "stage" => "encoded")
+                metrics::histogram!(crate::metric_names::STAGE_SECONDS, "stage" => "encoded")
                     .record(t.elapsed().as_secs_f64());
             }
         }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ossnotify_sinks::mns::dev_server::DevServer;
+use ossnotify_mns_dev::DevServer;
 
 /// The request id's SEQ inside a delivered (Base64) message.
 pub fn seq_of(body: &str) -> Option<u64> {

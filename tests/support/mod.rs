@@ -182,8 +182,8 @@ pub fn committed_within(
 }
 
 /// The tests' mns-dev settings: key "AK"/"SK", topic and queue "oss-events".
-pub fn dev_config() -> ossnotify_sinks::mns::dev_server::DevConfig {
-    ossnotify_sinks::mns::dev_server::DevConfig {
+pub fn dev_config() -> ossnotify_mns_dev::DevConfig {
+    ossnotify_mns_dev::DevConfig {
         access_key_id: "AK".into(),
         access_key_secret: "SK".into(),
         topics: vec!["oss-events".into()],
@@ -322,12 +322,8 @@ pub fn run_on_stdin_with(cfg: &Path, args: &[&str]) -> std::process::Child {
 }
 
 /// mns-dev on a free loopback port.
-pub async fn mns_dev(
-    cfg: ossnotify_sinks::mns::dev_server::DevConfig,
-) -> ossnotify_sinks::mns::dev_server::DevServer {
-    ossnotify_sinks::mns::dev_server::DevServer::local(cfg)
-        .await
-        .unwrap()
+pub async fn mns_dev(cfg: ossnotify_mns_dev::DevConfig) -> ossnotify_mns_dev::DevServer {
+    ossnotify_mns_dev::DevServer::local(cfg).await.unwrap()
 }
 
 /// An `ossnotify run -c CONFIG` process whose log (stderr) goes to a file,

@@ -4,7 +4,6 @@
 pub mod client;
 pub mod config;
 pub mod credentials;
-pub mod dev_server;
 pub mod sign;
 pub mod sink;
 pub mod xml;

@@ -26,10 +26,10 @@ fn client_for(
         c.credentials_file,
     )?;
     let roots = match c.ca_file {
-        Some(p) => Some(std::fs::read(p).map_err(|source| BuildError::File {
+        Some(p) => Some(std::fs::read(p).map_err(|cause| BuildError::File {
             what: "read ca_file",
             path: p.to_owned(),
-            source,
+            cause,
         })?),
         None => None,
     };

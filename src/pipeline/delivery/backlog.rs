@@ -21,15 +21,6 @@ use super::disk_backlog::DiskBacklog;
 use super::kafka_backlog::KafkaBacklog;
 use crate::pipeline::error::PipelineError;
 
-/// Backlog metrics, labelled `sink`.
-pub const MESSAGES: &str = "ossnotify_sink_backlog_messages";
-pub const BYTES: &str = "ossnotify_sink_backlog_bytes";
-pub const OLDEST_AGE: &str = "ossnotify_sink_backlog_oldest_age_seconds";
-pub const REDELIVERED: &str = "ossnotify_sink_redelivered_total";
-/// Kafka store only, for a topic found with a finite `retention.ms`: how
-/// long until its oldest undelivered message may expire.
-pub const RETENTION_HEADROOM: &str = "ossnotify_sink_backlog_retention_headroom_seconds";
-
 /// One sink's backlog, in either store.
 pub enum Backlog {
     Disk(Box<DiskBacklog>),
@@ -81,7 +72,7 @@ impl Backlog {
                 Backlog::Disk(b) => format!("directory {}", b.dir().display()),
                 Backlog::Kafka(b) => format!("topic {}", b.topic()),
             },
-            source,
+            cause: source,
         }
     }
 }

@@ -13,8 +13,9 @@ use ossnotify_sinks::{DeadLetterStore, Sink};
 
 use super::backlog::Backlog;
 use super::disk_backlog::{self, DiskBacklog};
+use super::kafka_backlog::Watched;
 use super::kafka_backlog::{KafkaBacklog, Size};
-use super::kafka_redelivery::{KafkaRedelivery, Watched, Wiring};
+use super::kafka_redelivery::{KafkaRedelivery, Wiring};
 use super::redelivery::{self, CurrentSinks, Redelivered, Redelivery};
 use crate::config::Config;
 use crate::pipeline::error::PipelineError;
@@ -99,7 +100,7 @@ impl KafkaBacklogs {
                 topic = %f.topic,
                 retention_ms = f.retention_ms,
                 "a backlog topic has a finite retention: messages waiting longer may expire before they are delivered; set retention.ms=-1 on it (see {})",
-                super::backlog::RETENTION_HEADROOM
+                crate::metric_names::BACKLOG_RETENTION_HEADROOM
             );
             retention.insert(f.topic, f.retention_ms);
         }
@@ -254,12 +255,12 @@ impl Backlogs {
             what: "open",
             sink: name.to_owned(),
             place: format!("directory {}", disk_backlog::dir_of(root, name).display()),
-            source,
+            cause: source,
         })?;
         let b = Arc::new(Backlog::Disk(Box::new(disk)));
         let task = Redelivery {
             name: name.to_owned(),
-            event_age: metrics::histogram!(crate::telemetry::EVENT_AGE, "sink" => name.to_owned()),
+            event_age: metrics::histogram!(crate::metric_names::EVENT_AGE, "sink" => name.to_owned()),
             backlog: b.clone(),
             current: self.current.clone(),
             store: self.store.clone(),
@@ -287,7 +288,7 @@ impl Backlogs {
             what: "open",
             sink: name.to_owned(),
             place: format!("topic {topic}"),
-            source,
+            cause: source,
         };
         let producer = {
             let mut p = k.producer.lock().expect("not poisoned");

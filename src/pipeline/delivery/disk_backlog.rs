@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use ossnotify_sinks::store::{self, now_ms, EntryId, StoreOptions};
 use ossnotify_sinks::Envelope;
 
-use super::backlog::{BYTES, MESSAGES, OLDEST_AGE};
+use crate::metric_names::{BACKLOG_BYTES, BACKLOG_MESSAGES, BACKLOG_OLDEST_AGE};
 
 pub struct DiskBacklog {
     sink: String,
@@ -209,10 +209,10 @@ impl DiskBacklog {
             (ix.entries.len(), ix.bytes, ix.entries.front().map(|e| e.1))
         };
         let sink = self.sink.clone();
-        metrics::gauge!(MESSAGES, "sink" => sink.clone()).set(n as f64);
-        metrics::gauge!(BYTES, "sink" => sink.clone()).set(bytes as f64);
+        metrics::gauge!(BACKLOG_MESSAGES, "sink" => sink.clone()).set(n as f64);
+        metrics::gauge!(BACKLOG_BYTES, "sink" => sink.clone()).set(bytes as f64);
         let age = oldest.map_or(0.0, |t| now_ms().saturating_sub(t) as f64 / 1000.0);
-        metrics::gauge!(OLDEST_AGE, "sink" => sink).set(age);
+        metrics::gauge!(BACKLOG_OLDEST_AGE, "sink" => sink).set(age);
     }
 }
 

@@ -12,14 +12,14 @@ use ossnotify_sinks::log_limit::LogLimit;
 use ossnotify_sinks::{deliver_or_dead_letter, DeadLetterStore, Envelope, GivenUp, Outcome, Sink};
 
 use super::backlog::Backlog;
+use super::item::Item;
 use super::redelivery::record_ages;
 use crate::pipeline::batch::Coord;
+use crate::pipeline::counters::Counters;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::revoked::Revoked;
-use crate::pipeline::routing::Item;
 use crate::pipeline::supervisor::Supervisor;
 use crate::pipeline::tracker::Progress;
-use crate::pipeline::worker::Counters;
 
 /// One sink's counts, kept after the sink is replaced (counters only grow).
 #[derive(Default)]
@@ -63,7 +63,7 @@ pub async fn drive(
     let max = sink.max_batch().max(1);
     let in_flight = Arc::new(tokio::sync::watch::Sender::new(0usize));
     let mut idle = in_flight.subscribe();
-    let stage = |name: &'static str| metrics::histogram!(crate::telemetry::STAGE_SECONDS, "stage" => name, "sink" => sink.name().to_owned());
+    let stage = |name: &'static str| metrics::histogram!(crate::metric_names::STAGE_SECONDS, "stage" => name, "sink" => sink.name().to_owned());
     let (sent_stage, settled_stage) = (stage("sent"), stage("settled"));
     let mut pending: Vec<Item> = Vec::new();
     while gather(&mut rx, &mut pending, max, sink.linger(), &mut idle).await {
@@ -101,7 +101,7 @@ pub async fn drive(
                         return Err(e);
                     }
                 };
-                metrics::histogram!(crate::telemetry::DELIVERY_SECONDS, "sink" => sink.name().to_owned())
+                metrics::histogram!(crate::metric_names::DELIVERY_SECONDS, "sink" => sink.name().to_owned())
                     .record(started.elapsed().as_secs_f64());
                 if let Some(t) = read_at {
                     settled_stage.record(t.elapsed().as_secs_f64());

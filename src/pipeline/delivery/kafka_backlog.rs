@@ -16,23 +16,37 @@
 //! every few seconds) and adds what it wrote since; bytes are that count
 //! times the mean size of the messages this member wrote (docs/config.md).
 
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ossnotify_sinks::kafka_store::{read, AckedProducer, Record};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::ClientConfig;
 
-use super::backlog::{BYTES, MESSAGES, OLDEST_AGE, RETENTION_HEADROOM};
-use super::kafka_redelivery::{Watched, Watching};
+use crate::metric_names::{
+    BACKLOG_BYTES, BACKLOG_MESSAGES, BACKLOG_OLDEST_AGE, BACKLOG_RETENTION_HEADROOM,
+};
 use ossnotify_sinks::Envelope;
 use rdkafka::message::{Headers, Message};
 
 pub const RULE: &str = "ossnotify.rule";
 pub const KEY: &str = "ossnotify.key";
 pub const EVENT_TIME: &str = "ossnotify.event_time_ms";
+/// One backlog topic being redelivered.
+#[derive(Clone)]
+pub struct Watched {
+    pub sink: String,
+    pub size: Arc<Size>,
+    /// `retention.ms` of a topic found with a finite one.
+    pub retention_ms: Option<i64>,
+}
+
+/// The backlog topics to redeliver, by topic; changed on start and reload.
+pub type Watching = Arc<Mutex<BTreeMap<String, Watched>>>;
+
 /// Where the message's record came from (`topic/partition/offset`).
 pub const SOURCE: &str = "ossnotify.source";
 
@@ -210,11 +224,13 @@ pub fn measure(c: &BaseConsumer, cc: &ClientConfig, watching: &Watching, stop: &
                 (ossnotify_sinks::store::now_ms() as i64 - t).max(0) as f64 / 1000.0
             });
             let sink = w.sink.clone();
-            metrics::gauge!(MESSAGES, "sink" => sink.clone()).set(waiting as f64);
-            metrics::gauge!(BYTES, "sink" => sink.clone()).set(w.size.bytes(waiting) as f64);
-            metrics::gauge!(OLDEST_AGE, "sink" => sink.clone()).set(age);
+            metrics::gauge!(BACKLOG_MESSAGES, "sink" => sink.clone()).set(waiting as f64);
+            metrics::gauge!(BACKLOG_BYTES, "sink" => sink.clone())
+                .set(w.size.bytes(waiting) as f64);
+            metrics::gauge!(BACKLOG_OLDEST_AGE, "sink" => sink.clone()).set(age);
             if let Some(r) = w.retention_ms {
-                metrics::gauge!(RETENTION_HEADROOM, "sink" => sink).set(r as f64 / 1000.0 - age);
+                metrics::gauge!(BACKLOG_RETENTION_HEADROOM, "sink" => sink)
+                    .set(r as f64 / 1000.0 - age);
             }
         }
     }

@@ -14,6 +14,7 @@ pub mod backlog;
 pub mod backlogs;
 pub mod disk_backlog;
 pub mod driver;
+pub mod item;
 pub mod kafka_backlog;
 pub mod kafka_redelivery;
 pub mod redelivery;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ossnotify_sinks::{DeadLetterStore, Envelope, Outcome, Sink};
 
-use super::backlog::{self, Backlog};
+use super::backlog::Backlog;
 use super::disk_backlog::DiskBacklog;
 use crate::pipeline::error::PipelineError;
 
@@ -136,7 +136,7 @@ impl Redelivery {
 /// Counts `n` messages of sink `name` redelivered.
 pub fn count_redelivered(name: &str, counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
-    metrics::counter!(backlog::REDELIVERED, "sink" => name.to_owned()).increment(n);
+    metrics::counter!(crate::metric_names::REDELIVERED, "sink" => name.to_owned()).increment(n);
 }
 
 /// Records how stale the delivered messages were on arrival.

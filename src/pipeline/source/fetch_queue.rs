@@ -14,6 +14,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::TopicPartitionList;
 
 use super::kafka::KafkaConsumer;
+use crate::pipeline::kept_message::KeptMessage;
 
 /// One fetched message, handed to the caller with its ownership.
 pub struct Fetched {
@@ -22,42 +23,6 @@ pub struct Fetched {
     pub partition: i32,
     pub offset: i64,
     pub message: KeptMessage,
-}
-
-/// A fetched librdkafka message, kept (payload included, not copied) until
-/// dropped: the worker that decodes it drops it. Every `KeptMessage` must be dropped
-/// before the consumer it came from: `run` joins the workers, which drain
-/// every batch, before it lets go of the consumer.
-pub struct KeptMessage(ptr::NonNull<rd::rd_kafka_message_t>);
-
-// SAFETY: a message from `rd_kafka_consume_batch_queue` belongs to the
-// application alone; librdkafka's threads never touch it again. Reading its
-// fields and `rd_kafka_message_destroy` (which releases its buffer and
-// partition through atomic reference counts) may run on any thread, and a
-// `KeptMessage` is used by one thread at a time (it is not `Sync`: only moved).
-unsafe impl Send for KeptMessage {}
-
-impl KeptMessage {
-    pub fn payload(&self) -> &[u8] {
-        // SAFETY: the message is ours and alive until `drop`; librdkafka
-        // does not change it meanwhile. The payload, when present, is `len`
-        // bytes that live as long as the message.
-        unsafe {
-            let m = self.0.as_ref();
-            if m.payload.is_null() {
-                &[]
-            } else {
-                std::slice::from_raw_parts(m.payload as *const u8, m.len)
-            }
-        }
-    }
-}
-
-impl Drop for KeptMessage {
-    fn drop(&mut self) {
-        // SAFETY: the message is ours, destroyed once, here.
-        unsafe { rd::rd_kafka_message_destroy(self.0.as_ptr()) }
-    }
 }
 
 /// The queue, owned by the source loop, which borrows the consumer: it
@@ -129,9 +94,10 @@ impl<'c> FetchQueue<'c> {
             let Some(m) = ptr::NonNull::new(m) else {
                 continue;
             };
-            // librdkafka filled the first `got` slots with messages we now
-            // own: each becomes a `KeptMessage`, which destroys it once.
-            let held = KeptMessage(m);
+            // SAFETY: librdkafka filled the first `got` slots with messages
+            // we now own: each becomes a `KeptMessage`, which destroys it
+            // once.
+            let held = unsafe { KeptMessage::new(m) };
             // SAFETY: the message is alive while `held` is.
             let msg = unsafe { m.as_ref() };
             if msg.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {

@@ -100,7 +100,7 @@ fn read_input(mut input: LineInput, name: String, topic: u32, out: Sender<Read>)
                 let _ = out.send(Err(SourceError::Read {
                     input: name.clone(),
                     line: line_no,
-                    source: e,
+                    cause: e,
                 }));
                 return;
             }

@@ -88,7 +88,7 @@ impl Handoff {
             Ok(()) => {
                 *announced = 0;
                 if let Some(t) = read_at {
-                    metrics::histogram!(crate::telemetry::STAGE_SECONDS, "stage" => "queued")
+                    metrics::histogram!(crate::metric_names::STAGE_SECONDS, "stage" => "queued")
                         .record(t.elapsed().as_secs_f64());
                 }
                 Ok(())

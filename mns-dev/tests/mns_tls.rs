@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use ossnotify_mns_dev::{DevConfig, DevServer};
 use ossnotify_sinks::mns::config::MnsTopicConfig;
-use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
 use ossnotify_sinks::{Envelope, Outcome, SinkConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ossnotify_mns_dev::{DevConfig, DevServer};
 use ossnotify_sinks::mns::client::{self, batches, Failure, MnsClient};
-use ossnotify_sinks::mns::dev_server::{DevConfig, DevServer};
 use ossnotify_sinks::mns::xml::OutMessage;
 use ossnotify_sinks::{RetryConfig, Secret};
 

@@ -1,0 +1,284 @@
+//! `ossnotify run`: wires the road from record to sink. A source thread
+//! (this one) reads records and announces them to the offset tracker;
+//! worker threads (bounded crossbeam channels) decode, match and encode,
+//! tell the tracker how many messages each record yields, and hand the
+//! messages to per-sink drivers on tokio (bounded channels: a slow sink
+//! slows the workers, which slow the source); the drivers batch, deliver or
+//! dead-letter, and acknowledge; the tracker commits what is done. Every
+//! thread and driver is supervised; `shutdown` says how a run ends.
+
+mod started;
+mod stores;
+mod threads;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{bounded, unbounded};
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::pipeline::batch::{Batch, Topics};
+use crate::pipeline::counters::Counters;
+use crate::pipeline::offsets::OffsetTracker;
+use crate::pipeline::revoked::Revoked;
+use crate::pipeline::routing::Drivers;
+use crate::pipeline::source::{self, Handoff, BATCH};
+use crate::pipeline::supervisor::{Failure, Supervisor};
+use crate::pipeline::tracker::{Position, TrackerThread};
+use crate::pipeline::worker::Worker;
+
+use started::Started;
+pub use stores::store_topics;
+use stores::{backlog_store, ensure_store_topics, open_store};
+use threads::{io_runtime, publish, publish_queues, spawn_reloader, spawn_tracker, spawn_workers};
+
+/// Where the records come from.
+pub enum Input {
+    /// One record per line (a file, stdin), named in errors.
+    Lines(crate::pipeline::source::lines::LineInput, String),
+    /// The configured Kafka source.
+    Kafka,
+    /// A range of offsets of the source's topics (a backfill).
+    Window(crate::pipeline::source::window::KafkaWindow),
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub records: u64,
+    pub invalid: u64,
+    pub skipped: u64,
+    pub unmatched: u64,
+    pub messages: u64,
+    pub delivered: u64,
+    pub dead_lettered: u64,
+    /// Messages kept in sinks' backlogs during the run.
+    pub backlogged: u64,
+    /// Messages redelivered from sinks' backlogs during the run (counted in
+    /// `delivered` too).
+    pub redelivered: u64,
+    /// Messages in the backlogs at the end, redelivered by the next run.
+    pub still_backlogged: u64,
+    /// Per sink: (name, delivered, dead-lettered, kept in its backlog).
+    pub sinks: Vec<(String, u64, u64, u64)>,
+    /// Where the input is processed through, as the tracker committed it.
+    pub committed: Vec<Position>,
+    /// False if the drain deadline cut the drain short.
+    pub drained: bool,
+}
+
+/// Why a run did not end well.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `[pipeline] cpus` names CPUs this machine does not let us use.
+    #[error(transparent)]
+    Cpus(#[from] crate::pipeline::cpus::CpuError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    #[error(transparent)]
+    MetricsServer(#[from] crate::pipeline::metrics_server::MetricsServerError),
+    #[error("cannot open the dead-letter store ({place}): {cause}")]
+    DeadLetterStore {
+        place: String,
+        cause: std::io::Error,
+    },
+    /// The cluster would not create a Kafka store's topics.
+    #[error(transparent)]
+    StoreTopics(#[from] ossnotify_sinks::kafka_store::TopicsRefused),
+    /// A sink that cannot be built, a backlog that cannot be opened.
+    #[error(transparent)]
+    Routing(#[from] super::PipelineError),
+    /// The source cannot start (the Kafka consumer cannot be created).
+    #[error(transparent)]
+    Source(#[from] crate::pipeline::error::SourceError),
+    /// A component failed while running (see `supervisor`).
+    #[error(transparent)]
+    Failed(#[from] Failure),
+    /// The last, synchronous offset commit failed: what was done since the
+    /// previous commit is read again after a restart.
+    #[error("the last offset commit failed: {0}")]
+    LastCommit(rdkafka::error::KafkaError),
+}
+
+/// How a run starts.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Probe the sinks' destinations at start and on every reload (SPEC §6).
+    pub check_sinks: bool,
+    /// Reload on SIGHUP or an edit of the config file. A backfill does
+    /// not: its config is derived from the file (only the rules named),
+    /// and a reload would bring every rule back.
+    pub reload: bool,
+    /// Redeliver the Kafka backlogs (join the backlog group). A backfill
+    /// does not: the live members redeliver what it kept.
+    pub redeliver: bool,
+    /// Set (by a second signal): the drain ends at once. What is settled
+    /// is committed; the rest is read again at the next start.
+    pub cut_drain: Arc<AtomicBool>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            check_sinks: true,
+            reload: true,
+            redeliver: true,
+            cut_drain: Arc::default(),
+        }
+    }
+}
+
+/// Runs `config` over `input`: lines until they end, or Kafka until `stop`
+/// (or a failure); then drains and commits (see `shutdown`).
+pub fn run(config: &Config, input: Input, stop: Arc<AtomicBool>) -> Result<RunSummary, RunError> {
+    run_with(config, input, stop, RunOptions::default())
+}
+
+/// [`run`] with `options`.
+pub fn run_with(
+    config: &Config,
+    input: Input,
+    stop: Arc<AtomicBool>,
+    options: RunOptions,
+) -> Result<RunSummary, RunError> {
+    let cpus = config.pipeline.cpus.clone();
+    crate::pipeline::cpus::check(&cpus).map_err(RunError::Cpus)?;
+    let rt = io_runtime(&cpus)?;
+    let supervisor = Supervisor::with_cut_drain(stop, options.cut_drain.clone());
+    // /metrics, /health, /ready.
+    let ready = Arc::new(AtomicBool::new(false));
+    let taps = Arc::new(crate::pipeline::tap::Taps::default());
+    if let Some(listen) = &config.metrics.listen {
+        rt.block_on(crate::pipeline::metrics_server::serve(
+            listen,
+            ready.clone(),
+            supervisor.clone(),
+            taps.clone(),
+            config.metrics.tap_token.clone(),
+        ))?;
+    }
+    if !ensure_store_topics(config, &supervisor)? {
+        // Stopped before the cluster answered: nothing was read.
+        return Ok(RunSummary {
+            drained: true,
+            ..RunSummary::default()
+        });
+    }
+    // After the metrics recorder is installed: opening counts repairs and
+    // retention.
+    let store = Arc::new(open_store(config)?);
+    let counters = Arc::new(Counters::default());
+    let topics = Arc::new(Topics::default());
+    let (progress, progress_rx) = unbounded();
+    let revoked = Arc::new(Revoked::default());
+
+    // The rules and the sinks they address, with a driver per sink.
+    let mut drivers = Drivers::new(
+        rt.handle().clone(),
+        store.clone(),
+        backlog_store(config, options.redeliver),
+        progress.clone(),
+        counters.clone(),
+        supervisor.clone(),
+        revoked.clone(),
+        config.pipeline.queue_capacity,
+    );
+    drivers.check_sinks = options.check_sinks;
+    drivers.topics = topics.clone();
+    let drivers = Arc::new(drivers);
+    let routing = Arc::new(ArcSwap::from_pointee(drivers.routing(config)?));
+    // SIGHUP or an edit of the config file: new rules and sinks, swapped in
+    // atomically.
+    let reloads = Arc::new(crate::pipeline::reload::ReloadCounters::default());
+    let reload_stop = Arc::new(AtomicBool::new(false));
+    let reloader = if options.reload {
+        spawn_reloader(config, &drivers, &routing, &reload_stop, &reloads)
+    } else {
+        std::thread::spawn(|| {})
+    };
+
+    let mut source = source::open(config, input, &topics, &progress, &ready, &revoked)
+        .map_err(RunError::Source)?;
+    // `queue_capacity` records, in batches; a few per worker at most (more
+    // only adds latency).
+    let batches = (config.pipeline.queue_capacity / BATCH).clamp(1, config.pipeline.workers * 4);
+    let (batch_tx, batch_rx) = bounded::<Batch>(batches);
+    // Emptied batches on their way back to the source.
+    let (spare_tx, spare_rx) = bounded::<Batch>(batches + config.pipeline.workers + 1);
+
+    let tracker = {
+        let tracker = TrackerThread {
+            progress: progress_rx,
+            committer: source.committer(),
+            topics: topics.clone(),
+            supervisor: supervisor.clone(),
+            interval: Duration::from_millis(config.pipeline.commit_interval_ms),
+        };
+        let publish = {
+            let (counters, drivers, reloads, routing, batches) = (
+                counters.clone(),
+                drivers.clone(),
+                reloads.clone(),
+                routing.clone(),
+                batch_rx.clone(),
+            );
+            move |t: &OffsetTracker| {
+                publish(t, &counters, &drivers, &reloads);
+                publish_queues(&batches, &routing.load());
+            }
+        };
+        spawn_tracker(tracker, publish, &cpus, &supervisor)?
+    };
+
+    let workers = spawn_workers(config.pipeline.workers, &supervisor, || Worker {
+        rx: batch_rx.clone(),
+        spares: spare_tx.clone(),
+        routing: routing.clone(),
+        topics: topics.clone(),
+        store: store.clone(),
+        progress: progress.clone(),
+        counters: counters.clone(),
+        revoked: revoked.clone(),
+        engine: Engine::new(config.source.key_encoding, false)
+            .with_window(config.pipeline.operation_window),
+        cpus: cpus.clone(),
+        taps: taps.clone(),
+        invalid_not_dead_lettered: config.pipeline.invalid_not_dead_lettered,
+    })?;
+    // The workers hold the receivers now: the channel closes with them.
+    drop(batch_rx);
+
+    // The source, on this thread (pinned only now: librdkafka's threads,
+    // started with the consumer above, keep every CPU).
+    crate::pipeline::cpus::pin_or_warn(&cpus);
+    {
+        let handoff = Handoff {
+            batches: batch_tx,
+            spares: spare_rx,
+            progress: progress.clone(),
+            max_held: config.pipeline.queue_capacity,
+        };
+        supervisor.run("source", || source.read(&handoff, &supervisor));
+        // Dropping the hand-off closes the workers' channel.
+    }
+
+    Started {
+        rt,
+        supervisor,
+        workers,
+        reloader,
+        reload_stop,
+        drivers,
+        routing,
+        progress,
+        tracker,
+        source,
+        counters,
+    }
+    .shut_down(config)
+}
