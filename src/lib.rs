@@ -11,20 +11,21 @@
 //!
 //! Each of the other commands has a module of its own: [`dry_run`] is
 //! `ossnotify match`, [`plan`] `plan`, [`backfill`] `backfill`,
-//! [`config_tests`] `test`, [`dead_letter`] `dead-letter` and `replay`,
-//! [`backlog`] `backlog`, [`tap_client`] `tap` and [`loadgen`] `loadgen`;
+//! [`expectations`] `test` (a config's expected notifications),
+//! [`dead_letter_admin`] `dead-letter` and `replay`, [`backlog_admin`]
+//! `backlog`, [`tap_client`] `tap` and [`loadgen`] `loadgen`;
 //! [`synth`] makes the synthetic records and rules that `loadgen`, the
 //! benchmarks and the tests use.
 
 pub mod backfill;
-pub mod backlog;
+pub mod backlog_admin;
 pub mod config;
-pub mod config_tests;
-pub mod dead_letter;
+pub mod dead_letter_admin;
 pub mod dry_run;
 pub mod encode;
 pub mod engine;
 pub mod event;
+pub mod expectations;
 pub mod loadgen;
 pub mod metric_names;
 pub mod oplog;

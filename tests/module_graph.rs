@@ -22,10 +22,10 @@ const ROAD: &[&[&str]] = &[
     &["pipeline"],
     &[
         "backfill",
-        "backlog",
-        "config_tests",
-        "dead_letter",
+        "backlog_admin",
+        "dead_letter_admin",
         "dry_run",
+        "expectations",
         "loadgen",
         "plan",
         "tap_client",

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::breaker::{BacklogConfig, BreakerConfig, Isolation};
-pub use crate::cloudevents::CloudEventsMode;
-use crate::cloudevents::{BinaryEvent, STRUCTURED_CONTENT_TYPE};
+pub use crate::cloudevents_binding::CloudEventsMode;
+use crate::cloudevents_binding::{BinaryEvent, STRUCTURED_CONTENT_TYPE};
 use crate::config::{
     check_delivery, check_http_url, default_max_in_flight, default_timeout_ms, redact_url,
     Encoding, FieldIssue, RetryConfig, SinkConfig,
@@ -117,7 +117,7 @@ impl SinkConfig for HttpConfig {
             &self.backlog,
             &mut v,
         );
-        crate::cloudevents::check_mode(self.cloudevents_mode, self.encoding, &mut v);
+        crate::cloudevents_binding::check_mode(self.cloudevents_mode, self.encoding, &mut v);
         if self.cloudevents_mode == CloudEventsMode::Binary && self.batch != HttpBatching::Single {
             v.push(FieldIssue::new(
                 "cloudevents_mode",

@@ -19,7 +19,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde::Deserialize;
 
 use crate::breaker::{BacklogConfig, BreakerConfig, Isolation};
-use crate::cloudevents::{BinaryEvent, CloudEventsMode, STRUCTURED_CONTENT_TYPE};
+use crate::cloudevents_binding::{BinaryEvent, CloudEventsMode, STRUCTURED_CONTENT_TYPE};
 use crate::config::{Encoding, FieldIssue, SinkConfig};
 use crate::sink::{Delivery, Envelope, Outcome, Sink};
 
@@ -129,7 +129,7 @@ impl SinkConfig for KafkaConfig {
         if self.topic.is_empty() {
             v.push(FieldIssue::new("topic", "is empty"));
         }
-        crate::cloudevents::check_mode(self.cloudevents_mode, self.encoding, &mut v);
+        crate::cloudevents_binding::check_mode(self.cloudevents_mode, self.encoding, &mut v);
         crate::config::check_isolation(&self.breaker, &self.backlog, &mut v);
         v
     }

@@ -4,7 +4,7 @@
 //! here and one line in [`REGISTRY`].
 
 pub mod breaker;
-pub mod cloudevents;
+pub mod cloudevents_binding;
 pub mod config;
 pub mod dead_letter;
 pub mod file;

@@ -6,7 +6,7 @@ use super::args::BacklogCommand;
 use super::{invalid, load_read_only, CliError, IntoCliError};
 
 pub(super) fn backlog(cmd: BacklogCommand) -> Result<ExitCode, CliError> {
-    use ossnotify::backlog as b;
+    use ossnotify::backlog_admin as b;
     let (BacklogCommand::Ls(args) | BacklogCommand::Stats(args) | BacklogCommand::Show(args)) =
         &cmd;
     let config = load_read_only(&args.config)?;

@@ -6,7 +6,7 @@ use super::args::DeadLetterCommand;
 use super::{invalid, load_for_run, load_read_only, runtime, CliError, IntoCliError, EXIT_RUNTIME};
 
 pub(super) fn dead_letter(cmd: DeadLetterCommand) -> Result<ExitCode, CliError> {
-    use ossnotify::dead_letter::{self as dl, Filter};
+    use ossnotify::dead_letter_admin::{self as dl, Filter};
     let (args, all) = match &cmd {
         DeadLetterCommand::Ls(a)
         | DeadLetterCommand::Stats(a)

@@ -77,7 +77,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             metrics_listen,
         } => {
             let time = |flag: &'static str, t: &str| {
-                ossnotify::dead_letter::parse_time(t)
+                ossnotify::dead_letter_admin::parse_time(t)
                     .map(|t| t as i64)
                     .invalid(flag)
             };

@@ -17,7 +17,7 @@ pub(super) fn plan(
     let new = load_read_only(new_path)?;
     let old = load_read_only(old_path)?;
     let since_ms = since
-        .map(ossnotify::dead_letter::parse_time)
+        .map(ossnotify::dead_letter_admin::parse_time)
         .transpose()
         .invalid("--since")?
         .map(|t| t as i64);

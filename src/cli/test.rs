@@ -14,7 +14,7 @@ pub(super) fn config_tests(
     let config = load_read_only(config_path)?;
     let text =
         std::fs::read_to_string(tests).invalid(format!("cannot read {}", tests.display()))?;
-    let r = ossnotify::config_tests::run(&config, tests, &text)
+    let r = ossnotify::expectations::run(&config, tests, &text)
         .map_err(|e| CliError::Invalid(anyhow::Error::new(e)))?;
     match format {
         TestFormat::Text => {

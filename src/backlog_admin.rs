@@ -9,7 +9,7 @@ use ossnotify_sinks::store;
 use ossnotify_sinks::Envelope;
 
 use crate::config::{Config, StoreKind};
-use crate::dead_letter::{decode_payload, utc};
+use crate::dead_letter_admin::{decode_payload, utc};
 use crate::pipeline::delivery::{disk_backlog, kafka_backlog};
 
 /// One sink's backlog as read.
