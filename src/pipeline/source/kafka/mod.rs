@@ -235,3 +235,6 @@ fn set_paused(consumer: &KafkaConsumer, paused: bool) -> bool {
     }
     paused
 }
+
+#[cfg(test)]
+mod tests;
