@@ -44,7 +44,7 @@ fn record(tag: &str, i: u64, time: u64) -> String {
 
 fn config(topic: &str, endpoint: &str, queue: &str) -> String {
     format!(
-        "{}\n[pipeline]\ncommit_interval_ms = 100\n\n[sinks.q]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"{queue}\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"q\"]\n",
+        "{}\n[pipeline]\ncommit_interval_ms = 100\n\n[sinks.q]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"{queue}\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch = {{ max_messages = 16 }}\nrequest = {{ max_in_flight = 16 }}\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"q\"]\n",
         support::kafka_source(
             support::broker::brokers(),
             topic,

@@ -90,7 +90,7 @@ fn config_text(
     breaker: bool,
 ) -> String {
     let mut text = format!(
-        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"{group}\"\n\n[source.librdkafka]\n\"fetch.wait.max.ms\" = \"{}\"\n\n[pipeline]\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n[sinks.events.breaker]\nenabled = {breaker}\n",
+        "[source]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{TOPIC}\"]\ngroup_id = \"{group}\"\n\n[source.librdkafka]\n\"fetch.wait.max.ms\" = \"{}\"\n\n[pipeline]\ncommit_interval_ms = 100\n\n[metrics]\nlisten = \"{metrics}\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch = {{ max_messages = 16 }}\nrequest = {{ max_in_flight = 16 }}\n[sinks.events.breaker]\nenabled = {breaker}\n",
         fetch_wait_ms(),
         dir.join(format!("dl-{group}")).display(),
     );

@@ -96,7 +96,7 @@ fn main() {
             .iter()
             .map(|p| Envelope { payload: p.clone(), rule_id: "r".into(), key: "b/k".into(), ..Default::default() })
             .collect();
-        let common = format!("endpoint = \"{endpoint}\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nmax_in_flight = 64\n");
+        let common = format!("endpoint = \"{endpoint}\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nrequest = {{ max_in_flight = 64 }}\n");
 
         // Topic: one PublishMessage per message, 64 in flight (the sink's bound).
         let topic: MnsTopicConfig = toml::from_str(&format!("{common}topic = \"oss-events\"\n")).unwrap();
@@ -110,7 +110,7 @@ fn main() {
 
         // Queue: BatchSendMessage of 16, 16 requests in flight.
         let queue: MnsQueueConfig = toml::from_str(&format!(
-            "endpoint = \"{endpoint}\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nmax_in_flight = 16\nbatch_size = 16\nqueue = \"oss-queue\"\n"
+            "endpoint = \"{endpoint}\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nrequest = {{ max_in_flight = 16 }}\nbatch = {{ max_messages = 16 }}\nqueue = \"oss-queue\"\n"
         ))
         .unwrap();
         let sink = queue.build("queue").unwrap();

@@ -31,7 +31,7 @@ fn config(dir: &std::path::Path, endpoint: &str) -> std::path::PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "[source]\ntype = \"stdin\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.q]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n\n[sinks.q.backlog]\nmax_mib = 4096\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"q\"]\n",
+            "[source]\ntype = \"stdin\"\n\n[dead_letter]\npath = \"{}\"\n\n[sinks.q]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch = {{ max_messages = 16 }}\nrequest = {{ max_in_flight = 16 }}\n\n[sinks.q.backlog]\nmax_mib = 4096\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"q\"]\n",
             dir.join("state").display()
         ),
     )
@@ -140,7 +140,7 @@ fn kafka(rt: &tokio::runtime::Runtime, n: u64) {
         std::fs::write(
             &path,
             format!(
-                "{}\n[sinks.q]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 16\nmax_in_flight = 16\n\n[sinks.q.backlog]\nmax_mib = 4096\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"q\"]\n",
+                "{}\n[sinks.q]\ntype = \"mns_queue\"\nendpoint = \"{endpoint}\"\nqueue = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch = {{ max_messages = 16 }}\nrequest = {{ max_in_flight = 16 }}\n\n[sinks.q.backlog]\nmax_mib = 4096\n\n[[rules]]\nid = \"all\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"q\"]\n",
                 support::kafka_source(support::broker::brokers(), &topic, &topic, "", "")
             ),
         )

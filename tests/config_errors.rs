@@ -441,3 +441,50 @@ fn a_mistake_in_a_sink_is_one_error_however_many_rules_use_it() {
     );
     assert_eq!(out.matches("error:").count(), 1, "{out}");
 }
+
+/// Keys that moved into `[sinks.NAME.request]` and `[sinks.NAME.batch]`
+/// still load from the sink's own table, each with a warning naming its
+/// new place; the nested form loads without one; a key given both ways is
+/// an error, and an unknown key in a nested table is located.
+#[test]
+fn flat_sink_keys_still_load_with_a_warning_naming_their_new_place() {
+    let queue = "[sinks.q]\ntype = \"mns_queue\"\nendpoint = \"http://127.0.0.1:9\"\nqueue = \"q\"\naccess_key_id = \"id\"\naccess_key_secret = \"s\"\n";
+    let hook = "[sinks.h]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/x\"\n";
+    let rules = "[[rules]]\nid = \"r\"\nbucket = \"b\"\nevents = [\"ObjectCreated:*\"]\nsinks = [\"q\", \"h\"]\n";
+    let flat = format!(
+        "{queue}batch_size = 8\nlinger_ms = 2\nmax_in_flight = 4\nrequest_timeout_ms = 1000\n{hook}batch = \"ndjson\"\nmax_batch = 50\n{rules}"
+    );
+    check(
+        &flat,
+        0,
+        &[
+            "DIR/ossnotify.toml:7:1: sinks.q.batch_size: deprecated: write it as `max_messages` in [sinks.q.batch]",
+            "DIR/ossnotify.toml:8:1: sinks.q.linger_ms: deprecated: write it as `linger_ms` in [sinks.q.batch]",
+            "DIR/ossnotify.toml:9:1: sinks.q.max_in_flight: deprecated: write it as `max_in_flight` in [sinks.q.request]",
+            "DIR/ossnotify.toml:10:1: sinks.q.request_timeout_ms: deprecated: write it as `timeout_ms` in [sinks.q.request]",
+            "sinks.h.batch: deprecated: write it as `mode` in [sinks.h.batch]",
+            "sinks.h.max_batch: deprecated: write it as `max_messages` in [sinks.h.batch]",
+            "valid: 1 rules, 2 sinks, 6 warnings",
+        ],
+    );
+    let nested = format!(
+        "{queue}batch = {{ max_messages = 8, linger_ms = 2 }}\nrequest = {{ max_in_flight = 4, timeout_ms = 1000 }}\n{hook}batch = {{ mode = \"ndjson\", max_messages = 50 }}\n{rules}"
+    );
+    check(&nested, 0, &["valid: 1 rules, 2 sinks, 0 warnings"]);
+    let both =
+        format!("{queue}max_in_flight = 4\nrequest = {{ max_in_flight = 5 }}\n{hook}{rules}");
+    check(
+        &both,
+        1,
+        &["DIR/ossnotify.toml:7:1: sinks.q.max_in_flight: given twice: here and as `max_in_flight` in [sinks.q.request]"],
+    );
+    let unknown = format!("{queue}batch = {{ linger = 3 }}\n{hook}{rules}");
+    check(
+        &unknown,
+        1,
+        &[
+            "DIR/ossnotify.toml:7:",
+            "sinks.q.batch.linger: unknown field `linger`",
+        ],
+    );
+}

@@ -15,7 +15,7 @@ fn write_config(d: &support::Dir, endpoint: &str) -> std::path::PathBuf {
     d.write(
         "c.toml",
         &format!(
-            "[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_topic\"\nendpoint = \"{endpoint}\"\ntopic = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nrequest_timeout_ms = 1000\n\n[sinks.events.retry]\nmax_attempts = 2\ninitial_backoff_ms = 1\nmax_backoff_ms = 5\n",
+            "[dead_letter]\npath = \"{}\"\n\n[sinks.events]\ntype = \"mns_topic\"\nendpoint = \"{endpoint}\"\ntopic = \"oss-events\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nrequest = {{ timeout_ms = 1000 }}\n\n[sinks.events.retry]\nmax_attempts = 2\ninitial_backoff_ms = 1\nmax_backoff_ms = 5\n",
             dl.display()
         ),
     )

@@ -150,8 +150,8 @@ queue = "oss-events"
 encoding = "{encoding}"
 access_key_id = "AK"
 access_key_secret = "SK"
-batch_size = 4
-max_in_flight = 2
+batch = {{ max_messages = 4 }}
+request = {{ max_in_flight = 2 }}
 [sinks.console.retry]
 max_attempts = 1000
 initial_backoff_ms = 20

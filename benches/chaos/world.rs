@@ -41,7 +41,7 @@ endpoint = "http://127.0.0.1:{mns}"
 queue = "oss-events"
 access_key_id = "AK"
 access_key_secret = "SK"
-max_in_flight = 16
+request = {{ max_in_flight = 16 }}
 
 [sinks.q.retry]
 max_attempts = 12

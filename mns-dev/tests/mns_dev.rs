@@ -286,7 +286,7 @@ async fn topic_sink_bounds_its_requests_and_survives_503s() {
     })
     .await;
     let toml_text = format!(
-        "endpoint = \"{}\"\ntopic = \"oss-events\"\naccess_key_id = \"LTAIdev\"\naccess_key_secret = \"dev-secret\"\nmax_in_flight = 8\n[retry]\nmax_attempts = 20\ninitial_backoff_ms = 1\nmax_backoff_ms = 10\n",
+        "endpoint = \"{}\"\ntopic = \"oss-events\"\naccess_key_id = \"LTAIdev\"\naccess_key_secret = \"dev-secret\"\n[request]\nmax_in_flight = 8\n[retry]\nmax_attempts = 20\ninitial_backoff_ms = 1\nmax_backoff_ms = 10\n",
         server.endpoint()
     );
     let cfg: ossnotify_sinks::mns::config::MnsTopicConfig = toml::from_str(&toml_text).unwrap();

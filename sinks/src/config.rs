@@ -213,13 +213,63 @@ impl RetryConfig {
     }
 }
 
-pub(crate) fn default_timeout_ms() -> u64 {
-    5_000
+/// `[sinks.NAME.request]`: how the sink's requests go out (the MNS and
+/// `http` sinks).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestConfig {
+    /// Requests under way at once, live traffic and redelivery together.
+    pub max_in_flight: usize,
+    /// One request's deadline, connecting included.
+    pub timeout_ms: u64,
 }
 
-pub(crate) fn default_max_in_flight() -> usize {
-    64
+impl Default for RequestConfig {
+    fn default() -> Self {
+        RequestConfig {
+            max_in_flight: 64,
+            timeout_ms: 5_000,
+        }
+    }
 }
+
+impl RequestConfig {
+    pub fn validate(&self, issues: &mut Vec<FieldIssue>) {
+        if self.max_in_flight == 0 {
+            issues.push(FieldIssue::new(
+                "request.max_in_flight",
+                "must be at least 1",
+            ));
+        }
+        if self.timeout_ms == 0 {
+            issues.push(FieldIssue::new("request.timeout_ms", "must be at least 1"));
+        }
+    }
+}
+
+/// A key that moved from a sink's table into one of its nested tables
+/// (`max_in_flight` → `[sinks.NAME.request] max_in_flight`). The flat
+/// spelling still loads, with a warning naming the new one.
+#[derive(Debug, Clone, Copy)]
+pub struct Moved {
+    pub flat: &'static str,
+    pub table: &'static str,
+    pub key: &'static str,
+}
+
+/// The keys that moved into `[sinks.NAME.request]`.
+pub const REQUEST_MOVED: [Moved; 2] = [
+    Moved {
+        flat: "max_in_flight",
+        table: "request",
+        key: "max_in_flight",
+    },
+    Moved {
+        flat: "request_timeout_ms",
+        table: "request",
+        key: "timeout_ms",
+    },
+];
 
 /// `http://` or `https://` followed by a host.
 pub(crate) fn check_http_url(field: &'static str, url: &str, issues: &mut Vec<FieldIssue>) {
@@ -238,15 +288,13 @@ pub(crate) fn check_http_url(field: &'static str, url: &str, issues: &mut Vec<Fi
 /// What every network sink checks alike: its concurrency, retries,
 /// breaker and backlog.
 pub(crate) fn check_delivery(
-    max_in_flight: usize,
+    request: &RequestConfig,
     retry: &RetryConfig,
     breaker: &crate::breaker::BreakerConfig,
     backlog: &crate::breaker::BacklogConfig,
     issues: &mut Vec<FieldIssue>,
 ) {
-    if max_in_flight == 0 {
-        issues.push(FieldIssue::new("max_in_flight", "must be at least 1"));
-    }
+    request.validate(issues);
     retry.validate(issues);
     check_isolation(breaker, backlog, issues);
 }

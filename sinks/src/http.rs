@@ -8,8 +8,8 @@ use crate::breaker::{BacklogConfig, BreakerConfig, Isolation};
 pub use crate::cloudevents_binding::CloudEventsMode;
 use crate::cloudevents_binding::{BinaryEvent, STRUCTURED_CONTENT_TYPE};
 use crate::config::{
-    check_delivery, check_http_url, default_max_in_flight, default_timeout_ms, redact_url,
-    Encoding, FieldIssue, RetryConfig, SinkConfig,
+    check_delivery, check_http_url, redact_url, Encoding, FieldIssue, Moved, RequestConfig,
+    RetryConfig, SinkConfig, REQUEST_MOVED,
 };
 use crate::retry::{retry, status_class, Class, Classify};
 use crate::sink::{Delivery, Envelope, Outcome, Sink};
@@ -20,7 +20,7 @@ pub enum HttpBatching {
     /// One message per request.
     #[default]
     Single,
-    /// Up to `max_batch` messages per request, one per line.
+    /// Up to `batch.max_messages` messages per request, one per line.
     Ndjson,
 }
 
@@ -29,16 +29,12 @@ pub enum HttpBatching {
 pub struct HttpConfig {
     pub url: String,
     #[serde(default)]
-    pub batch: HttpBatching,
-    #[serde(default = "default_max_batch")]
-    pub max_batch: usize,
+    pub batch: HttpBatch,
     /// Extra request headers (e.g. an Authorization token).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: usize,
-    #[serde(default = "default_timeout_ms")]
-    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub request: RequestConfig,
     #[serde(default)]
     pub retry: RetryConfig,
     #[serde(default)]
@@ -59,9 +55,40 @@ pub struct HttpConfig {
     pub health_url: Option<String>,
 }
 
-fn default_max_batch() -> usize {
-    100
+/// `[sinks.NAME.batch]` of an `http` sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpBatch {
+    pub mode: HttpBatching,
+    /// Messages per request with `mode = "ndjson"`.
+    pub max_messages: usize,
 }
+
+impl Default for HttpBatch {
+    fn default() -> Self {
+        HttpBatch {
+            mode: HttpBatching::Single,
+            max_messages: 100,
+        }
+    }
+}
+
+/// The keys of an `http` table that moved into nested tables (`batch`, a
+/// string, became `batch.mode`).
+pub const HTTP_MOVED: [Moved; 4] = [
+    Moved {
+        flat: "batch",
+        table: "batch",
+        key: "mode",
+    },
+    Moved {
+        flat: "max_batch",
+        table: "batch",
+        key: "max_messages",
+    },
+    REQUEST_MOVED[0],
+    REQUEST_MOVED[1],
+];
 
 impl SinkConfig for HttpConfig {
     fn kind(&self) -> &'static str {
@@ -76,7 +103,7 @@ impl SinkConfig for HttpConfig {
     fn build(&self, name: &str) -> Result<Box<dyn Sink>, crate::config::BuildError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_millis(self.request_timeout_ms))
+            .timeout(std::time::Duration::from_millis(self.request.timeout_ms))
             // A 301/302/303 turns a POST into a GET without its body, whose
             // 2xx would count as delivered: only 307 and 308 (which keep the
             // method and the body) are followed; any other 3xx comes back
@@ -107,21 +134,23 @@ impl SinkConfig for HttpConfig {
         if let Some(u) = &self.health_url {
             check_http_url("health_url", u, &mut v);
         }
-        if self.max_batch == 0 {
-            v.push(FieldIssue::new("max_batch", "must be at least 1"));
+        if self.batch.max_messages == 0 {
+            v.push(FieldIssue::new("batch.max_messages", "must be at least 1"));
         }
         check_delivery(
-            self.max_in_flight,
+            &self.request,
             &self.retry,
             &self.breaker,
             &self.backlog,
             &mut v,
         );
         crate::cloudevents_binding::check_mode(self.cloudevents_mode, self.encoding, &mut v);
-        if self.cloudevents_mode == CloudEventsMode::Binary && self.batch != HttpBatching::Single {
+        if self.cloudevents_mode == CloudEventsMode::Binary
+            && self.batch.mode != HttpBatching::Single
+        {
             v.push(FieldIssue::new(
                 "cloudevents_mode",
-                "\"binary\" sends one event per request: it needs batch = \"single\"",
+                "\"binary\" sends one event per request: it needs batch.mode = \"single\"",
             ));
         }
         v
@@ -134,7 +163,6 @@ impl std::fmt::Debug for HttpConfig {
         f.debug_struct("HttpConfig")
             .field("url", &redact_url(&self.url))
             .field("batch", &self.batch)
-            .field("max_batch", &self.max_batch)
             .field(
                 "headers",
                 &crate::config::Redacted {
@@ -142,8 +170,7 @@ impl std::fmt::Debug for HttpConfig {
                     all: true,
                 },
             )
-            .field("max_in_flight", &self.max_in_flight)
-            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("request", &self.request)
             .field("retry", &self.retry)
             .field("encoding", &self.encoding)
             .field("cloudevents_mode", &self.cloudevents_mode)
@@ -155,7 +182,7 @@ impl std::fmt::Debug for HttpConfig {
 
 impl HttpConfig {
     fn content_type(&self) -> &'static str {
-        match (self.batch, self.encoding) {
+        match (self.batch.mode, self.encoding) {
             (HttpBatching::Ndjson, _) => "application/x-ndjson",
             (HttpBatching::Single, Encoding::Json) => "application/json",
             (HttpBatching::Single, Encoding::Base64) => "text/plain",
@@ -306,7 +333,7 @@ impl Sink for HttpSink {
             })?;
             let host = url.host_str().unwrap_or_default().to_owned();
             let port = url.port_or_known_default().unwrap_or(80);
-            let timeout = std::time::Duration::from_millis(self.cfg.request_timeout_ms);
+            let timeout = std::time::Duration::from_millis(self.cfg.request.timeout_ms);
             match tokio::time::timeout(
                 timeout,
                 tokio::net::TcpStream::connect((host.as_str(), port)),
@@ -324,14 +351,14 @@ impl Sink for HttpSink {
     }
 
     fn max_batch(&self) -> usize {
-        match self.cfg.batch {
+        match self.cfg.batch.mode {
             HttpBatching::Single => 1,
-            HttpBatching::Ndjson => self.cfg.max_batch,
+            HttpBatching::Ndjson => self.cfg.batch.max_messages,
         }
     }
 
     fn max_in_flight(&self) -> usize {
-        self.cfg.max_in_flight
+        self.cfg.request.max_in_flight
     }
 
     fn isolation(&self) -> Option<Isolation> {

@@ -38,6 +38,9 @@ pub fn count_retries(name: &str, n: u64) {
 /// One sink type: its config name and how to read its table.
 pub struct SinkKind {
     pub name: &'static str,
+    /// Keys that moved into nested tables: their flat spelling still loads,
+    /// with a warning (the loader moves them).
+    pub moved: &'static [config::Moved],
     parse: fn(toml::de::ValueDeserializer<'_>) -> Result<Box<dyn SinkConfig>, ParseError>,
 }
 
@@ -64,30 +67,37 @@ fn parse<T: SinkConfig + DeserializeOwned + 'static>(
 pub static REGISTRY: &[SinkKind] = &[
     SinkKind {
         name: "mns_topic",
+        moved: &config::REQUEST_MOVED,
         parse: parse::<mns::MnsTopicConfig>,
     },
     SinkKind {
         name: "mns_queue",
+        moved: &mns::config::QUEUE_MOVED,
         parse: parse::<mns::MnsQueueConfig>,
     },
     SinkKind {
         name: "http",
+        moved: &http::HTTP_MOVED,
         parse: parse::<http::HttpConfig>,
     },
     SinkKind {
         name: "kafka",
+        moved: &[],
         parse: parse::<kafka::KafkaConfig>,
     },
     SinkKind {
         name: "file",
+        moved: &[],
         parse: parse::<file::FileConfig>,
     },
     SinkKind {
         name: "stdout",
+        moved: &[],
         parse: parse::<stdout::StdoutConfig>,
     },
     SinkKind {
         name: "null",
+        moved: &[],
         parse: parse::<null::NullConfig>,
     },
 ];

@@ -117,7 +117,7 @@ async fn single_and_ndjson_batches_with_headers_and_retries() {
     let out = single.deliver(&envelopes(3)).await;
     assert_eq!(out, vec![Outcome::Delivered; 3]);
     let ndjson = config(&format!(
-        "url = \"{base}/many\"\nbatch = \"ndjson\"\nmax_batch = 4\n"
+        "url = \"{base}/many\"\n[batch]\nmode = \"ndjson\"\nmax_messages = 4\n"
     ))
     .build("hook2")
     .unwrap();

@@ -68,7 +68,7 @@ async fn non_xml_answers_are_classed_by_status() {
     for (status, attempts) in [(429, 3), (408, 3), (502, 3), (503, 3), (403, 1), (404, 1)] {
         let (endpoint, requests) = proxy(status).await;
         let cfg: MnsQueueConfig = toml::from_str(&format!(
-            "endpoint = \"{endpoint}\"\nqueue = \"q\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\nbatch_size = 1\n[retry]\nmax_attempts = 3\ninitial_backoff_ms = 1\nmax_backoff_ms = 5\n"
+            "endpoint = \"{endpoint}\"\nqueue = \"q\"\naccess_key_id = \"AK\"\naccess_key_secret = \"SK\"\n[batch]\nmax_messages = 1\n[retry]\nmax_attempts = 3\ninitial_backoff_ms = 1\nmax_backoff_ms = 5\n"
         ))
         .unwrap();
         let sink = cfg.build("q").unwrap();

@@ -324,6 +324,7 @@ fn read_sinks(
             ));
             continue;
         };
+        let flat = move_flat_keys(kind.moved, t, &field, src, errors);
         // What the table says, spans and key order aside: a reload keeps a
         // running sink whose fingerprint did not change.
         let fingerprint = format!("{}{}", kind.name, canonical_table(t));
@@ -334,6 +335,15 @@ fn read_sinks(
         match kind.parse(ValueDeserializer::from(v)) {
             Ok(config) => {
                 for issue in config.validate() {
+                    // A key written flat is named as written, where written.
+                    if let Some((name, s)) = flat.iter().find(|(n, _)| n.0 == issue.field) {
+                        errors.push(Diagnostic::error(
+                            Some(src.location(*s)),
+                            format!("{field}.{}", name.1),
+                            issue.message,
+                        ));
+                        continue;
+                    }
                     let top = issue.field.split('.').next().unwrap_or(issue.field);
                     let loc = spans
                         .iter()
@@ -358,6 +368,70 @@ fn read_sinks(
             }
             Err(e) => errors.push(src.toml_error(&field, &e.path, &e.error)),
         }
+    }
+    out
+}
+
+/// Moves the keys a sink type nested (`max_in_flight` → `[sinks.NAME.request]
+/// max_in_flight`) into their tables, with a warning at each flat key; a
+/// key given both ways is an error. A key whose flat name is its table's
+/// (`http`'s `batch = "ndjson"`, now `batch.mode`) moves only when it is
+/// not a table already. Returns the keys moved: (their nested path, their
+/// flat name) and where their value starts, so that an error names what
+/// was written.
+fn move_flat_keys(
+    moved: &[ossnotify_sinks::config::Moved],
+    t: &mut DeTable<'_>,
+    field: &str,
+    src: &SourceText,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<((String, &'static str), usize)> {
+    let mut out = Vec::new();
+    for m in moved {
+        let Some((key, value)) = t.remove_entry(m.flat) else {
+            continue;
+        };
+        if m.flat == m.table && matches!(value.get_ref(), DeValue::Table(_)) {
+            t.insert(key, value);
+            continue;
+        }
+        let at = src.location(key.span().start);
+        diags.push(Diagnostic::warning(
+            Some(at.clone()),
+            format!("{field}.{}", m.flat),
+            format!(
+                "deprecated: write it as `{}` in [{field}.{}] (docs/config.md, \"Nested sink tables\")",
+                m.key, m.table
+            ),
+        ));
+        let span = key.span();
+        let nested = t
+            .entry(toml::Spanned::new(span.clone(), m.table.into()))
+            .or_insert_with(|| toml::Spanned::new(span.clone(), DeValue::Table(DeTable::new())));
+        let DeValue::Table(nested) = nested.get_mut() else {
+            diags.push(Diagnostic::error(
+                Some(at),
+                format!("{field}.{}", m.table),
+                "expected a table",
+            ));
+            continue;
+        };
+        if nested.contains_key(m.key) {
+            diags.push(Diagnostic::error(
+                Some(at),
+                format!("{field}.{}", m.flat),
+                format!(
+                    "given twice: here and as `{}` in [{field}.{}]",
+                    m.key, m.table
+                ),
+            ));
+            continue;
+        }
+        out.push((
+            (format!("{}.{}", m.table, m.key), m.flat),
+            value.span().start,
+        ));
+        nested.insert(toml::Spanned::new(span, m.key.into()), value);
     }
     out
 }

@@ -27,9 +27,12 @@ pub(super) fn validate(
     broken_sinks: &[String],
     raw_rules: Vec<(usize, RawRule)>,
     src: &RuleSource<'_>,
-    mut errors: Vec<Diagnostic>,
+    errors: Vec<Diagnostic>,
 ) -> Result<Loaded, Vec<Diagnostic>> {
-    let mut warnings = Vec::new();
+    // Loading may have warned already (a deprecated key).
+    let (mut warnings, mut errors): (Vec<Diagnostic>, Vec<Diagnostic>) = errors
+        .into_iter()
+        .partition(|d| d.severity == super::Severity::Warning);
     let main = &src.files[0];
     let source = match raw.source {
         Some(s) => {

@@ -4,8 +4,8 @@ use serde::Deserialize;
 
 use crate::breaker::{BacklogConfig, BreakerConfig};
 use crate::config::{
-    check_delivery, check_http_url, default_max_in_flight, default_timeout_ms, Encoding,
-    FieldIssue, RetryConfig, Secret, SinkConfig,
+    check_delivery, check_http_url, Encoding, FieldIssue, Moved, RequestConfig, RetryConfig,
+    Secret, SinkConfig, REQUEST_MOVED,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,10 +31,8 @@ pub struct MnsTopicConfig {
     /// `<MessageTag>`, at most 16 characters.
     #[serde(default)]
     pub message_tag: Option<String>,
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: usize,
-    #[serde(default = "default_timeout_ms")]
-    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub request: RequestConfig,
     #[serde(default)]
     pub retry: RetryConfig,
     #[serde(default)]
@@ -67,20 +65,14 @@ pub struct MnsQueueConfig {
     /// Extra CA certificates (PEM) to trust, besides the system's.
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
-    /// Messages per request, 1..=16; 1 means SendMessage.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// How long a batch waits to fill up.
-    #[serde(default = "default_linger_ms")]
-    pub linger_ms: u64,
+    #[serde(default)]
+    pub batch: QueueBatch,
     #[serde(default)]
     pub delay_seconds: Option<u32>,
     #[serde(default)]
     pub priority: Option<u32>,
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: usize,
-    #[serde(default = "default_timeout_ms")]
-    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub request: RequestConfig,
     #[serde(default)]
     pub retry: RetryConfig,
     #[serde(default)]
@@ -94,13 +86,40 @@ pub struct MnsQueueConfig {
     pub event_bus: Option<String>,
 }
 
-fn default_batch_size() -> usize {
-    16
+/// `[sinks.NAME.batch]` of an `mns_queue` sink.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueBatch {
+    /// Messages per request, 1..=16; 1 means SendMessage.
+    pub max_messages: usize,
+    /// How long a batch may wait to fill while the sink is busy.
+    pub linger_ms: u64,
 }
 
-fn default_linger_ms() -> u64 {
-    5
+impl Default for QueueBatch {
+    fn default() -> Self {
+        QueueBatch {
+            max_messages: 16,
+            linger_ms: 5,
+        }
+    }
 }
+
+/// The keys of an `mns_queue` table that moved into nested tables.
+pub const QUEUE_MOVED: [Moved; 4] = [
+    REQUEST_MOVED[0],
+    REQUEST_MOVED[1],
+    Moved {
+        flat: "batch_size",
+        table: "batch",
+        key: "max_messages",
+    },
+    Moved {
+        flat: "linger_ms",
+        table: "batch",
+        key: "linger_ms",
+    },
+];
 
 /// MNS names: a letter, then letters, digits and hyphens, 1 to 256 in all.
 fn check_name(field: &'static str, name: &str, issues: &mut Vec<FieldIssue>) {
@@ -162,7 +181,7 @@ macro_rules! connection_of {
             security_token: &$c.security_token,
             credentials_file: &$c.credentials_file,
             ca_file: $c.ca_file.as_deref(),
-            request_timeout_ms: $c.request_timeout_ms,
+            request_timeout_ms: $c.request.timeout_ms,
         }
     };
 }
@@ -236,7 +255,7 @@ impl SinkConfig for MnsTopicConfig {
             }
         }
         check_delivery(
-            self.max_in_flight,
+            &self.request,
             &self.retry,
             &self.breaker,
             &self.backlog,
@@ -266,9 +285,9 @@ impl SinkConfig for MnsQueueConfig {
         let mut v = Vec::new();
         check_common(&self.connection(), &mut v);
         check_name("queue", &self.queue, &mut v);
-        if !(1..=16).contains(&self.batch_size) {
+        if !(1..=16).contains(&self.batch.max_messages) {
             v.push(FieldIssue::new(
-                "batch_size",
+                "batch.max_messages",
                 "must be 1 to 16 (MNS's batch limit)",
             ));
         }
@@ -279,7 +298,7 @@ impl SinkConfig for MnsQueueConfig {
             v.push(FieldIssue::new("priority", "must be 1 to 16"));
         }
         check_delivery(
-            self.max_in_flight,
+            &self.request,
             &self.retry,
             &self.breaker,
             &self.backlog,

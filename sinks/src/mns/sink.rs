@@ -93,8 +93,8 @@ impl MnsTopicSink {
             topic: c.topic.clone(),
             tag: c.message_tag.clone(),
             retry: c.retry.clone(),
-            in_flight: c.max_in_flight,
-            permits: tokio::sync::Semaphore::new(c.max_in_flight),
+            in_flight: c.request.max_in_flight,
+            permits: tokio::sync::Semaphore::new(c.request.max_in_flight),
         })
     }
 }
@@ -173,13 +173,13 @@ impl MnsQueueSink {
             client: client_for(name, &c.connection(), isolation.as_ref())?,
             isolation,
             queue: c.queue.clone(),
-            batch_size: c.batch_size,
+            batch_size: c.batch.max_messages,
             delay_seconds: c.delay_seconds,
             priority: c.priority,
-            linger: std::time::Duration::from_millis(c.linger_ms),
+            linger: std::time::Duration::from_millis(c.batch.linger_ms),
             retry: c.retry.clone(),
-            in_flight: c.max_in_flight,
-            permits: tokio::sync::Semaphore::new(c.max_in_flight),
+            in_flight: c.request.max_in_flight,
+            permits: tokio::sync::Semaphore::new(c.request.max_in_flight),
         })
     }
 }
