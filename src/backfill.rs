@@ -45,8 +45,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use ossnotify_sinks::kafka_store::{read, ADMIN_TIMEOUT};
-use rdkafka::consumer::Consumer;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::config::{Config, SourceType};
 use crate::pipeline::window_source as window;
@@ -106,6 +106,61 @@ pub struct Prepared {
 /// Finds the window (committing its starts for a new backfill) and derives
 /// the config.
 pub fn prepare(mut config: Config, req: &Request) -> Result<Prepared, BackfillError> {
+    check(&config, req)?;
+    let name = req.name.clone().unwrap_or_else(|| req.rules.join("+"));
+    let live = config.source.group_id.clone().unwrap_or_default();
+    let group = format!("{live}.backfill.{name}");
+    let client = reading_client(&config, req.max_rate);
+    let c = read::consumer(&client, &group)?;
+    let ends_kept = read::consumer(&client, &format!("{group}.end"))?;
+    let live_reader = read::consumer(&client, &live)?;
+    let readers = Readers {
+        ours: &c,
+        ends_kept: &ends_kept,
+        live: &live_reader,
+    };
+    let (mut ranges, mut resumed, mut fresh) = (Vec::new(), 0, Vec::new());
+    for topic in &config.source.topics {
+        for (range, was_stored) in topic_ranges(&readers, topic, req)? {
+            if was_stored {
+                resumed += 1;
+            } else {
+                fresh.push(range.clone());
+            }
+            ranges.push(range);
+        }
+    }
+    // A new window's ends, then its starts, before anything is read.
+    if !fresh.is_empty() {
+        let at = |f: fn(&Range) -> i64| -> Vec<_> {
+            fresh
+                .iter()
+                .map(|r| (r.topic.clone(), r.partition, f(r)))
+                .collect()
+        };
+        window::commit(&ends_kept, &at(|r| r.end))?;
+        window::commit(&c, &at(|r| r.from))?;
+    }
+    let total = ranges.iter().map(|r| (r.end - r.from).max(0) as u64).sum();
+    narrow(&mut config, req);
+    Ok(Prepared {
+        config,
+        window: KafkaWindow {
+            client,
+            group: group.clone(),
+            ranges,
+            max_rate: req.max_rate,
+            read: Arc::new(AtomicU64::new(0)),
+        },
+        name,
+        group,
+        total,
+        resumed,
+    })
+}
+
+/// A backfill reads Kafka, and names rules the config has.
+fn check(config: &Config, req: &Request) -> Result<(), BackfillError> {
     if config.source.kind != SourceType::Kafka {
         return Err(BackfillError::NotKafka(
             format!("{:?}", config.source.kind).to_lowercase(),
@@ -123,15 +178,17 @@ pub fn prepare(mut config: Config, req: &Request) -> Result<Prepared, BackfillEr
             });
         }
     }
-    let name = req.name.clone().unwrap_or_else(|| req.rules.join("+"));
-    let live = config.source.group_id.clone().unwrap_or_default();
-    let group = format!("{live}.backfill.{name}");
-    // Read as the source reads: its fetch sizes, then its own settings.
+    Ok(())
+}
+
+/// The client the window reads with: as the source reads (its fetch sizes,
+/// then its own settings), with a throttled backfill's smaller read-ahead.
+fn reading_client(config: &Config, max_rate: Option<f64>) -> ClientConfig {
     let mut client = config.store_client();
     for (k, v) in crate::pipeline::FETCH_DEFAULTS {
         client.set(*k, *v);
     }
-    if let Some(rate) = req.max_rate {
+    if let Some(rate) = max_rate {
         // A throttled backfill needs little read-ahead: a quarter second of
         // records per fetch and a second's worth queued. Full-speed fetches
         // it does not use made the broker (on the live pipeline's cores)
@@ -146,81 +203,73 @@ pub fn prepare(mut config: Config, req: &Request) -> Result<Prepared, BackfillEr
     for (k, v) in &config.source.librdkafka {
         client.set(k, v);
     }
-    let c = read::consumer(&client, &group)?;
-    let ends_kept = read::consumer(&client, &format!("{group}.end"))?;
-    let live_reader = read::consumer(&client, &live)?;
-    let (mut ranges, mut resumed, mut fresh) = (Vec::new(), 0, Vec::new());
-    for topic in &config.source.topics {
-        let md = c.fetch_metadata(Some(topic), ADMIN_TIMEOUT)?;
-        let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-            continue;
+    client
+}
+
+/// The groups a window is read against: the backfill's own (where it has
+/// read to), the one keeping its ends, and the live group.
+struct Readers<'c> {
+    ours: &'c BaseConsumer,
+    ends_kept: &'c BaseConsumer,
+    live: &'c BaseConsumer,
+}
+
+/// Each partition's range of `topic`, and whether it was stored (a
+/// backfill resumed) or is new.
+fn topic_ranges(
+    r: &Readers<'_>,
+    topic: &str,
+    req: &Request,
+) -> Result<Vec<(Range, bool)>, BackfillError> {
+    let c = r.ours;
+    let md = c.fetch_metadata(Some(topic), ADMIN_TIMEOUT)?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Ok(Vec::new());
+    };
+    let mut tpl = TopicPartitionList::new();
+    let mut hint = TopicPartitionList::new();
+    for p in t.partitions() {
+        tpl.add_partition(topic, p.id());
+        hint.add_partition_offset(topic, p.id(), Offset::Offset(req.since_ms))?;
+    }
+    let ours = c.committed_offsets(tpl.clone(), ADMIN_TIMEOUT)?;
+    let kept = r.ends_kept.committed_offsets(tpl.clone(), ADMIN_TIMEOUT)?;
+    let theirs = r.live.committed_offsets(tpl.clone(), ADMIN_TIMEOUT)?;
+    let hints = c.offsets_for_times(hint, ADMIN_TIMEOUT)?;
+    let mut out = Vec::new();
+    for p in t.partitions() {
+        let (low, _) = c.fetch_watermarks(topic, p.id(), ADMIN_TIMEOUT)?;
+        let offset = |l: &TopicPartitionList| match l.find_partition(topic, p.id())?.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
         };
-        let mut tpl = TopicPartitionList::new();
-        for p in t.partitions() {
-            tpl.add_partition(topic, p.id());
-        }
-        let ours = c.committed_offsets(tpl.clone(), ADMIN_TIMEOUT)?;
-        let kept = ends_kept.committed_offsets(tpl.clone(), ADMIN_TIMEOUT)?;
-        let theirs = live_reader.committed_offsets(tpl.clone(), ADMIN_TIMEOUT)?;
-        let mut hint = TopicPartitionList::new();
-        for p in t.partitions() {
-            hint.add_partition_offset(topic, p.id(), Offset::Offset(req.since_ms))?;
-        }
-        let hints = c.offsets_for_times(hint, ADMIN_TIMEOUT)?;
-        for p in t.partitions() {
-            let (low, _) = c.fetch_watermarks(topic, p.id(), ADMIN_TIMEOUT)?;
-            let offset = |l: &TopicPartitionList| match l.find_partition(topic, p.id())?.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            };
-            let stored = offset(&ours).zip(offset(&kept));
-            let range = match stored.filter(|_| !req.restart) {
-                Some((at, end)) => {
-                    resumed += 1;
-                    Range {
-                        topic: topic.clone(),
-                        partition: p.id(),
-                        from: at.max(low).min(end),
-                        end,
-                    }
-                }
-                None => {
-                    let end = match theirs.find_partition(topic, p.id()).map(|e| e.offset()) {
-                        Some(Offset::Offset(o)) => o,
-                        // Never committed: the live group reads it all.
-                        _ => low,
-                    };
-                    let from = match hints.find_partition(topic, p.id()).map(|e| e.offset()) {
-                        Some(Offset::Offset(o)) => o.clamp(low, end.max(low)),
-                        Some(Offset::End) => end,
-                        _ => low,
-                    };
-                    let r = Range {
-                        topic: topic.clone(),
-                        partition: p.id(),
-                        from: from.min(end),
-                        end,
-                    };
-                    fresh.push(r.clone());
-                    r
-                }
-            };
-            ranges.push(range);
+        let range = |from: i64, end: i64| Range {
+            topic: topic.to_owned(),
+            partition: p.id(),
+            from,
+            end,
+        };
+        match offset(&ours).zip(offset(&kept)).filter(|_| !req.restart) {
+            Some((at, end)) => out.push((range(at.max(low).min(end), end), true)),
+            None => {
+                // Never committed by the live group: it reads it all.
+                let end = offset(&theirs).unwrap_or(low);
+                let from = match hints.find_partition(topic, p.id()).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o.clamp(low, end.max(low)),
+                    Some(Offset::End) => end,
+                    _ => low,
+                };
+                out.push((range(from.min(end), end), false));
+            }
         }
     }
-    // A new window's ends, then its starts, before anything is read.
-    if !fresh.is_empty() {
-        let at = |f: fn(&Range) -> i64| -> Vec<_> {
-            fresh
-                .iter()
-                .map(|r| (r.topic.clone(), r.partition, f(r)))
-                .collect()
-        };
-        window::commit(&ends_kept, &at(|r| r.end))?;
-        window::commit(&c, &at(|r| r.from))?;
-    }
-    let total = ranges.iter().map(|r| (r.end - r.from).max(0) as u64).sum();
-    // Only the named rules, and only their sinks.
+    Ok(out)
+}
+
+/// Only the named rules, and only their sinks; the operation window; no
+/// dead-lettering of invalid records (the live pipeline did) and no
+/// metrics address (the daemon's).
+fn narrow(config: &mut Config, req: &Request) {
     config.rules.retain(|r| req.rules.contains(&r.id));
     let used: std::collections::BTreeSet<u32> = config
         .rules
@@ -241,22 +290,6 @@ pub fn prepare(mut config: Config, req: &Request) -> Result<Prepared, BackfillEr
         }
     }
     config.pipeline.operation_window = Some((req.since_ms, req.until_ms.unwrap_or(i64::MAX)));
-    // The live pipeline dead-lettered them when it read them.
     config.pipeline.invalid_not_dead_lettered = true;
-    // The daemon's metrics address is the daemon's.
     config.metrics.listen = req.metrics_listen.clone();
-    Ok(Prepared {
-        config,
-        window: KafkaWindow {
-            client,
-            group: group.clone(),
-            ranges,
-            max_rate: req.max_rate,
-            read: Arc::new(AtomicU64::new(0)),
-        },
-        name,
-        group,
-        total,
-        resumed,
-    })
 }

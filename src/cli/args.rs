@@ -61,31 +61,7 @@ pub enum Command {
         format: ossnotify::plan::Format,
     },
     /// Sends the named rules' notifications for past records of the source's topics (operation time from --since), up to where the live group had read when the backfill started; resumes where it stopped.
-    Backfill {
-        #[arg(short, long, value_name = "FILE")]
-        config: PathBuf,
-        /// A rule whose notifications to send (repeat for more).
-        #[arg(long = "rule", value_name = "ID", required = true)]
-        rules: Vec<String>,
-        /// The earliest operation time: an age (30m, 2h, 7d), RFC 3339 or epoch ms.
-        #[arg(long, value_name = "TIME")]
-        since: String,
-        /// Only operations before this time (same forms); the window always ends where the live group had read.
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
-        /// Records per second at most.
-        #[arg(long, value_name = "N")]
-        max_rate: Option<f64>,
-        /// Names the backfill (its group is {group_id}.backfill.NAME); the rules' ids joined by "+" by default.
-        #[arg(long)]
-        name: Option<String>,
-        /// Start again from --since, forgetting a stopped backfill of this name.
-        #[arg(long)]
-        restart: bool,
-        /// Serve /metrics here while it runs.
-        #[arg(long, value_name = "ADDR")]
-        metrics_listen: Option<String>,
-    },
+    Backfill(BackfillArgs),
     /// Config unit tests: records and the notifications each must (or must not) produce; exit 1 with a diff when one fails.
     Test {
         #[arg(short, long, value_name = "FILE")]
@@ -181,6 +157,33 @@ pub struct DeadLetterArgs {
     /// Only entries written before this time (same forms as --since).
     #[arg(long)]
     pub until: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct BackfillArgs {
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// A rule whose notifications to send (repeat for more).
+    #[arg(long = "rule", value_name = "ID", required = true)]
+    pub rules: Vec<String>,
+    /// The earliest operation time: an age (30m, 2h, 7d), RFC 3339 or epoch ms.
+    #[arg(long, value_name = "TIME")]
+    pub since: String,
+    /// Only operations before this time (same forms); the window always ends where the live group had read.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Records per second at most.
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<f64>,
+    /// Names the backfill (its group is {group_id}.backfill.NAME); the rules' ids joined by "+" by default.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Start again from --since, forgetting a stopped backfill of this name.
+    #[arg(long)]
+    pub restart: bool,
+    /// Serve /metrics here while it runs.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(clap::Args)]

@@ -66,32 +66,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             input.as_deref(),
             format,
         ),
-        Command::Backfill {
-            config,
-            rules,
-            since,
-            until,
-            max_rate,
-            name,
-            restart,
-            metrics_listen,
-        } => {
-            let time = |flag: &'static str, t: &str| {
-                ossnotify::dead_letter_admin::parse_time(t)
-                    .map(|t| t as i64)
-                    .invalid(flag)
-            };
-            let req = ossnotify::backfill::Request {
-                rules,
-                since_ms: time("--since", &since)?,
-                until_ms: until.as_deref().map(|u| time("--until", u)).transpose()?,
-                max_rate,
-                name,
-                restart,
-                metrics_listen,
-            };
-            backfill::backfill(&config, &req)
-        }
+        Command::Backfill(args) => backfill::run(args),
         Command::MnsDev(args) => mns_dev::mns_dev(args),
         Command::Loadgen(args) => loadgen::loadgen(args),
         Command::Replay { config } => {

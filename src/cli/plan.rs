@@ -69,10 +69,25 @@ pub(super) fn plan(
     }
     bar.finish_and_clear();
     let report = planned.report();
+    write_report(&report, new_path, old_path, format)?;
+    Ok(if report.has_changes() {
+        ExitCode::from(EXIT_CHANGES)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The report on standard output (a closed pipe is no error).
+fn write_report(
+    report: &ossnotify::plan::Report,
+    new_path: &Path,
+    old_path: &Path,
+    format: ossnotify::plan::Format,
+) -> Result<(), CliError> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let written = plan::write(
-        &report,
+    let written = ossnotify::plan::write(
+        report,
         &new_path.display().to_string(),
         &old_path.display().to_string(),
         format,
@@ -80,16 +95,9 @@ pub(super) fn plan(
     )
     .and_then(|()| out.flush());
     match written {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            return Err(CliError::Runtime(
-                anyhow::Error::new(e).context("writing the plan"),
-            ))
-        }
-        _ => {}
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(CliError::Runtime(
+            anyhow::Error::new(e).context("writing the plan"),
+        )),
+        _ => Ok(()),
     }
-    Ok(if report.has_changes() {
-        ExitCode::from(EXIT_CHANGES)
-    } else {
-        ExitCode::SUCCESS
-    })
 }

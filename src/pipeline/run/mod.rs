@@ -24,7 +24,7 @@ use crate::pipeline::batch::{Batch, Topics};
 use crate::pipeline::counters::Counters;
 use crate::pipeline::offsets::OffsetTracker;
 use crate::pipeline::revoked::Revoked;
-use crate::pipeline::routing::Drivers;
+use crate::pipeline::routing::{Drivers, Routing};
 use crate::pipeline::source::{self, Handoff, BATCH};
 use crate::pipeline::supervisor::{Failure, Supervisor};
 use crate::pipeline::tracker::{Position, TrackerThread};
@@ -211,29 +211,21 @@ pub fn run_with(
     // Emptied batches on their way back to the source.
     let (spare_tx, spare_rx) = bounded::<Batch>(batches + config.pipeline.workers + 1);
 
-    let tracker = {
-        let tracker = TrackerThread {
-            progress: progress_rx,
-            committer: source.committer(),
-            topics: topics.clone(),
-            supervisor: supervisor.clone(),
-            interval: Duration::from_millis(config.pipeline.commit_interval_ms),
-        };
-        let publish = {
-            let (counters, drivers, reloads, routing, batches) = (
-                counters.clone(),
-                drivers.clone(),
-                reloads.clone(),
-                routing.clone(),
-                batch_rx.clone(),
-            );
-            move |t: &OffsetTracker| {
-                publish(t, &counters, &drivers, &reloads);
-                publish_queues(&batches, &routing.load());
-            }
-        };
-        spawn_tracker(tracker, publish, &cpus, &supervisor)?
+    let tracker = TrackerThread {
+        progress: progress_rx,
+        committer: source.committer(),
+        topics: topics.clone(),
+        supervisor: supervisor.clone(),
+        interval: Duration::from_millis(config.pipeline.commit_interval_ms),
     };
+    let published = Published {
+        counters: counters.clone(),
+        drivers: drivers.clone(),
+        reloads: reloads.clone(),
+        routing: routing.clone(),
+        batches: batch_rx.clone(),
+    };
+    let tracker = spawn_tracker(tracker, move |t| published.publish(t), &cpus, &supervisor)?;
 
     let workers = spawn_workers(config.pipeline.workers, &supervisor, || Worker {
         rx: batch_rx.clone(),
@@ -280,5 +272,21 @@ pub fn run_with(
         source,
         counters,
     }
-    .shut_down(config)
+    .shut_down(Duration::from_millis(config.pipeline.drain_timeout_ms))
+}
+
+/// What the tracker's thread publishes as metrics, besides its own.
+struct Published {
+    counters: Arc<Counters>,
+    drivers: Arc<Drivers>,
+    reloads: Arc<crate::pipeline::reload::ReloadCounters>,
+    routing: Arc<ArcSwap<Routing>>,
+    batches: crossbeam_channel::Receiver<Batch>,
+}
+
+impl Published {
+    fn publish(&self, t: &OffsetTracker) {
+        publish(t, &self.counters, &self.drivers, &self.reloads);
+        publish_queues(&self.batches, &self.routing.load());
+    }
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::{RunError, RunSummary};
-use crate::config::Config;
 use crate::pipeline::counters::Counters;
 use crate::pipeline::routing::{Drivers, Routing};
 use crate::pipeline::shutdown::Drain;
@@ -33,17 +32,17 @@ pub(super) struct Started {
 }
 
 impl Started {
-    pub(super) fn shut_down(mut self, config: &Config) -> Result<RunSummary, RunError> {
-        let mut drain = Drain::new(
-            &self.supervisor,
-            Duration::from_millis(config.pipeline.drain_timeout_ms),
-        );
+    /// Stops what the run started; `drain_timeout` bounds the drain
+    /// (`[pipeline] drain_timeout_ms`).
+    pub(super) fn shut_down(mut self, drain_timeout: Duration) -> Result<RunSummary, RunError> {
+        let mut drain = Drain::new(&self.supervisor, drain_timeout);
         let mut drained = drain.join(&mut self.workers);
         self.reload_stop.store(true, Ordering::SeqCst);
         let _ = self.reloader.join();
         self.drivers.close();
         self.routing.store(Arc::new(Routing {
-            index: crate::rules::RuleIndex::build(Vec::new(), config.region_policy()),
+            // No rules: no region policy to apply.
+            index: crate::rules::RuleIndex::build(Vec::new(), Default::default()),
             sinks: Vec::new(),
             want_base64: false,
         }));
@@ -81,46 +80,61 @@ impl Started {
             return Err(RunError::Failed(f));
         }
         let committed = last_commit.map_err(RunError::LastCommit)?;
-        let c = &self.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let redelivered: u64 = self
-            .drivers
-            .backlogs
-            .redelivered
-            .lock()
-            .expect("not poisoned")
-            .values()
-            .map(|n| get(n))
-            .sum();
-        let sinks = self
-            .drivers
-            .stats
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    get(&s.delivered),
-                    get(&s.dead_lettered),
-                    get(&s.backlogged),
-                )
-            })
-            .collect();
-        Ok(RunSummary {
-            sinks,
-            records: get(&c.records),
-            invalid: get(&c.invalid),
-            skipped: get(&c.skipped),
-            unmatched: get(&c.unmatched),
-            messages: get(&c.messages),
-            delivered: get(&c.delivered) + redelivered,
-            dead_lettered: get(&c.dead_lettered),
-            backlogged: get(&c.backlogged),
-            redelivered,
-            still_backlogged,
+        Ok(summary(
+            &self.counters,
+            &self.drivers,
             committed,
+            still_backlogged,
             drained,
+        ))
+    }
+}
+
+/// What the run did, from its counters and its sinks' drivers.
+fn summary(
+    counters: &Counters,
+    drivers: &Drivers,
+    committed: Vec<Position>,
+    still_backlogged: u64,
+    drained: bool,
+) -> RunSummary {
+    let c = counters;
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let redelivered: u64 = drivers
+        .backlogs
+        .redelivered
+        .lock()
+        .expect("not poisoned")
+        .values()
+        .map(|n| get(n))
+        .sum();
+    let sinks = drivers
+        .stats
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                get(&s.delivered),
+                get(&s.dead_lettered),
+                get(&s.backlogged),
+            )
         })
+        .collect();
+    RunSummary {
+        sinks,
+        records: get(&c.records),
+        invalid: get(&c.invalid),
+        skipped: get(&c.skipped),
+        unmatched: get(&c.unmatched),
+        messages: get(&c.messages),
+        delivered: get(&c.delivered) + redelivered,
+        dead_lettered: get(&c.dead_lettered),
+        backlogged: get(&c.backlogged),
+        redelivered,
+        still_backlogged,
+        committed,
+        drained,
     }
 }
