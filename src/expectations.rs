@@ -242,6 +242,11 @@ fn check(config: &Config, index: &RuleIndex, engine: &mut Engine, t: &Test) -> R
     if same {
         return Ok(());
     }
+    Err(diff(t, &produced, &outcome))
+}
+
+/// What differs between the expected notifications and those produced.
+fn diff(t: &Test, produced: &[Produced], outcome: &Processed) -> String {
     let mut diff = String::new();
     if produced.is_empty() {
         let why = match &outcome {
@@ -257,7 +262,7 @@ fn check(config: &Config, index: &RuleIndex, engine: &mut Engine, t: &Test) -> R
         for e in &t.expect {
             let _ = writeln!(diff, "    expected: {e}");
         }
-        return Err(diff);
+        return diff;
     }
     if produced.len() != t.expect.len() {
         let _ = writeln!(
@@ -286,7 +291,7 @@ fn check(config: &Config, index: &RuleIndex, engine: &mut Engine, t: &Test) -> R
             (None, None) => {}
         }
     }
-    Err(diff)
+    diff
 }
 
 /// Every field an expectation names, expected and produced side by side;

@@ -64,24 +64,7 @@ impl From<rdkafka::error::KafkaError> for LoadgenError {
 
 /// Writes the records; returns how many were written.
 pub fn generate(spec: &LoadSpec) -> Result<u64, LoadgenError> {
-    let read = |p: &PathBuf| {
-        let p = p.clone();
-        move |source| LoadgenError::Read {
-            path: p,
-            cause: source,
-        }
-    };
-    let lines: Option<Vec<String>> = match &spec.input {
-        Some(p) => {
-            let f = std::fs::File::open(p).map_err(read(p))?;
-            let v: Vec<String> = std::io::BufReader::new(f)
-                .lines()
-                .collect::<Result<_, _>>()
-                .map_err(read(p))?;
-            Some(v.into_iter().filter(|l| !l.trim().is_empty()).collect())
-        }
-        None => None,
-    };
+    let lines = input_lines(spec.input.as_ref())?;
     let mut writer = match &spec.target {
         Target::Kafka { brokers, topic } => Writer::Kafka(
             ClientConfig::new()
@@ -112,22 +95,7 @@ pub fn generate(spec: &LoadSpec) -> Result<u64, LoadgenError> {
             Some(_) => return Err(LoadgenError::EmptyInput),
             None => workload.record(&mut rng, i),
         };
-        let key = i.to_string();
-        match &mut writer {
-            Writer::Kafka(p, topic) => loop {
-                match p.send(BaseRecord::to(topic).key(&key).payload(&record)) {
-                    Ok(()) => break,
-                    // The local queue is full: let it drain.
-                    Err((_, _)) => {
-                        p.poll(Duration::from_millis(10));
-                    }
-                }
-            },
-            Writer::File(f, path) => f
-                .write_all(&record)
-                .and_then(|()| f.write_all(b"\n"))
-                .map_err(write_error(path))?,
-        }
+        writer.write(&i.to_string(), &record)?;
         if spec.rate > 0 {
             // Keep to the rate: sleep until this record's due time.
             let due = Duration::from_secs_f64((i + 1) as f64 / spec.rate as f64);
@@ -148,6 +116,47 @@ pub fn generate(spec: &LoadSpec) -> Result<u64, LoadgenError> {
     }
     bar.finish_and_clear();
     Ok(spec.records)
+}
+
+/// The input file's non-blank lines, if one is given.
+fn input_lines(input: Option<&PathBuf>) -> Result<Option<Vec<String>>, LoadgenError> {
+    let Some(p) = input else {
+        return Ok(None);
+    };
+    let read = |cause| LoadgenError::Read {
+        path: p.clone(),
+        cause,
+    };
+    let f = std::fs::File::open(p).map_err(read)?;
+    let v: Vec<String> = std::io::BufReader::new(f)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(read)?;
+    Ok(Some(
+        v.into_iter().filter(|l| !l.trim().is_empty()).collect(),
+    ))
+}
+
+impl Writer {
+    /// One record, keyed `key` in Kafka (waiting while the local queue is
+    /// full), a line in a file.
+    fn write(&mut self, key: &str, record: &[u8]) -> Result<(), LoadgenError> {
+        match self {
+            Writer::Kafka(p, topic) => loop {
+                match p.send(BaseRecord::to(topic.as_str()).key(key).payload(record)) {
+                    Ok(()) => return Ok(()),
+                    // The local queue is full: let it drain.
+                    Err((_, _)) => {
+                        p.poll(Duration::from_millis(10));
+                    }
+                }
+            },
+            Writer::File(f, path) => f
+                .write_all(record)
+                .and_then(|()| f.write_all(b"\n"))
+                .map_err(write_error(path)),
+        }
+    }
 }
 
 /// The error of writing `path`.

@@ -23,40 +23,8 @@ pub(crate) fn authenticate(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
-    if header("x-mns-version") != MNS_VERSION {
-        return Err(Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "InvalidArgument",
-            "x-mns-version must be 2015-06-06",
-        )));
-    }
+    check_version_and_date(&header)?;
     let date = header("date");
-    if date.is_empty() {
-        return Err(Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "InvalidArgument",
-            "Date is missing",
-        )));
-    }
-    if let Ok(t) = httpdate::parse_http_date(date) {
-        let skew = t
-            .duration_since(std::time::SystemTime::now())
-            .or_else(|e| Ok::<_, Infallible>(e.duration()))
-            .unwrap_or_default();
-        if skew > Duration::from_secs(900) {
-            return Err(Box::new(error(
-                StatusCode::REQUEST_TIMEOUT,
-                "TimeExpired",
-                "Date is more than 15 minutes off",
-            )));
-        }
-    } else {
-        return Err(Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "InvalidArgument",
-            "Date is not an RFC 1123 date",
-        )));
-    }
     let md5 = header("content-md5");
     if !md5.is_empty() && md5 != sign::content_md5(body) {
         return Err(Box::new(error(
@@ -112,6 +80,46 @@ pub(crate) fn authenticate(
             StatusCode::FORBIDDEN,
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided.",
+        )));
+    }
+    Ok(())
+}
+
+/// `x-mns-version` and `Date` as MNS checks them: the version it speaks,
+/// and a date at most 15 minutes off.
+fn check_version_and_date<'h>(header: &impl Fn(&str) -> &'h str) -> Result<(), Box<Reply>> {
+    if header("x-mns-version") != MNS_VERSION {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "x-mns-version must be 2015-06-06",
+        )));
+    }
+    let date = header("date");
+    if date.is_empty() {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "Date is missing",
+        )));
+    }
+    if let Ok(t) = httpdate::parse_http_date(date) {
+        let skew = t
+            .duration_since(std::time::SystemTime::now())
+            .or_else(|e| Ok::<_, Infallible>(e.duration()))
+            .unwrap_or_default();
+        if skew > Duration::from_secs(900) {
+            return Err(Box::new(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "TimeExpired",
+                "Date is more than 15 minutes off",
+            )));
+        }
+    } else {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            "Date is not an RFC 1123 date",
         )));
     }
     Ok(())

@@ -181,48 +181,7 @@ fn load_with(path: &Path, text: &str, env: &Env<'_>) -> Result<Loaded, Vec<Diagn
         }
     }
     if let Some(raw) = &raw {
-        let base = path.parent().unwrap_or(Path::new("."));
-        let mut files: Vec<(PathBuf, Option<Location>)> = Vec::new();
-        for inc in &raw.include {
-            files.push((
-                base.join(inc.get_ref()),
-                Some(sources[0].location(inc.span().start)),
-            ));
-        }
-        if let Some(dir) = &raw.rules_dir {
-            let at = sources[0].location(dir.span().start);
-            match list_toml_files(&base.join(dir.get_ref())) {
-                Ok(found) => files.extend(found.into_iter().map(|f| (f, Some(at.clone())))),
-                Err(e) => errors.push(Diagnostic::error(Some(at), "rules_dir", e)),
-            }
-        }
-        for (file, at) in files {
-            match std::fs::read_to_string(&file) {
-                Ok(text) => {
-                    let src = SourceText { path: file, text };
-                    match DeTable::parse(&src.text) {
-                        Ok(doc) => {
-                            if let Some(f) = deserialize::<RulesFile, _>(
-                                toml::de::Deserializer::from(doc),
-                                &src,
-                                "",
-                                &mut errors,
-                            ) {
-                                let n = sources.len();
-                                rules.extend(f.rules.into_iter().map(|r| (n, r)));
-                            }
-                        }
-                        Err(e) => errors.push(src.toml_error("", "", &e)),
-                    }
-                    sources.push(src);
-                }
-                Err(e) => errors.push(Diagnostic::error(
-                    at,
-                    "include",
-                    format!("cannot read {}: {e}", file.display()),
-                )),
-            }
-        }
+        read_rule_files(path, raw, &mut sources, &mut rules, &mut errors);
     }
     let Some(raw) = raw else {
         return Err(errors);
@@ -249,6 +208,59 @@ fn load_with(path: &Path, text: &str, env: &Env<'_>) -> Result<Loaded, Vec<Diagn
             })
             .collect()
     })
+}
+
+/// The rules of the files the config includes and of its `rules_dir`,
+/// each file's text kept in `sources` (its errors name it).
+fn read_rule_files(
+    path: &Path,
+    raw: &RawConfig,
+    sources: &mut Vec<SourceText>,
+    rules: &mut Vec<(usize, RawRule)>,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut files: Vec<(PathBuf, Option<Location>)> = Vec::new();
+    for inc in &raw.include {
+        files.push((
+            base.join(inc.get_ref()),
+            Some(sources[0].location(inc.span().start)),
+        ));
+    }
+    if let Some(dir) = &raw.rules_dir {
+        let at = sources[0].location(dir.span().start);
+        match list_toml_files(&base.join(dir.get_ref())) {
+            Ok(found) => files.extend(found.into_iter().map(|f| (f, Some(at.clone())))),
+            Err(e) => errors.push(Diagnostic::error(Some(at), "rules_dir", e)),
+        }
+    }
+    for (file, at) in files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let src = SourceText { path: file, text };
+                match DeTable::parse(&src.text) {
+                    Ok(doc) => {
+                        if let Some(f) = deserialize::<RulesFile, _>(
+                            toml::de::Deserializer::from(doc),
+                            &src,
+                            "",
+                            errors,
+                        ) {
+                            let n = sources.len();
+                            rules.extend(f.rules.into_iter().map(|r| (n, r)));
+                        }
+                    }
+                    Err(e) => errors.push(src.toml_error("", "", &e)),
+                }
+                sources.push(src);
+            }
+            Err(e) => errors.push(Diagnostic::error(
+                at,
+                "include",
+                format!("cannot read {}: {e}", file.display()),
+            )),
+        }
+    }
 }
 
 /// Deserializes with the failing field's path; records the error.
@@ -295,33 +307,7 @@ fn read_sinks(
             errors.push(Diagnostic::error(Some(at), field, "expected a table"));
             continue;
         };
-        let Some(kind_value) = t.remove("type") else {
-            errors.push(Diagnostic::error(
-                Some(at),
-                format!("{field}.type"),
-                format!("missing; expected one of {}", SinkKind::names().join(", ")),
-            ));
-            continue;
-        };
-        let kind_at = src.location(kind_value.span().start);
-        let DeValue::String(kind) = kind_value.get_ref() else {
-            errors.push(Diagnostic::error(
-                Some(kind_at),
-                format!("{field}.type"),
-                "expected a string",
-            ));
-            continue;
-        };
-        let Some(kind) = SinkKind::find(kind) else {
-            errors.push(Diagnostic::error(
-                Some(kind_at),
-                format!("{field}.type"),
-                format!(
-                    "unknown sink type {:?}; expected one of {}",
-                    kind.as_ref(),
-                    SinkKind::names().join(", ")
-                ),
-            ));
+        let Some(kind) = sink_kind(t, &field, &at, src, errors) else {
             continue;
         };
         let flat = move_flat_keys(kind.moved, t, &field, src, errors);
@@ -334,28 +320,7 @@ fn read_sinks(
             .collect();
         match kind.parse(ValueDeserializer::from(v)) {
             Ok(config) => {
-                for issue in config.validate() {
-                    // A key written flat is named as written, where written.
-                    if let Some((name, s)) = flat.iter().find(|(n, _)| n.0 == issue.field) {
-                        errors.push(Diagnostic::error(
-                            Some(src.location(*s)),
-                            format!("{field}.{}", name.1),
-                            issue.message,
-                        ));
-                        continue;
-                    }
-                    let top = issue.field.split('.').next().unwrap_or(issue.field);
-                    let loc = spans
-                        .iter()
-                        .find(|(k, _)| k == top)
-                        .map(|(_, s)| src.location(*s))
-                        .unwrap_or_else(|| at.clone());
-                    errors.push(Diagnostic::error(
-                        Some(loc),
-                        format!("{field}.{}", issue.field),
-                        issue.message,
-                    ));
-                }
+                report_issues(config.validate(), &flat, &spans, &field, &at, src, errors);
                 broken.pop();
                 out.push((
                     SinkEntry {
@@ -370,6 +335,81 @@ fn read_sinks(
         }
     }
     out
+}
+
+/// The sink type a table names in `type` (taken out of it); or an error.
+fn sink_kind(
+    t: &mut DeTable<'_>,
+    field: &str,
+    at: &Location,
+    src: &SourceText,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<&'static SinkKind> {
+    let Some(kind_value) = t.remove("type") else {
+        errors.push(Diagnostic::error(
+            Some(at.clone()),
+            format!("{field}.type"),
+            format!("missing; expected one of {}", SinkKind::names().join(", ")),
+        ));
+        return None;
+    };
+    let kind_at = src.location(kind_value.span().start);
+    let DeValue::String(kind) = kind_value.get_ref() else {
+        errors.push(Diagnostic::error(
+            Some(kind_at),
+            format!("{field}.type"),
+            "expected a string",
+        ));
+        return None;
+    };
+    let Some(kind) = SinkKind::find(kind) else {
+        errors.push(Diagnostic::error(
+            Some(kind_at),
+            format!("{field}.type"),
+            format!(
+                "unknown sink type {:?}; expected one of {}",
+                kind.as_ref(),
+                SinkKind::names().join(", ")
+            ),
+        ));
+        return None;
+    };
+    Some(kind)
+}
+
+/// A sink config's own checks, located: a key written flat is named as
+/// written, where written; any other at its top-level key.
+fn report_issues(
+    issues: Vec<ossnotify_sinks::config::FieldIssue>,
+    flat: &[((String, &'static str), usize)],
+    spans: &[(String, usize)],
+    field: &str,
+    at: &Location,
+    src: &SourceText,
+    errors: &mut Vec<Diagnostic>,
+) {
+    for issue in issues {
+        // A key written flat is named as written, where written.
+        if let Some((name, s)) = flat.iter().find(|(n, _)| n.0 == issue.field) {
+            errors.push(Diagnostic::error(
+                Some(src.location(*s)),
+                format!("{field}.{}", name.1),
+                issue.message,
+            ));
+            continue;
+        }
+        let top = issue.field.split('.').next().unwrap_or(issue.field);
+        let loc = spans
+            .iter()
+            .find(|(k, _)| k == top)
+            .map(|(_, s)| src.location(*s))
+            .unwrap_or_else(|| at.clone());
+        errors.push(Diagnostic::error(
+            Some(loc),
+            format!("{field}.{}", issue.field),
+            issue.message,
+        ));
+    }
 }
 
 /// Moves the keys a sink type nested (`max_in_flight` → `[sinks.NAME.request]

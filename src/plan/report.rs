@@ -65,6 +65,27 @@ fn text(r: &Report, new: &str, old: &str, out: &mut dyn Write) -> io::Result<()>
         writeln!(out)?;
     }
     writeln!(out)?;
+    rules_and_messages(r, out)?;
+    writeln!(out, "unchanged: {} messages", r.unchanged)?;
+    for (which, i) in [("NEW", &r.invalid_new_only), ("OLD", &r.invalid_old_only)] {
+        if i.count > 0 {
+            writeln!(out, "invalid under {which} only: {} records", i.count)?;
+            for (at, why) in &i.samples {
+                writeln!(out, "    {at}: {why}")?;
+            }
+        }
+    }
+    writeln!(out)?;
+    if r.has_changes() {
+        writeln!(out, "changes found (exit 3)")
+    } else {
+        writeln!(out, "no changes (exit 0)")
+    }
+}
+
+/// The rules added, removed and changed; then the messages per rule and
+/// sink that would start, stop or change, with samples.
+fn rules_and_messages(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     if r.added.is_empty() && r.removed.is_empty() && r.changed.is_empty() {
         writeln!(out, "rules: no rule added, removed or changed")?;
     } else {
@@ -106,21 +127,7 @@ fn text(r: &Report, new: &str, old: &str, out: &mut dyn Write) -> io::Result<()>
             }
         }
     }
-    writeln!(out, "unchanged: {} messages", r.unchanged)?;
-    for (which, i) in [("NEW", &r.invalid_new_only), ("OLD", &r.invalid_old_only)] {
-        if i.count > 0 {
-            writeln!(out, "invalid under {which} only: {} records", i.count)?;
-            for (at, why) in &i.samples {
-                writeln!(out, "    {at}: {why}")?;
-            }
-        }
-    }
-    writeln!(out)?;
-    if r.has_changes() {
-        writeln!(out, "changes found (exit 3)")
-    } else {
-        writeln!(out, "no changes (exit 0)")
-    }
+    Ok(())
 }
 
 fn tally_lines(what: &str, t: &Tally, out: &mut dyn Write) -> io::Result<()> {

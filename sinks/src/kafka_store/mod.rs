@@ -176,22 +176,7 @@ pub fn ensure_topics(
         .iter()
         .map(|s| s.retention_ms.map(|r| r.to_string()).unwrap_or_default())
         .collect();
-    let new: Vec<NewTopic> = specs
-        .iter()
-        .zip(&retention)
-        .map(|(s, r)| {
-            let t = NewTopic::new(
-                &s.name,
-                s.partitions,
-                TopicReplication::Fixed(s.replication_factor),
-            );
-            if r.is_empty() {
-                t
-            } else {
-                t.set("retention.ms", r)
-            }
-        })
-        .collect();
+    let new = new_topics(specs, &retention);
     let results = block_on(admin.create_topics(&new, &opts)).map_err(|e| {
         refuse(
             specs
@@ -218,20 +203,37 @@ pub fn ensure_topics(
         return Err(refuse(refused, unreachable));
     }
     // Only topics that existed can have another retention than asked for.
-    let mut finite = Vec::new();
-    for s in specs.iter().filter(|s| existed.contains(&s.name)) {
-        if s.retention_ms != Some(-1) {
-            continue;
-        }
-        match topic_retention(&admin, &s.name, &opts) {
-            Some(ms) if ms >= 0 => finite.push(FiniteRetention {
+    Ok(specs
+        .iter()
+        .filter(|s| existed.contains(&s.name) && s.retention_ms == Some(-1))
+        .filter_map(|s| match topic_retention(&admin, &s.name, &opts) {
+            Some(ms) if ms >= 0 => Some(FiniteRetention {
                 topic: s.name.clone(),
                 retention_ms: ms,
             }),
-            _ => {}
-        }
-    }
-    Ok(finite)
+            _ => None,
+        })
+        .collect())
+}
+
+/// The topics to create, with `retention` (empty: the broker's default).
+fn new_topics<'s>(specs: &'s [TopicSpec], retention: &'s [String]) -> Vec<NewTopic<'s>> {
+    specs
+        .iter()
+        .zip(retention)
+        .map(|(s, r)| {
+            let t = NewTopic::new(
+                &s.name,
+                s.partitions,
+                TopicReplication::Fixed(s.replication_factor),
+            );
+            if r.is_empty() {
+                t
+            } else {
+                t.set("retention.ms", r)
+            }
+        })
+        .collect()
 }
 
 /// A topic's `retention.ms`, if the cluster says.

@@ -248,16 +248,15 @@ pub fn run_with(
     // The source, on this thread (pinned only now: librdkafka's threads,
     // started with the consumer above, keep every CPU).
     crate::pipeline::cpus::pin_or_warn(&cpus);
-    {
-        let handoff = Handoff {
-            batches: batch_tx,
-            spares: spare_rx,
-            progress: progress.clone(),
-            max_held: config.pipeline.queue_capacity,
-        };
-        supervisor.run("source", || source.read(&handoff, &supervisor));
-        // Dropping the hand-off closes the workers' channel.
-    }
+    let handoff = Handoff {
+        batches: batch_tx,
+        spares: spare_rx,
+        progress: progress.clone(),
+        max_held: config.pipeline.queue_capacity,
+    };
+    supervisor.run("source", || source.read(&handoff, &supervisor));
+    // Dropping the hand-off closes the workers' channel.
+    drop(handoff);
 
     Started {
         rt,
