@@ -520,9 +520,17 @@ async fn a_revocation_while_records_are_held_drops_them_and_loses_nothing() {
     let cfg_a = config(&d, "a", topic, strategy, &server.endpoint());
     let cfg_b = config(&d, "b", topic, strategy, &server.endpoint());
     // Without isolation, so that the failing sink holds its queue and the
-    // source must pause (with it, the sink's backlog would take them).
+    // source must pause (with it, the sink's backlog would take them). Small
+    // fetches per partition, so that every batch the source holds mixes
+    // all six partitions: whichever three are revoked, it holds some of
+    // theirs (with librdkafka's 8 MiB a batch could be one partition's).
     for cfg in [&cfg_a, &cfg_b] {
-        let mut text = std::fs::read_to_string(cfg).unwrap();
+        let strategy_line = format!("\"partition.assignment.strategy\" = \"{strategy}\"");
+        let mut text = std::fs::read_to_string(cfg).unwrap().replace(
+            &strategy_line,
+            &format!("{strategy_line}\n\"max.partition.fetch.bytes\" = \"16384\""),
+        );
+        assert!(text.contains("max.partition.fetch.bytes"), "{text}");
         text.push_str("\n[sinks.q.breaker]\nenabled = false\n");
         std::fs::write(cfg, text).unwrap();
     }
