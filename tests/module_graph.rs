@@ -306,3 +306,59 @@ fn the_checks_find_imports_and_circles() {
     let found: Vec<usize> = circles(&made).iter().map(Vec::len).collect();
     assert!(found.contains(&3) && found.iter().filter(|n| **n == 1).count() == 1);
 }
+
+/// Each `.rs` file under `root`, its path and its text without its unit
+/// tests.
+fn sources(root: &str) -> Vec<(PathBuf, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(root);
+    modules(&root, &[])
+        .into_values()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = match text.find("#[cfg(test)]\nmod tests") {
+                Some(i) => text[..i].to_owned(),
+                None => text,
+            };
+            (p, code)
+        })
+        .filter(|(p, _)| !p.ends_with("tests.rs"))
+        .collect()
+}
+
+/// No file over 600 lines and no function over 80, unit tests aside: a
+/// room that grows past that is doing two jobs.
+#[test]
+fn no_file_over_600_lines_and_no_function_over_80() {
+    let mut over = Vec::new();
+    for root in ["src", "sinks/src", "mns-dev/src"] {
+        for (path, code) in sources(root) {
+            let lines: Vec<&str> = code.lines().collect();
+            if lines.len() > 600 {
+                over.push(format!("{}: {} lines", path.display(), lines.len()));
+            }
+            for (i, l) in lines.iter().enumerate() {
+                let t = l.trim_start();
+                let indent = l.len() - t.len();
+                let t = t
+                    .trim_start_matches("pub(crate) ")
+                    .trim_start_matches("pub(super) ")
+                    .trim_start_matches("pub ")
+                    .trim_start_matches("async ")
+                    .trim_start_matches("unsafe ");
+                if !t.starts_with("fn ") {
+                    continue;
+                }
+                let close = format!("{}}}", " ".repeat(indent));
+                if let Some(n) = lines[i + 1..]
+                    .iter()
+                    .position(|x| x.starts_with(&close) && !x[indent..].starts_with("} "))
+                {
+                    if n + 2 > 80 {
+                        over.push(format!("{}:{}: {} lines", path.display(), i + 1, n + 2));
+                    }
+                }
+            }
+        }
+    }
+    assert!(over.is_empty(), "{over:#?}");
+}

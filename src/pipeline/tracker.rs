@@ -143,15 +143,9 @@ impl TrackerThread {
         let mut revokes: Vec<PendingRevoke> = Vec::new();
         let mut committed: Vec<Position> = Vec::new();
         let mut last_commit = Instant::now();
-        // Topic names by id, copied here once each (the lock is not taken
-        // per record).
-        let mut names: Vec<Arc<str>> = Vec::new();
-        let topics = self.topics.clone();
-        let mut name = |id: u32| -> Arc<str> {
-            while names.len() <= id as usize {
-                names.push(topics.name(names.len() as u32));
-            }
-            names[id as usize].clone()
+        let mut names = TopicNames {
+            names: Vec::new(),
+            topics: self.topics.clone(),
         };
         loop {
             // While a revocation waits, look at it often.
@@ -161,40 +155,6 @@ impl TrackerThread {
                 self.interval.min(Duration::from_millis(10))
             };
             match self.progress.recv_timeout(wait) {
-                Ok(Progress::Assigned(v)) => {
-                    for (topic, partition, generation) in v {
-                        let topic = name(topic);
-                        let r = t.assign(&topic, partition, generation);
-                        anomalies.count(r, &topic, partition);
-                    }
-                }
-                // One partition lookup per run of records of one partition.
-                Ok(Progress::Seen(v)) => {
-                    for run in v.chunk_by(same_partition) {
-                        let (topic, c) = (name(run[0].topic), run[0]);
-                        let r = t.see(&topic, c.partition, c.epoch, run.iter().map(|c| c.offset));
-                        anomalies.count(r, &topic, c.partition);
-                    }
-                }
-                Ok(Progress::Resolved(v)) => {
-                    for run in v.chunk_by(|a, b| same_partition(&a.0, &b.0)) {
-                        let (topic, c) = (name(run[0].0.topic), run[0].0);
-                        let r = t.resolve(
-                            &topic,
-                            c.partition,
-                            c.epoch,
-                            run.iter().map(|(c, n)| (c.offset, *n)),
-                        );
-                        anomalies.count(r, &topic, c.partition);
-                    }
-                }
-                Ok(Progress::Acked(v)) => {
-                    for run in v.chunk_by(same_partition) {
-                        let (topic, c) = (name(run[0].topic), run[0]);
-                        let r = t.ack(&topic, c.partition, c.epoch, run.iter().map(|c| c.offset));
-                        anomalies.count(r, &topic, c.partition);
-                    }
-                }
                 Ok(Progress::Revoke {
                     partitions,
                     wait,
@@ -205,6 +165,7 @@ impl TrackerThread {
                     reply,
                 }),
                 Ok(Progress::Finish) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(other) => apply(&mut t, &mut anomalies, &mut names, other),
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if !revokes.is_empty() {
@@ -323,6 +284,64 @@ fn refused_by_rebalance(e: &KafkaError) -> bool {
 
 fn same_partition(a: &Coord, b: &Coord) -> bool {
     (a.topic, a.partition, a.epoch) == (b.topic, b.partition, b.epoch)
+}
+
+/// Topic names by id, copied here once each (the lock is not taken per
+/// record).
+struct TopicNames {
+    names: Vec<Arc<str>>,
+    topics: Arc<Topics>,
+}
+
+impl TopicNames {
+    fn get(&mut self, id: u32) -> Arc<str> {
+        while self.names.len() <= id as usize {
+            self.names.push(self.topics.name(self.names.len() as u32));
+        }
+        self.names[id as usize].clone()
+    }
+}
+
+/// Applies what the source, the workers and the sinks reported: one
+/// partition lookup per run of records of one partition.
+fn apply(t: &mut OffsetTracker, anomalies: &mut Anomalies, names: &mut TopicNames, p: Progress) {
+    match p {
+        Progress::Assigned(v) => {
+            for (topic, partition, generation) in v {
+                let topic = names.get(topic);
+                let r = t.assign(&topic, partition, generation);
+                anomalies.count(r, &topic, partition);
+            }
+        }
+        Progress::Seen(v) => {
+            for run in v.chunk_by(same_partition) {
+                let (topic, c) = (names.get(run[0].topic), run[0]);
+                let r = t.see(&topic, c.partition, c.epoch, run.iter().map(|c| c.offset));
+                anomalies.count(r, &topic, c.partition);
+            }
+        }
+        Progress::Resolved(v) => {
+            for run in v.chunk_by(|a, b| same_partition(&a.0, &b.0)) {
+                let (topic, c) = (names.get(run[0].0.topic), run[0].0);
+                let r = t.resolve(
+                    &topic,
+                    c.partition,
+                    c.epoch,
+                    run.iter().map(|(c, n)| (c.offset, *n)),
+                );
+                anomalies.count(r, &topic, c.partition);
+            }
+        }
+        Progress::Acked(v) => {
+            for run in v.chunk_by(same_partition) {
+                let (topic, c) = (names.get(run[0].topic), run[0]);
+                let r = t.ack(&topic, c.partition, c.epoch, run.iter().map(|c| c.offset));
+                anomalies.count(r, &topic, c.partition);
+            }
+        }
+        // Handled by the loop.
+        Progress::Revoke { .. } | Progress::Finish => {}
+    }
 }
 
 #[cfg(test)]

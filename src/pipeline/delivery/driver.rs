@@ -213,20 +213,9 @@ async fn settle(
             .map_or(String::new(), |c| ctx.topics.describe(c))
     };
     let (Some(iso), Some(backlog)) = (&ctx.isolation, &ctx.backlog) else {
-        let sources: Vec<String> = (0..envelopes.len()).map(source).collect();
-        let outcomes = deliver_or_dead_letter(sink, envelopes, &sources, &ctx.store)
+        return settle_without_isolation(sink, envelopes, coords, ctx)
             .await
-            .map_err(|e| PipelineError::store(&ctx.store, e))?;
-        record_ages(&ctx.event_age, envelopes, &outcomes);
-        let delivered = outcomes
-            .iter()
-            .filter(|o| matches!(o, Outcome::Delivered))
-            .count() as u64;
-        return Ok(Some(Settled {
-            delivered,
-            dead_lettered: outcomes.len() as u64 - delivered,
-            backlogged: 0,
-        }));
+            .map(Some);
     };
     let outcomes = if iso.breaker.admit() {
         sink.deliver(envelopes).await
@@ -238,16 +227,7 @@ async fn settle(
         vec![open; envelopes.len()]
     };
     record_ages(&ctx.event_age, envelopes, &outcomes);
-    let mut settled = Settled::default();
-    let mut failed: Vec<(usize, String, u32)> = Vec::new();
-    let mut deferred: Vec<(usize, &str, u32)> = Vec::new();
-    for (i, o) in outcomes.iter().enumerate() {
-        match o {
-            Outcome::Delivered => settled.delivered += 1,
-            Outcome::Failed { error, attempts } => failed.push((i, error.clone(), *attempts)),
-            Outcome::Deferred { error, attempts } => deferred.push((i, error, *attempts)),
-        }
-    }
+    let (mut settled, mut failed, mut deferred) = sort_outcomes(&outcomes);
     while !deferred.is_empty() {
         if backlog.has_room() {
             let keep: Vec<&Envelope> = deferred.iter().map(|d| &envelopes[d.0]).collect();
@@ -290,6 +270,66 @@ async fn settle(
             }
         }
     }
+    settled.dead_lettered = give_up(sink, envelopes, &failed, &source, ctx)?;
+    Ok(Some(settled))
+}
+
+/// What was delivered (counted), what failed for good and what was
+/// deferred (each with its position, error and attempts).
+#[allow(clippy::type_complexity)]
+fn sort_outcomes(
+    outcomes: &[Outcome],
+) -> (Settled, Vec<(usize, String, u32)>, Vec<(usize, &str, u32)>) {
+    let mut settled = Settled::default();
+    let (mut failed, mut deferred) = (Vec::new(), Vec::new());
+    for (i, o) in outcomes.iter().enumerate() {
+        match o {
+            Outcome::Delivered => settled.delivered += 1,
+            Outcome::Failed { error, attempts } => failed.push((i, error.clone(), *attempts)),
+            Outcome::Deferred { error, attempts } => deferred.push((i, error.as_str(), *attempts)),
+        }
+    }
+    (settled, failed, deferred)
+}
+
+/// A sink without isolation: every message is delivered or dead-lettered.
+async fn settle_without_isolation(
+    sink: &dyn Sink,
+    envelopes: &[Envelope],
+    coords: &[Coord],
+    ctx: &DriverContext,
+) -> Result<Settled, PipelineError> {
+    let sources: Vec<String> = (0..envelopes.len())
+        .map(|i| {
+            coords
+                .get(i)
+                .map_or(String::new(), |c| ctx.topics.describe(c))
+        })
+        .collect();
+    let outcomes = deliver_or_dead_letter(sink, envelopes, &sources, &ctx.store)
+        .await
+        .map_err(|e| PipelineError::store(&ctx.store, e))?;
+    record_ages(&ctx.event_age, envelopes, &outcomes);
+    let delivered = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Delivered))
+        .count() as u64;
+    Ok(Settled {
+        delivered,
+        dead_lettered: outcomes.len() as u64 - delivered,
+        backlogged: 0,
+    })
+}
+
+/// Dead-letters the messages that failed for good (positions in
+/// `envelopes`, with their error and attempts), synced; how many.
+fn give_up(
+    sink: &dyn Sink,
+    envelopes: &[Envelope],
+    failed: &[(usize, String, u32)],
+    source: &dyn Fn(usize) -> String,
+    ctx: &DriverContext,
+) -> Result<u64, PipelineError> {
     let sources: Vec<String> = failed.iter().map(|f| source(f.0)).collect();
     let give_up: Vec<GivenUp<'_>> = failed
         .iter()
@@ -305,8 +345,7 @@ async fn settle(
     ctx.store
         .give_up(sink.name(), &give_up)
         .map_err(|e| PipelineError::store(&ctx.store, e))?;
-    settled.dead_lettered = give_up.len() as u64;
-    Ok(Some(settled))
+    Ok(give_up.len() as u64)
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{bounded, unbounded};
 
+use ossnotify_sinks::DeadLetterStore;
+
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::pipeline::batch::{Batch, Topics};
@@ -150,18 +152,7 @@ pub fn run_with(
     crate::pipeline::cpus::check(&cpus).map_err(RunError::Cpus)?;
     let rt = io_runtime(&cpus)?;
     let supervisor = Supervisor::with_cut_drain(stop, options.cut_drain.clone());
-    // /metrics, /health, /ready.
-    let ready = Arc::new(AtomicBool::new(false));
-    let taps = Arc::new(crate::pipeline::tap::Taps::default());
-    if let Some(listen) = &config.metrics.listen {
-        rt.block_on(crate::pipeline::metrics_server::serve(
-            listen,
-            ready.clone(),
-            supervisor.clone(),
-            taps.clone(),
-            config.metrics.tap_token.clone(),
-        ))?;
-    }
+    let (ready, taps) = serve_metrics(config, &rt, &supervisor)?;
     if !ensure_store_topics(config, &supervisor)? {
         // Stopped before the cluster answered: nothing was read.
         return Ok(RunSummary {
@@ -169,109 +160,195 @@ pub fn run_with(
             ..RunSummary::default()
         });
     }
-    // After the metrics recorder is installed: opening counts repairs and
-    // retention.
-    let store = Arc::new(open_store(config)?);
-    let counters = Arc::new(Counters::default());
-    let topics = Arc::new(Topics::default());
     let (progress, progress_rx) = unbounded();
-    let revoked = Arc::new(Revoked::default());
-
-    // The rules and the sinks they address, with a driver per sink.
-    let mut drivers = Drivers::new(
-        rt.handle().clone(),
-        store.clone(),
-        backlog_store(config, options.redeliver),
-        progress.clone(),
-        counters.clone(),
-        supervisor.clone(),
-        revoked.clone(),
-        config.pipeline.queue_capacity,
-    );
-    drivers.check_sinks = options.check_sinks;
-    drivers.topics = topics.clone();
-    let drivers = Arc::new(drivers);
-    let routing = Arc::new(ArcSwap::from_pointee(drivers.routing(config)?));
+    let shared = Shared {
+        // After the metrics recorder is installed: opening counts repairs
+        // and retention.
+        store: Arc::new(open_store(config)?),
+        counters: Arc::default(),
+        topics: Arc::default(),
+        progress,
+        revoked: Arc::default(),
+        supervisor,
+    };
+    let (drivers, routing) = start_routing(config, &options, &rt, &shared)?;
     // SIGHUP or an edit of the config file: new rules and sinks, swapped in
     // atomically.
     let reloads = Arc::new(crate::pipeline::reload::ReloadCounters::default());
     let reload_stop = Arc::new(AtomicBool::new(false));
-    let reloader = if options.reload {
-        spawn_reloader(config, &drivers, &routing, &reload_stop, &reloads)
-    } else {
-        std::thread::spawn(|| {})
-    };
+    let reloader = options
+        .reload
+        .then(|| spawn_reloader(config, &drivers, &routing, &reload_stop, &reloads));
 
-    let mut source = source::open(config, input, &topics, &progress, &ready, &revoked)
-        .map_err(RunError::Source)?;
-    // `queue_capacity` records, in batches; a few per worker at most (more
-    // only adds latency).
-    let batches = (config.pipeline.queue_capacity / BATCH).clamp(1, config.pipeline.workers * 4);
-    let (batch_tx, batch_rx) = bounded::<Batch>(batches);
-    // Emptied batches on their way back to the source.
-    let (spare_tx, spare_rx) = bounded::<Batch>(batches + config.pipeline.workers + 1);
+    let mut source = source::open(
+        config,
+        input,
+        &shared.topics,
+        &shared.progress,
+        &ready,
+        &shared.revoked,
+    )
+    .map_err(RunError::Source)?;
+    let ((batch_tx, batch_rx), (spare_tx, spare_rx)) = batch_channels(config);
 
-    let tracker = TrackerThread {
-        progress: progress_rx,
-        committer: source.committer(),
-        topics: topics.clone(),
-        supervisor: supervisor.clone(),
-        interval: Duration::from_millis(config.pipeline.commit_interval_ms),
-    };
     let published = Published {
-        counters: counters.clone(),
+        counters: shared.counters.clone(),
         drivers: drivers.clone(),
-        reloads: reloads.clone(),
+        reloads,
         routing: routing.clone(),
         batches: batch_rx.clone(),
     };
-    let tracker = spawn_tracker(tracker, move |t| published.publish(t), &cpus, &supervisor)?;
-
-    let workers = spawn_workers(config.pipeline.workers, &supervisor, || Worker {
-        rx: batch_rx.clone(),
-        spares: spare_tx.clone(),
-        routing: routing.clone(),
-        topics: topics.clone(),
-        store: store.clone(),
-        progress: progress.clone(),
-        counters: counters.clone(),
-        revoked: revoked.clone(),
-        engine: Engine::new(config.source.key_encoding, false)
-            .with_window(config.pipeline.operation_window),
-        cpus: cpus.clone(),
-        taps: taps.clone(),
-        invalid_not_dead_lettered: config.pipeline.invalid_not_dead_lettered,
-    })?;
+    let tracker = start_tracker(config, source.committer(), progress_rx, &shared, published)?;
+    let workers = start_workers(config, &shared, &routing, &taps, (&batch_rx, &spare_tx))?;
     // The workers hold the receivers now: the channel closes with them.
     drop(batch_rx);
 
-    // The source, on this thread (pinned only now: librdkafka's threads,
-    // started with the consumer above, keep every CPU).
-    crate::pipeline::cpus::pin_or_warn(&cpus);
-    let handoff = Handoff {
-        batches: batch_tx,
-        spares: spare_rx,
-        progress: progress.clone(),
-        max_held: config.pipeline.queue_capacity,
-    };
-    supervisor.run("source", || source.read(&handoff, &supervisor));
-    // Dropping the hand-off closes the workers' channel.
-    drop(handoff);
+    read_source(source.as_mut(), config, &shared, batch_tx, spare_rx);
 
     Started {
         rt,
-        supervisor,
+        supervisor: shared.supervisor,
         workers,
         reloader,
         reload_stop,
         drivers,
         routing,
-        progress,
+        progress: shared.progress,
         tracker,
         source,
-        counters,
+        counters: shared.counters,
     }
     .shut_down(Duration::from_millis(config.pipeline.drain_timeout_ms))
+}
+
+/// The offset tracker's thread, which also publishes the metrics.
+fn start_tracker(
+    config: &Config,
+    committer: Option<Arc<dyn crate::pipeline::tracker::Committer>>,
+    progress: crossbeam_channel::Receiver<crate::pipeline::tracker::Progress>,
+    shared: &Shared,
+    published: Published,
+) -> Result<std::thread::JoinHandle<Result<Vec<Position>, rdkafka::error::KafkaError>>, RunError> {
+    let tracker = TrackerThread {
+        progress,
+        committer,
+        topics: shared.topics.clone(),
+        supervisor: shared.supervisor.clone(),
+        interval: Duration::from_millis(config.pipeline.commit_interval_ms),
+    };
+    spawn_tracker(
+        tracker,
+        move |t| published.publish(t),
+        &config.pipeline.cpus,
+        &shared.supervisor,
+    )
+}
+
+/// The source, on this thread (pinned only now: librdkafka's threads,
+/// started with the consumer, keep every CPU), until it ends or is
+/// stopped. Dropping the hand-off closes the workers' channel.
+fn read_source(
+    source: &mut dyn source::Source,
+    config: &Config,
+    shared: &Shared,
+    batches: crossbeam_channel::Sender<Batch>,
+    spares: crossbeam_channel::Receiver<Batch>,
+) {
+    crate::pipeline::cpus::pin_or_warn(&config.pipeline.cpus);
+    let handoff = Handoff {
+        batches,
+        spares,
+        progress: shared.progress.clone(),
+        max_held: config.pipeline.queue_capacity,
+    };
+    shared
+        .supervisor
+        .run("source", || source.read(&handoff, &shared.supervisor));
+}
+
+/// The batches' channel to the workers, `queue_capacity` records in
+/// batches (a few per worker at most: more only adds latency), and the
+/// channel of emptied batches on their way back to the source.
+#[allow(clippy::type_complexity)]
+fn batch_channels(
+    config: &Config,
+) -> (
+    (
+        crossbeam_channel::Sender<Batch>,
+        crossbeam_channel::Receiver<Batch>,
+    ),
+    (
+        crossbeam_channel::Sender<Batch>,
+        crossbeam_channel::Receiver<Batch>,
+    ),
+) {
+    let workers = config.pipeline.workers;
+    let batches = (config.pipeline.queue_capacity / BATCH).clamp(1, workers * 4);
+    (bounded(batches), bounded(batches + workers + 1))
+}
+
+/// What the parts of a run share.
+struct Shared {
+    supervisor: Arc<Supervisor>,
+    store: Arc<DeadLetterStore>,
+    counters: Arc<Counters>,
+    topics: Arc<Topics>,
+    progress: crossbeam_channel::Sender<crate::pipeline::tracker::Progress>,
+    /// Generations given up.
+    revoked: Arc<Revoked>,
+}
+
+/// The rules and the sinks they address, with a driver per sink.
+fn start_routing(
+    config: &Config,
+    options: &RunOptions,
+    rt: &tokio::runtime::Runtime,
+    shared: &Shared,
+) -> Result<(Arc<Drivers>, Arc<ArcSwap<Routing>>), RunError> {
+    let mut drivers = Drivers::new(
+        rt.handle().clone(),
+        shared.store.clone(),
+        backlog_store(config, options.redeliver),
+        shared.progress.clone(),
+        shared.counters.clone(),
+        shared.supervisor.clone(),
+        shared.revoked.clone(),
+        config.pipeline.queue_capacity,
+    );
+    drivers.check_sinks = options.check_sinks;
+    drivers.topics = shared.topics.clone();
+    let drivers = Arc::new(drivers);
+    let routing = Arc::new(ArcSwap::from_pointee(drivers.routing(config)?));
+    Ok((drivers, routing))
+}
+
+/// `[pipeline] workers` threads, reading batches from `channels.0` and
+/// returning them emptied to `channels.1`.
+fn start_workers(
+    config: &Config,
+    shared: &Shared,
+    routing: &Arc<ArcSwap<Routing>>,
+    taps: &Arc<crate::pipeline::tap::Taps>,
+    channels: (
+        &crossbeam_channel::Receiver<Batch>,
+        &crossbeam_channel::Sender<Batch>,
+    ),
+) -> Result<Vec<std::thread::JoinHandle<Option<()>>>, RunError> {
+    spawn_workers(config.pipeline.workers, &shared.supervisor, || Worker {
+        rx: channels.0.clone(),
+        spares: channels.1.clone(),
+        routing: routing.clone(),
+        topics: shared.topics.clone(),
+        store: shared.store.clone(),
+        progress: shared.progress.clone(),
+        counters: shared.counters.clone(),
+        revoked: shared.revoked.clone(),
+        engine: Engine::new(config.source.key_encoding, false)
+            .with_window(config.pipeline.operation_window),
+        cpus: config.pipeline.cpus.clone(),
+        taps: taps.clone(),
+        invalid_not_dead_lettered: config.pipeline.invalid_not_dead_lettered,
+    })
 }
 
 /// What the tracker's thread publishes as metrics, besides its own.
@@ -288,4 +365,25 @@ impl Published {
         publish(t, &self.counters, &self.drivers, &self.reloads);
         publish_queues(&self.batches, &self.routing.load());
     }
+}
+
+/// `/metrics`, `/health`, `/ready` and `/tap` when `[metrics] listen` is
+/// set: the readiness flag and the taps the run keeps up.
+fn serve_metrics(
+    config: &Config,
+    rt: &tokio::runtime::Runtime,
+    supervisor: &Arc<Supervisor>,
+) -> Result<(Arc<AtomicBool>, Arc<crate::pipeline::tap::Taps>), RunError> {
+    let ready = Arc::new(AtomicBool::new(false));
+    let taps = Arc::new(crate::pipeline::tap::Taps::default());
+    if let Some(listen) = &config.metrics.listen {
+        rt.block_on(crate::pipeline::metrics_server::serve(
+            listen,
+            ready.clone(),
+            supervisor.clone(),
+            taps.clone(),
+            config.metrics.tap_token.clone(),
+        ))?;
+    }
+    Ok((ready, taps))
 }

@@ -21,7 +21,7 @@ pub(super) struct Started {
     pub(super) rt: tokio::runtime::Runtime,
     pub(super) supervisor: Arc<Supervisor>,
     pub(super) workers: Vec<std::thread::JoinHandle<Option<()>>>,
-    pub(super) reloader: std::thread::JoinHandle<()>,
+    pub(super) reloader: Option<std::thread::JoinHandle<()>>,
     pub(super) reload_stop: Arc<AtomicBool>,
     pub(super) drivers: Arc<Drivers>,
     pub(super) routing: Arc<ArcSwap<Routing>>,
@@ -38,7 +38,9 @@ impl Started {
         let mut drain = Drain::new(&self.supervisor, drain_timeout);
         let mut drained = drain.join(&mut self.workers);
         self.reload_stop.store(true, Ordering::SeqCst);
-        let _ = self.reloader.join();
+        if let Some(r) = self.reloader {
+            let _ = r.join();
+        }
         self.drivers.close();
         self.routing.store(Arc::new(Routing {
             // No rules: no region policy to apply.

@@ -79,32 +79,8 @@ impl Reader<'_> {
         }
         changed |= self.sync();
         if changed {
-            let revoked = std::mem::take(
-                &mut self
-                    .consumer
-                    .context()
-                    .held
-                    .lock()
-                    .expect("not poisoned")
-                    .revoked,
-            );
-            if !revoked.is_empty() {
-                let before = batch.len();
-                batch.retain(announced, |c| {
-                    !revoked
-                        .iter()
-                        .any(|(t, p, g)| (*t, *p) == (c.topic, c.partition) && c.epoch <= *g)
-                });
-                let dropped = before - batch.len();
-                if dropped > 0 {
-                    tracing::info!(
-                        records = dropped,
-                        "dropped held records of revoked partitions (their next owner reads them)"
-                    );
-                }
-                self.dropped += dropped as u64;
-                got = got.min(batch.len());
-            }
+            let kept = self.drop_revoked(batch, announced);
+            got = got.min(kept);
         }
         let wait = if got > 0 { Duration::ZERO } else { wait };
         let Reader {
@@ -123,6 +99,38 @@ impl Reader<'_> {
             }
         });
         got
+    }
+
+    /// Drops from `batch` what it holds of partitions revoked since the
+    /// last look (their next owner reads them); returns what is left.
+    pub(crate) fn drop_revoked(&mut self, batch: &mut Batch, announced: &mut usize) -> usize {
+        let revoked = std::mem::take(
+            &mut self
+                .consumer
+                .context()
+                .held
+                .lock()
+                .expect("not poisoned")
+                .revoked,
+        );
+        if revoked.is_empty() {
+            return batch.len();
+        }
+        let before = batch.len();
+        batch.retain(announced, |c| {
+            !revoked
+                .iter()
+                .any(|(t, p, g)| (*t, *p) == (c.topic, c.partition) && c.epoch <= *g)
+        });
+        let dropped = before - batch.len();
+        if dropped > 0 {
+            tracing::info!(
+                records = dropped,
+                "dropped held records of revoked partitions (their next owner reads them)"
+            );
+        }
+        self.dropped += dropped as u64;
+        batch.len()
     }
 
     /// Takes the context's partitions if they changed; true if they did.
