@@ -10,6 +10,6 @@ mod validate;
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use load::{load, load_read_only, load_str, load_structure, Loaded};
 pub use model::{
-    Config, DeadLetterConfig, MetricsConfig, PipelineConfig, PolicyConfig, SinkEntry, SourceConfig,
-    SourceType, StoreKind,
+    Config, DeadLetterConfig, MetricsConfig, PipelineConfig, PolicyConfig, RoutingSpec, SinkEntry,
+    SourceConfig, SourceType, StoreKind,
 };

@@ -30,6 +30,16 @@ impl Config {
         self.policy.region_policy()
     }
 
+    /// What the routing is made of: the rules, the sinks they address, the
+    /// region policy.
+    pub fn routing(&self) -> RoutingSpec<'_> {
+        RoutingSpec {
+            rules: &self.rules,
+            sinks: &self.sinks,
+            policy: self.region_policy(),
+        }
+    }
+
     /// The sections a reload cannot change, to compare with a reload's.
     pub fn start_only(&self) -> StartOnly {
         StartOnly {
@@ -40,6 +50,13 @@ impl Config {
             metrics: self.metrics.clone(),
         }
     }
+}
+
+/// The config's part that the routing takes (`Config::routing`).
+pub struct RoutingSpec<'c> {
+    pub rules: &'c [RuleSpec],
+    pub sinks: &'c [SinkEntry],
+    pub policy: RegionPolicy,
 }
 
 /// What a reload cannot change: `[source]`, `[pipeline]`, `[dead_letter]`,

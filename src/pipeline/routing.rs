@@ -24,7 +24,7 @@ use super::error::PipelineError;
 use super::revoked::Revoked;
 use super::supervisor::Supervisor;
 use super::tracker::Progress;
-use crate::config::Config;
+use crate::config::RoutingSpec;
 use crate::rules::RuleIndex;
 
 /// A sink as the workers see it: its queue (of chunks: a worker sends one
@@ -109,10 +109,12 @@ impl Drivers {
     /// The routing for `config`: sinks whose table is unchanged are kept,
     /// the others built and started. Nothing changes if a sink cannot be
     /// built.
-    pub fn routing(&self, config: &Config) -> Result<Routing, PipelineError> {
+    /// The routing of the rules over their sinks: a sink whose table did
+    /// not change keeps its driver; a new or changed one starts.
+    pub fn routing(&self, config: RoutingSpec<'_>) -> Result<Routing, PipelineError> {
         let mut live = self.live.lock().expect("not poisoned");
         let mut built = Vec::new();
-        for s in &config.sinks {
+        for s in config.sinks {
             let kept = live.get(&s.name).filter(|(f, _)| *f == s.fingerprint);
             if kept.is_none() {
                 let _guard = self.rt.enter();
@@ -136,7 +138,7 @@ impl Drivers {
         self.backlogs.ensure_topics(&isolated)?;
         let mut next = HashMap::new();
         let mut sinks = Vec::new();
-        for s in &config.sinks {
+        for s in config.sinks {
             let queue = match built.iter().position(|(n, _)| *n == s.name) {
                 Some(i) => {
                     let sink = built.swap_remove(i).1;
@@ -158,7 +160,7 @@ impl Drivers {
         self.backlogs.keep_only(|name| next.contains_key(name));
         *live = next;
         Ok(Routing {
-            index: RuleIndex::build(config.rules.clone(), config.region_policy()),
+            index: RuleIndex::build(config.rules.to_vec(), config.policy),
             want_base64: sinks.iter().any(|s| s.encoding == Encoding::Base64),
             sinks,
         })
@@ -282,6 +284,7 @@ pub async fn probe_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use std::sync::atomic::AtomicBool;
 
     /// A config with `sinks` (name, TOML body) and one rule sending to all.
@@ -333,23 +336,29 @@ mod tests {
             .unwrap();
         let drivers = drivers(&rt, d);
         let first = drivers
-            .routing(&config(
-                d,
-                &[
-                    ("keep", "type = \"null\""),
-                    ("change", &file_sink(d, "a.ndjson")),
-                    ("remove", &file_sink(d, "b.ndjson")),
-                ],
-            ))
+            .routing(
+                config(
+                    d,
+                    &[
+                        ("keep", "type = \"null\""),
+                        ("change", &file_sink(d, "a.ndjson")),
+                        ("remove", &file_sink(d, "b.ndjson")),
+                    ],
+                )
+                .routing(),
+            )
             .unwrap();
         let second = drivers
-            .routing(&config(
-                d,
-                &[
-                    ("keep", "type = \"null\""),
-                    ("change", &file_sink(d, "c.ndjson")),
-                ],
-            ))
+            .routing(
+                config(
+                    d,
+                    &[
+                        ("keep", "type = \"null\""),
+                        ("change", &file_sink(d, "c.ndjson")),
+                    ],
+                )
+                .routing(),
+            )
             .unwrap();
         // Sinks are kept in name order: change, keep (, remove).
         let names: Vec<&str> = second.sinks.iter().map(|s| s.name.as_str()).collect();
@@ -386,11 +395,11 @@ mod tests {
             .unwrap();
         let drivers = drivers(&rt, d);
         let first = drivers
-            .routing(&config(d, &[("keep", "type = \"null\"")]))
+            .routing(config(d, &[("keep", "type = \"null\"")]).routing())
             .unwrap();
         let bad = file_sink(&d.join("no-such-directory"), "x.ndjson");
         let err = drivers
-            .routing(&config(d, &[("keep", "type = \"null\""), ("bad", &bad)]))
+            .routing(config(d, &[("keep", "type = \"null\""), ("bad", &bad)]).routing())
             .err()
             .expect("refused");
         assert!(
@@ -398,7 +407,7 @@ mod tests {
             "{err}"
         );
         let again = drivers
-            .routing(&config(d, &[("keep", "type = \"null\"")]))
+            .routing(config(d, &[("keep", "type = \"null\"")]).routing())
             .unwrap();
         assert!(first.sinks[0].tx.same_channel(&again.sinks[0].tx));
         assert_eq!(drivers.handles.lock().unwrap().len(), 1);

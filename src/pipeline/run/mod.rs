@@ -181,7 +181,8 @@ pub fn run_with(
         .then(|| spawn_reloader(config, &drivers, &routing, &reload_stop, &reloads));
 
     let mut source = source::open(
-        config,
+        &config.source,
+        config.pipeline.revoke_wait_ms,
         input,
         &shared.topics,
         &shared.progress,
@@ -318,7 +319,7 @@ fn start_routing(
     drivers.check_sinks = options.check_sinks;
     drivers.topics = shared.topics.clone();
     let drivers = Arc::new(drivers);
-    let routing = Arc::new(ArcSwap::from_pointee(drivers.routing(config)?));
+    let routing = Arc::new(ArcSwap::from_pointee(drivers.routing(config.routing())?));
     Ok((drivers, routing))
 }
 

@@ -65,7 +65,7 @@ pub(super) fn spawn_reloader(
             if !changed.is_empty() {
                 tracing::warn!(sections = %changed.join(", "), "sections a reload cannot change changed: those changes take effect at the next start");
             }
-            routing.store(Arc::new(drivers.routing(new)?));
+            routing.store(Arc::new(drivers.routing(new.routing())?));
             Ok(())
         },
         stop.clone(),

@@ -26,7 +26,7 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 use super::batch::{Batch, Topics};
 use super::supervisor::Supervisor;
 use super::tracker::{Committer, Progress};
-use crate::config::{Config, SourceType};
+use crate::config::{SourceConfig, SourceType};
 
 /// Records per batch from the source to the workers.
 pub const BATCH: usize = 256;
@@ -102,21 +102,22 @@ impl Handoff {
 /// Opens the configured source (`input` overrides it with lines, for tests
 /// and `-`), connected and ready to read.
 pub fn open(
-    config: &Config,
+    source: &SourceConfig,
+    revoke_wait_ms: u64,
     input: super::Input,
     topics: &Arc<Topics>,
     progress: &Sender<Progress>,
     ready: &Arc<std::sync::atomic::AtomicBool>,
     revoked: &Arc<super::revoked::Revoked>,
 ) -> Result<Box<dyn Source>, SourceError> {
-    Ok(match (input, config.source.kind) {
+    Ok(match (input, source.kind) {
         (super::Input::Lines(reader, name), _) => {
             ready.store(true, std::sync::atomic::Ordering::SeqCst);
             Box::new(lines::LinesSource::new(reader, name, topics, progress))
         }
         (super::Input::Kafka, SourceType::Kafka) => Box::new(kafka::KafkaSource::connect(
-            &config.source,
-            config.pipeline.revoke_wait_ms,
+            source,
+            revoke_wait_ms,
             progress.clone(),
             ready.clone(),
             topics.clone(),
