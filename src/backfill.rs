@@ -184,7 +184,7 @@ fn check(config: &Config, req: &Request) -> Result<(), BackfillError> {
 /// The client the window reads with: as the source reads (its fetch sizes,
 /// then its own settings), with a throttled backfill's smaller read-ahead.
 fn reading_client(config: &Config, max_rate: Option<f64>) -> ClientConfig {
-    let mut client = config.store_client();
+    let mut client = config.stores().store_client();
     for (k, v) in crate::pipeline::FETCH_DEFAULTS {
         client.set(*k, *v);
     }

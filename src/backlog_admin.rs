@@ -41,7 +41,7 @@ pub fn read_all(config: &Config, only: Option<&str>) -> Result<Vec<SinkBacklog>,
         Some(o) => o == s.name,
         None => s.config.isolated(),
     }) {
-        out.push(match config.backlog_store() {
+        out.push(match config.stores().backlog_store() {
             StoreKind::Disk => from_disk(config, &s.name)?,
             StoreKind::Kafka => from_kafka(config, &s.name)?,
         });
@@ -50,7 +50,7 @@ pub fn read_all(config: &Config, only: Option<&str>) -> Result<Vec<SinkBacklog>,
 }
 
 fn from_disk(config: &Config, sink: &str) -> Result<SinkBacklog, BacklogReadError> {
-    let root = config.backlog_path();
+    let root = config.stores().backlog_path();
     let first = disk_backlog::dir_of(&root, sink);
     let mut b = SinkBacklog {
         sink: sink.to_owned(),
@@ -90,7 +90,7 @@ fn from_disk(config: &Config, sink: &str) -> Result<SinkBacklog, BacklogReadErro
 }
 
 fn from_kafka(config: &Config, sink: &str) -> Result<SinkBacklog, BacklogReadError> {
-    let topic = config.backlog_topic(sink);
+    let topic = config.stores().backlog_topic(sink);
     let mut b = SinkBacklog {
         sink: sink.to_owned(),
         store: "kafka",
@@ -98,9 +98,9 @@ fn from_kafka(config: &Config, sink: &str) -> Result<SinkBacklog, BacklogReadErr
         messages: Vec::new(),
     };
     read::read_range(
-        &config.store_client(),
+        &config.stores().store_client(),
         &topic,
-        &config.backlog_group(),
+        &config.stores().backlog_group(),
         |m| {
             let headers = m.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));
             let env = kafka_backlog::envelope_from(&m.value, headers);

@@ -82,15 +82,15 @@ impl Place {
     /// The store of `config`. Nothing is created: a Kafka store's topic
     /// that does not exist yet holds nothing.
     pub fn of(config: &Config) -> Result<Place, DeadLetterError> {
-        Ok(match config.dead_letter_store() {
+        Ok(match config.stores().dead_letter_store() {
             crate::config::StoreKind::Disk => Place::Disk(config.dead_letter.path.clone()),
             crate::config::StoreKind::Kafka => {
-                let topic = config.dead_letter_topic();
+                let topic = config.stores().dead_letter_topic();
                 Place::Kafka(
                     KafkaDeadLetters::new(
-                        &config.store_client(),
+                        &config.stores().store_client(),
                         &topic,
-                        &config.dead_letter_group(),
+                        &config.stores().dead_letter_group(),
                     )
                     .map_err(|source| DeadLetterError::Store {
                         what: "open",

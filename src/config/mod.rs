@@ -11,5 +11,5 @@ pub use diagnostic::{Diagnostic, Location, Severity};
 pub use load::{load, load_read_only, load_str, load_structure, Loaded};
 pub use model::{
     Config, DeadLetterConfig, MetricsConfig, PipelineConfig, PolicyConfig, RoutingSpec, SinkEntry,
-    SourceConfig, SourceType, StoreKind,
+    SourceConfig, SourceType, StoreKind, Stores,
 };

@@ -335,7 +335,27 @@ impl Default for BacklogConfig {
     }
 }
 
+/// The config's part that the stores take (`Config::stores`): where the
+/// dead letters and the backlogs are kept, on the source's cluster or on
+/// disk.
+#[derive(Clone, Copy)]
+pub struct Stores<'c> {
+    pub source: &'c SourceConfig,
+    pub dead_letter: &'c DeadLetterConfig,
+    pub backlog: &'c BacklogConfig,
+}
+
 impl Config {
+    pub fn stores(&self) -> Stores<'_> {
+        Stores {
+            source: &self.source,
+            dead_letter: &self.dead_letter,
+            backlog: &self.backlog,
+        }
+    }
+}
+
+impl Stores<'_> {
     /// The directory of the sinks' backlogs.
     pub fn backlog_path(&self) -> PathBuf {
         self.backlog

@@ -98,7 +98,7 @@ pub fn read_kafka(
     total: impl FnOnce(u64),
     mut visit: impl FnMut(&Record<'_>),
 ) -> Result<Seek, rdkafka::error::KafkaError> {
-    let mut cc = config.store_client();
+    let mut cc = config.stores().store_client();
     // The source's fetch sizes: a plan reads in bulk, as the pipeline does.
     for (k, v) in crate::pipeline::FETCH_DEFAULTS {
         cc.set(*k, *v);

@@ -17,7 +17,7 @@ use super::kafka_backlog::Watched;
 use super::kafka_backlog::{KafkaBacklog, Size};
 use super::kafka_redelivery::{KafkaRedelivery, Wiring};
 use super::redelivery::{self, CurrentSinks, Redelivered, Redelivery};
-use crate::config::Config;
+use crate::config::Stores;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::supervisor::Supervisor;
 
@@ -51,20 +51,20 @@ pub struct KafkaBacklogs {
 }
 
 impl KafkaBacklogs {
-    pub fn new(config: &Config) -> KafkaBacklogs {
+    pub fn new(stores: Stores<'_>) -> KafkaBacklogs {
         KafkaBacklogs {
-            client: config.store_client(),
-            group_settings: config
+            client: stores.store_client(),
+            group_settings: stores
                 .source
                 .librdkafka
                 .iter()
                 .filter(|(k, _)| GROUP_SETTINGS.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            topic_prefix: config.backlog_topic_prefix(),
-            group: config.backlog_group(),
-            partitions: config.backlog.partitions,
-            replication_factor: config.backlog.replication_factor,
+            topic_prefix: stores.backlog_topic_prefix(),
+            group: stores.backlog_group(),
+            partitions: stores.backlog.partitions,
+            replication_factor: stores.backlog.replication_factor,
             producer: Mutex::default(),
             redelivery: Mutex::default(),
             redeliver: true,

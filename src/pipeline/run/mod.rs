@@ -153,7 +153,7 @@ pub fn run_with(
     let rt = io_runtime(&cpus)?;
     let supervisor = Supervisor::with_cut_drain(stop, options.cut_drain.clone());
     let (ready, taps) = serve_metrics(config, &rt, &supervisor)?;
-    if !ensure_store_topics(config, &supervisor)? {
+    if !ensure_store_topics(config.stores(), &config.sinks, &supervisor)? {
         // Stopped before the cluster answered: nothing was read.
         return Ok(RunSummary {
             drained: true,
@@ -164,7 +164,7 @@ pub fn run_with(
     let shared = Shared {
         // After the metrics recorder is installed: opening counts repairs
         // and retention.
-        store: Arc::new(open_store(config)?),
+        store: Arc::new(open_store(config.stores())?),
         counters: Arc::default(),
         topics: Arc::default(),
         progress,
@@ -309,7 +309,7 @@ fn start_routing(
     let mut drivers = Drivers::new(
         rt.handle().clone(),
         shared.store.clone(),
-        backlog_store(config, options.redeliver),
+        backlog_store(config.stores(), options.redeliver),
         shared.progress.clone(),
         shared.counters.clone(),
         shared.supervisor.clone(),

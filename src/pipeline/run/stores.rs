@@ -6,26 +6,26 @@ use std::time::Duration;
 use ossnotify_sinks::DeadLetterStore;
 
 use super::RunError;
-use crate::config::Config;
+use crate::config::{Config, SinkEntry, Stores};
 use crate::pipeline::supervisor::Supervisor;
 
 /// The dead-letter store `config` names: in Kafka, its topic created at
 /// start if missing.
-pub(super) fn open_store(config: &Config) -> Result<DeadLetterStore, RunError> {
+pub(super) fn open_store(stores: Stores<'_>) -> Result<DeadLetterStore, RunError> {
     use crate::config::StoreKind;
     use ossnotify_sinks::kafka_store::dead_letters::KafkaDeadLetters;
-    match config.dead_letter_store() {
+    match stores.dead_letter_store() {
         StoreKind::Disk => {
-            DeadLetterStore::open_with(&config.dead_letter.path, config.dead_letter.store_options())
+            DeadLetterStore::open_with(&stores.dead_letter.path, stores.dead_letter.store_options())
                 .map_err(|source| RunError::DeadLetterStore {
-                    place: format!("directory {}", config.dead_letter.path.display()),
+                    place: format!("directory {}", stores.dead_letter.path.display()),
                     cause: source,
                 })
         }
         StoreKind::Kafka => {
-            let client = config.store_client();
-            let topic = config.dead_letter_topic();
-            let k = KafkaDeadLetters::new(&client, &topic, &config.dead_letter_group()).map_err(
+            let client = stores.store_client();
+            let topic = stores.dead_letter_topic();
+            let k = KafkaDeadLetters::new(&client, &topic, &stores.dead_letter_group()).map_err(
                 |source| RunError::DeadLetterStore {
                     place: format!("topic {topic}"),
                     cause: source,
@@ -37,11 +37,11 @@ pub(super) fn open_store(config: &Config) -> Result<DeadLetterStore, RunError> {
 }
 
 /// The Kafka dead-letter topic `config` asks for.
-pub(super) fn dead_letter_topic(config: &Config) -> ossnotify_sinks::kafka_store::TopicSpec {
+pub(super) fn dead_letter_topic(stores: Stores<'_>) -> ossnotify_sinks::kafka_store::TopicSpec {
     ossnotify_sinks::kafka_store::TopicSpec {
-        name: config.dead_letter_topic(),
-        partitions: config.dead_letter.partitions,
-        replication_factor: config.dead_letter.replication_factor,
+        name: stores.dead_letter_topic(),
+        partitions: stores.dead_letter.partitions,
+        replication_factor: stores.dead_letter.replication_factor,
         // The cluster's default: a dead letter is kept as long as the
         // cluster keeps messages, unless the topic says otherwise.
         retention_ms: None,
@@ -50,19 +50,20 @@ pub(super) fn dead_letter_topic(config: &Config) -> ossnotify_sinks::kafka_store
 
 /// The Kafka topics `config`'s stores use, each with what it holds.
 pub(super) fn store_topic_specs(
-    config: &Config,
+    stores: Stores<'_>,
+    sinks: &[SinkEntry],
 ) -> Vec<(String, ossnotify_sinks::kafka_store::TopicSpec)> {
     use crate::config::StoreKind;
     let mut out = Vec::new();
-    if config.dead_letter_store() == StoreKind::Kafka {
-        out.push(("dead letters".into(), dead_letter_topic(config)));
+    if stores.dead_letter_store() == StoreKind::Kafka {
+        out.push(("dead letters".into(), dead_letter_topic(stores)));
     }
-    if config.backlog_store() == StoreKind::Kafka {
-        for s in config.sinks.iter().filter(|s| s.config.isolated()) {
+    if stores.backlog_store() == StoreKind::Kafka {
+        for s in sinks.iter().filter(|s| s.config.isolated()) {
             let spec = ossnotify_sinks::kafka_store::TopicSpec {
-                name: config.backlog_topic(&s.name),
-                partitions: config.backlog.partitions,
-                replication_factor: config.backlog.replication_factor,
+                name: stores.backlog_topic(&s.name),
+                partitions: stores.backlog.partitions,
+                replication_factor: stores.backlog.replication_factor,
                 retention_ms: Some(-1),
             };
             out.push((format!("sink {}'s backlog messages", s.name), spec));
@@ -74,7 +75,7 @@ pub(super) fn store_topic_specs(
 /// The Kafka topics `config`'s stores use, each described for a person:
 /// what it holds, its name and its settings.
 pub fn store_topics(config: &Config) -> Vec<String> {
-    store_topic_specs(config)
+    store_topic_specs(config.stores(), &config.sinks)
         .into_iter()
         .map(|(what, spec)| {
             format!(
@@ -95,10 +96,14 @@ pub fn store_topics(config: &Config) -> Vec<String> {
 /// stopped (false), as the source waits for it: said at a limited rate,
 /// not ready meanwhile.
 pub(super) fn ensure_store_topics(
-    config: &Config,
+    stores: Stores<'_>,
+    sinks: &[SinkEntry],
     supervisor: &Supervisor,
 ) -> Result<bool, RunError> {
-    let specs: Vec<_> = store_topic_specs(config).into_iter().map(|s| s.1).collect();
+    let specs: Vec<_> = store_topic_specs(stores, sinks)
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
     if specs.is_empty() {
         return Ok(true);
     }
@@ -108,7 +113,7 @@ pub(super) fn ensure_store_topics(
         // What exists with a finite retention is warned about by the drivers.
         // A short request, so that a stop is not kept waiting.
         let timeout = Duration::from_secs(5);
-        match ossnotify_sinks::kafka_store::ensure_topics(&config.store_client(), &specs, timeout) {
+        match ossnotify_sinks::kafka_store::ensure_topics(&stores.store_client(), &specs, timeout) {
             Ok(_) => return Ok(true),
             Err(e) if e.unreachable => {
                 metrics::gauge!(crate::metric_names::SOURCE_CONNECTED).set(0.0);
@@ -132,14 +137,14 @@ pub(super) fn ensure_store_topics(
 
 /// Where `config` keeps the sinks' backlogs.
 pub(super) fn backlog_store(
-    config: &Config,
+    stores: Stores<'_>,
     redeliver: bool,
 ) -> crate::pipeline::delivery::backlogs::BacklogStore {
     use crate::pipeline::delivery::backlogs::{BacklogStore, KafkaBacklogs};
-    match config.backlog_store() {
-        crate::config::StoreKind::Disk => BacklogStore::Disk(config.backlog_path()),
+    match stores.backlog_store() {
+        crate::config::StoreKind::Disk => BacklogStore::Disk(stores.backlog_path()),
         crate::config::StoreKind::Kafka => {
-            let mut k = KafkaBacklogs::new(config);
+            let mut k = KafkaBacklogs::new(stores);
             k.redeliver = redeliver;
             BacklogStore::Kafka(Box::new(k))
         }
