@@ -1,7 +1,8 @@
 //! Signals on a real `ossnotify run` reading stdin: SIGTERM ends a run
 //! whose input is idle (`tail -f log | ossnotify run`), after delivering
 //! what had arrived, with exit 0; a second signal exits at once (exit 2)
-//! even while the drain waits on a sink that does not answer.
+//! even while the drain waits on a sink that does not answer; SIGHUP
+//! reloads the config.
 
 mod support;
 
@@ -94,6 +95,66 @@ fn sigterm_ends_a_run_on_an_idle_stdin() {
         assert!(Instant::now() < deadline, "the two records were held back");
         std::thread::sleep(Duration::from_millis(50));
     }
+    signal(child.id(), "-TERM");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    drop(stdin);
+}
+
+/// Lines in the file sink's output, waiting up to `within` for `want`.
+fn lines_within(out: &std::path::Path, want: usize, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let n = std::fs::read_to_string(out)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        if n >= want || Instant::now() >= deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGHUP reloads the config even when the file's time says nothing
+/// changed: a rule edited behind the watcher's back takes effect only
+/// after the signal.
+#[test]
+fn sighup_reloads_the_config() {
+    let d = support::Dir::new();
+    let (cfg, out) = file_sink_config(&d);
+    let mut child = support::run_on_stdin(&cfg);
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{RECORD}").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(lines_within(&out, 1, Duration::from_secs(20)), 1);
+    // The rule now watches bucket "c"; the file keeps its old time.
+    let mtime = std::fs::metadata(&cfg).unwrap().modified().unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("bucket = \"b\"", "bucket = \"c\"")).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&cfg)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let in_c = RECORD.replace("\"bucket\":\"b\"", "\"bucket\":\"c\"");
+    std::thread::sleep(Duration::from_secs(1));
+    writeln!(stdin, "{in_c}").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(
+        lines_within(&out, 2, Duration::from_secs(2)),
+        1,
+        "reloaded without a signal"
+    );
+    signal(child.id(), "-HUP");
+    std::thread::sleep(Duration::from_secs(1));
+    writeln!(stdin, "{in_c}").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(
+        lines_within(&out, 2, Duration::from_secs(20)),
+        2,
+        "SIGHUP did not reload the rules"
+    );
     signal(child.id(), "-TERM");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
     drop(stdin);

@@ -38,35 +38,13 @@ pub fn watch(
     stop: Arc<AtomicBool>,
     counters: Arc<ReloadCounters>,
 ) -> std::thread::JoinHandle<()> {
+    // SIGHUP sets `hup` (signal-hook: a flag, no thread or runtime of its
+    // own); the watcher below looks at it with the file's time.
     let hup = Arc::new(AtomicBool::new(false));
     #[cfg(unix)]
-    {
-        let hup = hup.clone();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(mut sig) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                else {
-                    return;
-                };
-                while !stop.load(Ordering::SeqCst) {
-                    if tokio::time::timeout(Duration::from_millis(500), sig.recv())
-                        .await
-                        .is_ok()
-                    {
-                        hup.store(true, Ordering::SeqCst);
-                    }
-                }
-            });
-        });
-    }
+    let registered = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| tracing::warn!(error = %e, "cannot watch for SIGHUP: reloads follow the config file's changes only"))
+        .ok();
     std::thread::spawn(move || {
         let mtime = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let mut seen: Option<SystemTime> = mtime(&path);
@@ -93,6 +71,10 @@ pub fn watch(
                     tracing::error!(config = %path.display(), "reload refused, the running rules and sinks stay: {why}");
                 }
             }
+        }
+        #[cfg(unix)]
+        if let Some(id) = registered {
+            signal_hook::low_level::unregister(id);
         }
     })
 }
