@@ -227,12 +227,14 @@ impl Breaker {
     /// Records a throttled attempt: the sink is up but busy. A throttled
     /// probe reopens the breaker with the same wait, neither closing it
     /// (its backlog would rush a busy sink) nor doubling the wait.
-    pub fn record_throttled(&self) {
+    pub fn record_throttled(&self, cause: &str) {
         if !self.cfg.enabled {
             return;
         }
         let mut i = self.inner();
         if self.state() == State::HalfOpen {
+            // Said by the "probe failed" line; not a failure in a row.
+            cause.clone_into(&mut i.last_cause);
             i.next_probe = Instant::now() + i.probe_wait;
             self.set(State::Open, &i);
         }
@@ -365,14 +367,15 @@ mod tests {
         std::thread::sleep(Duration::from_millis(45));
         assert!(b.admit(), "the first probe is taken for lost");
         assert_eq!(b.state(), State::HalfOpen);
-        b.record_throttled();
+        b.record_throttled("QpsLimitExceeded");
         assert_eq!(b.state(), State::Open);
+        assert_eq!(b.last_cause(), "QpsLimitExceeded");
         let wait = b.until_probe();
         assert!(
             wait <= Duration::from_millis(20),
             "the same wait, not doubled: {wait:?}"
         );
-        b.record_throttled();
+        b.record_throttled("QpsLimitExceeded");
         assert_eq!(b.state(), State::Open, "throttling does not close it");
         std::thread::sleep(Duration::from_millis(25));
         assert!(b.admit());

@@ -117,7 +117,7 @@ where
                 match (breaker, e.class()) {
                     (Some(b), Class::Retry) => b.record_down(&e.to_string()),
                     (Some(b), Class::Permanent) => b.record_up(),
-                    (Some(b), Class::Throttle) => b.record_throttled(),
+                    (Some(b), Class::Throttle) => b.record_throttled(&e.to_string()),
                     (None, _) => {}
                 }
                 pending.iter().map(|_| Err(e.clone())).collect()

@@ -248,6 +248,10 @@ impl Reader {
                     tracing::info!(partitions = ?tps, "backlog partitions assigned: this member redelivers them");
                     for tp in tps {
                         self.next_epoch += 1;
+                        // librdkafka keeps a pause across assignments: a
+                        // partition held, revoked and assigned again would
+                        // never be fetched.
+                        self.resume(&tp);
                         let queue = self.split(&tp);
                         self.parts.insert(
                             tp,

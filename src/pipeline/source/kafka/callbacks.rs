@@ -285,10 +285,17 @@ impl ConsumerContext for SourceContext {
             let _ = self.progress.send(Progress::Assigned(assigned));
             self.version.fetch_add(1, Ordering::SeqCst);
         }
-        if self.paused.load(Ordering::SeqCst) {
-            if let Err(e) = consumer.pause(tpl) {
-                tracing::warn!(error = %e, "cannot pause newly assigned partitions");
-            }
+        // librdkafka keeps a partition's pause across assignments: one
+        // paused, revoked and assigned again would stay paused for ever
+        // unless told otherwise here.
+        let paused = self.paused.load(Ordering::SeqCst);
+        let r = if paused {
+            consumer.pause(tpl)
+        } else {
+            consumer.resume(tpl)
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, paused, "cannot pause or resume newly assigned partitions");
         }
         // An assignment came from the group coordinator: a broker is up.
         self.assigned.store(true, Ordering::SeqCst);

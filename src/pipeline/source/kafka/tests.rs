@@ -318,3 +318,66 @@ fn partitions_assigned_while_paused_stay_paused_until_resumed() {
         .collect();
     assert!(payloads.contains(&"r-0-2".to_owned()) && payloads.contains(&"r-1-0".to_owned()));
 }
+
+/// librdkafka keeps a partition's pause across assignments. A partition
+/// paused, then revoked (another member joins), then assigned again after
+/// the source resumed (the member leaves) must be read, not left paused
+/// for ever.
+#[test]
+fn a_partition_paused_revoked_and_assigned_again_is_read() {
+    let c = cluster();
+    let brokers = c.bootstrap_servers();
+    produce(&brokers, 0, 0, 2);
+    produce(&brokers, 1, 0, 2);
+    let a = member(&brokers, "g-repause");
+    let consumer = &*a.source.consumer;
+    let mut r = reader(&a.source);
+    let mut batch = Batch::default();
+    assert!(read_until(&mut r, &mut batch, 1024, 60, |_, b| b.len() == 4));
+    set_paused(consumer, true);
+    let b: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "g-repause")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .unwrap();
+    b.subscribe(&[TOPIC]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let polling = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let _ = b.poll(Duration::from_millis(50));
+            }
+            b.unsubscribe();
+            for _ in 0..20 {
+                let _ = b.poll(Duration::from_millis(50));
+            }
+        })
+    };
+    // One partition is given up while paused; the source then resumes
+    // what it still holds.
+    let mut held = Batch::default();
+    assert!(read_until(&mut r, &mut held, 0, 60, |_, _| consumer
+        .assignment()
+        .map_or(0, |l| l.count())
+        == 1));
+    set_paused(consumer, false);
+    // The second member leaves: the partition comes back, and records
+    // produced to it now are read.
+    stop.store(true, Ordering::SeqCst);
+    polling.join().unwrap();
+    produce(&brokers, 0, 2, 3);
+    produce(&brokers, 1, 2, 3);
+    let mut after = Batch::default();
+    assert!(
+        read_until(&mut r, &mut after, 1024, 60, |_, b| {
+            let by = partitions_in(b);
+            by.get(&0).copied().unwrap_or(0) >= 3 && by.get(&1).copied().unwrap_or(0) >= 3
+        }),
+        "a partition stayed paused: {:?}",
+        partitions_in(&after)
+    );
+}
