@@ -143,6 +143,32 @@ fn read_until(
     false
 }
 
+/// A plain consumer joining `group` (cooperative-sticky), polled on a
+/// thread until the flag is set; then it leaves the group.
+fn second_member(brokers: &str, group: &str) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let b: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .unwrap();
+    b.subscribe(&[TOPIC]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let polling = std::thread::spawn(move || {
+        while !flag.load(Ordering::SeqCst) {
+            let _ = b.poll(Duration::from_millis(50));
+        }
+        b.unsubscribe();
+        for _ in 0..20 {
+            let _ = b.poll(Duration::from_millis(50));
+        }
+    });
+    (stop, polling)
+}
+
 fn partitions_in(batch: &Batch) -> BTreeMap<i32, usize> {
     let mut by = BTreeMap::new();
     for c in batch.coords() {
@@ -178,28 +204,7 @@ fn a_revocation_drops_the_held_records_of_the_partitions_given_up() {
         .collect();
 
     // The batch is held (never handed over) while a second member joins.
-    let b: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "g-revoke")
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500")
-        .create()
-        .unwrap();
-    b.subscribe(&[TOPIC]).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let polling = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let _ = b.poll(Duration::from_millis(50));
-            }
-            b.unsubscribe();
-            for _ in 0..20 {
-                let _ = b.poll(Duration::from_millis(50));
-            }
-        })
-    };
+    let (stop, polling) = second_member(&brokers, "g-revoke");
     // No room: only the rebalance is served, nothing more is read.
     assert!(
         read_until(&mut r, &mut batch, 0, 60, |r, _| r.dropped > 0),
@@ -335,28 +340,7 @@ fn a_partition_paused_revoked_and_assigned_again_is_read() {
     let mut batch = Batch::default();
     assert!(read_until(&mut r, &mut batch, 1024, 60, |_, b| b.len() == 4));
     set_paused(consumer, true);
-    let b: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "g-repause")
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500")
-        .create()
-        .unwrap();
-    b.subscribe(&[TOPIC]).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let polling = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let _ = b.poll(Duration::from_millis(50));
-            }
-            b.unsubscribe();
-            for _ in 0..20 {
-                let _ = b.poll(Duration::from_millis(50));
-            }
-        })
-    };
+    let (stop, polling) = second_member(&brokers, "g-repause");
     // One partition is given up while paused; the source then resumes
     // what it still holds.
     let mut held = Batch::default();
