@@ -85,16 +85,11 @@ fn sigterm_ends_a_run_on_an_idle_stdin() {
     writeln!(stdin, "{RECORD}\n{RECORD}").unwrap();
     stdin.flush().unwrap();
     // They are delivered without waiting for a full batch.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&out)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "the two records were held back");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_eq!(
+        lines_within(&out, 2, Duration::from_secs(20)),
+        2,
+        "the two records were held back"
+    );
     signal(child.id(), "-TERM");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
     drop(stdin);
