@@ -11,7 +11,14 @@
 //!    to accept (p50, p99) over the same span, with no backfill, with an
 //!    unthrottled one, and with one at `--max-rate` (its records/s). The
 //!    member has an mns-dev of its own (`OSSNOTIFY_BENCH_SHARED_MNS=1`:
-//!    the backfill's, one thread serving both).
+//!    the backfill's, one thread serving both). Beside each, the member's
+//!    own share: its `ossnotify_stage_seconds{stage="settled"}` over the
+//!    phase, from reading a batch's first record to MNS's accept (bucket
+//!    bounds). What the end-to-end figure adds to it is the broker's and
+//!    the machine's. With `OSSNOTIFY_BENCH_BARE=1` a bare librdkafka
+//!    consumer with the member's fetch settings also reads the live topic
+//!    through all three phases (on tansu it stalls the throttled phase:
+//!    both it and the member then wait seconds for records).
 //!
 //! `cargo bench --bench backfill` (`OSSNOTIFY_BENCH_RECORDS`, default
 //! 300,000; `OSSNOTIFY_BENCH_LIVE_RATE`, default 2,000 records/s;
@@ -176,7 +183,15 @@ fn main() {
         if own { "its own" } else { "the backfill's" }
     );
     let live_cfg = dir.path().join("live.toml");
-    std::fs::write(&live_cfg, config(live, &live_server.endpoint(), "live")).unwrap();
+    let metrics_port = support::free_port();
+    std::fs::write(
+        &live_cfg,
+        format!(
+            "{}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+            config(live, &live_server.endpoint(), "live")
+        ),
+    )
+    .unwrap();
     let member = support::Member::start(&live_cfg, dir.path().join("live.log"), "info");
     member.joined();
     let producer: BaseProducer = rdkafka::ClientConfig::new()
@@ -184,9 +199,12 @@ fn main() {
         .set("linger.ms", "1")
         .create()
         .unwrap();
+    let bare =
+        (std::env::var("OSSNOTIFY_BENCH_BARE").as_deref() == Ok("1")).then(|| Bare::start(live));
     let mut seq = 0u64;
     let mut phase = |label: &str, with: Option<&[&str]>| {
         let start_seq = seq;
+        let settled_before = settled(metrics_port);
         let mut running = with.map(|extra| {
             let name = format!("{label}-{seq}");
             let mut args = vec![
@@ -248,15 +266,39 @@ fn main() {
         if let Some(mut c) = running {
             let _ = c.wait();
         }
+        let mut bare_lat: Vec<f64> = bare
+            .as_ref()
+            .map(Bare::received)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(id, at)| {
+                let i = id.checked_sub(start_seq)? as usize;
+                Some(at.duration_since(*sent.get(i)?).ok()?.as_secs_f64() * 1000.0)
+            })
+            .collect();
         lat.sort_by(f64::total_cmp);
-        let q = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
+        bare_lat.sort_by(f64::total_cmp);
+        let q = |v: &[f64], p: f64| {
+            v.get(((v.len().max(1) - 1) as f64 * p) as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let own = settled_since(&settled_before, &settled(metrics_port));
         println!(
-            "live member at {live_rate:.0} records/s, {label} ({:.1} s): {} messages, produce → accept p50 {:.1} ms, p99 {:.1} ms",
+            "live member at {live_rate:.0} records/s, {label} ({:.1} s): {} messages, produce → accept p50 {:.1} ms, p99 {:.1} ms; in the member, read → accept: {own}",
             t0.elapsed().as_secs_f64(),
             lat.len(),
-            q(0.5),
-            q(0.99)
+            q(&lat, 0.5),
+            q(&lat, 0.99),
         );
+        if bare.is_some() {
+            println!(
+                "  bare consumer, same records: {} read, produce → poll p50 {:.1} ms, p99 {:.1} ms",
+                bare_lat.len(),
+                q(&bare_lat, 0.5),
+                q(&bare_lat, 0.99)
+            );
+        }
     };
     phase("no backfill", None);
     phase("beside an unthrottled backfill", Some(&[]));
@@ -265,11 +307,99 @@ fn main() {
         &format!("beside a backfill at --max-rate {max_rate}"),
         Some(&["--max-rate", &limit]),
     );
+    drop(bare);
     let (code, log) = member.signal("-TERM");
     assert_eq!(code, Some(0), "{log}");
     server.stop();
     if let Some(s) = own_server {
         s.stop();
+    }
+}
+
+/// The member's `ossnotify_stage_seconds{stage="settled"}` buckets.
+fn settled(port: u16) -> Vec<(f64, f64)> {
+    support::stage_buckets(&support::http_get(port, "/metrics"), "settled")
+}
+
+/// p50 and p99 of what `after` counted beyond `before` (bucket bounds).
+fn settled_since(before: &[(f64, f64)], after: &[(f64, f64)]) -> String {
+    let diff: Vec<(f64, f64)> = after
+        .iter()
+        .map(|&(le, n)| {
+            let was = before.iter().find(|b| b.0 == le).map_or(0.0, |b| b.1);
+            (le, n - was)
+        })
+        .collect();
+    support::bucket_quantiles(&diff, &[("p50", 0.5), ("p99", 0.99)])
+        .unwrap_or_else(|| "(no metrics)".into())
+}
+
+/// A bare librdkafka consumer on the live topic, with the member's fetch
+/// settings, noting when it got each live record.
+struct Bare {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(u64, SystemTime)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Bare {
+    fn start(topic: &str) -> Bare {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::Message;
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", support::broker::brokers())
+            .set("group.id", "bench-backfill-bare")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "20")
+            .create()
+            .unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..3 {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::End)
+                .unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, got) = (stop.clone(), got.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                        let at = SystemTime::now();
+                        let text =
+                            std::str::from_utf8(m.payload().unwrap_or_default()).unwrap_or("");
+                        let id = text
+                            .split_once("\"request_id\":\"live-")
+                            .and_then(|(_, rest)| rest.split('"').next()?.parse().ok());
+                        if let Some(id) = id {
+                            got.lock().unwrap().push((id, at));
+                        }
+                    }
+                }
+            })
+        };
+        // Settle on the end before anything is produced.
+        std::thread::sleep(Duration::from_secs(2));
+        Bare {
+            stop,
+            got,
+            thread: Some(thread),
+        }
+    }
+
+    /// What it got since the last call.
+    fn received(&self) -> Vec<(u64, SystemTime)> {
+        std::mem::take(&mut *self.got.lock().unwrap())
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

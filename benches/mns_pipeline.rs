@@ -532,37 +532,11 @@ fn pipeline_latency(
 /// p50, p99 and p99.9 of one stage of `ossnotify_stage_seconds` (a
 /// histogram): the upper bound of the bucket each falls in.
 fn stage_quantiles(text: &str, stage: &str) -> String {
-    let mut buckets: Vec<(f64, f64)> = text
-        .lines()
-        .filter(|l| l.starts_with("ossnotify_stage_seconds_bucket{"))
-        .filter(|l| l.contains(&format!("stage=\"{stage}\"")))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
-            Some((le, l.rsplit(' ').next()?.parse().ok()?))
-        })
-        .collect();
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let Some(&(_, total)) = buckets.last() else {
-        return "(no samples)".into();
-    };
-    let at = |q: f64| {
-        let le = buckets
-            .iter()
-            .find(|(_, n)| *n >= q * total)
-            .map_or(f64::INFINITY, |b| b.0);
-        format!("≤ {:.1} ms", le * 1000.0)
-    };
-    format!(
-        "p50 {}, p99 {}, p99.9 {} ({total} samples)",
-        at(0.5),
-        at(0.99),
-        at(0.999)
+    support::bucket_quantiles(
+        &support::stage_buckets(text, stage),
+        &[("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)],
     )
+    .unwrap_or_else(|| "(no samples)".into())
 }
 
 /// With `OSSNOTIFY_BENCH_OUTAGE_SECONDS=N`: a member (a topic and group of

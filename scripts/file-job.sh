@@ -3,7 +3,10 @@
 # 2,000,000 synthetic records (100,000 distinct, their buckets folded onto
 # the 8 that the 16 rules watch, so ~10 % yield a message), a `file` source
 # and a `null` sink. Prints the run's summary, wall time and peak RSS, for
-# each build given (default: target/release/ossnotify), RUNS times each.
+# each build given (default: target/release/ossnotify), RUNS times each,
+# and after each build's runs the one-thread simd-json DOM parse of the same
+# input (benches/parse_floor.rs): the whole job's records/s over the
+# floor's is the ratio issue 21 sets at 2 or more.
 #
 #   bash scripts/file-job.sh [BUILD...]      # RUNS=3 by default
 set -euo pipefail
@@ -32,9 +35,19 @@ open(f"{d}/job.toml", "w").write(text)
 PY
   "${builds[0]}" loadgen --input "$dir/base.ndjson" --file "$dir/in.ndjson" --records 2000000 >/dev/null
 fi
+# The one-thread simd-json DOM parse of the same input, in the same run:
+# the floor the whole job's speed is a multiple of.
+cargo bench -q --bench parse_floor --no-run 2>/dev/null
+floor=$(cargo bench -q --bench parse_floor --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("target", {}).get("name") == "parse_floor" and m.get("executable"):
+        print(m["executable"])')
 for build in "${builds[@]}"; do
   for _ in $(seq "${RUNS:-3}"); do
     rm -rf "$dir/dead-letter"
     echo "$build: $(/usr/bin/time -f '%e s, peak RSS %M KiB' "$build" run -c "$dir/job.toml" 2>&1 | grep -v INFO | tr '\n' ' ')"
   done
+  "$floor" "$dir/in.ndjson"
 done

@@ -208,7 +208,8 @@ pub struct PipelineConfig {
     /// decode/match/encode threads
     pub workers: usize,
     /// Records queued for the workers, and records' messages queued per
-    /// sink (both in batches of 256 records, at least one).
+    /// sink (both counted in the source's batches, at least one: 256
+    /// records from Kafka, 1,024 lines from a file or stdin).
     pub queue_capacity: usize,
     /// How long SIGTERM waits for in-flight messages.
     pub drain_timeout_ms: u64,

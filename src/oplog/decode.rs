@@ -118,6 +118,8 @@ fn describe(e: &ErrorType) -> String {
 pub struct Lines<'p> {
     rest: &'p [u8],
     line: usize,
+    /// Known to be one line: not searched for newlines.
+    one: bool,
 }
 
 impl<'p> Lines<'p> {
@@ -125,6 +127,17 @@ impl<'p> Lines<'p> {
         Lines {
             rest: payload,
             line: 0,
+            one: false,
+        }
+    }
+
+    /// A payload that is one line, as a line source's are (read up to its
+    /// newline): yielded less that newline, without a search through it.
+    pub fn one(line: &'p [u8]) -> Self {
+        Lines {
+            rest: line.strip_suffix(b"\n").unwrap_or(line),
+            line: 0,
+            one: true,
         }
     }
 }
@@ -133,6 +146,11 @@ impl<'p> Iterator for Lines<'p> {
     type Item = (usize, &'p [u8]);
 
     fn next(&mut self) -> Option<(usize, &'p [u8])> {
+        if self.one {
+            let line = std::mem::take(&mut self.rest);
+            self.line += 1;
+            return (!line.iter().all(u8::is_ascii_whitespace)).then_some((self.line, line));
+        }
         while !self.rest.is_empty() {
             self.line += 1;
             let (line, rest) = match memchr::memchr(b'\n', self.rest) {
@@ -300,5 +318,9 @@ mod tests {
         assert_eq!(got, vec![(1, 7), (4, 8), (5, 7)]);
         assert_eq!(Lines::new(b"").count(), 0);
         assert_eq!(Lines::new(b"\n\n").count(), 0);
+        let one: Vec<_> = Lines::one(b"{\"a\":1}\r\n").collect();
+        assert_eq!(one, vec![(1, &b"{\"a\":1}\r"[..])]);
+        assert_eq!(Lines::one(b" \n").count(), 0);
+        assert_eq!(Lines::one(b"").count(), 0);
     }
 }

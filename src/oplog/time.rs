@@ -64,12 +64,7 @@ fn parse_rfc3339(b: &[u8]) -> Option<i64> {
     if !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
-    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
-    let (h, mi, sec) = (
-        digits(&b[11..13])?,
-        digits(&b[14..16])?,
-        digits(&b[17..19])?,
-    );
+    let seconds = local_seconds(b[..19].try_into().expect("19 bytes"))?;
     let mut rest = &b[19..];
     let mut millis = 0;
     if let [b'.', tail @ ..] = rest {
@@ -89,7 +84,35 @@ fn parse_rfc3339(b: &[u8]) -> Option<i64> {
         rest = &tail[n..];
     }
     let offset = parse_offset(rest)?;
-    civil_to_millis(y, mo, d, h, mi, sec, millis, offset)
+    Some((seconds - offset) * 1000 + millis)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (checked for its separators) as seconds since the
+/// epoch, as if it were UTC. A log's records come in time order, many in
+/// the same second, so the last one is remembered per thread: most records
+/// skip the calendar arithmetic.
+fn local_seconds(head: &[u8; 19]) -> Option<i64> {
+    thread_local! {
+        static LAST: std::cell::Cell<([u8; 19], i64)> = const { std::cell::Cell::new(([0; 19], 0)) };
+    }
+    let (last, seconds) = LAST.get();
+    // The zeroed start can never equal a checked head (its separators).
+    if last == *head {
+        return Some(seconds);
+    }
+    let (y, mo, d) = (
+        digits(&head[0..4])?,
+        digits(&head[5..7])?,
+        digits(&head[8..10])?,
+    );
+    let (h, mi, sec) = (
+        digits(&head[11..13])?,
+        digits(&head[14..16])?,
+        digits(&head[17..19])?,
+    );
+    let seconds = civil_seconds(y, mo, d, h, mi, sec)?;
+    LAST.set((*head, seconds));
+    Some(seconds)
 }
 
 const MONTHS: [&[u8; 3]; 12] = [
@@ -113,20 +136,11 @@ fn parse_oss_log(b: &[u8]) -> Option<i64> {
         digits(&b[18..20])?,
     );
     let offset = parse_offset(&b[21..])?;
-    civil_to_millis(y, mo, d, h, mi, sec, 0, offset)
+    Some((civil_seconds(y, mo, d, h, mi, sec)? - offset) * 1000)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn civil_to_millis(
-    y: i64,
-    mo: i64,
-    d: i64,
-    h: i64,
-    mi: i64,
-    s: i64,
-    ms: i64,
-    offset: i64,
-) -> Option<i64> {
+/// A civil date and time, checked, as seconds since the epoch.
+fn civil_seconds(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<i64> {
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let dim = [
         31,
@@ -148,7 +162,7 @@ fn civil_to_millis(
     }
     let days = days_from_civil(y, mo, d);
     // A leap second (:60) is folded into the next second, as most clocks do.
-    Some(((days * 86400 + h * 3600 + mi * 60 + s) - offset) * 1000 + ms)
+    Some(days * 86400 + h * 3600 + mi * 60 + s)
 }
 
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {

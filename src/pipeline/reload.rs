@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crossbeam_channel::RecvTimeoutError;
+
 use crate::config::{self, Config};
 
 /// Why a reload was refused.
@@ -30,14 +32,29 @@ pub struct ReloadCounters {
     pub failed: AtomicU64,
 }
 
-/// Watches for reload triggers until `stop`.
+/// The watcher's thread, stopped (at once, not at its next look) by
+/// [`Watcher::stop`].
+pub struct Watcher {
+    stop: crossbeam_channel::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watcher {
+    pub fn stop(self) {
+        // Dropping the sender wakes the thread from its wait.
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// Watches for reload triggers until stopped.
 /// `apply` puts a loaded, valid config into effect (or says why not).
 pub fn watch(
     path: PathBuf,
     apply: impl Fn(&Config) -> Result<(), super::PipelineError> + Send + 'static,
-    stop: Arc<AtomicBool>,
     counters: Arc<ReloadCounters>,
-) -> std::thread::JoinHandle<()> {
+) -> Watcher {
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
     // SIGHUP sets `hup` (signal-hook: a flag, no thread or runtime of its
     // own); the watcher below looks at it with the file's time.
     let hup = Arc::new(AtomicBool::new(false));
@@ -45,11 +62,14 @@ pub fn watch(
     let registered = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
         .map_err(|e| tracing::warn!(error = %e, "cannot watch for SIGHUP: reloads follow the config file's changes only"))
         .ok();
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let mtime = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let mut seen: Option<SystemTime> = mtime(&path);
-        while !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(250));
+        // Every 250 ms a look at the file and the SIGHUP flag; a stop ends
+        // the wait at once (a file job's run must not outlast its input by
+        // up to a quarter second).
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_millis(250))
+        {
             let now = mtime(&path);
             let changed = now != seen;
             if !(changed || hup.swap(false, Ordering::SeqCst)) {
@@ -76,7 +96,8 @@ pub fn watch(
         if let Some(id) = registered {
             signal_hook::low_level::unregister(id);
         }
-    })
+    });
+    Watcher { stop, thread }
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ReloadError> {

@@ -75,6 +75,7 @@ pub struct Drivers {
 }
 
 impl Drivers {
+    /// `chunks`: how many worker batches' messages each sink's queue holds.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         rt: tokio::runtime::Handle,
@@ -84,7 +85,7 @@ impl Drivers {
         counters: Arc<Counters>,
         supervisor: Arc<Supervisor>,
         revoked: Arc<Revoked>,
-        queue_capacity: usize,
+        chunks: usize,
     ) -> Drivers {
         Drivers {
             backlogs: Backlogs::new(rt.clone(), store.clone(), supervisor.clone(), backlog_store),
@@ -94,10 +95,9 @@ impl Drivers {
             counters,
             supervisor,
             revoked,
-            // A chunk holds the messages of one worker batch (of
-            // `SOURCE_BATCH` records) for one sink: about `queue_capacity`
-            // records' messages in all.
-            chunks: (queue_capacity / super::source::BATCH).max(1),
+            // A chunk holds the messages of one worker batch for one sink:
+            // `chunks` of them are about `queue_capacity` records' messages.
+            chunks,
             live: Mutex::default(),
             handles: Mutex::default(),
             stats: Mutex::default(),
@@ -317,7 +317,7 @@ mod tests {
             Arc::default(),
             Supervisor::new(Arc::new(AtomicBool::new(false))),
             Arc::default(),
-            8192,
+            32,
         )
     }
 

@@ -120,8 +120,14 @@ impl Worker {
                 continue;
             }
             scratch.out.clear();
-            // A Kafka message may hold several records, one per line.
-            for (line_no, line) in crate::oplog::Lines::new(payload) {
+            // A Kafka message may hold several records, one per line; a
+            // line source's payload is one line.
+            let lines = if coord.partition < 0 {
+                crate::oplog::Lines::one(payload)
+            } else {
+                crate::oplog::Lines::new(payload)
+            };
+            for (line_no, line) in lines {
                 done.tally.records += 1;
                 let (sinks, out, cloudevent) =
                     (&routing.sinks, &mut scratch.out, &mut scratch.cloudevent);

@@ -295,6 +295,46 @@ pub fn http_get(port: u16, path: &str) -> String {
     out
 }
 
+/// The buckets of `ossnotify_stage_seconds{stage="STAGE"}` in Prometheus
+/// text: (upper bound in seconds, cumulative count), by bound.
+pub fn stage_buckets(text: &str, stage: &str) -> Vec<(f64, f64)> {
+    let label = format!("stage=\"{stage}\"");
+    let mut buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with("ossnotify_stage_seconds_bucket{") && l.contains(&label))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// "p50 ≤ X ms, p99 ≤ Y ms, …" of histogram buckets (sorted, cumulative):
+/// the upper bound of the bucket each quantile falls in; `None` without
+/// samples.
+pub fn bucket_quantiles(buckets: &[(f64, f64)], quantiles: &[(&str, f64)]) -> Option<String> {
+    let &(_, total) = buckets.last()?;
+    let at = |q: f64| {
+        let le = buckets
+            .iter()
+            .find(|(_, n)| *n >= q * total)
+            .map_or(f64::INFINITY, |b| b.0);
+        format!("≤ {:.1} ms", le * 1000.0)
+    };
+    let parts: Vec<String> = quantiles
+        .iter()
+        .map(|(name, q)| format!("{name} {}", at(*q)))
+        .collect();
+    Some(format!("{} ({total} samples)", parts.join(", ")))
+}
+
 /// One sample's value in Prometheus text (`name{labels}`), or a panic
 /// naming it.
 pub fn metric(text: &str, sample: &str) -> f64 {

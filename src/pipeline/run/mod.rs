@@ -27,7 +27,7 @@ use crate::pipeline::counters::Counters;
 use crate::pipeline::offsets::OffsetTracker;
 use crate::pipeline::revoked::Revoked;
 use crate::pipeline::routing::{Drivers, Routing};
-use crate::pipeline::source::{self, Handoff, BATCH};
+use crate::pipeline::source::{self, Handoff};
 use crate::pipeline::supervisor::{Failure, Supervisor};
 use crate::pipeline::tracker::{Position, TrackerThread};
 use crate::pipeline::worker::Worker;
@@ -45,6 +45,17 @@ pub enum Input {
     Kafka,
     /// A range of offsets of the source's topics (a backfill).
     Window(crate::pipeline::source::window::KafkaWindow),
+}
+
+impl Input {
+    /// The most records a batch of this input holds: what the workers' and
+    /// the sinks' queues, sized in records, are counted in.
+    fn batch_records(&self) -> usize {
+        match self {
+            Input::Lines(..) => source::lines::LINE_BATCH,
+            Input::Kafka | Input::Window(_) => source::BATCH,
+        }
+    }
 }
 
 /// What a run did.
@@ -171,14 +182,14 @@ pub fn run_with(
         revoked: Arc::default(),
         supervisor,
     };
-    let (drivers, routing) = start_routing(config, &options, &rt, &shared)?;
+    let batch_records = input.batch_records();
+    let (drivers, routing) = start_routing(config, &options, &rt, &shared, batch_records)?;
     // SIGHUP or an edit of the config file: new rules and sinks, swapped in
     // atomically.
     let reloads = Arc::new(crate::pipeline::reload::ReloadCounters::default());
-    let reload_stop = Arc::new(AtomicBool::new(false));
     let reloader = options
         .reload
-        .then(|| spawn_reloader(config, &drivers, &routing, &reload_stop, &reloads));
+        .then(|| spawn_reloader(config, &drivers, &routing, &reloads));
 
     let mut source = source::open(
         &config.source,
@@ -190,7 +201,7 @@ pub fn run_with(
         &shared.revoked,
     )
     .map_err(RunError::Source)?;
-    let ((batch_tx, batch_rx), (spare_tx, spare_rx)) = batch_channels(config);
+    let ((batch_tx, batch_rx), (spare_tx, spare_rx)) = batch_channels(config, batch_records);
 
     let published = Published {
         counters: shared.counters.clone(),
@@ -211,7 +222,6 @@ pub fn run_with(
         supervisor: shared.supervisor,
         workers,
         reloader,
-        reload_stop,
         drivers,
         routing,
         progress: shared.progress,
@@ -268,11 +278,13 @@ fn read_source(
 }
 
 /// The batches' channel to the workers, `queue_capacity` records in
-/// batches (a few per worker at most: more only adds latency), and the
-/// channel of emptied batches on their way back to the source.
+/// batches of `batch_records` (a few per worker at most: more only adds
+/// latency), and the channel of emptied batches on their way back to the
+/// source.
 #[allow(clippy::type_complexity)]
 fn batch_channels(
     config: &Config,
+    batch_records: usize,
 ) -> (
     (
         crossbeam_channel::Sender<Batch>,
@@ -284,7 +296,7 @@ fn batch_channels(
     ),
 ) {
     let workers = config.pipeline.workers;
-    let batches = (config.pipeline.queue_capacity / BATCH).clamp(1, workers * 4);
+    let batches = (config.pipeline.queue_capacity / batch_records).clamp(1, workers * 4);
     (bounded(batches), bounded(batches + workers + 1))
 }
 
@@ -305,6 +317,7 @@ fn start_routing(
     options: &RunOptions,
     rt: &tokio::runtime::Runtime,
     shared: &Shared,
+    batch_records: usize,
 ) -> Result<(Arc<Drivers>, Arc<ArcSwap<Routing>>), RunError> {
     let mut drivers = Drivers::new(
         rt.handle().clone(),
@@ -314,7 +327,7 @@ fn start_routing(
         shared.counters.clone(),
         shared.supervisor.clone(),
         shared.revoked.clone(),
-        config.pipeline.queue_capacity,
+        (config.pipeline.queue_capacity / batch_records).max(1),
     );
     drivers.check_sinks = options.check_sinks;
     drivers.topics = shared.topics.clone();

@@ -1,7 +1,7 @@
 //! What a run started, and its shutdown (in the order `pipeline::shutdown`
 //! states).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +21,7 @@ pub(super) struct Started {
     pub(super) rt: tokio::runtime::Runtime,
     pub(super) supervisor: Arc<Supervisor>,
     pub(super) workers: Vec<std::thread::JoinHandle<Option<()>>>,
-    pub(super) reloader: Option<std::thread::JoinHandle<()>>,
-    pub(super) reload_stop: Arc<AtomicBool>,
+    pub(super) reloader: Option<crate::pipeline::reload::Watcher>,
     pub(super) drivers: Arc<Drivers>,
     pub(super) routing: Arc<ArcSwap<Routing>>,
     pub(super) progress: crossbeam_channel::Sender<crate::pipeline::tracker::Progress>,
@@ -37,9 +36,8 @@ impl Started {
     pub(super) fn shut_down(mut self, drain_timeout: Duration) -> Result<RunSummary, RunError> {
         let mut drain = Drain::new(&self.supervisor, drain_timeout);
         let mut drained = drain.join(&mut self.workers);
-        self.reload_stop.store(true, Ordering::SeqCst);
-        if let Some(r) = self.reloader {
-            let _ = r.join();
+        if let Some(r) = self.reloader.take() {
+            r.stop();
         }
         self.drivers.close();
         self.routing.store(Arc::new(Routing {

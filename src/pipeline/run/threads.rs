@@ -1,7 +1,7 @@
 //! The run's threads besides the source's: workers, the I/O runtime, the
 //! reloader and the offset tracker, which publishes the metrics.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -49,14 +49,13 @@ pub(super) fn io_runtime(cpus: &[usize]) -> Result<tokio::runtime::Runtime, RunE
 }
 
 /// SIGHUP or an edit of the config file: new rules and sinks, swapped in
-/// atomically, until `stop`.
+/// atomically, until stopped.
 pub(super) fn spawn_reloader(
     config: &Config,
     drivers: &Arc<Drivers>,
     routing: &Arc<ArcSwap<Routing>>,
-    stop: &Arc<AtomicBool>,
     reloads: &Arc<crate::pipeline::reload::ReloadCounters>,
-) -> std::thread::JoinHandle<()> {
+) -> crate::pipeline::reload::Watcher {
     let (drivers, routing, running) = (drivers.clone(), routing.clone(), config.start_only());
     crate::pipeline::reload::watch(
         config.path.clone(),
@@ -68,7 +67,6 @@ pub(super) fn spawn_reloader(
             routing.store(Arc::new(drivers.routing(new.routing())?));
             Ok(())
         },
-        stop.clone(),
         reloads.clone(),
     )
 }
