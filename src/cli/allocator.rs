@@ -1,8 +1,10 @@
-//! The process's allocator (mimalloc) and how it is tuned.
+//! The process's allocator (mimalloc, the default feature `mimalloc`) and
+//! how it and glibc's malloc (which librdkafka uses) are tuned.
 
 /// Threads free what other threads allocated all the time here (batches,
 /// envelopes, librdkafka's buffers); mimalloc handles that without glibc's
 /// per-arena lock contention.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -22,7 +24,7 @@ static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 
 /// `mi_option_arena_eager_commit` in mimalloc v3's `mimalloc.h` (the sys
 /// crate's constants predate it).
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "mimalloc"))]
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
 #[cfg(target_os = "linux")]
@@ -31,10 +33,45 @@ extern "C" fn tune_allocator() {
     // early (initialisers run on the one thread before `main`); the name
     // is a NUL-terminated literal. `mi_option_set` stores one integer in
     // mimalloc's option table and is valid at any time.
+    #[cfg(feature = "mimalloc")]
     unsafe {
         if libc::getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
             libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
         }
+    }
+    #[cfg(target_env = "gnu")]
+    fix_glibc_mmap_threshold();
+}
+
+/// librdkafka allocates with C's `malloc` (glibc's), not mimalloc, and a
+/// fetch response is one buffer of up to several MiB. glibc serves blocks
+/// that large with `mmap` at first, but each one freed raises its
+/// threshold to that size, after which they come from a thread arena that
+/// holds its high-water mark: at the start of a backlog that arena was
+/// 42–54 MiB of `mns_pipeline`'s 87–97 MiB peak. A fixed threshold keeps
+/// every block of 1 MiB or more in its own mapping, returned on free: peak
+/// 76–78 MiB against 90–99 in the same run, at the same throughput
+/// (BENCHMARKS.md, session 14). Smaller
+/// fetches (low rates) still come from the arena, with no system call.
+/// `glibc.malloc.mmap_threshold` in `GLIBC_TUNABLES` still wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fix_glibc_mmap_threshold() {
+    const THRESHOLD: libc::c_int = 1 << 20;
+    // SAFETY: as above, `getenv` runs before any thread could write the
+    // environment and is given a NUL-terminated literal; the string it
+    // returns is only read here, before `main`. `mallopt` sets one of
+    // malloc's parameters under malloc's own lock and is valid at any time.
+    unsafe {
+        let tunables = libc::getenv(c"GLIBC_TUNABLES".as_ptr());
+        if !tunables.is_null()
+            && std::ffi::CStr::from_ptr(tunables)
+                .to_bytes()
+                .windows(b"mmap_threshold".len())
+                .any(|w| w == b"mmap_threshold")
+        {
+            return;
+        }
+        libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
     }
 }
 
@@ -46,5 +83,8 @@ extern "C" fn tune_allocator() {
 pub(super) fn release_freed_memory() {
     // SAFETY: `mi_collect` frees this thread's empty pages and purges what
     // the arenas hold freed; it touches no live allocation.
-    unsafe { libmimalloc_sys::mi_collect(true) }
+    #[cfg(feature = "mimalloc")]
+    unsafe {
+        libmimalloc_sys::mi_collect(true)
+    }
 }
