@@ -5,7 +5,7 @@
 //! 1. Unthrottled: a topic of records the live group has read already
 //!    (its offsets committed at the end); `backfill --rule all` sends
 //!    every record's message to an `mns_queue` sink; messages/s between
-//!    the first and the last arrival.
+//!    the first and the last arrival, and the backfill's peak RSS.
 //! 2. Beside a live member: the member reads another topic at a steady
 //!    rate and delivers to its own mns-dev queue; its latency from produce
 //!    to accept (p50, p99) over the same span, with no backfill, with an
@@ -19,6 +19,7 @@
 //!    consumer with the member's fetch settings also reads the live topic
 //!    through all three phases (on tansu it stalls the throttled phase:
 //!    both it and the member then wait seconds for records).
+//!    The member's peak RSS over all three phases is reported at the end.
 //!
 //! `cargo bench --bench backfill` (`OSSNOTIFY_BENCH_RECORDS`, default
 //! 300,000; `OSSNOTIFY_BENCH_LIVE_RATE`, default 2,000 records/s;
@@ -150,8 +151,8 @@ fn main() {
     .unwrap();
 
     // 1. Unthrottled, alone.
-    let (rate, secs) = backfill(&server, &past_cfg, "alone", &[], records);
-    println!("backfill alone, unthrottled: {records} messages into mns-dev at {rate:.0} messages/s ({secs:.1} s)");
+    let (rate, secs, peak) = backfill(&server, &past_cfg, "alone", &[], records);
+    println!("backfill alone, unthrottled: {records} messages into mns-dev at {rate:.0} messages/s ({secs:.1} s); peak RSS {peak:.1} MiB");
 
     // 2. Beside a live member.
     let live = "bench-backfill-live";
@@ -308,6 +309,10 @@ fn main() {
         Some(&["--max-rate", &limit]),
     );
     drop(bare);
+    println!(
+        "the live member's peak RSS over all phases: {:.1} MiB",
+        support::peak_rss_kib(member.child.id()) as f64 / 1024.0
+    );
     let (code, log) = member.signal("-TERM");
     assert_eq!(code, Some(0), "{log}");
     server.stop();
@@ -404,14 +409,15 @@ impl Drop for Bare {
 }
 
 /// Runs a backfill of every past record to completion: messages/s into
-/// the "past" queue between the first and the last arrival, and seconds.
+/// the "past" queue between the first and the last arrival, seconds, and
+/// its peak RSS in MiB.
 fn backfill(
     server: &DevServer,
     cfg: &std::path::Path,
     name: &str,
     extra: &[&str],
     records: u64,
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     let before = server
         .accepted()
         .iter()
@@ -429,10 +435,8 @@ fn backfill(
         name,
     ];
     args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_ossnotify"))
-        .args(&args)
-        .output()
-        .unwrap();
+    let (out, peak) =
+        support::output_with_peak_rss(Command::new(env!("CARGO_BIN_EXE_ossnotify")).args(&args));
     assert!(
         out.status.success(),
         "{}",
@@ -457,5 +461,5 @@ fn backfill(
         .duration_since(times[before as usize])
         .unwrap()
         .as_secs_f64();
-    (records as f64 / span, span)
+    (records as f64 / span, span, peak as f64 / 1024.0)
 }

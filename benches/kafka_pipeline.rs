@@ -22,7 +22,7 @@
 //! commits (every 100 ms here), so tansu's consumer-group join (which can
 //! take ~25 s) is not counted. Both phases also report the CPU they used,
 //! the reader's and the broker's: on 2 cores the broker's share bounds the
-//! rest.
+//! rest. Each pipeline's peak RSS (`VmHWM`) is reported with its rate.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -320,6 +320,7 @@ fn pipeline_phase(
     }
     let (ours, theirs) = cpu.expect("the pipeline committed something").cores();
     let (own, rdk) = thread_cpu(&pid);
+    let peak = support::peak_rss_kib(child.id());
     stop_run(child);
     if let Some(tap) = tap {
         let (read, dropped) = tap.join().unwrap();
@@ -333,8 +334,9 @@ fn pipeline_phase(
     let (c0, t0) = start.expect("the pipeline committed something");
     let rate = (last.0 - c0) as f64 / (last.1 - t0).as_secs_f64();
     println!(
-        "{label} pipeline (`ossnotify run`: Kafka → 10k rules → null sink, {workers} workers, cpus = [{cpus}]): {} records committed, {rate:.0} records/s; CPU: {ours:.2} cores in it, {theirs:.2} in the broker",
-        last.0
+        "{label} pipeline (`ossnotify run`: Kafka → 10k rules → null sink, {workers} workers, cpus = [{cpus}]): {} records committed, {rate:.0} records/s; CPU: {ours:.2} cores in it, {theirs:.2} in the broker; peak RSS {:.1} MiB",
+        last.0,
+        peak as f64 / 1024.0
     );
     rate
 }

@@ -156,7 +156,7 @@ fn ab(brokers: &str, dir: &std::path::Path, endpoint: &str, w: &Workload) {
         std::fs::write(&cfg, text).unwrap();
         let child = support::spawn_run_of(bin, &cfg, &dir.join(format!("ab-{round}.log")), "info");
         let rate = sustained(&metrics);
-        let hwm = vm_hwm_kib(child.id());
+        let hwm = support::peak_rss_kib(child.id());
         stop_run(child);
         let label = if first { a_label } else { b_label };
         println!(
@@ -180,20 +180,6 @@ fn ab(brokers: &str, dir: &std::path::Path, endpoint: &str, w: &Workload) {
             x / y
         );
     }
-}
-
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 fn main() {
@@ -257,7 +243,7 @@ fn main() {
     );
 
     // 3. (peak RSS of the sustained run), then a clean stop.
-    let mut hwm = vm_hwm_kib(child.id());
+    let mut hwm = support::peak_rss_kib(child.id());
     stop_run(child);
 
     // 2. Latency at each load, against a bare consumer at the same rate.
@@ -272,7 +258,7 @@ fn main() {
         wait_ready(&metrics);
         let (piped, stages) =
             pipeline_latency(&producer, &w, &mut rng, rate, seconds, &metrics, &server);
-        hwm = hwm.max(vm_hwm_kib(child.id()));
+        hwm = hwm.max(support::peak_rss_kib(child.id()));
         stop_run(child);
         println!(
             "at {load} ({rate:.0} records/s for {seconds} s): produce → mns-dev accept {piped}; bare consumer, same settings, produce → received {bare}"
@@ -415,13 +401,15 @@ fn bare_latency(
         (rate * seconds) as u64 + 1,
         std::sync::atomic::Ordering::SeqCst,
     );
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", brokers)
         .set("group.id", "bench-mns-bare")
-        .set("enable.auto.commit", "false")
+        .set("enable.auto.commit", "false");
+    for (k, v) in ossnotify::pipeline::FETCH_DEFAULTS {
+        cc.set(*k, *v);
+    }
+    let consumer: BaseConsumer = cc
         .set("fetch.wait.max.ms", fetch_wait_ms())
-        .set("fetch.queue.backoff.ms", "10")
-        .set("max.partition.fetch.bytes", "8388608")
         .create()
         .unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -624,7 +612,7 @@ fn outage(
             break;
         }
     }
-    let hwm = vm_hwm_kib(member.child.id());
+    let hwm = support::peak_rss_kib(member.child.id());
     println!(
         "outage: {secs} s of failures at {rate:.0} records/s ({total} records in {:.0} s): member peak RSS (VmHWM) {:.1} MiB; {} messages accepted, the last {:.0} s after the outage ended",
         (secs + 30) as f64,

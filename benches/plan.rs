@@ -5,7 +5,7 @@
 //! the same fetch settings in the same run; and over the same records in
 //! a file. The release binary runs in its own process; its rate is the
 //! records it read over its whole run (start-up and two rule indexes
-//! included).
+//! included), with its peak RSS.
 //!
 //! `cargo bench --bench plan` (`OSSNOTIFY_BENCH_RECORDS`, default 1,000,000)
 
@@ -60,7 +60,7 @@ fn main() {
 
     let bare = bare_read(&brokers, records);
     println!("bare rdkafka consumer: {records} records, {bare:.0} records/s");
-    let (read, rate) = plan(&[
+    let (read, rate, peak) = plan(&[
         "-c",
         new.to_str().unwrap(),
         "--against",
@@ -69,28 +69,29 @@ fn main() {
         "30d",
     ]);
     println!(
-        "plan over the topic (10k rules vs 10k less one): {read} records, {rate:.0} records/s ({:.2} of the bare consumer)",
+        "plan over the topic (10k rules vs 10k less one): {read} records, {rate:.0} records/s ({:.2} of the bare consumer); peak RSS {peak:.1} MiB",
         rate / bare
     );
-    let (read, rate) = plan(&[
+    let (read, rate, peak) = plan(&[
         "-c",
         new.to_str().unwrap(),
         "--against",
         old.to_str().unwrap(),
         corpus.to_str().unwrap(),
     ]);
-    println!("plan over the file: {read} records, {rate:.0} records/s");
+    println!("plan over the file: {read} records, {rate:.0} records/s; peak RSS {peak:.1} MiB");
 }
 
-/// Runs the release binary's plan; (records read, records/s over its run).
-fn plan(args: &[&str]) -> (u64, f64) {
+/// Runs the release binary's plan; (records read, records/s over its run,
+/// its peak RSS in MiB).
+fn plan(args: &[&str]) -> (u64, f64, f64) {
     let t = Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ossnotify"))
-        .arg("plan")
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
+    let (out, peak) = support::output_with_peak_rss(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ossnotify"))
+            .arg("plan")
+            .args(args)
+            .args(["--format", "json"]),
+    );
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(
         out.status.code(),
@@ -100,7 +101,7 @@ fn plan(args: &[&str]) -> (u64, f64) {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let read = v["records"]["read"].as_u64().unwrap();
-    (read, read as f64 / secs)
+    (read, read as f64 / secs, peak as f64 / 1024.0)
 }
 
 /// A consumer assigned every partition, with the plan's fetch settings;

@@ -1,5 +1,5 @@
 //! The process's allocator (mimalloc, the default feature `mimalloc`) and
-//! how it and glibc's malloc (which librdkafka uses) are tuned.
+//! how it is tuned.
 
 /// Threads free what other threads allocated all the time here (batches,
 /// envelopes, librdkafka's buffers); mimalloc handles that without glibc's
@@ -17,7 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `MIMALLOC_ARENA_EAGER_COMMIT` in the environment still wins. (A short
 /// purge delay saved a little more memory and cost 6 % of `mns_pipeline`'s
 /// throughput; see [`release_freed_memory`] instead.)
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "mimalloc"))]
 #[used]
 #[link_section = ".init_array"]
 static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
@@ -27,51 +27,16 @@ static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 #[cfg(all(target_os = "linux", feature = "mimalloc"))]
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "mimalloc"))]
 extern "C" fn tune_allocator() {
     // SAFETY: `getenv` reads the environment, which nothing writes this
     // early (initialisers run on the one thread before `main`); the name
     // is a NUL-terminated literal. `mi_option_set` stores one integer in
     // mimalloc's option table and is valid at any time.
-    #[cfg(feature = "mimalloc")]
     unsafe {
         if libc::getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
             libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
         }
-    }
-    #[cfg(target_env = "gnu")]
-    fix_glibc_mmap_threshold();
-}
-
-/// librdkafka allocates with C's `malloc` (glibc's), not mimalloc, and a
-/// fetch response is one buffer of up to several MiB. glibc serves blocks
-/// that large with `mmap` at first, but each one freed raises its
-/// threshold to that size, after which they come from a thread arena that
-/// holds its high-water mark: at the start of a backlog that arena was
-/// 42–54 MiB of `mns_pipeline`'s 87–97 MiB peak. A fixed threshold keeps
-/// every block of 1 MiB or more in its own mapping, returned on free: peak
-/// 76–78 MiB against 90–99 in the same run, at the same throughput
-/// (BENCHMARKS.md, session 14). Smaller
-/// fetches (low rates) still come from the arena, with no system call.
-/// `glibc.malloc.mmap_threshold` in `GLIBC_TUNABLES` still wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn fix_glibc_mmap_threshold() {
-    const THRESHOLD: libc::c_int = 1 << 20;
-    // SAFETY: as above, `getenv` runs before any thread could write the
-    // environment and is given a NUL-terminated literal; the string it
-    // returns is only read here, before `main`. `mallopt` sets one of
-    // malloc's parameters under malloc's own lock and is valid at any time.
-    unsafe {
-        let tunables = libc::getenv(c"GLIBC_TUNABLES".as_ptr());
-        if !tunables.is_null()
-            && std::ffi::CStr::from_ptr(tunables)
-                .to_bytes()
-                .windows(b"mmap_threshold".len())
-                .any(|w| w == b"mmap_threshold")
-        {
-            return;
-        }
-        libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
     }
 }
 

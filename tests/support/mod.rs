@@ -562,3 +562,59 @@ fn exported(dir: &std::path::Path, out: &mut std::collections::BTreeSet<String>)
         }
     }
 }
+
+/// A running process's peak RSS (`VmHWM`) in KiB; 0 once it is gone.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// `cmd.output()`, and the child's peak RSS in KiB: its `VmHWM`, read
+/// every 10 ms until it ends (growth in its last 10 ms is missed). Not
+/// `wait4`'s `ru_maxrss`: that counts the parent's memory too when the
+/// child was started with `vfork`, as `Command` does.
+pub fn output_with_peak_rss(cmd: &mut Command) -> (Output, u64) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let readers = [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ]
+    .map(|mut r| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).unwrap();
+            v
+        })
+    });
+    let mut peak = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        peak = peak.max(peak_rss_kib(child.id()));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let [stdout, stderr] = readers.map(|r| r.join().unwrap());
+    (
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        peak,
+    )
+}

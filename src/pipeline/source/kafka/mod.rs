@@ -49,16 +49,20 @@ use reader::{Reader, TopicIds};
 
 pub type KafkaConsumer = BaseConsumer<SourceContext>;
 
-/// Fetch sizes for throughput (any can be overridden in
-/// `[source.librdkafka]`): one fetch request is outstanding per broker, so
-/// with librdkafka's 1 MiB per partition a busy broker's latency, not the
-/// pipeline, would set the pace.
+/// Fetch sizes (any can be overridden in `[source.librdkafka]`): one fetch
+/// request is outstanding per broker, so with librdkafka's 1 MiB per
+/// partition a busy broker's latency, not the pipeline, would set the
+/// pace; 2 MiB keeps up with a bare consumer. The read-ahead is bounded
+/// twice: librdkafka checks `queued.max.messages.kbytes` before it sends a
+/// fetch, and the response can add up to `max.partition.fetch.bytes` per
+/// partition. Together they were most of the peak RSS (8 MiB and 16 MiB:
+/// about 38 MiB live at the start of a backlog, held by glibc's arena
+/// after), and smaller bought the same throughput (BENCHMARKS.md, session
+/// 14).
 pub const FETCH_DEFAULTS: &[(&str, &str)] = &[
-    ("max.partition.fetch.bytes", "8388608"),
+    ("max.partition.fetch.bytes", "2097152"),
     ("fetch.queue.backoff.ms", "10"),
-    // librdkafka's 64 MiB of read-ahead was a third of the peak RSS and
-    // bought no throughput: 16 MiB is 70 ms of records at full speed.
-    ("queued.max.messages.kbytes", "16384"),
+    ("queued.max.messages.kbytes", "8192"),
 ];
 
 /// The consumer-group member.
