@@ -349,21 +349,14 @@ struct Bare {
 
 impl Bare {
     fn start(topic: &str) -> Bare {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
         use rdkafka::Message;
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", support::broker::brokers())
-            .set("group.id", "bench-backfill-bare")
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "20")
-            .create()
-            .unwrap();
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        for p in 0..3 {
-            tpl.add_partition_offset(topic, p, rdkafka::Offset::End)
-                .unwrap();
-        }
-        consumer.assign(&tpl).unwrap();
+        let consumer = support::bare_consumer(
+            "bench-backfill-bare",
+            topic,
+            3,
+            rdkafka::Offset::End,
+            &[("fetch.wait.max.ms", "20")],
+        );
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let thread = {

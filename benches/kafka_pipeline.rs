@@ -32,8 +32,7 @@ use support::{broker, free_addr, metrics_committed as committed, spawn_run_of, s
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::Offset;
 
 /// As in the `ossnotify` binary.
 #[global_allocator]
@@ -137,7 +136,7 @@ fn main() {
     // consumer read 612k/s first, then 750k/s and 762k/s): one uncounted
     // read, so that no round compares a cold read with a warm one.
     println!("warm-up (not counted):");
-    bare_phase(&brokers, &broker_pid, usize::MAX);
+    bare_phase(&broker_pid, usize::MAX);
     let current = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ossnotify"));
     let baseline = std::env::var_os("OSSNOTIFY_BENCH_BASELINE").map(std::path::PathBuf::from);
     let tapped = std::env::var_os("OSSNOTIFY_BENCH_TAP").is_some_and(|v| v == "1");
@@ -146,7 +145,7 @@ fn main() {
     let mut tapped_ratios = Vec::new();
     for round in 0..rounds {
         println!("round {}:", round + 1);
-        let bare_rate = bare_phase(&brokers, &broker_pid, round);
+        let bare_rate = bare_phase(&broker_pid, round);
         let mut order = vec![("current", &current)];
         if tapped {
             order.push(("tapped", &current));
@@ -229,22 +228,14 @@ fn report(what: &str, ratios: &mut [f64]) {
 
 /// The bare consumer: assigned every partition, counting records; the
 /// pipeline's consumer settings. Returns records/s.
-fn bare_phase(brokers: &str, broker_pid: &str, round: usize) -> f64 {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", brokers)
-        .set("group.id", format!("bench-bare-{round}"))
-        .set("enable.auto.commit", "false")
-        .set("statistics.interval.ms", "5000");
-    for (k, v) in ossnotify::pipeline::FETCH_DEFAULTS {
-        cc.set(*k, *v);
-    }
-    let bare: BaseConsumer = cc.create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
-            .unwrap();
-    }
-    bare.assign(&tpl).unwrap();
+fn bare_phase(broker_pid: &str, round: usize) -> f64 {
+    let bare = support::bare_consumer(
+        &format!("bench-bare-{round}"),
+        TOPIC,
+        3,
+        Offset::Beginning,
+        &[("statistics.interval.ms", "5000")],
+    );
     let (mut n, mut first) = (0u64, None);
     let deadline = Instant::now() + Duration::from_secs(300);
     while n < RECORDS && Instant::now() < deadline {

@@ -253,7 +253,7 @@ fn main() {
             Load::Share(f) => max_rate * f,
         };
         let seconds = PHASE_SECONDS;
-        let bare = bare_latency(&brokers, &producer, &w, &mut rng, rate, seconds);
+        let bare = bare_latency(&producer, &w, &mut rng, rate, seconds);
         let child = spawn_run_of(&bin(), &cfg, &dir.path().join("run.log"), "info");
         wait_ready(&metrics);
         let (piped, stages) =
@@ -385,14 +385,12 @@ static NEXT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 /// consumer with the pipeline's fetch settings: what the broker and the
 /// client cost, so that the pipeline's own share can be told apart.
 fn bare_latency(
-    brokers: &str,
     producer: &BaseProducer,
     w: &Workload,
     rng: &mut Rng,
     rate: f64,
     seconds: f64,
 ) -> Quantiles {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message;
     const BARE: &str = "bench-mns-bare";
     static CREATED: std::sync::Once = std::sync::Once::new();
@@ -401,23 +399,13 @@ fn bare_latency(
         (rate * seconds) as u64 + 1,
         std::sync::atomic::Ordering::SeqCst,
     );
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", brokers)
-        .set("group.id", "bench-mns-bare")
-        .set("enable.auto.commit", "false");
-    for (k, v) in ossnotify::pipeline::FETCH_DEFAULTS {
-        cc.set(*k, *v);
-    }
-    let consumer: BaseConsumer = cc
-        .set("fetch.wait.max.ms", fetch_wait_ms())
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition_offset(BARE, p, rdkafka::Offset::End)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = support::bare_consumer(
+        "bench-mns-bare",
+        BARE,
+        3,
+        rdkafka::Offset::End,
+        &[("fetch.wait.max.ms", &fetch_wait_ms())],
+    );
     // Settle on the end before producing.
     let settle = Instant::now() + Duration::from_secs(2);
     while Instant::now() < settle {

@@ -14,8 +14,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::Offset;
 
 const TOPIC: &str = "bench-plan";
 const PARTITIONS: i32 = 3;
@@ -58,7 +57,7 @@ fn main() {
     let less = &rules[..rules.rfind("[[rules]]").unwrap()];
     std::fs::write(&new, format!("{head}{less}")).unwrap();
 
-    let bare = bare_read(&brokers, records);
+    let bare = bare_read(records);
     println!("bare rdkafka consumer: {records} records, {bare:.0} records/s");
     let (read, rate, peak) = plan(&[
         "-c",
@@ -106,21 +105,8 @@ fn plan(args: &[&str]) -> (u64, f64, f64) {
 
 /// A consumer assigned every partition, with the plan's fetch settings;
 /// records/s from its first record to its last.
-fn bare_read(brokers: &str, records: u64) -> f64 {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", brokers)
-        .set("group.id", "bench-plan-bare")
-        .set("enable.auto.commit", "false");
-    for (k, v) in ossnotify::pipeline::FETCH_DEFAULTS {
-        cc.set(*k, *v);
-    }
-    let c: BaseConsumer = cc.create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
+fn bare_read(records: u64) -> f64 {
+    let c = support::bare_consumer("bench-plan-bare", TOPIC, PARTITIONS, Offset::Beginning, &[]);
     let (mut n, mut first) = (0u64, None);
     let deadline = Instant::now() + Duration::from_secs(300);
     while n < records && Instant::now() < deadline {

@@ -115,16 +115,6 @@ fn redelivery_rate(up: &DevServer, n: u64) -> (u64, f64) {
     (last, (last - c0) as f64 / (t1 - t0).as_secs_f64())
 }
 
-/// The RSS of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn kafka(rt: &tokio::runtime::Runtime, n: u64) {
     use ossnotify_sinks::kafka_store::{client_config, read};
     let dir = tempfile::tempdir().unwrap();
@@ -163,7 +153,7 @@ fn kafka(rt: &tokio::runtime::Runtime, n: u64) {
     let mut committed = 0;
     while committed < n as i64 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        peak = peak.max(rss_kib(first.child.id()));
+        peak = peak.max(support::status_kib(first.child.id(), "VmRSS"));
         committed = support::committed(&reader, &topic, 6).values().sum();
         if committed > 0 && t0.is_none() {
             t0 = Some((committed, Instant::now()));

@@ -140,15 +140,8 @@ sinks = ["q"]
     pub(super) fn sample_rss(&mut self) {
         for s in 0..SLOTS {
             if let Some(c) = &self.members[s] {
-                let status =
-                    std::fs::read_to_string(format!("/proc/{}/status", c.id())).unwrap_or_default();
-                if let Some(kib) = status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-                {
-                    self.peak_rss_kib[s] = self.peak_rss_kib[s].max(kib);
-                }
+                let kib = support::status_kib(c.id(), "VmRSS");
+                self.peak_rss_kib[s] = self.peak_rss_kib[s].max(kib);
             }
         }
     }

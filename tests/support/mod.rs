@@ -563,19 +563,47 @@ fn exported(dir: &std::path::Path, out: &mut std::collections::BTreeSet<String>)
     }
 }
 
+/// A field of `/proc/PID/status` counted in KiB (`VmRSS`, `VmHWM`); 0
+/// once the process is gone.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A running process's peak RSS (`VmHWM`) in KiB; 0 once it is gone.
 pub fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    status_kib(pid, "VmHWM")
+}
+
+/// A consumer outside any group, assigned partitions `0..partitions` of
+/// `topic` from `from`, with the pipeline's fetch sizes and then
+/// `settings`: the bare reader the load harnesses measure against.
+pub fn bare_consumer(
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    from: rdkafka::Offset,
+    settings: &[(&str, &str)],
+) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let mut cc = rdkafka::ClientConfig::new();
+    cc.set("bootstrap.servers", broker::brokers())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    for (k, v) in ossnotify::pipeline::FETCH_DEFAULTS.iter().chain(settings) {
+        cc.set(*k, *v);
+    }
+    let consumer: rdkafka::consumer::BaseConsumer = cc.create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, from).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
 }
 
 /// `cmd.output()`, and the child's peak RSS in KiB: its `VmHWM`, read
